@@ -1,0 +1,102 @@
+//! Topic names and topic filters (MQTT 3.1.1 section 4.7).
+//!
+//! Pure functions: validation used by the codec, and a reference matcher
+//! used by the retained store and by tests of the subscription tree.
+
+/// A topic name as a PUBLISH carries it: non-empty, no `+` or `#`
+/// [MQTT-3.3.2-2], [MQTT-4.7.3-1]. UTF-8 rules are checked by the codec.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty() && !name.bytes().any(|b| b == b'+' || b == b'#')
+}
+
+/// A topic filter as SUBSCRIBE/UNSUBSCRIBE carry it: non-empty
+/// [MQTT-4.7.3-1]; `#` only alone as the last level [MQTT-4.7.1-2];
+/// `+` only as a whole level [MQTT-4.7.1-3].
+pub fn is_valid_filter(filter: &str) -> bool {
+    if filter.is_empty() {
+        return false;
+    }
+    let mut levels = filter.split('/').peekable();
+    while let Some(level) = levels.next() {
+        let is_last = levels.peek().is_none();
+        if level.contains('#') && (level != "#" || !is_last) {
+            return false;
+        }
+        if level.contains('+') && level != "+" {
+            return false;
+        }
+    }
+    true
+}
+
+/// Whether `filter` matches the topic `name` (both assumed valid).
+///
+/// Leading wildcards do not match names that start with `$` [MQTT-4.7.2-1].
+/// `a/#` also matches `a` (the parent level) [MQTT-4.7.1-2].
+pub fn matches(filter: &str, name: &str) -> bool {
+    if name.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
+        return false;
+    }
+    let mut f = filter.split('/');
+    let mut n = name.split('/');
+    loop {
+        match (f.next(), n.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(fl), Some(nl)) if fl == nl => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(is_valid_name("a/b"));
+        assert!(is_valid_name("/"));
+        assert!(is_valid_name("$SYS/x"));
+        assert!(!is_valid_name(""));
+        assert!(!is_valid_name("a/+"));
+        assert!(!is_valid_name("a/#"));
+        assert!(!is_valid_name("a+b"));
+    }
+
+    #[test]
+    fn mqtt_4_7_1_2_and_4_7_1_3_filters() {
+        for ok in ["#", "+", "a/#", "a/+/b", "+/+", "/", "a//b", "+/", "sport/tennis/#"] {
+            assert!(is_valid_filter(ok), "{ok}");
+        }
+        for bad in ["", "a#", "a/#/b", "#/a", "a+", "a/b+/c", "++", "##"] {
+            assert!(!is_valid_filter(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn mqtt_4_7_2_1_dollar_topics_not_matched_by_leading_wildcard() {
+        assert!(!matches("#", "$SYS/x"));
+        assert!(!matches("+/x", "$SYS/x"));
+        assert!(matches("$SYS/#", "$SYS/x"));
+        assert!(matches("$SYS/+", "$SYS/x"));
+    }
+
+    #[test]
+    fn matching() {
+        assert!(matches("sport/tennis/player1/#", "sport/tennis/player1"));
+        assert!(matches("sport/tennis/player1/#", "sport/tennis/player1/ranking"));
+        assert!(matches("sport/#", "sport"));
+        assert!(matches("#", "a/b/c"));
+        assert!(matches("+", "a"));
+        assert!(!matches("+", "a/b"));
+        assert!(matches("+/+", "/finance"));
+        assert!(matches("/+", "/finance"));
+        assert!(!matches("+", "/finance"));
+        assert!(matches("a/+/c", "a//c"));
+        assert!(!matches("a/b", "a/b/c"));
+        assert!(!matches("a/b/c", "a/b"));
+        assert!(matches("a/b", "a/b"));
+    }
+}
