@@ -1,0 +1,2572 @@
+//! The broker configuration: hbmqtt's YAML schema, read the way hbmqtt users
+//! write it.
+//!
+//! A file is read in two steps. First the YAML is deserialised into the raw
+//! schema types ([`ConfigFile`] and friends), which mirror the file one key at
+//! a time. Then [`Config::from_raw`] resolves and validates them into the
+//! [`Config`] the broker runs on: listener templates applied, addresses
+//! resolved, both spellings of a key merged, defaults filled in. A program that
+//! embeds moth can skip YAML and build a [`ConfigFile`] in code (or deserialise
+//! it from its own configuration format with serde).
+//!
+//! # Reference
+//!
+//! ```yaml
+//! listeners:                     # listener name -> settings; started in file order
+//!   default:                     # template: its values are copied into every other listener
+//!     type: tcp                  # tcp (the default) or ws
+//!     max_connections: 0         # also max-connections; 0 = no limit
+//!   my-tcp:
+//!     bind: 127.0.0.1:1883       # host:port, '[v6]:port' (quoted), :port, port, hostname:port
+//!   my-tls:
+//!     bind: 0.0.0.0:8883
+//!     ssl: on                    # on/off, yes/no, true/false; quoted strings too, any case
+//!     certfile: server.pem       # required when ssl is on
+//!     keyfile: server.key        # required when ssl is on
+//!     cafile: ca.pem             # optional, as are capath and cadata
+//!   my-ws:
+//!     bind: 0.0.0.0:8080
+//!     type: ws
+//! timeout-disconnect-delay: 2    # also timeout_disconnect_delay; seconds (int or float), default 2
+//! sys_interval: 20               # also sys-interval; seconds between $SYS updates, default 0 = off
+//! max-qos: 2                     # also max_qos; highest QoS granted to a SUBSCRIBE, default 2
+//! max-packet-size: 1048576       # moth only: largest accepted packet in bytes, default 1 MiB
+//! max-inflight: 32               # moth only: unacknowledged QoS 1/2 deliveries per session
+//! max-queued-messages: 1000      # moth only: messages queued per session
+//! auth:
+//!   plugins: [auth_anonymous, auth_file]  # absent = every authentication plugin is asked
+//!   allow-anonymous: true        # also allow_anonymous; default true
+//!   password-file: /etc/moth/passwd       # also password_file
+//! topic-check:                   # also topic_check
+//!   enabled: false               # default false: topic plugins are never asked
+//!   plugins: [topic_acl]         # or topic_taboo
+//!   acl:                         # user name -> topic filters that user may subscribe to
+//!     alice: ['repositories/+/master', 'calendar/#']
+//!     anonymous: []              # `anonymous` = clients without a user name
+//! ```
+//!
+//! # Rules
+//!
+//! - **YAML 1.1 booleans.** `on`/`off`, `yes`/`no` and `true`/`false` (any of
+//!   the usual capitalisations) are booleans, as PyYAML reads them. `ssl` also
+//!   accepts those words as quoted strings, in any case. (serde-saphyr also
+//!   reads a plain `y`/`n` as a boolean where PyYAML sees a string.)
+//! - **Listeners.** The `default` entry is a template: each of its keys is
+//!   copied into every other listener that does not set that key itself. Only
+//!   listeners with a `bind` are started, `default` included, as in hbmqtt.
+//!   Two started listeners may not use the same address (port 0 excepted), so
+//!   when `default` has a `bind`, every other listener needs its own.
+//! - **No listeners.** hbmqtt refuses a configuration without `listeners`.
+//!   moth accepts it, because an embedding program may want a broker that is
+//!   only reached in-process, but records a warning in [`Config::warnings`]
+//!   that the `moth` binary should print. An empty file is such a
+//!   configuration: every other value takes its default. It is *not* merged
+//!   with the built-in default file ([`Config::default`]).
+//! - **Two spellings.** hbmqtt's documentation and its code disagree on some
+//!   keys (`max-connections` is documented, `max_connections` is read), and
+//!   amqtt changed others. Both spellings are accepted for every key that has
+//!   two; giving both with different values is an error, with the same value a
+//!   warning.
+//! - **Repeated keys** in one mapping keep the last value, as PyYAML does
+//!   (hbmqtt's documented example repeats `capath`), with a warning. A listener
+//!   name given twice is an error, though.
+//! - **IPv6** addresses must be quoted in YAML: `bind: '[::1]:1883'`.
+//! - **Unknown keys** are ignored, as hbmqtt ignores them, and each one is
+//!   reported in [`Config::warnings`] (hbmqtt's stock CLI file has a top-level
+//!   `plugins:` list that nothing reads). Values of the wrong type are errors.
+//! - **Paths** (`certfile`, `password-file`, ...) are kept as written; relative
+//!   paths are relative to the working directory, as in hbmqtt.
+//! - **Not implemented yet:** `ws` listeners and `ssl: on` are read and checked
+//!   but then refused with an [`ConfigError::Unsupported`] error.
+//!
+//! # Error positions
+//!
+//! Every error and warning about a file is one line that starts with
+//! `file:line:column:` and the dotted key path, e.g.
+//!
+//! ```text
+//! broker.yaml:7:11: listeners.my-tcp.bind: invalid address `127.0.0.1:99999`: port out of range
+//! ```
+//!
+//! Errors about a value point at the value, errors about a key (unknown keys,
+//! conflicting spellings, unsupported features) at the key. A value inherited
+//! from the `default` listener is reported where it is written, with a note.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Unexpected, Visitor};
+use serde_saphyr::{Location, MessageFormatter, Spanned, UserMessageFormatter};
+
+use crate::packet::QoS;
+
+/// Default of `timeout-disconnect-delay`: 2 seconds, as in hbmqtt.
+pub const DEFAULT_TIMEOUT_DISCONNECT_DELAY: Duration = Duration::from_secs(2);
+/// Default of `max-packet-size`: 1 MiB.
+pub const DEFAULT_MAX_PACKET_SIZE: usize = 1_048_576;
+/// The largest possible MQTT packet (1 type byte, 4 length bytes, 268 435 455
+/// bytes of content); a larger `max-packet-size` is lowered to this.
+pub const MAX_PACKET_SIZE_CAP: usize = 268_435_460;
+/// Default of `max-inflight`.
+pub const DEFAULT_MAX_INFLIGHT: u16 = 32;
+/// Default of `max-queued-messages`.
+pub const DEFAULT_MAX_QUEUED_MESSAGES: usize = 1000;
+/// A configuration file larger than this is refused (4 MiB).
+pub const MAX_CONFIG_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The built-in configuration ([`Config::default`]): hbmqtt's CLI default.
+pub const DEFAULT_YAML: &str = include_str!("default.yaml");
+
+// ---------------------------------------------------------------------------
+// Resolved configuration
+// ---------------------------------------------------------------------------
+
+/// Resolved, validated configuration the broker runs on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The listeners to start, in file order: only listeners with a `bind`,
+    /// each with the `default` template applied.
+    pub listeners: Vec<ListenerConfig>,
+    /// `timeout-disconnect-delay` (also `timeout_disconnect_delay`): time added
+    /// to a client's keep-alive before it is disconnected. Default 2 s.
+    pub timeout_disconnect_delay: Duration,
+    /// `sys_interval` (also `sys-interval`): period of the `$SYS` updates.
+    /// Default 0 = no periodic updates.
+    pub sys_interval: Duration,
+    /// `max-qos` (also `max_qos`): the highest QoS granted to a SUBSCRIBE.
+    /// Default 2.
+    pub max_qos: QoS,
+    /// The `auth` section.
+    pub auth: AuthConfig,
+    /// The `topic-check` section.
+    pub topic_check: TopicCheckConfig,
+    /// moth's resource limits (top-level keys).
+    pub limits: Limits,
+    /// Non-fatal findings (unknown keys, deprecated spellings) for the caller to log.
+    /// Each is one line in the same `file:line:column: key: message` form as errors.
+    pub warnings: Vec<String>,
+}
+
+/// One network listener to start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenerConfig {
+    /// The listener's name: its key under `listeners`.
+    pub name: String,
+    /// `bind`: the address to listen on.
+    pub bind: SocketAddr,
+    /// `type`: `tcp` (default) or `ws`.
+    pub kind: ListenerKind,
+    /// `max-connections` or `max_connections`: most clients connected at once
+    /// through this listener; 0 = no limit.
+    pub max_connections: usize,
+    /// `Some` when `ssl` is on.
+    pub tls: Option<TlsConfig>,
+}
+
+/// The transport of a listener (`type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerKind {
+    /// `tcp`: MQTT over a plain TCP stream.
+    Tcp,
+    /// `ws`: MQTT over WebSocket (subprotocol `mqtt`).
+    Ws,
+}
+
+impl ListenerKind {
+    /// The spelling used in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListenerKind::Tcp => "tcp",
+            ListenerKind::Ws => "ws",
+        }
+    }
+}
+
+impl fmt::Display for ListenerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// TLS settings of a listener with `ssl: on`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsConfig {
+    /// `certfile`: the server certificate chain (PEM). Always `Some` after validation.
+    pub certfile: Option<PathBuf>,
+    /// `keyfile`: the server private key (PEM). Always `Some` after validation.
+    pub keyfile: Option<PathBuf>,
+    /// `cafile`: CA certificates for verifying client certificates.
+    pub cafile: Option<PathBuf>,
+    /// `capath`: a directory of CA certificates.
+    pub capath: Option<PathBuf>,
+    /// `cadata`: CA certificates given inline (PEM text).
+    pub cadata: Option<String>,
+}
+
+/// The `auth` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthConfig {
+    /// `auth.plugins`: the authentication plugins to ask, as written
+    /// (`auth_anonymous` and `auth.anonymous` alike; the plugin registry
+    /// resolves them). `None` = the key is absent: every plugin is asked.
+    pub plugins: Option<Vec<String>>,
+    /// `allow-anonymous` (also `allow_anonymous`): whether clients without a
+    /// user name may connect. Default true.
+    pub allow_anonymous: bool,
+    /// `password-file` (also `password_file`): the password file of `auth_file`.
+    pub password_file: Option<PathBuf>,
+}
+
+/// The `topic-check` section (also spelled `topic_check`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicCheckConfig {
+    /// `enabled`: when false (the default) the topic plugins are never asked.
+    pub enabled: bool,
+    /// `plugins`: the topic-checking plugins to ask, as written. `None` = absent.
+    pub plugins: Option<Vec<String>>,
+    /// `acl`: user name -> topic filters that user may use; the key
+    /// `anonymous` covers clients without a user name.
+    pub acl: BTreeMap<String, Vec<String>>,
+}
+
+/// moth's resource limits (top-level keys; hbmqtt has none of them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// `max-packet-size`: the largest packet accepted from a client, in bytes
+    /// (the whole packet, header included). Default 1 048 576; 0 is refused;
+    /// values above 268 435 460 are lowered to it, with a warning.
+    pub max_packet_size: usize,
+    /// `max-inflight`: unacknowledged QoS 1/2 deliveries per session. Default
+    /// 32; 0 is refused.
+    pub max_inflight: u16,
+    /// `max-queued-messages`: messages kept per session while it is offline
+    /// or behind its in-flight window. Default 1000; 0 = nothing is queued.
+    pub max_queued_messages: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_packet_size: DEFAULT_MAX_PACKET_SIZE,
+            max_inflight: DEFAULT_MAX_INFLIGHT,
+            max_queued_messages: DEFAULT_MAX_QUEUED_MESSAGES,
+        }
+    }
+}
+
+impl Default for Config {
+    /// The built-in configuration, [`DEFAULT_YAML`] (`default.yaml`):
+    /// one tcp listener `default` on `0.0.0.0:1883`, `sys_interval: 20`,
+    /// `timeout-disconnect-delay: 2`, anonymous clients allowed. It mirrors
+    /// hbmqtt's CLI default.
+    fn default() -> Self {
+        // The embedded file is not user input; a unit test keeps it valid.
+        parse_yaml(DEFAULT_YAML, "<default config>").expect("the embedded default.yaml is a valid configuration")
+    }
+}
+
+/// Reading a configuration resolves host names in `bind` (through the
+/// system resolver, which blocks); call these outside an async task, or in
+/// `spawn_blocking`, when a `bind` may hold a name.
+impl Config {
+    /// Reads a configuration from YAML text. Errors and warnings name the
+    /// origin `<string>`.
+    pub fn from_yaml_str(text: &str) -> Result<Config, ConfigError> {
+        parse_yaml(text, "<string>")
+    }
+
+    /// Reads a configuration file. Errors and warnings name the file as given.
+    /// Files over [`MAX_CONFIG_FILE_BYTES`] are refused.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = read_config_file(path)?;
+        parse_yaml(&text, &path.display().to_string())
+    }
+
+    /// Resolves and validates raw schema values built in code (or read with
+    /// another serde format). Errors carry the key path but no position, and
+    /// unknown keys cannot be detected on this path.
+    pub fn from_raw(raw: ConfigFile) -> Result<Config, ConfigError> {
+        let mut ctx = Ctx::new("", None);
+        resolve(raw, &mut ctx)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Raw schema
+// ---------------------------------------------------------------------------
+
+/// The configuration file as written: one field per key, every key optional.
+///
+/// Keys with two spellings have two fields; the second is named `*_alt`.
+/// [`Config::from_raw`] merges them (error if both are set and differ).
+/// Deserialising this type ignores unknown keys silently; only
+/// [`Config::from_yaml_str`] and [`Config::from_file`] report them.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct ConfigFile {
+    /// `listeners`: listener name -> settings, in file order. A null entry
+    /// (`name:` with nothing after it) is an empty listener.
+    #[serde(default, deserialize_with = "de_listeners")]
+    pub listeners: Option<Vec<(String, ListenerFile)>>,
+    /// `timeout-disconnect-delay`, seconds.
+    #[serde(rename = "timeout-disconnect-delay")]
+    pub timeout_disconnect_delay: Option<f64>,
+    /// `timeout_disconnect_delay` (amqtt's spelling), seconds.
+    #[serde(rename = "timeout_disconnect_delay")]
+    pub timeout_disconnect_delay_alt: Option<f64>,
+    /// `sys_interval`, seconds.
+    pub sys_interval: Option<f64>,
+    /// `sys-interval`, seconds.
+    #[serde(rename = "sys-interval")]
+    pub sys_interval_alt: Option<f64>,
+    /// `max-qos`: 0, 1 or 2.
+    #[serde(rename = "max-qos")]
+    pub max_qos: Option<u8>,
+    /// `max_qos`: 0, 1 or 2.
+    #[serde(rename = "max_qos")]
+    pub max_qos_alt: Option<u8>,
+    /// `auth`.
+    pub auth: Option<AuthFile>,
+    /// `topic-check`.
+    #[serde(rename = "topic-check")]
+    pub topic_check: Option<TopicCheckFile>,
+    /// `topic_check`.
+    #[serde(rename = "topic_check")]
+    pub topic_check_alt: Option<TopicCheckFile>,
+    /// `max-packet-size`, bytes.
+    #[serde(rename = "max-packet-size")]
+    pub max_packet_size: Option<usize>,
+    /// `max-inflight`.
+    #[serde(rename = "max-inflight")]
+    pub max_inflight: Option<u16>,
+    /// `max-queued-messages`.
+    #[serde(rename = "max-queued-messages")]
+    pub max_queued_messages: Option<usize>,
+}
+
+/// One entry under `listeners`, as written.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct ListenerFile {
+    /// `bind`: the address text (`host:port`, `[v6]:port`, `:port`, `port`).
+    /// A bare number is read as its text.
+    #[serde(default, deserialize_with = "de_bind")]
+    pub bind: Option<String>,
+    /// `type`: `tcp` or `ws`.
+    #[serde(rename = "type")]
+    pub kind: Option<ListenerKind>,
+    /// `max_connections` (the spelling hbmqtt's code reads).
+    pub max_connections: Option<usize>,
+    /// `max-connections` (the spelling hbmqtt's documentation shows).
+    #[serde(rename = "max-connections")]
+    pub max_connections_alt: Option<usize>,
+    /// `ssl`: a boolean, or one of the strings on/off/true/false/yes/no in any case.
+    #[serde(default, deserialize_with = "de_ssl")]
+    pub ssl: Option<bool>,
+    /// `cafile`.
+    pub cafile: Option<PathBuf>,
+    /// `capath`.
+    pub capath: Option<PathBuf>,
+    /// `cadata`.
+    pub cadata: Option<String>,
+    /// `certfile`.
+    pub certfile: Option<PathBuf>,
+    /// `keyfile`.
+    pub keyfile: Option<PathBuf>,
+}
+
+/// The `auth` section, as written.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct AuthFile {
+    /// `plugins`: a list of plugin names.
+    pub plugins: Option<Vec<String>>,
+    /// `allow-anonymous`.
+    #[serde(rename = "allow-anonymous")]
+    pub allow_anonymous: Option<bool>,
+    /// `allow_anonymous`.
+    #[serde(rename = "allow_anonymous")]
+    pub allow_anonymous_alt: Option<bool>,
+    /// `password-file`.
+    #[serde(rename = "password-file")]
+    pub password_file: Option<PathBuf>,
+    /// `password_file`.
+    #[serde(rename = "password_file")]
+    pub password_file_alt: Option<PathBuf>,
+}
+
+/// The `topic-check` section, as written.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct TopicCheckFile {
+    /// `enabled`.
+    pub enabled: Option<bool>,
+    /// `plugins`: a list of plugin names.
+    pub plugins: Option<Vec<String>>,
+    /// `acl`: user name -> topic filters. A null list (`alice:`) is empty.
+    #[serde(default, deserialize_with = "de_acl")]
+    pub acl: Option<BTreeMap<String, Vec<String>>>,
+}
+
+fn de_listeners<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<(String, ListenerFile)>>, D::Error> {
+    struct Ordered(Vec<(String, ListenerFile)>);
+    struct OrderedVisitor;
+    impl<'de> Visitor<'de> for OrderedVisitor {
+        type Value = Ordered;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a mapping from listener names to listener settings")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Ordered, A::Error> {
+            let mut out = Vec::new();
+            while let Some((name, file)) = map.next_entry::<String, Option<ListenerFile>>()? {
+                out.push((name, file.unwrap_or_default()));
+            }
+            Ok(Ordered(out))
+        }
+    }
+    impl<'de> Deserialize<'de> for Ordered {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_map(OrderedVisitor)
+        }
+    }
+    Ok(Option::<Ordered>::deserialize(d)?.map(|o| o.0))
+}
+
+fn de_bind<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    struct BindVisitor;
+    impl<'de> Visitor<'de> for BindVisitor {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an address such as `0.0.0.0:1883`")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(v.to_owned()))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(v.to_string()))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(BindVisitor)
+        }
+    }
+    d.deserialize_any(BindVisitor)
+}
+
+/// Reads an `ssl` word the way moth accepts it (case-insensitive).
+fn ssl_word(word: &str) -> Option<bool> {
+    match word.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" => Some(true),
+        "off" | "false" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+fn de_ssl<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    struct SslVisitor;
+    impl<'de> Visitor<'de> for SslVisitor {
+        type Value = Option<bool>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("`on` or `off`")
+        }
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            ssl_word(v).map(Some).ok_or_else(|| E::invalid_value(Unexpected::Str(v), &self))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(SslVisitor)
+        }
+    }
+    d.deserialize_any(SslVisitor)
+}
+
+fn de_acl<'de, D: Deserializer<'de>>(d: D) -> Result<Option<BTreeMap<String, Vec<String>>>, D::Error> {
+    let raw = Option::<BTreeMap<String, Option<Vec<String>>>>::deserialize(d)?;
+    Ok(raw.map(|m| m.into_iter().map(|(user, filters)| (user, filters.unwrap_or_default())).collect()))
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------
+
+/// A 1-based line and column (in characters) in a configuration file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    /// Line, from 1.
+    pub line: u64,
+    /// Column, from 1.
+    pub column: u64,
+}
+
+impl Position {
+    fn from_location(loc: Location) -> Option<Position> {
+        (loc.line() > 0).then(|| Position { line: loc.line(), column: loc.column() })
+    }
+}
+
+/// One finding about a configuration: where, which key, what.
+///
+/// Displays as one line: `origin:line:column: key.path: message`; the parts
+/// that are unknown are left out (no origin for [`Config::from_raw`], no
+/// position when it cannot be known, no key for YAML syntax errors).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file name, `<string>` for [`Config::from_yaml_str`], or empty.
+    pub origin: String,
+    /// Where in the file, when known.
+    pub position: Option<Position>,
+    /// Dotted key path, e.g. `listeners.my-tcp.bind`; empty when unknown.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.origin.is_empty(), self.position) {
+            (false, Some(p)) => write!(f, "{}:{}:{}: ", self.origin, p.line, p.column)?,
+            (false, None) => write!(f, "{}: ", self.origin)?,
+            (true, Some(p)) => write!(f, "{}:{}: ", p.line, p.column)?,
+            (true, None) => {}
+        }
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Why a configuration was refused. `Display` is one line.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read (missing, unreadable, not UTF-8, too large).
+    #[error("cannot read config file {}: {reason}", path.display())]
+    Read {
+        /// The path as given.
+        path: PathBuf,
+        /// The cause in words, e.g. `No such file or directory`.
+        reason: String,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The text is not valid YAML, or exceeds the parser's safety budget.
+    #[error("{0}")]
+    Syntax(Diagnostic),
+    /// The YAML is fine but a value is wrong: wrong type, out of range, bad
+    /// address, conflicting spellings, missing certificate.
+    #[error("{0}")]
+    Invalid(Diagnostic),
+    /// A valid setting this version of moth does not implement yet.
+    #[error("{0}")]
+    Unsupported(Diagnostic),
+}
+
+impl ConfigError {
+    /// The finding, for every error except [`ConfigError::Read`].
+    pub fn diagnostic(&self) -> Option<&Diagnostic> {
+        match self {
+            ConfigError::Read { .. } => None,
+            ConfigError::Syntax(d) | ConfigError::Invalid(d) | ConfigError::Unsupported(d) => Some(d),
+        }
+    }
+
+    /// Where in the file the problem is, when known.
+    pub fn position(&self) -> Option<Position> {
+        self.diagnostic().and_then(|d| d.position)
+    }
+}
+
+/// The text of an I/O error without Rust's ` (os error N)` suffix.
+fn io_reason(err: &std::io::Error) -> String {
+    let text = err.to_string();
+    match text.rfind(" (os error ") {
+        Some(i) if text.ends_with(')') => text[..i].to_owned(),
+        _ => text,
+    }
+}
+
+fn read_config_file(path: &Path) -> Result<String, ConfigError> {
+    let read_error =
+        |source: std::io::Error| ConfigError::Read { path: path.to_owned(), reason: io_reason(&source), source };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let mut text = String::new();
+    file.take(MAX_CONFIG_FILE_BYTES + 1).read_to_string(&mut text).map_err(read_error)?;
+    if text.len() as u64 > MAX_CONFIG_FILE_BYTES {
+        return Err(read_error(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("file is larger than {} MiB", MAX_CONFIG_FILE_BYTES / (1024 * 1024)),
+        )));
+    }
+    Ok(text)
+}
+
+/// Makes user text safe for a one-line message: control characters escaped,
+/// long text shortened.
+fn one_line(text: &str) -> String {
+    const MAX_CHARS: usize = 100;
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// YAML reading
+// ---------------------------------------------------------------------------
+
+/// Which of the two reads of a file the options are for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// The position tree: sees every key, repeated ones too.
+    Tree,
+    /// The typed schema: a repeated key keeps its last value, as in PyYAML.
+    Typed,
+}
+
+/// serde-saphyr options: YAML 1.1 booleans (as PyYAML), repeated keys kept
+/// as PyYAML keeps them (the last one wins), and a budget far above any real
+/// configuration, against YAML bombs.
+fn yaml_options(pass: Pass) -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_events: 200_000,
+            max_aliases: 1_000,
+            max_anchors: 1_000,
+            max_depth: 32,
+            max_documents: 1,
+            max_nodes: 100_000,
+            max_total_scalar_bytes: 4 * 1024 * 1024,
+            max_merge_keys: 1_000,
+            max_recorded_anchor_events: 100_000,
+            max_recorded_anchor_bytes: 1024 * 1024,
+        },
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: 100_000,
+        },
+        strict_booleans: false,
+        duplicate_keys: match pass {
+            Pass::Tree => serde_saphyr::DuplicateKeyPolicy::PassThrough,
+            Pass::Typed => serde_saphyr::DuplicateKeyPolicy::LastWins,
+        },
+        // Lets the tree read `~:` as a key; typed strings still refuse null.
+        null_as_string: pass == Pass::Tree,
+        // The tree only shows values; `.inf` is checked by the typed pass.
+        non_finite_float_policy: match pass {
+            Pass::Tree => serde_saphyr::NonFiniteFloatPolicy::AsString,
+            Pass::Typed => serde_saphyr::NonFiniteFloatPolicy::Reject,
+        },
+        with_snippet: false,
+    }
+}
+
+fn saphyr_message(err: &serde_saphyr::Error) -> String {
+    one_line(&UserMessageFormatter.format_message(err))
+}
+
+fn parse_yaml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    let loaded = load_yaml(text, origin)?;
+    let mut ctx = Ctx::new(origin, Some(&loaded.index));
+    ctx.warnings = loaded.warnings;
+    resolve(loaded.raw, &mut ctx)
+}
+
+/// A file read into the raw schema, with its positions and key warnings.
+struct Loaded {
+    raw: ConfigFile,
+    index: Index,
+    warnings: Vec<String>,
+}
+
+fn load_yaml(text: &str, origin: &str) -> Result<Loaded, ConfigError> {
+    // 1. A generic tree with the position of every key and value. Any YAML
+    //    parses into it, so YAML syntax errors surface here.
+    let tree: Option<Node> = serde_saphyr::from_str_with_options(text, yaml_options(Pass::Tree)).map_err(|err| {
+        ConfigError::Syntax(Diagnostic {
+            origin: origin.to_owned(),
+            position: err.location().and_then(Position::from_location),
+            key: String::new(),
+            message: saphyr_message(&err),
+        })
+    })?;
+    let index = Index::build(tree.as_ref(), text);
+    // 2. The typed schema. Its errors are type errors; the tree turns their
+    //    position back into a key path.
+    let raw: Option<ConfigFile> = serde_saphyr::from_str_with_options(text, yaml_options(Pass::Typed))
+        .map_err(|err| type_error(&err, &index, origin))?;
+    let mut ctx = Ctx::new(origin, Some(&index));
+    if let Some(root) = &tree {
+        repeated_keys(root, &[], &mut ctx);
+    }
+    unknown_keys(tree.as_ref(), &mut ctx);
+    let warnings = ctx.warnings;
+    Ok(Loaded { raw: raw.unwrap_or_default(), index, warnings })
+}
+
+fn type_error(err: &serde_saphyr::Error, index: &Index, origin: &str) -> ConfigError {
+    use serde_saphyr::Error as E;
+    let mut position = err.location().and_then(Position::from_location);
+    let mut key = String::new();
+    let mut message = saphyr_message(err);
+    // Errors raised through serde's error constructors (by a visitor such as
+    // the one of `ssl`) are about a value, but serde-saphyr places them on the
+    // value's key.
+    let from_visitor = matches!(
+        err.without_snippet(),
+        E::Message { .. } | E::SerdeInvalidType { .. } | E::SerdeInvalidValue { .. } | E::SerdeUnknownVariant { .. }
+    );
+    let (on_value, on_key) = position.map_or((None, None), |p| index.entries_at(p));
+    // A mapping starts where its first key does. A structural mismatch there
+    // ("expected a scalar") is about the mapping; anything else is about the key.
+    let chosen = match (on_value, on_key) {
+        (Some(v), Some(k)) => {
+            if matches!(err.without_snippet(), E::Unexpected { .. }) {
+                Some((v, true))
+            } else {
+                Some((k, from_visitor))
+            }
+        }
+        (Some(v), None) => Some((v, true)),
+        (None, Some(k)) => Some((k, from_visitor)),
+        (None, None) => None,
+    };
+    if let Some((entry, about_value)) = chosen {
+        key = display_path(&entry.path);
+        if about_value && let Some(expected) = expectation(&entry.path) {
+            message = format!("expected {expected}, found {}", entry.found);
+            position = entry.value.or(position);
+        }
+    }
+    ConfigError::Invalid(Diagnostic { origin: origin.to_owned(), position, key, message })
+}
+
+/// What a key expects, for type-error messages.
+fn expectation(path: &[Seg]) -> Option<&'static str> {
+    const BOOLEAN: &str = "a boolean (`true`/`false`, `on`/`off`, `yes`/`no`)";
+    let keys: Vec<&str> = path
+        .iter()
+        .map(|seg| match seg {
+            Seg::Key(k) => k.as_str(),
+            Seg::Index(_) => "[]",
+        })
+        .collect();
+    Some(match keys.as_slice() {
+        [] => "a mapping of settings",
+        ["listeners"] => "a mapping from listener names to listener settings",
+        ["listeners", _] => "a mapping of listener settings (`bind`, `type`, ...)",
+        ["listeners", _, "bind"] => "an address such as `0.0.0.0:1883`, `[::1]:1883`, `:1883` or `1883`",
+        ["listeners", _, "type"] => "`tcp` or `ws`",
+        ["listeners", _, "max_connections" | "max-connections"] => "a non-negative integer (0 = no limit)",
+        ["listeners", _, "ssl"] => "`on` or `off` (also `true`/`false`, `yes`/`no`)",
+        ["listeners", _, "cafile" | "capath" | "certfile" | "keyfile"] => "a file path",
+        ["listeners", _, "cadata"] => "PEM text",
+        ["timeout-disconnect-delay" | "timeout_disconnect_delay" | "sys_interval" | "sys-interval"] => {
+            "a non-negative number of seconds"
+        }
+        ["max-qos" | "max_qos"] => "0, 1 or 2",
+        ["max-packet-size"] => "a positive number of bytes",
+        ["max-inflight"] => "an integer from 1 to 65535",
+        ["max-queued-messages"] => "a non-negative integer",
+        ["auth"] => "a mapping of authentication settings",
+        ["topic-check" | "topic_check"] => "a mapping of topic-check settings",
+        ["auth" | "topic-check" | "topic_check", "plugins"] => "a list of plugin names",
+        ["auth" | "topic-check" | "topic_check", "plugins", "[]"] => "a plugin name",
+        ["auth", "allow-anonymous" | "allow_anonymous"] => BOOLEAN,
+        ["auth", "password-file" | "password_file"] => "a file path",
+        ["topic-check" | "topic_check", "enabled"] => BOOLEAN,
+        ["topic-check" | "topic_check", "acl"] => "a mapping from user names to lists of topic filters",
+        ["topic-check" | "topic_check", "acl", _] => "a list of topic filters",
+        ["topic-check" | "topic_check", "acl", _, "[]"] => "a topic filter",
+        _ => return None,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Position tree
+// ---------------------------------------------------------------------------
+
+/// Any YAML value with its position; used only to locate keys and values.
+struct Node {
+    loc: Location,
+    kind: NodeKind,
+}
+
+enum NodeKind {
+    Null,
+    Scalar(String),
+    Seq(Vec<Node>),
+    Map(Vec<(KeyText, Location, Node)>),
+}
+
+/// A mapping key as text (numbers and booleans as written).
+struct KeyText(String);
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let spanned = Spanned::<NodeKind>::deserialize(d)?;
+        Ok(Node { loc: spanned.referenced, kind: spanned.value })
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NodeVisitor)
+    }
+}
+
+struct NodeVisitor;
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = NodeKind;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<NodeKind, E> {
+        Ok(NodeKind::Scalar(v.to_string()))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<NodeKind, E> {
+        Ok(NodeKind::Scalar(v.to_string()))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<NodeKind, E> {
+        Ok(NodeKind::Scalar(v.to_string()))
+    }
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<NodeKind, E> {
+        Ok(NodeKind::Scalar(v.to_string()))
+    }
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<NodeKind, E> {
+        Ok(NodeKind::Scalar(v.to_string()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<NodeKind, E> {
+        Ok(NodeKind::Scalar(v.to_string()))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<NodeKind, E> {
+        Ok(NodeKind::Scalar(v.to_owned()))
+    }
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<NodeKind, E> {
+        Ok(NodeKind::Scalar("<binary>".to_owned()))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<NodeKind, E> {
+        Ok(NodeKind::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<NodeKind, E> {
+        Ok(NodeKind::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<NodeKind, D::Error> {
+        NodeKind::deserialize(d)
+    }
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<NodeKind, D::Error> {
+        NodeKind::deserialize(d)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<NodeKind, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Node>()? {
+            items.push(item);
+        }
+        Ok(NodeKind::Seq(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NodeKind, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key::<Spanned<KeyText>>()? {
+            let value = map.next_value::<Node>()?;
+            entries.push((key.value, key.referenced, value));
+        }
+        Ok(NodeKind::Map(entries))
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = KeyText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a scalar mapping key")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_owned()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_string()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<KeyText, E> {
+                Ok(KeyText("~".to_owned()))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<KeyText, E> {
+                Ok(KeyText("~".to_owned()))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+/// One step of a key path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+fn path(keys: &[&str]) -> Vec<Seg> {
+    keys.iter().map(|k| Seg::Key((*k).to_owned())).collect()
+}
+
+fn child(base: &[Seg], key: &str) -> Vec<Seg> {
+    let mut p = base.to_vec();
+    p.push(Seg::Key(key.to_owned()));
+    p
+}
+
+/// `listeners.my-tcp.bind`, `auth.plugins[1]`.
+fn display_path(path: &[Seg]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(&one_line(k));
+            }
+            Seg::Index(i) => {
+                out.push('[');
+                out.push_str(&i.to_string());
+                out.push(']');
+            }
+        }
+    }
+    out
+}
+
+/// Every key and value of the file with its path and position.
+struct Entry {
+    path: Vec<Seg>,
+    key: Option<Position>,
+    value: Option<Position>,
+    /// How the value reads in a message: "`lots`", "a mapping", ...
+    found: String,
+}
+
+#[derive(Default)]
+struct Index {
+    entries: Vec<Entry>,
+    by_path: HashMap<Vec<Seg>, usize>,
+}
+
+impl Index {
+    fn build(root: Option<&Node>, text: &str) -> Index {
+        let mut index = Index::default();
+        if let Some(root) = root {
+            index.add(Vec::new(), None, root, text);
+        }
+        index
+    }
+
+    fn add(&mut self, path: Vec<Seg>, key: Option<Position>, node: &Node, text: &str) {
+        let found = match &node.kind {
+            NodeKind::Null => "an empty value".to_owned(),
+            NodeKind::Map(_) => "a mapping".to_owned(),
+            NodeKind::Seq(_) => "a list".to_owned(),
+            NodeKind::Scalar(value) => {
+                let span = node.loc.span();
+                let source =
+                    span.byte_offset().zip(span.byte_len()).filter(|&(_, len)| len > 0).and_then(|(start, len)| {
+                        let start = usize::try_from(start).ok()?;
+                        let end = start.checked_add(usize::try_from(len).ok()?)?;
+                        text.get(start..end)
+                    });
+                format!("`{}`", one_line(source.unwrap_or(value)))
+            }
+        };
+        self.by_path.insert(path.clone(), self.entries.len());
+        self.entries.push(Entry { path: path.clone(), key, value: Position::from_location(node.loc), found });
+        match &node.kind {
+            NodeKind::Map(entries) => {
+                for (k, kloc, v) in entries {
+                    self.add(child(&path, &k.0), Position::from_location(*kloc), v, text);
+                }
+            }
+            NodeKind::Seq(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    let mut p = path.clone();
+                    p.push(Seg::Index(i));
+                    self.add(p, None, v, text);
+                }
+            }
+            NodeKind::Null | NodeKind::Scalar(_) => {}
+        }
+    }
+
+    fn key_pos(&self, path: &[Seg]) -> Option<Position> {
+        self.by_path.get(path).and_then(|&i| self.entries[i].key)
+    }
+
+    fn value_pos(&self, path: &[Seg]) -> Option<Position> {
+        self.by_path.get(path).and_then(|&i| self.entries[i].value)
+    }
+
+    /// The entries whose value, and whose key, start at `pos`: the shallowest
+    /// of each, and only if it is the only one at its depth (aliases and merge
+    /// keys can give several nodes the same position).
+    fn entries_at(&self, pos: Position) -> (Option<&Entry>, Option<&Entry>) {
+        fn pick(matches: Vec<&Entry>) -> Option<&Entry> {
+            let depth = matches.iter().map(|e| e.path.len()).min()?;
+            let mut shallow = matches.into_iter().filter(|e| e.path.len() == depth);
+            let first = shallow.next()?;
+            shallow.next().is_none().then_some(first)
+        }
+        let on_value = self.entries.iter().filter(|e| e.value == Some(pos));
+        let on_key = self.entries.iter().filter(|e| e.key == Some(pos));
+        (pick(on_value.collect()), pick(on_key.collect()))
+    }
+}
+
+const TOP_KEYS: &[&str] = &[
+    "listeners",
+    "timeout-disconnect-delay",
+    "timeout_disconnect_delay",
+    "sys_interval",
+    "sys-interval",
+    "max-qos",
+    "max_qos",
+    "auth",
+    "topic-check",
+    "topic_check",
+    "max-packet-size",
+    "max-inflight",
+    "max-queued-messages",
+];
+const LISTENER_KEYS: &[&str] =
+    &["bind", "type", "max_connections", "max-connections", "ssl", "cafile", "capath", "cadata", "certfile", "keyfile"];
+const AUTH_KEYS: &[&str] = &["plugins", "allow-anonymous", "allow_anonymous", "password-file", "password_file"];
+const TOPIC_CHECK_KEYS: &[&str] = &["enabled", "plugins", "acl"];
+
+/// Warns about every key given twice in one mapping. PyYAML, and so hbmqtt,
+/// silently keeps the last value (hbmqtt's own documented example repeats
+/// `capath`); moth keeps it too but says so.
+fn repeated_keys(node: &Node, base: &[Seg], ctx: &mut Ctx<'_>) {
+    match &node.kind {
+        NodeKind::Map(entries) => {
+            let mut seen = HashSet::new();
+            for (key, loc, value) in entries {
+                let here = child(base, &key.0);
+                if !seen.insert(key.0.as_str()) {
+                    let spot =
+                        Spot { key: display_path(&here), pos: Position::from_location(*loc), note: String::new() };
+                    ctx.warn(&spot, "key given twice; the last value is used");
+                }
+                repeated_keys(value, &here, ctx);
+            }
+        }
+        NodeKind::Seq(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let mut here = base.to_vec();
+                here.push(Seg::Index(i));
+                repeated_keys(item, &here, ctx);
+            }
+        }
+        NodeKind::Null | NodeKind::Scalar(_) => {}
+    }
+}
+
+/// Warns about every key moth does not read.
+fn unknown_keys(root: Option<&Node>, ctx: &mut Ctx<'_>) {
+    let Some(NodeKind::Map(top)) = root.map(|n| &n.kind) else {
+        return;
+    };
+    check_keys(&[], top, TOP_KEYS, ctx);
+    for (key, _, value) in top {
+        let NodeKind::Map(section) = &value.kind else {
+            continue;
+        };
+        match key.0.as_str() {
+            "listeners" => {
+                for (name, _, listener) in section {
+                    if let NodeKind::Map(settings) = &listener.kind {
+                        check_keys(&path(&["listeners", &name.0]), settings, LISTENER_KEYS, ctx);
+                    }
+                }
+            }
+            "auth" => check_keys(&path(&["auth"]), section, AUTH_KEYS, ctx),
+            "topic-check" | "topic_check" => check_keys(&path(&[&key.0]), section, TOPIC_CHECK_KEYS, ctx),
+            _ => {}
+        }
+    }
+}
+
+fn check_keys(base: &[Seg], map: &[(KeyText, Location, Node)], known: &[&str], ctx: &mut Ctx<'_>) {
+    let normalise = |k: &str| k.to_ascii_lowercase().replace('_', "-");
+    let mut seen = HashSet::new();
+    for (key, loc, _) in map {
+        if known.contains(&key.0.as_str()) || !seen.insert(key.0.as_str()) {
+            continue;
+        }
+        let message = if base.is_empty() && key.0 == "plugins" {
+            "ignored: hbmqtt ignores a top-level `plugins` list too; \
+             plugins are chosen with `auth.plugins` and `topic-check.plugins`"
+                .to_owned()
+        } else {
+            let wanted = normalise(&key.0);
+            match known.iter().find(|k| normalise(k) == wanted) {
+                Some(k) => format!("unknown key, ignored (did you mean `{k}`?)"),
+                None => "unknown key, ignored".to_owned(),
+            }
+        };
+        let spot =
+            Spot { key: display_path(&child(base, &key.0)), pos: Position::from_location(*loc), note: String::new() };
+        ctx.warn(&spot, message);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Resolution and validation
+// ---------------------------------------------------------------------------
+
+/// Where a finding is reported: a key path and its position in the file.
+#[derive(Debug, Clone)]
+struct Spot {
+    key: String,
+    pos: Option<Position>,
+    /// Appended to the message, e.g. " (inherited from `listeners.default`)".
+    note: String,
+}
+
+#[derive(Clone, Copy)]
+enum At {
+    Key,
+    Value,
+}
+
+struct Ctx<'a> {
+    origin: &'a str,
+    index: Option<&'a Index>,
+    warnings: Vec<String>,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(origin: &'a str, index: Option<&'a Index>) -> Self {
+        Ctx { origin, index, warnings: Vec::new() }
+    }
+
+    fn pos(&self, path: &[Seg], at: At) -> Option<Position> {
+        let index = self.index?;
+        match at {
+            At::Key => index.key_pos(path),
+            At::Value => index.value_pos(path),
+        }
+    }
+
+    /// How the value at `path` is written in the file (e.g. "`-1`"), else
+    /// `value` in backticks.
+    fn found(&self, path: &[Seg], value: impl fmt::Display) -> String {
+        self.index
+            .and_then(|index| index.by_path.get(path).map(|&i| &index.entries[i]))
+            .map_or_else(|| format!("`{value}`"), |entry| entry.found.clone())
+    }
+
+    fn spot(&self, path: &[Seg], at: At) -> Spot {
+        Spot { key: display_path(path), pos: self.pos(path, at), note: String::new() }
+    }
+
+    fn diag(&self, spot: &Spot, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            origin: self.origin.to_owned(),
+            position: spot.pos,
+            key: spot.key.clone(),
+            message: message.into() + &spot.note,
+        }
+    }
+
+    fn invalid(&self, spot: &Spot, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid(self.diag(spot, message))
+    }
+
+    fn warn(&mut self, spot: &Spot, message: impl Into<String>) {
+        let line = self.diag(spot, message).to_string();
+        self.warnings.push(line);
+    }
+
+    /// Merges the two spellings of one key under `base`. Returns the value and
+    /// the spelling it came from.
+    fn pick<T: PartialEq>(
+        &mut self,
+        base: &[Seg],
+        first: (&'static str, Option<T>),
+        second: (&'static str, Option<T>),
+        show: impl Fn(&T) -> String,
+    ) -> Result<Option<(T, &'static str)>, ConfigError> {
+        match (first, second) {
+            ((_, None), (_, None)) => Ok(None),
+            ((k, Some(v)), (_, None)) | ((_, None), (k, Some(v))) => Ok(Some((v, k))),
+            ((k1, Some(v1)), (k2, Some(v2))) => {
+                // Report at whichever spelling comes later in the file.
+                let p1 = self.pos(&child(base, k1), At::Key);
+                let p2 = self.pos(&child(base, k2), At::Key);
+                let second_is_later = match (p1, p2) {
+                    (Some(a), Some(b)) => b > a,
+                    _ => true,
+                };
+                let ((early_k, early_v), (late_k, late_v)) =
+                    if second_is_later { ((k1, &v1), (k2, &v2)) } else { ((k2, &v2), (k1, &v1)) };
+                let spot = self.spot(&child(base, late_k), At::Key);
+                if v1 == v2 {
+                    self.warn(&spot, format!("repeats `{early_k}` (both spellings mean the same setting); keep one"));
+                    Ok(Some((v1, k1)))
+                } else {
+                    Err(self.invalid(
+                        &spot,
+                        format!(
+                            "`{late_k}: {}` conflicts with `{early_k}: {}`; both spellings \
+                             mean the same setting, keep one",
+                            show(late_v),
+                            show(early_v)
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+
+    fn seconds(&self, key: &[Seg], value: f64) -> Result<Duration, ConfigError> {
+        let spot = self.spot(key, At::Value);
+        if !value.is_finite() || value < 0.0 {
+            return Err(self.invalid(
+                &spot,
+                format!("expected a non-negative number of seconds, found {}", self.found(key, value)),
+            ));
+        }
+        Duration::try_from_secs_f64(value.abs())
+            .map_err(|_| self.invalid(&spot, format!("{} seconds is too long", self.found(key, value))))
+    }
+}
+
+fn show_num<T: fmt::Display>(v: &T) -> String {
+    v.to_string()
+}
+
+fn show_path(p: &Path) -> String {
+    one_line(&p.display().to_string())
+}
+
+fn show_section(_: &TopicCheckFile) -> String {
+    "{...}".to_owned()
+}
+
+fn resolve(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<Config, ConfigError> {
+    let (config, spots) = resolve_all(raw, ctx)?;
+    refuse_unimplemented(&config.listeners, &spots, ctx)?;
+    Ok(config)
+}
+
+/// Positions of the listener settings that [`refuse_unimplemented`] reports.
+struct ListenerSpots {
+    kind: Spot,
+    ssl: Spot,
+}
+
+/// Everything except [`refuse_unimplemented`].
+fn resolve_all(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<(Config, Vec<ListenerSpots>), ConfigError> {
+    let (listeners, spots): (Vec<_>, Vec<_>) =
+        resolve_listeners(raw.listeners.unwrap_or_default(), ctx)?.into_iter().unzip();
+    if listeners.is_empty() {
+        let spot = ctx.spot(&path(&["listeners"]), At::Key);
+        ctx.warn(
+            &spot,
+            "no listener has a `bind`, so no network connections will be accepted \
+             (fine for an embedded broker; hbmqtt requires `listeners`)",
+        );
+    }
+
+    let timeout_disconnect_delay = match ctx.pick(
+        &[],
+        ("timeout-disconnect-delay", raw.timeout_disconnect_delay),
+        ("timeout_disconnect_delay", raw.timeout_disconnect_delay_alt),
+        show_num,
+    )? {
+        Some((v, key)) => ctx.seconds(&path(&[key]), v)?,
+        None => DEFAULT_TIMEOUT_DISCONNECT_DELAY,
+    };
+    let sys_interval =
+        match ctx.pick(&[], ("sys_interval", raw.sys_interval), ("sys-interval", raw.sys_interval_alt), show_num)? {
+            Some((v, key)) => ctx.seconds(&path(&[key]), v)?,
+            None => Duration::ZERO,
+        };
+    let max_qos = match ctx.pick(&[], ("max-qos", raw.max_qos), ("max_qos", raw.max_qos_alt), show_num)? {
+        Some((v, key)) => QoS::from_u8(v).ok_or_else(|| {
+            ctx.invalid(
+                &ctx.spot(&path(&[key]), At::Value),
+                format!("expected 0, 1 or 2, found {}", ctx.found(&path(&[key]), v)),
+            )
+        })?,
+        None => QoS::ExactlyOnce,
+    };
+    let auth = resolve_auth(raw.auth.unwrap_or_default(), ctx)?;
+    let topic_check =
+        match ctx.pick(&[], ("topic-check", raw.topic_check), ("topic_check", raw.topic_check_alt), show_section)? {
+            Some((section, key)) => resolve_topic_check(section, key, ctx)?,
+            None => resolve_topic_check(TopicCheckFile::default(), "topic-check", ctx)?,
+        };
+    let limits = resolve_limits(raw.max_packet_size, raw.max_inflight, raw.max_queued_messages, ctx)?;
+
+    let config = Config {
+        listeners,
+        timeout_disconnect_delay,
+        sys_interval,
+        max_qos,
+        auth,
+        topic_check,
+        limits,
+        warnings: std::mem::take(&mut ctx.warnings),
+    };
+    Ok((config, spots))
+}
+
+/// Refuses what this version reads but cannot run yet: `ws` listeners and
+/// TLS. Kept apart so that the change that implements them only deletes this.
+fn refuse_unimplemented(
+    listeners: &[ListenerConfig],
+    spots: &[ListenerSpots],
+    ctx: &Ctx<'_>,
+) -> Result<(), ConfigError> {
+    for (listener, spots) in listeners.iter().zip(spots) {
+        if listener.kind == ListenerKind::Ws {
+            return Err(ConfigError::Unsupported(
+                ctx.diag(&spots.kind, "`ws` listeners are not supported by this version of moth yet"),
+            ));
+        }
+        if listener.tls.is_some() {
+            return Err(ConfigError::Unsupported(
+                ctx.diag(&spots.ssl, "TLS (`ssl: on`) is not supported by this version of moth yet"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A listener value and where it was written (`listeners.<name>.<key>`).
+#[derive(Debug, Clone)]
+struct Written<T> {
+    value: T,
+    path: Vec<Seg>,
+}
+
+/// One listener's settings with both spellings merged.
+#[derive(Debug, Clone, Default)]
+struct ListenerFields {
+    bind: Option<Written<String>>,
+    kind: Option<Written<ListenerKind>>,
+    max_connections: Option<Written<usize>>,
+    ssl: Option<Written<bool>>,
+    cafile: Option<Written<PathBuf>>,
+    capath: Option<Written<PathBuf>>,
+    cadata: Option<Written<String>>,
+    certfile: Option<Written<PathBuf>>,
+    keyfile: Option<Written<PathBuf>>,
+}
+
+impl ListenerFields {
+    fn read(name: &str, file: ListenerFile, ctx: &mut Ctx<'_>) -> Result<Self, ConfigError> {
+        let base = path(&["listeners", name]);
+        fn at<T>(base: &[Seg], value: T, key: &str) -> Option<Written<T>> {
+            Some(Written { value, path: child(base, key) })
+        }
+        let max_connections = ctx.pick(
+            &base,
+            ("max_connections", file.max_connections),
+            ("max-connections", file.max_connections_alt),
+            show_num,
+        )?;
+        Ok(ListenerFields {
+            bind: file.bind.and_then(|v| at(&base, v, "bind")),
+            kind: file.kind.and_then(|v| at(&base, v, "type")),
+            max_connections: max_connections.and_then(|(v, key)| at(&base, v, key)),
+            ssl: file.ssl.and_then(|v| at(&base, v, "ssl")),
+            cafile: file.cafile.and_then(|v| at(&base, v, "cafile")),
+            capath: file.capath.and_then(|v| at(&base, v, "capath")),
+            cadata: file.cadata.and_then(|v| at(&base, v, "cadata")),
+            certfile: file.certfile.and_then(|v| at(&base, v, "certfile")),
+            keyfile: file.keyfile.and_then(|v| at(&base, v, "keyfile")),
+        })
+    }
+
+    /// hbmqtt: `config = dict(default); config.update(listener)`.
+    fn inherit(self, template: &ListenerFields) -> Self {
+        ListenerFields {
+            bind: self.bind.or_else(|| template.bind.clone()),
+            kind: self.kind.or_else(|| template.kind.clone()),
+            max_connections: self.max_connections.or_else(|| template.max_connections.clone()),
+            ssl: self.ssl.or_else(|| template.ssl.clone()),
+            cafile: self.cafile.or_else(|| template.cafile.clone()),
+            capath: self.capath.or_else(|| template.capath.clone()),
+            cadata: self.cadata.or_else(|| template.cadata.clone()),
+            certfile: self.certfile.or_else(|| template.certfile.clone()),
+            keyfile: self.keyfile.or_else(|| template.keyfile.clone()),
+        }
+    }
+}
+
+/// Where to report a listener setting: under the listener's own name, at the
+/// position where the value was written (which may be in `default`).
+fn listener_spot<T>(ctx: &Ctx<'_>, name: &str, key: &str, written: Option<&Written<T>>, at: At) -> Spot {
+    let own = path(&["listeners", name, key]);
+    match written {
+        Some(w) => {
+            let inherited = w.path.get(1) != Some(&Seg::Key(name.to_owned()));
+            Spot {
+                key: display_path(&own),
+                pos: ctx.pos(&w.path, at),
+                note: if inherited { " (inherited from `listeners.default`)".to_owned() } else { String::new() },
+            }
+        }
+        None => {
+            Spot { key: display_path(&own), pos: ctx.pos(&path(&["listeners", name]), At::Key), note: String::new() }
+        }
+    }
+}
+
+fn resolve_listeners(
+    entries: Vec<(String, ListenerFile)>,
+    ctx: &mut Ctx<'_>,
+) -> Result<Vec<(ListenerConfig, ListenerSpots)>, ConfigError> {
+    let mut names = HashSet::new();
+    let mut template = None;
+    let mut named = Vec::new();
+    for (name, file) in entries {
+        if !names.insert(name.clone()) {
+            // From a file too: a repeated listener name is more likely a copy
+            // and paste slip than a deliberate override, so it is not "last wins".
+            let spot = ctx.spot(&path(&["listeners", &name]), At::Key);
+            return Err(ctx.invalid(&spot, format!("listener `{}` is defined twice", one_line(&name))));
+        }
+        let fields = ListenerFields::read(&name, file, ctx)?;
+        if name == "default" {
+            template = Some(fields);
+        } else {
+            named.push((name, fields));
+        }
+    }
+
+    let mut out: Vec<(ListenerConfig, ListenerSpots, Spot)> = Vec::new();
+    if named.is_empty() {
+        if let Some(fields) = template
+            && let Some(built) = build_listener("default", fields, ctx)?
+        {
+            out.push(built);
+        }
+    } else {
+        let template = template.unwrap_or_default();
+        // hbmqtt starts `default` too when it has a `bind` (its common
+        // "default on 1883 plus a ws listener" configs rely on that).
+        if template.bind.is_some()
+            && let Some(built) = build_listener("default", template.clone(), ctx)?
+        {
+            out.push(built);
+        }
+        for (name, own) in named {
+            let fields = own.inherit(&template);
+            match build_listener(&name, fields, ctx)? {
+                Some(built) => out.push(built),
+                None => {
+                    let spot = ctx.spot(&path(&["listeners", &name]), At::Key);
+                    ctx.warn(&spot, "no `bind`, so this listener is not started");
+                }
+            }
+        }
+    }
+
+    for (i, (listener, _, bind_spot)) in out.iter().enumerate() {
+        if listener.bind.port() == 0 {
+            continue;
+        }
+        if let Some((other, _, _)) = out[..i].iter().find(|(o, _, _)| o.bind == listener.bind) {
+            return Err(ctx.invalid(
+                bind_spot,
+                format!("address `{}` is already used by listener `{}`", listener.bind, one_line(&other.name)),
+            ));
+        }
+    }
+    Ok(out.into_iter().map(|(listener, spots, _)| (listener, spots)).collect())
+}
+
+/// Builds one listener; `None` when it has no `bind` (a template, not started).
+fn build_listener(
+    name: &str,
+    fields: ListenerFields,
+    ctx: &Ctx<'_>,
+) -> Result<Option<(ListenerConfig, ListenerSpots, Spot)>, ConfigError> {
+    let Some(bind_text) = &fields.bind else {
+        return Ok(None);
+    };
+    let bind_spot = listener_spot(ctx, name, "bind", Some(bind_text), At::Value);
+    let bind = parse_bind(&bind_text.value).map_err(|reason| {
+        ctx.invalid(&bind_spot, format!("invalid address `{}`: {reason}", one_line(&bind_text.value)))
+    })?;
+    let spots = ListenerSpots {
+        kind: listener_spot(ctx, name, "type", fields.kind.as_ref(), At::Key),
+        ssl: listener_spot(ctx, name, "ssl", fields.ssl.as_ref(), At::Key),
+    };
+    let tls = if fields.ssl.as_ref().is_some_and(|s| s.value) {
+        let missing: Vec<&str> = [("certfile", fields.certfile.is_none()), ("keyfile", fields.keyfile.is_none())]
+            .into_iter()
+            .filter_map(|(key, absent)| absent.then_some(key))
+            .collect();
+        if !missing.is_empty() {
+            let list = missing.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(" and ");
+            let verb = if missing.len() == 1 { "is" } else { "are" };
+            return Err(ctx.invalid(&spots.ssl, format!("`ssl` is on but {list} {verb} missing")));
+        }
+        Some(TlsConfig {
+            certfile: fields.certfile.map(|w| w.value),
+            keyfile: fields.keyfile.map(|w| w.value),
+            cafile: fields.cafile.map(|w| w.value),
+            capath: fields.capath.map(|w| w.value),
+            cadata: fields.cadata.map(|w| w.value),
+        })
+    } else {
+        None
+    };
+    let listener = ListenerConfig {
+        name: name.to_owned(),
+        bind,
+        kind: fields.kind.map_or(ListenerKind::Tcp, |w| w.value),
+        max_connections: fields.max_connections.map_or(0, |w| w.value),
+        tls,
+    };
+    Ok(Some((listener, spots, bind_spot)))
+}
+
+/// Parses a `bind` value: `host:port`, `[v6]:port`, `:port` or `port`
+/// (both meaning 0.0.0.0), with `host` an IP address or a name to resolve
+/// (the first address wins). The error is the reason, for a message.
+fn parse_bind(text: &str) -> Result<SocketAddr, String> {
+    let s = text.trim();
+    if s.is_empty() {
+        return Err("empty; expected `host:port`".to_owned());
+    }
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), parse_port(s)?));
+    }
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or("missing `]` after the IPv6 address")?;
+        let port = after.strip_prefix(':').ok_or("missing port; expected `[address]:port`")?;
+        if host.parse::<Ipv6Addr>().is_err() {
+            return Err(format!("`{}` is not an IPv6 address", one_line(host)));
+        }
+        (host, port)
+    } else {
+        let (host, port) = s.rsplit_once(':').ok_or("missing port; expected `host:port`")?;
+        if host.contains(':') {
+            return Err(if s.parse::<Ipv6Addr>().is_ok() {
+                "missing port; write IPv6 addresses as `[address]:port`".to_owned()
+            } else {
+                "IPv6 addresses must be in brackets, e.g. `[::1]:1883`".to_owned()
+            });
+        }
+        (host, port)
+    };
+    let port = parse_port(port)?;
+    if host.is_empty() {
+        return Ok(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port));
+    }
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let mut addrs = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve host `{}`: {}", one_line(host), io_reason(&e)))?;
+    addrs.next().ok_or_else(|| format!("host `{}` has no address", one_line(host)))
+}
+
+fn parse_port(text: &str) -> Result<u16, String> {
+    if text.is_empty() {
+        return Err("missing port; expected `host:port`".to_owned());
+    }
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("`{}` is not a port number", one_line(text)));
+    }
+    text.parse::<u16>().map_err(|_| "port out of range".to_owned())
+}
+
+fn check_plugin_names(base: &[Seg], plugins: &Option<Vec<String>>, ctx: &Ctx<'_>) -> Result<(), ConfigError> {
+    for (i, name) in plugins.iter().flatten().enumerate() {
+        if name.trim().is_empty() {
+            let mut p = child(base, "plugins");
+            p.push(Seg::Index(i));
+            return Err(ctx.invalid(&ctx.spot(&p, At::Value), "empty plugin name"));
+        }
+    }
+    Ok(())
+}
+
+fn resolve_auth(auth: AuthFile, ctx: &mut Ctx<'_>) -> Result<AuthConfig, ConfigError> {
+    let base = path(&["auth"]);
+    let allow_anonymous = ctx
+        .pick(
+            &base,
+            ("allow-anonymous", auth.allow_anonymous),
+            ("allow_anonymous", auth.allow_anonymous_alt),
+            show_num,
+        )?
+        .is_none_or(|(v, _)| v);
+    let password_file = ctx
+        .pick(
+            &base,
+            ("password-file", auth.password_file),
+            ("password_file", auth.password_file_alt),
+            |p: &PathBuf| show_path(p),
+        )?
+        .map(|(v, _)| v);
+    check_plugin_names(&base, &auth.plugins, ctx)?;
+    Ok(AuthConfig { plugins: auth.plugins, allow_anonymous, password_file })
+}
+
+fn resolve_topic_check(section: TopicCheckFile, key: &str, ctx: &Ctx<'_>) -> Result<TopicCheckConfig, ConfigError> {
+    check_plugin_names(&path(&[key]), &section.plugins, ctx)?;
+    Ok(TopicCheckConfig {
+        enabled: section.enabled.unwrap_or(false),
+        plugins: section.plugins,
+        acl: section.acl.unwrap_or_default(),
+    })
+}
+
+fn resolve_limits(
+    max_packet_size: Option<usize>,
+    max_inflight: Option<u16>,
+    max_queued_messages: Option<usize>,
+    ctx: &mut Ctx<'_>,
+) -> Result<Limits, ConfigError> {
+    let mut limits = Limits::default();
+    if let Some(size) = max_packet_size {
+        let spot = ctx.spot(&path(&["max-packet-size"]), At::Value);
+        if size == 0 {
+            return Err(ctx.invalid(&spot, "expected a positive number of bytes, found `0`"));
+        }
+        if size > MAX_PACKET_SIZE_CAP {
+            ctx.warn(&spot, format!("{size} is larger than any MQTT packet; using {MAX_PACKET_SIZE_CAP} instead"));
+        }
+        limits.max_packet_size = size.min(MAX_PACKET_SIZE_CAP);
+    }
+    if let Some(inflight) = max_inflight {
+        if inflight == 0 {
+            let spot = ctx.spot(&path(&["max-inflight"]), At::Value);
+            return Err(ctx.invalid(&spot, "expected an integer from 1 to 65535, found `0`"));
+        }
+        limits.max_inflight = inflight;
+    }
+    if let Some(queued) = max_queued_messages {
+        limits.max_queued_messages = queued;
+    }
+    Ok(limits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(text: &str) -> Config {
+        Config::from_yaml_str(text).unwrap_or_else(|e| panic!("unexpected error: {e}"))
+    }
+
+    fn err(text: &str) -> String {
+        match Config::from_yaml_str(text) {
+            Ok(config) => panic!("expected an error, got {config:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// Reads and validates everything except [`refuse_unimplemented`].
+    fn read_all(text: &str) -> Config {
+        let loaded = load_yaml(text, "<string>").unwrap_or_else(|e| panic!("{e}"));
+        let mut ctx = Ctx::new("<string>", Some(&loaded.index));
+        ctx.warnings = loaded.warnings;
+        match resolve_all(loaded.raw, &mut ctx) {
+            Ok((config, _)) => config,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().expect("test address")
+    }
+
+    fn has_warning(config: &Config, needle: &str) -> bool {
+        config.warnings.iter().any(|w| w.contains(needle))
+    }
+
+    const SEED_EXAMPLE: &str = "\
+listeners:
+    default:
+        max-connections: 50000
+        type: tcp
+    my-tcp-1:
+        bind: 127.0.0.1:1883
+    my-tcp-2:
+        bind: 1.2.3.4:1884
+        max-connections: 1000
+    my-tcp-ssl-1:
+        bind: 127.0.0.1:8885
+        ssl: on
+        cafile: /some/cafile
+        capath: /some/folder
+        capath: certificate data
+        certfile: /some/certfile
+        keyfile: /some/key
+    my-ws-1:
+        bind: 0.0.0.0:8080
+        type: ws
+timeout-disconnect-delay: 2
+auth:
+    plugins: ['auth.anonymous'] #List of plugins to activate for authentication
+    allow-anonymous: true
+    password-file: /some/passwd_file
+";
+
+    /// hbmqtt's `scripts/default_broker.yaml`.
+    const HBMQTT_DEFAULT_BROKER: &str = "\
+listeners:
+    default:
+        type: tcp
+        bind: 0.0.0.0:1883
+sys_interval: 20
+auth:
+    allow-anonymous: true
+plugins:
+    - auth_file
+    - auth_anonymous
+topic-check:
+    enabled: False
+";
+
+    #[test]
+    fn embedded_default_is_hbmqtt_cli_default() {
+        let config = Config::default();
+        assert_eq!(
+            config.listeners,
+            vec![ListenerConfig {
+                name: "default".into(),
+                bind: addr("0.0.0.0:1883"),
+                kind: ListenerKind::Tcp,
+                max_connections: 0,
+                tls: None,
+            }]
+        );
+        assert_eq!(config.sys_interval, Duration::from_secs(20));
+        assert_eq!(config.timeout_disconnect_delay, Duration::from_secs(2));
+        assert_eq!(config.max_qos, QoS::ExactlyOnce);
+        assert!(config.auth.allow_anonymous);
+        assert_eq!(config.auth.plugins, None);
+        assert!(!config.topic_check.enabled);
+        assert_eq!(config.limits, Limits::default());
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    }
+
+    #[test]
+    fn empty_file_means_defaults_and_no_listener() {
+        for text in ["", "\n# only a comment\n", "---\n"] {
+            let config = ok(text);
+            assert!(config.listeners.is_empty());
+            assert_eq!(config.timeout_disconnect_delay, Duration::from_secs(2));
+            assert_eq!(config.sys_interval, Duration::ZERO);
+            assert_eq!(config.max_qos, QoS::ExactlyOnce);
+            assert!(config.auth.allow_anonymous);
+            assert_eq!(config.auth.password_file, None);
+            assert!(!config.topic_check.enabled);
+            assert!(config.topic_check.acl.is_empty());
+            assert_eq!(config.limits.max_packet_size, 1_048_576);
+            assert_eq!(config.limits.max_inflight, 32);
+            assert_eq!(config.limits.max_queued_messages, 1000);
+            assert_eq!(
+                config.warnings,
+                vec![
+                    "<string>: listeners: no listener has a `bind`, so no network connections \
+                     will be accepted (fine for an embedded broker; hbmqtt requires `listeners`)"
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn seed_example_is_read_completely() {
+        let config = read_all(SEED_EXAMPLE);
+        let names: Vec<&str> = config.listeners.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["my-tcp-1", "my-tcp-2", "my-tcp-ssl-1", "my-ws-1"]);
+        let [tcp1, tcp2, tls, ws] = &config.listeners[..] else {
+            panic!("four listeners expected");
+        };
+        assert_eq!(tcp1.bind, addr("127.0.0.1:1883"));
+        assert_eq!(tcp1.max_connections, 50000, "inherited from default");
+        assert_eq!(tcp1.kind, ListenerKind::Tcp);
+        assert_eq!(tcp2.bind, addr("1.2.3.4:1884"));
+        assert_eq!(tcp2.max_connections, 1000, "own value overrides default");
+        assert_eq!(
+            tls.tls,
+            Some(TlsConfig {
+                certfile: Some("/some/certfile".into()),
+                keyfile: Some("/some/key".into()),
+                cafile: Some("/some/cafile".into()),
+                capath: Some("certificate data".into()),
+                cadata: None,
+            })
+        );
+        assert_eq!(ws.kind, ListenerKind::Ws);
+        assert_eq!(ws.max_connections, 50000);
+        assert_eq!(config.timeout_disconnect_delay, Duration::from_secs(2));
+        assert_eq!(
+            config.auth,
+            AuthConfig {
+                plugins: Some(vec!["auth.anonymous".into()]),
+                allow_anonymous: true,
+                password_file: Some("/some/passwd_file".into()),
+            }
+        );
+        // The documentation's own example repeats `capath`: PyYAML keeps the last one.
+        assert_eq!(
+            config.warnings,
+            vec![
+                "<string>:15:9: listeners.my-tcp-ssl-1.capath: key given twice; \
+                 the last value is used"
+            ]
+        );
+    }
+
+    #[test]
+    fn seed_example_is_refused_for_tls_then_ws() {
+        assert_eq!(
+            err(SEED_EXAMPLE),
+            "<string>:12:9: listeners.my-tcp-ssl-1.ssl: TLS (`ssl: on`) is not supported \
+             by this version of moth yet"
+        );
+        let without_tls = SEED_EXAMPLE.replace("ssl: on", "ssl: off");
+        assert_eq!(
+            err(&without_tls),
+            "<string>:20:9: listeners.my-ws-1.type: `ws` listeners are not supported \
+             by this version of moth yet"
+        );
+    }
+
+    #[test]
+    fn ws_refusal_names_listener_and_position() {
+        let text = "\
+listeners:
+  default:
+    type: tcp
+  my-tcp:
+    bind: 127.0.0.1:1883
+  my-ws:
+    bind: 0.0.0.0:8080
+    max-connections: 10
+    type: ws
+";
+        let e = Config::from_yaml_str(text).expect_err("ws is refused");
+        assert!(matches!(e, ConfigError::Unsupported(_)));
+        assert_eq!(e.position(), Some(Position { line: 9, column: 5 }));
+        assert_eq!(
+            e.to_string(),
+            "<string>:9:5: listeners.my-ws.type: `ws` listeners are not supported by this \
+             version of moth yet"
+        );
+    }
+
+    #[test]
+    fn inherited_ws_is_refused_where_it_is_written() {
+        let text = "\
+listeners:
+  default:
+    type: ws
+  a:
+    bind: 127.0.0.1:8080
+";
+        assert_eq!(
+            err(text),
+            "<string>:3:5: listeners.a.type: `ws` listeners are not supported by this \
+             version of moth yet (inherited from `listeners.default`)"
+        );
+    }
+
+    #[test]
+    fn hbmqtt_default_broker_yaml() {
+        let config = ok(HBMQTT_DEFAULT_BROKER);
+        assert_eq!(config.listeners.len(), 1);
+        assert_eq!(config.listeners[0].name, "default");
+        assert_eq!(config.listeners[0].bind, addr("0.0.0.0:1883"));
+        assert_eq!(config.sys_interval, Duration::from_secs(20));
+        assert!(config.auth.allow_anonymous);
+        assert_eq!(config.auth.plugins, None, "the top-level list is not auth.plugins");
+        assert!(!config.topic_check.enabled);
+        assert_eq!(
+            config.warnings,
+            vec![
+                "<string>:8:1: plugins: ignored: hbmqtt ignores a top-level `plugins` list \
+                 too; plugins are chosen with `auth.plugins` and `topic-check.plugins`"
+            ]
+        );
+    }
+
+    #[test]
+    fn anchors_example_with_every_section() {
+        let text = "\
+listeners:
+  default:
+    type: tcp
+    max_connections: 0
+  my-tcp:
+    bind: 127.0.0.1:1883
+timeout-disconnect-delay: 2.5
+sys_interval: 20
+max-qos: 1
+auth:
+  plugins: [auth_anonymous, auth_file]
+  allow-anonymous: false
+  password-file: /path/passwd
+topic-check:
+  enabled: true
+  plugins: [topic_acl]
+  acl:
+    alice: ['repositories/+/master', 'calendar/#']
+    bob:
+    anonymous: []
+max-packet-size: 65536
+max-inflight: 10
+max-queued-messages: 0
+";
+        let config = ok(text);
+        assert_eq!(config.listeners.len(), 1);
+        assert_eq!(config.listeners[0].name, "my-tcp");
+        assert_eq!(config.timeout_disconnect_delay, Duration::from_millis(2500));
+        assert_eq!(config.max_qos, QoS::AtLeastOnce);
+        assert_eq!(config.auth.plugins, Some(vec!["auth_anonymous".to_owned(), "auth_file".to_owned()]));
+        assert!(!config.auth.allow_anonymous);
+        assert_eq!(config.auth.password_file, Some(PathBuf::from("/path/passwd")));
+        assert!(config.topic_check.enabled);
+        assert_eq!(config.topic_check.plugins, Some(vec!["topic_acl".to_owned()]));
+        let acl = &config.topic_check.acl;
+        assert_eq!(acl["alice"], ["repositories/+/master", "calendar/#"]);
+        assert!(acl["bob"].is_empty());
+        assert!(acl["anonymous"].is_empty());
+        assert_eq!(config.limits, Limits { max_packet_size: 65536, max_inflight: 10, max_queued_messages: 0 });
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    }
+
+    #[test]
+    fn both_spellings_are_accepted() {
+        let documented = "\
+listeners:
+  default:
+    max-connections: 7
+    bind: 1883
+timeout-disconnect-delay: 3
+sys-interval: 5
+max-qos: 1
+auth:
+  allow-anonymous: false
+  password-file: pw
+topic-check:
+  enabled: true
+";
+        let real = "\
+listeners:
+  default:
+    max_connections: 7
+    bind: 1883
+timeout_disconnect_delay: 3
+sys_interval: 5
+max_qos: 1
+auth:
+  allow_anonymous: false
+  password_file: pw
+topic_check:
+  enabled: true
+";
+        let a = ok(documented);
+        let b = ok(real);
+        assert_eq!(a, b);
+        assert_eq!(a.listeners[0].max_connections, 7);
+        assert_eq!(a.timeout_disconnect_delay, Duration::from_secs(3));
+        assert_eq!(a.sys_interval, Duration::from_secs(5));
+        assert_eq!(a.max_qos, QoS::AtLeastOnce);
+        assert!(!a.auth.allow_anonymous);
+        assert_eq!(a.auth.password_file, Some(PathBuf::from("pw")));
+        assert!(a.topic_check.enabled);
+        assert!(a.warnings.is_empty(), "{:?}", a.warnings);
+    }
+
+    #[test]
+    fn both_spellings_with_different_values_conflict() {
+        let text = "\
+listeners:
+  a:
+    bind: 1883
+    max_connections: 5
+    max-connections: 6
+";
+        assert_eq!(
+            err(text),
+            "<string>:5:5: listeners.a.max-connections: `max-connections: 6` conflicts with \
+             `max_connections: 5`; both spellings mean the same setting, keep one"
+        );
+        let text = "auth:\n  allow_anonymous: no\n  allow-anonymous: yes\n";
+        assert_eq!(
+            err(text),
+            "<string>:3:3: auth.allow-anonymous: `allow-anonymous: true` conflicts with \
+             `allow_anonymous: false`; both spellings mean the same setting, keep one"
+        );
+        let text = "sys_interval: 1\nsys-interval: 2\n";
+        assert!(err(text).starts_with("<string>:2:1: sys-interval: `sys-interval: 2` conflicts"));
+        let text = "topic_check:\n  enabled: yes\ntopic-check:\n  enabled: no\n";
+        assert!(err(text).starts_with("<string>:3:1: topic-check: `topic-check: {...}` conflicts"));
+    }
+
+    #[test]
+    fn both_spellings_with_the_same_value_warn() {
+        let text = "max-qos: 1\nmax_qos: 1\n";
+        let config = ok(text);
+        assert_eq!(config.max_qos, QoS::AtLeastOnce);
+        assert!(
+            config.warnings.contains(
+                &"<string>:2:1: max_qos: repeats `max-qos` (both spellings mean the same \
+              setting); keep one"
+                    .to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn yaml_1_1_booleans() {
+        let text = "\
+listeners:
+  a:
+    bind: 1883
+    ssl: off
+  b:
+    bind: 1884
+    ssl: 'No'
+auth:
+  allow-anonymous: no
+topic-check:
+  enabled: on
+";
+        let config = ok(text);
+        assert!(config.listeners.iter().all(|l| l.tls.is_none()));
+        assert!(!config.auth.allow_anonymous);
+        assert!(config.topic_check.enabled);
+        assert!(ok("auth:\n  allow_anonymous: Yes\n").auth.allow_anonymous);
+        assert!(!ok("auth:\n  allow_anonymous: OFF\n").auth.allow_anonymous);
+        assert!(ok("topic-check:\n  enabled: yes\n").topic_check.enabled);
+    }
+
+    #[test]
+    fn ssl_accepts_booleans_and_words_in_any_case() {
+        for value in ["on", "yes", "true", "On", "'ON'", "'yes'", "\"True\"", "'oN'"] {
+            let text = format!(
+                "listeners:\n  s:\n    bind: 8883\n    ssl: {value}\n    certfile: c.pem\n    keyfile: k.pem\n"
+            );
+            let config = read_all(&text);
+            assert!(config.listeners[0].tls.is_some(), "ssl: {value}");
+        }
+        for value in ["off", "no", "false", "OFF", "'Off'", "'no'", "\"FALSE\"", "~"] {
+            let text = format!("listeners:\n  s:\n    bind: 8883\n    ssl: {value}\n");
+            assert!(ok(&text).listeners[0].tls.is_none(), "ssl: {value}");
+        }
+        assert_eq!(
+            err("listeners:\n  s:\n    bind: 8883\n    ssl: maybe\n"),
+            "<string>:4:10: listeners.s.ssl: expected `on` or `off` (also `true`/`false`, \
+             `yes`/`no`), found `maybe`"
+        );
+    }
+
+    #[test]
+    fn ssl_without_certificate_is_an_error() {
+        let text = "\
+listeners:
+  default:
+    certfile: server.pem
+  tls:
+    bind: 8883
+    ssl: on
+";
+        assert_eq!(err(text), "<string>:6:5: listeners.tls.ssl: `ssl` is on but `keyfile` is missing");
+        let text = "listeners:\n  tls:\n    bind: 8883\n    ssl: on\n";
+        assert_eq!(err(text), "<string>:4:5: listeners.tls.ssl: `ssl` is on but `certfile` and `keyfile` are missing");
+    }
+
+    #[test]
+    fn bind_forms() {
+        let text = "\
+listeners:
+  v4:
+    bind: 127.0.0.1:1883
+  v6:
+    bind: '[::1]:1884'
+  v6-any:
+    bind: '[::]:1885'
+  port-only:
+    bind: :1886
+  bare:
+    bind: 1887
+  name:
+    bind: localhost:1888
+  spaces:
+    bind: ' 127.0.0.1:1889 '
+";
+        let config = ok(text);
+        let binds: Vec<SocketAddr> = config.listeners.iter().map(|l| l.bind).collect();
+        assert_eq!(binds[0], addr("127.0.0.1:1883"));
+        assert_eq!(binds[1], addr("[::1]:1884"));
+        assert_eq!(binds[2], addr("[::]:1885"));
+        assert_eq!(binds[3], addr("0.0.0.0:1886"));
+        assert_eq!(binds[4], addr("0.0.0.0:1887"));
+        assert!(binds[5].ip().is_loopback(), "{}", binds[5]);
+        assert_eq!(binds[5].port(), 1888);
+        assert_eq!(binds[6], addr("127.0.0.1:1889"));
+    }
+
+    #[test]
+    fn bad_bind_addresses() {
+        let cases = [
+            ("127.0.0.1:99999", "port out of range"),
+            ("127.0.0.1", "missing port; expected `host:port`"),
+            ("'127.0.0.1:'", "missing port; expected `host:port`"),
+            ("127.0.0.1:http", "`http` is not a port number"),
+            ("'::1'", "missing port; write IPv6 addresses as `[address]:port`"),
+            ("'::1:1883x'", "IPv6 addresses must be in brackets, e.g. `[::1]:1883`"),
+            ("'[::1]'", "missing port; expected `[address]:port`"),
+            ("'[::1:1883'", "missing `]` after the IPv6 address"),
+            ("'[nope]:1883'", "`nope` is not an IPv6 address"),
+            ("''", "empty; expected `host:port`"),
+        ];
+        for (bind, reason) in cases {
+            let text = format!("listeners:\n  my-tcp:\n    bind: {bind}\n");
+            let shown = bind.trim_matches('\'');
+            assert_eq!(
+                err(&text),
+                format!("<string>:3:11: listeners.my-tcp.bind: invalid address `{shown}`: {reason}"),
+            );
+        }
+        let e = err("listeners:\n  my-tcp:\n    bind: no-such-host.invalid:1883\n");
+        assert!(
+            e.starts_with(
+                "<string>:3:11: listeners.my-tcp.bind: invalid address \
+                 `no-such-host.invalid:1883`: cannot resolve host `no-such-host.invalid`"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_bind_reports_like_the_brief() {
+        let text = "\
+listeners:
+  default:
+    type: tcp
+  other:
+    bind: 127.0.0.1:1883
+  my-tcp:
+    bind: 127.0.0.1:99999
+";
+        let text = text.replace("<string>", "");
+        let path = std::env::temp_dir().join(format!("moth-config-{}-broker.yaml", std::process::id()));
+        std::fs::write(&path, &text).expect("write temp config");
+        let e = Config::from_file(&path).expect_err("bad port");
+        std::fs::remove_file(&path).ok();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}:7:11: listeners.my-tcp.bind: invalid address `127.0.0.1:99999`: port out of range",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn default_template_inheritance() {
+        let text = "\
+listeners:
+  default:
+    type: tcp
+    max_connections: 100
+    ssl: on
+    certfile: c.pem
+    keyfile: k.pem
+  plain:
+    bind: 127.0.0.1:1883
+    ssl: off
+  limited:
+    bind: 127.0.0.1:1884
+    max-connections: 5
+  template-only:
+    max_connections: 1
+";
+        let config = read_all(text);
+        let names: Vec<&str> = config.listeners.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["plain", "limited"]);
+        assert_eq!(config.listeners[0].max_connections, 100);
+        assert_eq!(config.listeners[0].tls, None, "own `ssl: off` wins");
+        assert_eq!(config.listeners[1].max_connections, 5);
+        assert!(config.listeners[1].tls.is_some(), "ssl inherited");
+        assert!(has_warning(
+            &config,
+            "<string>:14:3: listeners.template-only: no `bind`, so this listener is not started"
+        ));
+    }
+
+    #[test]
+    fn only_default_with_bind_runs_as_default() {
+        let config = ok("listeners:\n  default:\n    bind: 127.0.0.1:1883\n");
+        assert_eq!(config.listeners.len(), 1);
+        assert_eq!(config.listeners[0].name, "default");
+        assert_eq!(config.listeners[0].kind, ListenerKind::Tcp, "type defaults to tcp");
+        assert!(config.warnings.is_empty());
+
+        let config = ok("listeners:\n  default:\n    type: tcp\n");
+        assert!(config.listeners.is_empty());
+        assert!(has_warning(&config, "<string>:1:1: listeners: no listener has a `bind`"));
+    }
+
+    #[test]
+    fn default_with_bind_is_started_beside_others() {
+        let text = "\
+listeners:
+  default:
+    bind: 0.0.0.0:1883
+  ws-ish:
+    bind: 0.0.0.0:8080
+";
+        let config = ok(text);
+        let names: Vec<&str> = config.listeners.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["default", "ws-ish"]);
+    }
+
+    #[test]
+    fn same_address_twice_is_an_error() {
+        let text = "\
+listeners:
+  default:
+    bind: 0.0.0.0:1883
+  a:
+    type: tcp
+  b:
+    type: tcp
+";
+        assert_eq!(
+            err(text),
+            "<string>:3:11: listeners.a.bind: address `0.0.0.0:1883` is already used by \
+             listener `default` (inherited from `listeners.default`)"
+        );
+        // Port 0 asks the system for a free port each time.
+        let config = ok("listeners:\n  a:\n    bind: 127.0.0.1:0\n  b:\n    bind: 127.0.0.1:0\n");
+        assert_eq!(config.listeners.len(), 2);
+    }
+
+    #[test]
+    fn unknown_type_names_the_listener() {
+        assert_eq!(
+            err("listeners:\n  my-udp:\n    bind: 1883\n    type: udp\n"),
+            "<string>:4:11: listeners.my-udp.type: expected `tcp` or `ws`, found `udp`"
+        );
+        assert_eq!(
+            err("listeners:\n  my-tcp:\n    bind: 1883\n    type: TCP\n"),
+            "<string>:4:11: listeners.my-tcp.type: expected `tcp` or `ws`, found `TCP`"
+        );
+    }
+
+    #[test]
+    fn wrong_types_name_key_and_position() {
+        let cases = [
+            (
+                "listeners:\n  default:\n    type: tcp\n    max-connections: lots\n",
+                "<string>:4:22: listeners.default.max-connections: expected a non-negative \
+                 integer (0 = no limit), found `lots`",
+            ),
+            (
+                "listeners:\n  a:\n    bind: 1883\n    max_connections: -1\n",
+                "<string>:4:22: listeners.a.max_connections: expected a non-negative \
+                 integer (0 = no limit), found `-1`",
+            ),
+            ("auth: 5\n", "<string>:1:7: auth: expected a mapping of authentication settings, found `5`"),
+            (
+                "listeners: [a, b]\n",
+                "<string>:1:12: listeners: expected a mapping from listener names to \
+                 listener settings, found a list",
+            ),
+            (
+                "auth:\n  plugins: auth_file\n",
+                "<string>:2:12: auth.plugins: expected a list of plugin names, found `auth_file`",
+            ),
+            (
+                "auth:\n  plugins: [auth_file, [x]]\n",
+                "<string>:2:24: auth.plugins[1]: expected a plugin name, found a list",
+            ),
+            (
+                "topic-check:\n  plugins: {topic_acl: 1}\n",
+                "<string>:2:12: topic-check.plugins: expected a list of plugin names, \
+                 found a mapping",
+            ),
+            (
+                "topic-check:\n  acl:\n    alice: 'calendar/#'\n",
+                "<string>:3:12: topic-check.acl.alice: expected a list of topic filters, \
+                 found `'calendar/#'`",
+            ),
+            (
+                "auth:\n  allow-anonymous: sometimes\n",
+                "<string>:2:20: auth.allow-anonymous: expected a boolean (`true`/`false`, \
+                 `on`/`off`, `yes`/`no`), found `sometimes`",
+            ),
+            (
+                "timeout-disconnect-delay: soon\n",
+                "<string>:1:27: timeout-disconnect-delay: expected a non-negative number of \
+                 seconds, found `soon`",
+            ),
+            ("max-qos: two\n", "<string>:1:10: max-qos: expected 0, 1 or 2, found `two`"),
+            (
+                "max-inflight: 70000\n",
+                "<string>:1:15: max-inflight: expected an integer from 1 to 65535, found `70000`",
+            ),
+            ("hello\n", "<string>:1:1: expected a mapping of settings, found `hello`"),
+            (
+                "listeners:\n  a:\n    bind: [a]\n",
+                "<string>:3:11: listeners.a.bind: expected an address such as `0.0.0.0:1883`, \
+                 `[::1]:1883`, `:1883` or `1883`, found a list",
+            ),
+            ("listeners:\n  ~:\n    bind: 1883\n", "<string>:2:3: listeners.~: null is not allowed here"),
+            (
+                "listeners:\n  a:\n    bind: 1883\n  a:\n    bind: 1884\n",
+                "<string>:4:3: listeners.a: listener `a` is defined twice",
+            ),
+        ];
+        for (text, expected) in cases {
+            let e = Config::from_yaml_str(text).expect_err(text);
+            assert!(matches!(e, ConfigError::Invalid(_)), "{e:?}");
+            assert_eq!(e.to_string(), expected);
+        }
+    }
+
+    #[test]
+    fn out_of_range_values() {
+        assert_eq!(err("max-qos: 3\n"), "<string>:1:10: max-qos: expected 0, 1 or 2, found `3`");
+        assert_eq!(err("max_qos: -1\n"), "<string>:1:10: max_qos: expected 0, 1 or 2, found `-1`");
+        assert_eq!(
+            err("\ntimeout-disconnect-delay: -0.5\n"),
+            "<string>:2:27: timeout-disconnect-delay: expected a non-negative number of \
+             seconds, found `-0.5`"
+        );
+        assert_eq!(
+            err("sys_interval: .inf\n"),
+            "<string>:1:15: sys_interval: expected a non-negative number of seconds, found `.inf`"
+        );
+        assert_eq!(
+            err("max-packet-size: 0\n"),
+            "<string>:1:18: max-packet-size: expected a positive number of bytes, found `0`"
+        );
+        assert_eq!(
+            err("max-inflight: 0\n"),
+            "<string>:1:15: max-inflight: expected an integer from 1 to 65535, found `0`"
+        );
+        assert_eq!(err("auth:\n  plugins: [auth_file, '']\n"), "<string>:2:24: auth.plugins[1]: empty plugin name");
+        let config = ok("max-packet-size: 999999999999\n");
+        assert_eq!(config.limits.max_packet_size, MAX_PACKET_SIZE_CAP);
+        assert!(has_warning(&config, "<string>:1:18: max-packet-size: 999999999999 is larger"));
+    }
+
+    #[test]
+    fn timeout_accepts_int_and_float() {
+        assert_eq!(ok("timeout-disconnect-delay: 0\n").timeout_disconnect_delay, Duration::ZERO);
+        assert_eq!(ok("timeout-disconnect-delay: 0.25\n").timeout_disconnect_delay, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn plugin_names_are_kept_as_written() {
+        let config = ok("auth:\n  plugins: ['auth.anonymous', auth_file]\ntopic-check:\n  plugins: []\n");
+        assert_eq!(config.auth.plugins, Some(vec!["auth.anonymous".to_owned(), "auth_file".to_owned()]));
+        assert_eq!(config.topic_check.plugins, Some(vec![]));
+    }
+
+    #[test]
+    fn unknown_keys_are_warnings() {
+        let text = "\
+max_inflight: 3
+listeners:
+  a:
+    bind: 1883
+    Bind: 1
+    flavour: vanilla
+auth:
+  secret: x
+topic_check:
+  acls: {}
+";
+        let config = ok(text);
+        assert_eq!(
+            config.warnings,
+            vec![
+                "<string>:1:1: max_inflight: unknown key, ignored (did you mean `max-inflight`?)",
+                "<string>:5:5: listeners.a.Bind: unknown key, ignored (did you mean `bind`?)",
+                "<string>:6:5: listeners.a.flavour: unknown key, ignored",
+                "<string>:8:3: auth.secret: unknown key, ignored",
+                "<string>:10:3: topic_check.acls: unknown key, ignored",
+            ]
+        );
+        assert_eq!(config.limits.max_inflight, DEFAULT_MAX_INFLIGHT);
+    }
+
+    #[test]
+    fn yaml_syntax_errors_carry_a_position() {
+        let e = Config::from_yaml_str("listeners:\n  a: [1\n").expect_err("unclosed");
+        assert!(matches!(e, ConfigError::Syntax(_)), "{e:?}");
+        assert!(e.to_string().starts_with("<string>:2:6: "), "{e}");
+        assert!(!e.to_string().contains('\n'));
+        let e = err("a: 1\n---\nb: 2\n");
+        assert!(e.starts_with("<string>:"), "{e}");
+    }
+
+    #[test]
+    fn yaml_bombs_are_stopped() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let prev = i - 1;
+            let refs = vec![format!("*a{prev}"); 10].join(", ");
+            text.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        let started = std::time::Instant::now();
+        let e = Config::from_yaml_str(&text).expect_err("a billion laughs");
+        assert!(matches!(e, ConfigError::Syntax(_)), "{e:?}");
+        assert!(e.to_string().contains("too large or too complex"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn missing_file() {
+        let e = Config::from_file(Path::new("/nonexistent/moth/broker.yaml")).expect_err("missing");
+        assert_eq!(e.to_string(), "cannot read config file /nonexistent/moth/broker.yaml: No such file or directory");
+        assert!(std::error::Error::source(&e).is_some());
+    }
+
+    #[test]
+    fn from_file_names_the_file_in_warnings() {
+        let path = std::env::temp_dir().join(format!("moth-config-{}-warn.yaml", std::process::id()));
+        std::fs::write(&path, HBMQTT_DEFAULT_BROKER).expect("write temp config");
+        let config = Config::from_file(&path);
+        std::fs::remove_file(&path).ok();
+        let config = config.expect("valid file");
+        assert!(config.warnings[0].starts_with(&format!("{}:8:1: plugins:", path.display())));
+    }
+
+    #[test]
+    fn raw_config_built_in_code() {
+        let raw = ConfigFile {
+            listeners: Some(vec![(
+                "in-code".to_owned(),
+                ListenerFile {
+                    bind: Some("127.0.0.1:0".to_owned()),
+                    max_connections_alt: Some(3),
+                    ..ListenerFile::default()
+                },
+            )]),
+            max_qos: Some(1),
+            auth: Some(AuthFile { allow_anonymous: Some(false), ..AuthFile::default() }),
+            ..ConfigFile::default()
+        };
+        let config = Config::from_raw(raw).expect("valid");
+        assert_eq!(config.listeners[0].name, "in-code");
+        assert_eq!(config.listeners[0].bind, addr("127.0.0.1:0"));
+        assert_eq!(config.listeners[0].max_connections, 3);
+        assert_eq!(config.max_qos, QoS::AtLeastOnce);
+        assert!(!config.auth.allow_anonymous);
+        assert!(config.warnings.is_empty());
+
+        let raw = ConfigFile {
+            listeners: Some(vec![(
+                "in-code".to_owned(),
+                ListenerFile { bind: Some("nowhere".to_owned()), ..ListenerFile::default() },
+            )]),
+            ..ConfigFile::default()
+        };
+        assert_eq!(
+            Config::from_raw(raw).expect_err("bad bind").to_string(),
+            "listeners.in-code.bind: invalid address `nowhere`: missing port; expected `host:port`"
+        );
+
+        let twice = ListenerFile { bind: Some("1883".to_owned()), ..ListenerFile::default() };
+        let raw = ConfigFile {
+            listeners: Some(vec![("x".to_owned(), twice.clone()), ("x".to_owned(), twice)]),
+            ..ConfigFile::default()
+        };
+        assert_eq!(
+            Config::from_raw(raw).expect_err("duplicate").to_string(),
+            "listeners.x: listener `x` is defined twice"
+        );
+        assert_eq!(Config::from_raw(ConfigFile::default()).expect("empty").listeners, vec![]);
+    }
+
+    #[test]
+    fn raw_schema_matches_yaml() {
+        let loaded = load_yaml(SEED_EXAMPLE, "<string>").expect("loads");
+        let listeners = loaded.raw.listeners.expect("listeners");
+        assert_eq!(listeners[0].0, "default");
+        assert_eq!(listeners[0].1.max_connections_alt, Some(50000));
+        assert_eq!(listeners[3].1.ssl, Some(true));
+        assert_eq!(listeners[4].1.kind, Some(ListenerKind::Ws));
+        assert_eq!(loaded.raw.timeout_disconnect_delay, Some(2.0));
+    }
+
+    #[test]
+    fn error_helpers() {
+        let e = Config::from_yaml_str("max-qos: 3\n").expect_err("bad");
+        let d = e.diagnostic().expect("diagnostic");
+        assert_eq!(d.origin, "<string>");
+        assert_eq!(d.key, "max-qos");
+        assert_eq!(d.position, Some(Position { line: 1, column: 10 }));
+        assert_eq!(ListenerKind::Ws.to_string(), "ws");
+    }
+
+    #[test]
+    fn messages_stay_on_one_line() {
+        let e = err("listeners:\n  a:\n    bind: \"127.0.0.1\\n:99999\"\n");
+        assert!(!e.contains('\n'), "{e}");
+        assert!(e.contains("127.0.0.1\\n:99999"), "{e}");
+    }
+
+    #[test]
+    fn io_reason_drops_os_error_number() {
+        let e = std::io::Error::from_raw_os_error(2);
+        assert_eq!(io_reason(&e), "No such file or directory");
+    }
+}
