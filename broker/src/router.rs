@@ -1,0 +1,210 @@
+//! Where a PUBLISH is routed: the subscription tree and the retained store
+//! behind locks, and the fan-out into subscriber queues.
+//!
+//! Publishing takes the tree's read lock only to collect the matching
+//! sessions, then queues the one shared message into each session (a short
+//! lock per session) and wakes its connection. No lock is held across an
+//! `.await`, and a full subscriber queue drops for that subscriber alone.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::message::Message;
+use crate::packet::QoS;
+use crate::retained::RetainedStore;
+use crate::session::{Delivery, Enqueued};
+use crate::session_store::SessionHandle;
+use crate::subscriptions::{SubscriberId, SubscriptionTree};
+
+type Matches = Vec<(SubscriberId, Arc<SessionHandle>, QoS)>;
+
+thread_local! {
+    /// Reused match buffer, so routing a message allocates nothing per message.
+    static MATCHES: RefCell<Matches> = const { RefCell::new(Vec::new()) };
+}
+
+#[derive(Default)]
+pub struct Router {
+    tree: RwLock<SubscriptionTree<Arc<SessionHandle>>>,
+    retained: RwLock<RetainedStore>,
+    dropped: AtomicU64,
+}
+
+/// What routing one message did, for logs and counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Routed {
+    /// Sessions the message was queued for.
+    pub queued: usize,
+    /// Sessions whose full queue made them drop a message.
+    pub dropped: usize,
+}
+
+impl Router {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn tree(&self) -> RwLockReadGuard<'_, SubscriptionTree<Arc<SessionHandle>>> {
+        self.tree.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn tree_mut(&self) -> RwLockWriteGuard<'_, SubscriptionTree<Arc<SessionHandle>>> {
+        self.tree.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn retained_mut(&self) -> RwLockWriteGuard<'_, RetainedStore> {
+        self.retained.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Routes one message: stores or clears it as retained when its RETAIN
+    /// flag is set [MQTT-3.3.1-5, -10], then queues it for every matching
+    /// session at min(publish QoS, granted QoS) [MQTT-3.8.4-6].
+    pub fn publish(&self, message: Arc<Message>) -> Routed {
+        if message.retain {
+            self.retained_mut().set(message.clone());
+        }
+        MATCHES.with_borrow_mut(|matches| {
+            self.tree().matches(&message.topic, matches);
+            let mut routed = Routed::default();
+            for (_, session, granted) in matches.drain(..) {
+                let qos = message.qos.min(granted);
+                let delivery = Delivery { message: message.clone(), qos, retain: false };
+                if deliver(&session, delivery, &self.dropped) {
+                    routed.queued += 1;
+                } else {
+                    routed.dropped += 1;
+                }
+            }
+            routed
+        })
+    }
+
+    /// Adds (or replaces) a subscription and returns the retained messages
+    /// matching its filter, which the caller queues with RETAIN set
+    /// [MQTT-3.3.1-6].
+    pub fn subscribe(&self, session: &Arc<SessionHandle>, filter: &str, qos: QoS) -> Vec<Arc<Message>> {
+        self.tree_mut().subscribe(filter, session.id(), session.clone(), qos);
+        let mut out = Vec::new();
+        self.retained.read().unwrap_or_else(|e| e.into_inner()).matching(filter, &mut out);
+        out
+    }
+
+    pub fn unsubscribe(&self, id: SubscriberId, filter: &str) -> bool {
+        self.tree_mut().unsubscribe(filter, id)
+    }
+
+    /// Removes all of one session's subscriptions.
+    pub fn unsubscribe_all<'a>(&self, id: SubscriberId, filters: impl IntoIterator<Item = &'a str>) {
+        let mut tree = self.tree_mut();
+        for f in filters {
+            tree.unsubscribe(f, id);
+        }
+    }
+
+    /// Number of subscriptions held.
+    pub fn subscription_count(&self) -> usize {
+        self.tree().len()
+    }
+
+    /// Number of retained messages held.
+    pub fn retained_count(&self) -> usize {
+        self.retained.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Messages dropped because a subscriber's queue was full, since start.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// Queues `delivery` for `session` and wakes its connection. Returns false
+/// when a message was dropped to respect the queue limit (logged once per
+/// episode of drops).
+pub fn deliver(session: &SessionHandle, delivery: Delivery, dropped: &AtomicU64) -> bool {
+    let mut state = session.lock();
+    let result = state.enqueue(delivery);
+    let online = state.is_online();
+    let first_drop = result.dropped() && state.note_drop();
+    let total = state.dropped();
+    drop(state);
+    if result.dropped() {
+        dropped.fetch_add(1, Ordering::Relaxed);
+        if first_drop {
+            tracing::warn!(
+                client_id = session.client_id(),
+                dropped_total = total,
+                "session queue full: dropping messages (QoS 0 first) until the client catches up"
+            );
+        }
+    }
+    if online && result != Enqueued::SkippedOffline {
+        session.wake.notify_one();
+    }
+    !result.dropped()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::SessionLimits;
+
+    const LIMITS: SessionLimits = SessionLimits { max_inflight: 4, max_queued: 2 };
+
+    fn session(id: u64) -> Arc<SessionHandle> {
+        let s = Arc::new(SessionHandle::new(id, Arc::from(format!("c{id}")), LIMITS));
+        s.lock().attach(true, LIMITS);
+        s
+    }
+
+    #[test]
+    fn mqtt_3_8_4_6_delivered_qos_is_minimum() {
+        let r = Router::new();
+        let a = session(1);
+        r.subscribe(&a, "t", QoS::AtLeastOnce);
+        r.publish(Arc::new(Message::new("t", "x", QoS::ExactlyOnce, false)));
+        r.publish(Arc::new(Message::new("t", "y", QoS::AtMostOnce, false)));
+        let mut s = a.lock();
+        assert_eq!(s.pop().map(|d| d.qos), Some(QoS::AtLeastOnce));
+        assert_eq!(s.pop().map(|d| d.qos), Some(QoS::AtMostOnce));
+    }
+
+    #[test]
+    fn overlapping_subscriptions_deliver_once_at_highest_qos() {
+        let r = Router::new();
+        let a = session(1);
+        r.subscribe(&a, "a/#", QoS::AtMostOnce);
+        r.subscribe(&a, "a/+", QoS::ExactlyOnce);
+        let routed = r.publish(Arc::new(Message::new("a/b", "x", QoS::ExactlyOnce, false)));
+        assert_eq!(routed.queued, 1);
+        assert_eq!(a.lock().pop().map(|d| d.qos), Some(QoS::ExactlyOnce));
+        assert!(a.lock().pop().is_none());
+    }
+
+    #[test]
+    fn retained_messages_returned_on_subscribe_and_cleared_by_empty_payload() {
+        let r = Router::new();
+        r.publish(Arc::new(Message::new("r/1", "keep", QoS::AtMostOnce, true)));
+        let a = session(1);
+        assert_eq!(r.subscribe(&a, "r/#", QoS::AtMostOnce).len(), 1);
+        r.publish(Arc::new(Message::new("r/1", "", QoS::AtMostOnce, true)));
+        assert_eq!(r.retained_count(), 0);
+        let b = session(2);
+        assert!(r.subscribe(&b, "r/#", QoS::AtMostOnce).is_empty());
+    }
+
+    #[test]
+    fn full_queue_drops_only_for_that_subscriber() {
+        let r = Router::new();
+        let slow = session(1);
+        let fast = session(2);
+        r.subscribe(&slow, "t", QoS::AtLeastOnce);
+        r.subscribe(&fast, "t", QoS::AtLeastOnce);
+        for i in 0..3 {
+            r.publish(Arc::new(Message::new("t", format!("{i}"), QoS::AtLeastOnce, false)));
+            fast.lock().pop();
+        }
+        assert_eq!(r.dropped(), 1);
+        assert_eq!(slow.lock().queued(), 2);
+    }
+}
