@@ -1,0 +1,265 @@
+//! The QoS 1 and QoS 2 flows of one session, in both directions.
+//!
+//! Outbound (broker to client): a PUBLISH with QoS 1 waits for PUBACK; with
+//! QoS 2 it waits for PUBREC, then the broker sends PUBREL and waits for
+//! PUBCOMP (MQTT 3.1.1 section 4.3). The number of unacknowledged outbound
+//! messages is capped by the in-flight window, which is what keeps a slow
+//! consumer from holding an unbounded amount of broker memory.
+//!
+//! Inbound (client to broker) QoS 2 uses "method B" of figure 4.3: the message
+//! is routed on its first PUBLISH, its packet id is remembered until PUBREL,
+//! and a re-sent PUBLISH with the same id is acknowledged but not routed
+//! again. That is what makes inbound QoS 2 exactly once.
+//!
+//! Everything here is plain data: the connection driver feeds acknowledgements
+//! in and writes out what comes back.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+use crate::message::Message;
+use crate::packet::QoS;
+
+/// Where an outbound QoS > 0 delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutState {
+    /// QoS 1 PUBLISH sent, PUBACK expected.
+    AwaitingPuback,
+    /// QoS 2 PUBLISH sent, PUBREC expected.
+    AwaitingPubrec,
+    /// QoS 2 PUBREL sent, PUBCOMP expected. The message itself may be
+    /// forgotten here; only the id is still in use.
+    AwaitingPubcomp,
+}
+
+/// An outbound delivery that the client has not finished acknowledging.
+#[derive(Debug, Clone)]
+pub struct OutEntry {
+    pub packet_id: u16,
+    pub message: Arc<Message>,
+    /// QoS of this delivery (already min(publish QoS, granted QoS)).
+    pub qos: QoS,
+    /// RETAIN flag of this delivery (set only for retained messages sent on subscribe).
+    pub retain: bool,
+    pub state: OutState,
+}
+
+/// A packet the flow wants sent after an acknowledgement or on resume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resend {
+    /// Re-send the PUBLISH with DUP set [MQTT-4.4.0-1].
+    Publish {
+        packet_id: u16,
+    },
+    Pubrel(u16),
+}
+
+/// Result of an acknowledgement from the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckResult {
+    /// The acknowledgement completed or advanced a flow.
+    Done,
+    /// No flow was waiting for this packet type with this id. Harmless (a
+    /// duplicate after a reconnect, for instance); the caller logs it.
+    Unknown,
+}
+
+#[derive(Debug, Default)]
+pub struct Inflight {
+    /// Outbound flows in the order their PUBLISH was first sent; re-sent in
+    /// that order on reconnect [MQTT-4.6.0-1]. At most `max_inflight` long, so
+    /// the linear lookups below stay short.
+    out: VecDeque<OutEntry>,
+    next_id: u16,
+    /// Inbound QoS 2 ids between PUBLISH and PUBREL.
+    inbound_qos2: HashSet<u16>,
+}
+
+impl Inflight {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of outbound deliveries not yet fully acknowledged.
+    pub fn outbound_len(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Number of inbound QoS 2 messages awaiting PUBREL.
+    pub fn inbound_len(&self) -> usize {
+        self.inbound_qos2.len()
+    }
+
+    pub fn outbound(&self) -> impl Iterator<Item = &OutEntry> {
+        self.out.iter()
+    }
+
+    pub fn get(&self, packet_id: u16) -> Option<&OutEntry> {
+        self.out.iter().find(|e| e.packet_id == packet_id)
+    }
+
+    /// Starts an outbound QoS 1 or 2 flow and returns its fresh packet id.
+    /// The caller has checked the window; ids in use are never reused
+    /// [MQTT-2.3.1-2].
+    pub fn start(&mut self, message: Arc<Message>, qos: QoS, retain: bool) -> u16 {
+        debug_assert!(qos != QoS::AtMostOnce);
+        let packet_id = self.allocate_id();
+        let state = if qos == QoS::ExactlyOnce { OutState::AwaitingPubrec } else { OutState::AwaitingPuback };
+        self.out.push_back(OutEntry { packet_id, message, qos, retain, state });
+        packet_id
+    }
+
+    fn allocate_id(&mut self) -> u16 {
+        // The window is far below 65535, so this finds a free id quickly.
+        loop {
+            self.next_id = self.next_id.wrapping_add(1);
+            if self.next_id == 0 {
+                self.next_id = 1;
+            }
+            let id = self.next_id;
+            if !self.out.iter().any(|e| e.packet_id == id) {
+                return id;
+            }
+        }
+    }
+
+    fn position(&self, packet_id: u16, state: OutState) -> Option<usize> {
+        self.out.iter().position(|e| e.packet_id == packet_id && e.state == state)
+    }
+
+    /// PUBACK from the client ends a QoS 1 flow.
+    pub fn on_puback(&mut self, packet_id: u16) -> AckResult {
+        match self.position(packet_id, OutState::AwaitingPuback) {
+            Some(i) => {
+                self.out.remove(i);
+                AckResult::Done
+            }
+            None => AckResult::Unknown,
+        }
+    }
+
+    /// PUBREC from the client: the broker must answer PUBREL [MQTT-4.3.3-1].
+    /// A PUBREC for a flow already past that point (a duplicate) gets the
+    /// PUBREL again, which is what the client is waiting for.
+    pub fn on_pubrec(&mut self, packet_id: u16) -> AckResult {
+        if let Some(i) = self.position(packet_id, OutState::AwaitingPubrec) {
+            self.out[i].state = OutState::AwaitingPubcomp;
+            AckResult::Done
+        } else if self.position(packet_id, OutState::AwaitingPubcomp).is_some() {
+            AckResult::Done
+        } else {
+            AckResult::Unknown
+        }
+    }
+
+    /// PUBCOMP from the client ends a QoS 2 flow.
+    pub fn on_pubcomp(&mut self, packet_id: u16) -> AckResult {
+        match self.position(packet_id, OutState::AwaitingPubcomp) {
+            Some(i) => {
+                self.out.remove(i);
+                AckResult::Done
+            }
+            None => AckResult::Unknown,
+        }
+    }
+
+    /// An inbound QoS 2 PUBLISH: returns true when it is new and must be
+    /// routed, false when it repeats one whose PUBREL has not come yet. Either
+    /// way the broker answers PUBREC [MQTT-4.3.3-2].
+    pub fn on_inbound_qos2(&mut self, packet_id: u16) -> bool {
+        self.inbound_qos2.insert(packet_id)
+    }
+
+    /// PUBREL from the client releases the id; the broker answers PUBCOMP
+    /// whether or not it knew the id [MQTT-4.3.3-2].
+    pub fn on_pubrel(&mut self, packet_id: u16) -> AckResult {
+        if self.inbound_qos2.remove(&packet_id) { AckResult::Done } else { AckResult::Unknown }
+    }
+
+    /// Packets to re-send when a persistent session resumes on a new
+    /// connection: unacknowledged PUBLISHes (with DUP) and PUBRELs, in their
+    /// original order and with their original ids [MQTT-4.4.0-1].
+    pub fn resume(&self) -> Vec<Resend> {
+        self.out
+            .iter()
+            .map(|e| match e.state {
+                OutState::AwaitingPuback | OutState::AwaitingPubrec => Resend::Publish { packet_id: e.packet_id },
+                OutState::AwaitingPubcomp => Resend::Pubrel(e.packet_id),
+            })
+            .collect()
+    }
+
+    /// Forgets everything (clean session).
+    pub fn clear(&mut self) {
+        self.out.clear();
+        self.inbound_qos2.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg() -> Arc<Message> {
+        Arc::new(Message::new("t", "p", QoS::ExactlyOnce, false))
+    }
+
+    #[test]
+    fn qos1_flow_completes_on_puback() {
+        let mut f = Inflight::new();
+        let id = f.start(msg(), QoS::AtLeastOnce, false);
+        assert_ne!(id, 0);
+        assert_eq!(f.outbound_len(), 1);
+        assert_eq!(f.on_pubrec(id), AckResult::Unknown, "QoS 1 flow does not take PUBREC");
+        assert_eq!(f.on_puback(id), AckResult::Done);
+        assert_eq!(f.outbound_len(), 0);
+        assert_eq!(f.on_puback(id), AckResult::Unknown);
+    }
+
+    #[test]
+    fn mqtt_4_3_3_1_qos2_outbound_flow() {
+        let mut f = Inflight::new();
+        let id = f.start(msg(), QoS::ExactlyOnce, false);
+        assert_eq!(f.on_pubcomp(id), AckResult::Unknown, "PUBCOMP before PUBREC is out of order");
+        assert_eq!(f.on_pubrec(id), AckResult::Done);
+        assert_eq!(f.get(id).map(|e| e.state), Some(OutState::AwaitingPubcomp));
+        assert_eq!(f.on_pubrec(id), AckResult::Done, "duplicate PUBREC gets PUBREL again");
+        assert_eq!(f.on_pubcomp(id), AckResult::Done);
+        assert_eq!(f.outbound_len(), 0);
+    }
+
+    #[test]
+    fn mqtt_2_3_1_2_ids_in_use_are_not_reused() {
+        let mut f = Inflight::new();
+        let first = f.start(msg(), QoS::AtLeastOnce, false);
+        f.next_id = u16::MAX - 1; // the id after 65535 wraps onto `first`
+        let a = f.start(msg(), QoS::AtLeastOnce, false);
+        let b = f.start(msg(), QoS::AtLeastOnce, false);
+        assert_eq!(a, u16::MAX);
+        assert_ne!(b, 0);
+        assert_ne!(b, first);
+    }
+
+    #[test]
+    fn mqtt_4_3_3_2_inbound_qos2_is_exactly_once() {
+        let mut f = Inflight::new();
+        assert!(f.on_inbound_qos2(7));
+        assert!(!f.on_inbound_qos2(7), "a re-sent PUBLISH must not be routed again");
+        assert_eq!(f.on_pubrel(7), AckResult::Done);
+        assert_eq!(f.on_pubrel(7), AckResult::Unknown);
+        assert!(f.on_inbound_qos2(7), "after PUBREL the id is a new message");
+    }
+
+    #[test]
+    fn mqtt_4_4_0_1_resume_resends_in_order() {
+        let mut f = Inflight::new();
+        let a = f.start(msg(), QoS::AtLeastOnce, false);
+        let b = f.start(msg(), QoS::ExactlyOnce, false);
+        let c = f.start(msg(), QoS::ExactlyOnce, false);
+        f.on_pubrec(c);
+        assert_eq!(
+            f.resume(),
+            vec![Resend::Publish { packet_id: a }, Resend::Publish { packet_id: b }, Resend::Pubrel(c)]
+        );
+    }
+}

@@ -1,0 +1,432 @@
+//! One client's session state, as plain data.
+//!
+//! A session outlives its connections when the client connects with clean
+//! session 0: it keeps the subscriptions, the messages queued while the
+//! client is away or behind the in-flight window, and the unfinished QoS 1/2
+//! flows (`inflight.rs`). The connection driver and the router lock it briefly
+//! and never across an `.await`.
+//!
+//! Memory is bounded on purpose. The queue holds at most `max_queued`
+//! messages; when it is full, a queued QoS 0 message is dropped first, then
+//! the new message. At most `max_inflight` QoS 1/2 deliveries wait for an
+//! acknowledgement. A slow or absent consumer therefore costs at most
+//! `max_queued + max_inflight` shared message references, never an unbounded
+//! amount, and never slows down the publisher.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+
+use crate::codec;
+use crate::inflight::{AckResult, Inflight, Resend};
+use crate::message::Message;
+use crate::packet::{Packet, QoS};
+
+/// Per-session limits, from the configuration's `Limits`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    pub max_inflight: u16,
+    pub max_queued: usize,
+}
+
+/// A message waiting to be sent to this session's client.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub message: Arc<Message>,
+    /// min(publish QoS, granted QoS).
+    pub qos: QoS,
+    /// RETAIN flag on the wire: 1 only for retained messages sent because of
+    /// a new subscription [MQTT-3.3.1-8], 0 otherwise [MQTT-3.3.1-9].
+    pub retain: bool,
+}
+
+/// What `enqueue` did with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    Queued,
+    /// Queued after dropping an older QoS 0 message to make room.
+    QueuedDroppedOldest,
+    /// The queue was full of QoS 1/2 messages: the new message was dropped.
+    DroppedNew,
+    /// A QoS 0 message for an offline client: not stored (the spec allows
+    /// this [MQTT-3.1.2-5]) and not counted as a drop.
+    SkippedOffline,
+}
+
+impl Enqueued {
+    pub fn dropped(self) -> bool {
+        matches!(self, Enqueued::QueuedDroppedOldest | Enqueued::DroppedNew)
+    }
+}
+
+#[derive(Debug)]
+pub struct Session {
+    limits: SessionLimits,
+    /// Whether a connection is attached. Publishers still queue QoS 1/2
+    /// messages for an offline persistent session.
+    online: bool,
+    /// Whether this state belongs to a persistent session (last connected
+    /// with clean session 0): decides `session present` on the next CONNECT.
+    persistent: bool,
+    /// Filter -> granted QoS. The router holds the same set; this copy lets a
+    /// session be dropped or restored without asking the router.
+    subscriptions: HashMap<String, QoS>,
+    queue: VecDeque<Delivery>,
+    queued_qos0: usize,
+    inflight: Inflight,
+    /// Messages dropped because the queue was full, over the session's life.
+    dropped: u64,
+    /// True from the first drop until the queue drains, so a flood of drops is
+    /// logged once, not once per message.
+    dropping: bool,
+}
+
+impl Session {
+    pub fn new(limits: SessionLimits) -> Self {
+        Session {
+            limits,
+            online: false,
+            persistent: false,
+            subscriptions: HashMap::new(),
+            queue: VecDeque::new(),
+            queued_qos0: 0,
+            inflight: Inflight::new(),
+            dropped: 0,
+            dropping: false,
+        }
+    }
+
+    pub fn is_online(&self) -> bool {
+        self.online
+    }
+
+    pub fn is_persistent(&self) -> bool {
+        self.persistent
+    }
+
+    pub fn limits(&self) -> SessionLimits {
+        self.limits
+    }
+
+    pub fn subscriptions(&self) -> &HashMap<String, QoS> {
+        &self.subscriptions
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn inflight(&self) -> &Inflight {
+        &self.inflight
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Attaches a connection. With `clean`, everything from an earlier session
+    /// is forgotten (the caller also removes its subscriptions from the
+    /// router, using the filters returned). Returns `session present` for the
+    /// CONNACK [MQTT-3.2.2-1, -2] and the filters to unsubscribe.
+    pub fn attach(&mut self, clean: bool, limits: SessionLimits) -> (bool, Vec<String>) {
+        self.limits = limits;
+        self.online = true;
+        let present = !clean && self.persistent;
+        let mut removed = Vec::new();
+        if clean || !self.persistent {
+            removed = self.subscriptions.drain().map(|(f, _)| f).collect();
+            self.queue.clear();
+            self.queued_qos0 = 0;
+            self.inflight.clear();
+        }
+        self.persistent = !clean;
+        (present, removed)
+    }
+
+    /// Detaches the connection. QoS 0 messages still queued are dropped: they
+    /// are not kept for an offline client.
+    pub fn detach(&mut self) {
+        self.online = false;
+        if self.queued_qos0 > 0 {
+            self.queue.retain(|d| d.qos != QoS::AtMostOnce);
+            self.queued_qos0 = 0;
+        }
+    }
+
+    /// Records a subscription; returns true when it replaced one for the same
+    /// filter [MQTT-3.8.4-3].
+    pub fn add_subscription(&mut self, filter: &str, qos: QoS) -> bool {
+        self.subscriptions.insert(filter.to_owned(), qos).is_some()
+    }
+
+    pub fn remove_subscription(&mut self, filter: &str) -> bool {
+        self.subscriptions.remove(filter).is_some()
+    }
+
+    /// Queues a delivery, applying the queue limit.
+    pub fn enqueue(&mut self, delivery: Delivery) -> Enqueued {
+        if !self.online && delivery.qos == QoS::AtMostOnce {
+            return Enqueued::SkippedOffline;
+        }
+        let mut result = Enqueued::Queued;
+        if self.queue.len() >= self.limits.max_queued {
+            if self.queued_qos0 > 0 {
+                if let Some(i) = self.queue.iter().position(|d| d.qos == QoS::AtMostOnce) {
+                    self.queue.remove(i);
+                    self.queued_qos0 -= 1;
+                }
+                result = Enqueued::QueuedDroppedOldest;
+            } else {
+                self.dropped += 1;
+                return Enqueued::DroppedNew;
+            }
+            self.dropped += 1;
+        }
+        if delivery.qos == QoS::AtMostOnce {
+            self.queued_qos0 += 1;
+        }
+        self.queue.push_back(delivery);
+        result
+    }
+
+    /// Marks the session as dropping; returns true on the first drop of an
+    /// episode, when the caller should log.
+    pub fn note_drop(&mut self) -> bool {
+        !std::mem::replace(&mut self.dropping, true)
+    }
+
+    /// Encodes queued deliveries into `out` while the in-flight window has
+    /// room and `out` is below `max_bytes`. Returns the number of PUBLISH
+    /// packets written. Order is kept: a QoS 1/2 message that does not fit the
+    /// window holds back the messages behind it [MQTT-4.6.0-6].
+    pub fn drain_into(&mut self, out: &mut BytesMut, max_bytes: usize) -> usize {
+        let mut sent = 0;
+        while out.len() < max_bytes {
+            let Some(front) = self.queue.front() else { break };
+            if front.qos != QoS::AtMostOnce && self.inflight.outbound_len() >= usize::from(self.limits.max_inflight) {
+                break;
+            }
+            let Some(d) = self.queue.pop_front() else { break };
+            let packet_id = if d.qos == QoS::AtMostOnce {
+                self.queued_qos0 -= 1;
+                0
+            } else {
+                self.inflight.start(d.message.clone(), d.qos, d.retain)
+            };
+            let m = &d.message;
+            codec::encode_publish(&m.topic, &m.payload, d.qos, d.retain, false, packet_id, out);
+            sent += 1;
+        }
+        if self.queue.is_empty() {
+            self.dropping = false;
+        }
+        sent
+    }
+
+    /// Encodes the packets a resumed persistent session must send again
+    /// [MQTT-4.4.0-1]: unacknowledged PUBLISHes with DUP set, then PUBRELs,
+    /// in their original order.
+    pub fn resume_into(&self, out: &mut BytesMut) -> usize {
+        let resend = self.inflight.resume();
+        for r in &resend {
+            match *r {
+                Resend::Publish { packet_id } => {
+                    if let Some(e) = self.inflight.get(packet_id) {
+                        let m = &e.message;
+                        codec::encode_publish(&m.topic, &m.payload, e.qos, e.retain, true, packet_id, out);
+                    }
+                }
+                Resend::Pubrel(id) => codec::encode(&Packet::Pubrel(id), out),
+            }
+        }
+        resend.len()
+    }
+
+    pub fn on_puback(&mut self, packet_id: u16) -> AckResult {
+        self.inflight.on_puback(packet_id)
+    }
+
+    pub fn on_pubrec(&mut self, packet_id: u16) -> AckResult {
+        self.inflight.on_pubrec(packet_id)
+    }
+
+    pub fn on_pubcomp(&mut self, packet_id: u16) -> AckResult {
+        self.inflight.on_pubcomp(packet_id)
+    }
+
+    pub fn on_inbound_qos2(&mut self, packet_id: u16) -> bool {
+        self.inflight.on_inbound_qos2(packet_id)
+    }
+
+    pub fn on_pubrel(&mut self, packet_id: u16) -> AckResult {
+        self.inflight.on_pubrel(packet_id)
+    }
+
+    /// Whether there is something `drain_into` could send now.
+    pub fn has_sendable(&self) -> bool {
+        match self.queue.front() {
+            None => false,
+            Some(d) => d.qos == QoS::AtMostOnce || self.inflight.outbound_len() < usize::from(self.limits.max_inflight),
+        }
+    }
+
+    /// Takes every queued delivery (used by in-process subscribers, which
+    /// acknowledge on receipt).
+    pub fn pop(&mut self) -> Option<Delivery> {
+        let d = self.queue.pop_front()?;
+        if d.qos == QoS::AtMostOnce {
+            self.queued_qos0 -= 1;
+        }
+        if self.queue.is_empty() {
+            self.dropping = false;
+        }
+        Some(d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: SessionLimits = SessionLimits { max_inflight: 2, max_queued: 3 };
+
+    fn delivery(payload: &str, qos: QoS) -> Delivery {
+        Delivery { message: Arc::new(Message::new("t", payload.to_owned(), qos, false)), qos, retain: false }
+    }
+
+    fn online() -> Session {
+        let mut s = Session::new(LIMITS);
+        s.attach(true, LIMITS);
+        s
+    }
+
+    fn decode_all(buf: &mut BytesMut) -> Vec<Packet> {
+        let mut v = Vec::new();
+        while let Ok(Some(p)) = codec::decode(buf, 1 << 20) {
+            v.push(p);
+        }
+        v
+    }
+
+    #[test]
+    fn mqtt_3_2_2_session_present() {
+        let mut s = Session::new(LIMITS);
+        assert!(!s.attach(false, LIMITS).0, "no earlier session");
+        s.add_subscription("a/#", QoS::AtLeastOnce);
+        s.detach();
+        let (present, removed) = s.attach(false, LIMITS);
+        assert!(present);
+        assert!(removed.is_empty());
+        assert_eq!(s.subscriptions().len(), 1);
+        s.detach();
+        let (present, removed) = s.attach(true, LIMITS);
+        assert!(!present, "[MQTT-3.2.2-1] clean session never has session present");
+        assert_eq!(removed, vec!["a/#".to_string()]);
+        assert!(s.subscriptions().is_empty());
+    }
+
+    #[test]
+    fn offline_session_keeps_qos1_and_skips_qos0() {
+        let mut s = Session::new(LIMITS);
+        s.attach(false, LIMITS);
+        s.detach();
+        assert_eq!(s.enqueue(delivery("a", QoS::AtMostOnce)), Enqueued::SkippedOffline);
+        assert_eq!(s.enqueue(delivery("b", QoS::AtLeastOnce)), Enqueued::Queued);
+        assert_eq!(s.queued(), 1);
+    }
+
+    #[test]
+    fn full_queue_drops_qos0_first_then_new() {
+        let mut s = online();
+        assert_eq!(s.enqueue(delivery("0", QoS::AtMostOnce)), Enqueued::Queued);
+        assert_eq!(s.enqueue(delivery("1", QoS::AtLeastOnce)), Enqueued::Queued);
+        assert_eq!(s.enqueue(delivery("2", QoS::AtLeastOnce)), Enqueued::Queued);
+        assert_eq!(s.enqueue(delivery("3", QoS::AtLeastOnce)), Enqueued::QueuedDroppedOldest);
+        assert_eq!(s.enqueue(delivery("4", QoS::ExactlyOnce)), Enqueued::DroppedNew);
+        assert_eq!(s.enqueue(delivery("5", QoS::AtMostOnce)), Enqueued::DroppedNew);
+        assert_eq!(s.dropped(), 3);
+        assert!(s.note_drop());
+        assert!(!s.note_drop(), "one log line per episode");
+        let payloads: Vec<_> = std::iter::from_fn(|| s.pop()).map(|d| d.message.payload.clone()).collect();
+        assert_eq!(payloads, vec!["1", "2", "3"]);
+    }
+
+    #[test]
+    fn window_limits_inflight_and_keeps_order() {
+        let limits = SessionLimits { max_inflight: 2, max_queued: 10 };
+        let mut s = Session::new(limits);
+        s.attach(true, limits);
+        s.enqueue(delivery("a", QoS::AtLeastOnce));
+        s.enqueue(delivery("b", QoS::ExactlyOnce));
+        s.enqueue(delivery("c", QoS::AtLeastOnce));
+        s.enqueue(delivery("d", QoS::AtMostOnce));
+        let mut out = BytesMut::new();
+        assert_eq!(s.drain_into(&mut out, 1 << 20), 2, "window of 2 holds back c, and d behind it");
+        assert!(!s.has_sendable());
+        let packets = decode_all(&mut out);
+        let ids: Vec<u16> = packets
+            .iter()
+            .map(|p| match p {
+                Packet::Publish(p) => p.packet_id,
+                _ => panic!("{p:?}"),
+            })
+            .collect();
+        assert_eq!(s.on_puback(ids[0]), AckResult::Done);
+        assert!(s.has_sendable());
+        assert_eq!(s.drain_into(&mut out, 1 << 20), 2, "c takes the freed slot, d follows");
+        assert_eq!(s.queued(), 0);
+    }
+
+    #[test]
+    fn drain_respects_byte_budget() {
+        let mut s = online();
+        s.enqueue(delivery("a", QoS::AtMostOnce));
+        s.enqueue(delivery("b", QoS::AtMostOnce));
+        let mut out = BytesMut::new();
+        assert_eq!(s.drain_into(&mut out, 1), 1);
+        assert_eq!(s.queued(), 1);
+    }
+
+    #[test]
+    fn mqtt_4_4_0_1_resume_sets_dup_and_keeps_ids() {
+        let mut s = Session::new(LIMITS);
+        s.attach(false, LIMITS);
+        s.enqueue(delivery("a", QoS::AtLeastOnce));
+        s.enqueue(delivery("b", QoS::ExactlyOnce));
+        let mut out = BytesMut::new();
+        s.drain_into(&mut out, 1 << 20);
+        let first = decode_all(&mut out);
+        let Packet::Publish(b) = &first[1] else { panic!() };
+        s.on_pubrec(b.packet_id);
+        s.detach();
+        let (present, _) = s.attach(false, LIMITS);
+        assert!(present);
+        s.resume_into(&mut out);
+        let again = decode_all(&mut out);
+        let Packet::Publish(a) = &again[0] else { panic!("{again:?}") };
+        let Packet::Publish(a0) = &first[0] else { panic!() };
+        assert!(a.dup);
+        assert_eq!(a.packet_id, a0.packet_id);
+        assert_eq!(again[1], Packet::Pubrel(b.packet_id));
+    }
+
+    #[test]
+    fn mqtt_3_3_1_8_retain_flag_only_for_new_subscription() {
+        let mut s = online();
+        let mut d = delivery("r", QoS::AtMostOnce);
+        d.retain = true;
+        s.enqueue(d);
+        s.enqueue(delivery("n", QoS::AtMostOnce));
+        let mut out = BytesMut::new();
+        s.drain_into(&mut out, 1 << 20);
+        let flags: Vec<bool> = decode_all(&mut out)
+            .into_iter()
+            .map(|p| match p {
+                Packet::Publish(p) => p.retain,
+                _ => panic!(),
+            })
+            .collect();
+        assert_eq!(flags, vec![true, false]);
+    }
+}
