@@ -1,0 +1,261 @@
+//! The embeddable broker: `Broker::new(config)`, `start().await`,
+//! `shutdown().await`, as hbmqtt's `Broker` has them, plus what an embedding
+//! application needs: the addresses actually bound (for port 0), and an
+//! in-process handle to publish into the broker and subscribe to it.
+//!
+//! Sessions and retained messages belong to the `Broker` value, not to one
+//! run of it: a broker that is shut down and started again keeps them, as it
+//! will when they are persisted to disk.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tracing::info;
+
+use crate::access::{AccessControl, AccessError};
+use crate::codec;
+use crate::config::{Config, ListenerKind};
+use crate::listener;
+use crate::message::Message;
+use crate::packet::QoS;
+use crate::router::Router;
+use crate::session::{Delivery, SessionLimits};
+use crate::session_store::{SessionHandle, SessionStore};
+use crate::topic;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    #[error("listener `{listener}`: cannot bind {addr}: {source}")]
+    Bind { listener: String, addr: SocketAddr, source: std::io::Error },
+    #[error("listener `{listener}`: type `{kind}` is not supported by this version of moth")]
+    UnsupportedListener { listener: String, kind: &'static str },
+    #[error("the broker is already running")]
+    AlreadyRunning,
+    #[error("invalid topic name `{0}`")]
+    InvalidTopic(String),
+    #[error("invalid topic filter `{0}`")]
+    InvalidFilter(String),
+    #[error("payload of {0} bytes does not fit in an MQTT packet")]
+    PayloadTooLarge(usize),
+}
+
+/// What connections and listeners share.
+pub struct Context {
+    pub config: Config,
+    pub router: Router,
+    pub sessions: SessionStore,
+    pub access: AccessControl,
+    next_conn: AtomicU64,
+}
+
+impl Context {
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+struct Running {
+    shutdown: watch::Sender<bool>,
+    /// Every listener and connection task holds a sender; all gone = all ended.
+    done: mpsc::Receiver<()>,
+    addrs: Vec<(String, SocketAddr)>,
+}
+
+/// An MQTT 3.1.1 broker. Cheap to clone; clones control the same broker.
+#[derive(Clone)]
+pub struct Broker {
+    ctx: Arc<Context>,
+    running: Arc<tokio::sync::Mutex<Option<Running>>>,
+    addrs: Arc<Mutex<Vec<(String, SocketAddr)>>>,
+}
+
+impl Broker {
+    /// Builds a broker from a configuration. Resolves the plugins it names;
+    /// opens no socket yet.
+    pub fn new(config: Config) -> Result<Broker, BrokerError> {
+        let access = AccessControl::from_config(&config)?;
+        Ok(Broker {
+            ctx: Arc::new(Context {
+                config,
+                router: Router::new(),
+                sessions: SessionStore::new(),
+                access,
+                next_conn: AtomicU64::new(0),
+            }),
+            running: Arc::new(tokio::sync::Mutex::new(None)),
+            addrs: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.ctx.config
+    }
+
+    /// Binds every listener and starts serving. Returns once all are bound;
+    /// if one cannot bind, none is left open and the error names it.
+    pub async fn start(&self) -> Result<(), BrokerError> {
+        let mut running = self.running.lock().await;
+        if running.is_some() {
+            return Err(BrokerError::AlreadyRunning);
+        }
+        let mut sockets = Vec::new();
+        for l in &self.ctx.config.listeners {
+            if l.kind != ListenerKind::Tcp || l.tls.is_some() {
+                let kind = if l.kind == ListenerKind::Ws { "ws" } else { "tcp with ssl" };
+                return Err(BrokerError::UnsupportedListener { listener: l.name.clone(), kind });
+            }
+            let socket = TcpListener::bind(l.bind).await.map_err(|source| BrokerError::Bind {
+                listener: l.name.clone(),
+                addr: l.bind,
+                source,
+            })?;
+            let addr = socket.local_addr().unwrap_or(l.bind);
+            sockets.push((l.clone(), socket, addr));
+        }
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (done_tx, done) = mpsc::channel(1);
+        let mut addrs = Vec::new();
+        for (config, socket, addr) in sockets {
+            info!(listener = %config.name, kind = "tcp", %addr, tls = false, max_connections = config.max_connections, "listening");
+            addrs.push((config.name.clone(), addr));
+            tokio::spawn(listener::run(self.ctx.clone(), config, socket, shutdown_rx.clone(), done_tx.clone()));
+        }
+        *self.addrs.lock().unwrap_or_else(|e| e.into_inner()) = addrs.clone();
+        *running = Some(Running { shutdown, done, addrs });
+        Ok(())
+    }
+
+    /// Stops listening, closes every client connection and waits until all
+    /// connection tasks have ended. Sessions and retained messages are kept
+    /// for a later `start`. Does nothing when the broker is not running.
+    pub async fn shutdown(&self) {
+        let mut running = self.running.lock().await;
+        let Some(mut r) = running.take() else { return };
+        info!("shutting down");
+        let _ = r.shutdown.send(true);
+        // Every task drops its sender when it ends.
+        while r.done.recv().await.is_some() {}
+        drop(r.addrs);
+        self.addrs.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        info!("stopped");
+    }
+
+    /// Whether `start` succeeded and `shutdown` has not been called since.
+    pub async fn is_running(&self) -> bool {
+        self.running.lock().await.is_some()
+    }
+
+    /// The address a listener is bound to (useful with port 0), while running.
+    pub fn local_addr(&self, listener: &str) -> Option<SocketAddr> {
+        self.addrs.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(n, _)| n == listener).map(|(_, a)| *a)
+    }
+
+    /// Every listener's name and bound address, while running.
+    pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.addrs.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Publishes a message from the application into the broker, as a client
+    /// would (retained when `retain`). Topic checks do not apply: the
+    /// application is trusted.
+    pub fn publish(&self, topic: &str, payload: impl Into<Bytes>, qos: QoS, retain: bool) -> Result<(), BrokerError> {
+        // 65535 is the longest string MQTT can carry.
+        if !topic::is_valid_name(topic) || topic.contains('\0') || topic.len() > usize::from(u16::MAX) {
+            return Err(BrokerError::InvalidTopic(topic.to_string()));
+        }
+        let payload = payload.into();
+        let size = 2 + topic.len() + 2 + payload.len();
+        if size > codec::MAX_REMAINING_LENGTH {
+            return Err(BrokerError::PayloadTooLarge(payload.len()));
+        }
+        self.ctx.router.publish(Arc::new(Message::new(topic, payload, qos, retain)));
+        Ok(())
+    }
+
+    /// Subscribes the application to `filter`. Messages arrive at
+    /// min(publish QoS, `qos`) through [`LocalSubscription::recv`], retained
+    /// ones first. The subscription ends when the handle is dropped. Like a
+    /// client's, its queue is bounded by `max-queued-messages`; a consumer
+    /// that falls behind loses messages (counted and logged), it does not
+    /// make the broker grow.
+    pub fn subscribe(&self, filter: &str, qos: QoS) -> Result<LocalSubscription, BrokerError> {
+        if !topic::is_valid_filter(filter) || filter.contains('\0') || filter.len() > usize::from(u16::MAX) {
+            return Err(BrokerError::InvalidFilter(filter.to_string()));
+        }
+        let limits = SessionLimits {
+            max_inflight: self.ctx.config.limits.max_inflight,
+            max_queued: self.ctx.config.limits.max_queued_messages,
+        };
+        let id = self.ctx.sessions.next_id();
+        let session = Arc::new(SessionHandle::new(id, Arc::from(format!("$local/{id}")), limits));
+        session.lock().attach(true, limits);
+        let retained = self.ctx.router.subscribe(&session, filter, qos);
+        {
+            let mut state = session.lock();
+            for m in retained {
+                let q = m.qos.min(qos);
+                let _ = state.enqueue(Delivery { message: m, qos: q, retain: true });
+            }
+        }
+        Ok(LocalSubscription { ctx: self.ctx.clone(), session, filter: filter.to_string() })
+    }
+
+    /// Number of sessions held (connected or persistent).
+    pub fn session_count(&self) -> usize {
+        self.ctx.sessions.len()
+    }
+
+    /// Number of retained messages held.
+    pub fn retained_count(&self) -> usize {
+        self.ctx.router.retained_count()
+    }
+
+    /// Messages dropped so far because a subscriber's queue was full.
+    pub fn dropped_messages(&self) -> u64 {
+        self.ctx.router.dropped()
+    }
+}
+
+/// An in-process subscription; see [`Broker::subscribe`].
+pub struct LocalSubscription {
+    ctx: Arc<Context>,
+    session: Arc<SessionHandle>,
+    filter: String,
+}
+
+impl LocalSubscription {
+    /// The next message. Its `qos` is the delivered QoS and `retain` is set
+    /// for retained messages sent because of the subscription.
+    pub async fn recv(&mut self) -> Message {
+        loop {
+            if let Some(d) = self.session.lock().pop() {
+                let m = &d.message;
+                return Message { topic: m.topic.clone(), payload: m.payload.clone(), qos: d.qos, retain: d.retain };
+            }
+            self.session.wake.notified().await;
+        }
+    }
+
+    /// A message if one is waiting, without waiting.
+    pub fn try_recv(&mut self) -> Option<Message> {
+        let d = self.session.lock().pop()?;
+        let m = &d.message;
+        Some(Message { topic: m.topic.clone(), payload: m.payload.clone(), qos: d.qos, retain: d.retain })
+    }
+
+    pub fn filter(&self) -> &str {
+        &self.filter
+    }
+}
+
+impl Drop for LocalSubscription {
+    fn drop(&mut self) {
+        self.ctx.router.unsubscribe(self.session.id(), &self.filter);
+    }
+}

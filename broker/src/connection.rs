@@ -1,0 +1,524 @@
+//! The I/O driver of one client connection.
+//!
+//! A transport (TCP today; TLS and WebSocket streams go through the same
+//! code) hands over a byte stream and what it learned about the peer. This
+//! task reads CONNECT, attaches the session, then runs one loop that:
+//! - reads and decodes every complete packet in the buffer and acts on it;
+//! - moves queued deliveries from the session into one output buffer, so a
+//!   busy client gets many packets per `write` (coalescing);
+//! - writes that buffer as the socket accepts it, without ever blocking
+//!   reads (a client that is itself blocked writing cannot deadlock us);
+//! - enforces keep-alive and reacts to takeover and broker shutdown.
+//!
+//! The output buffer has a high-water mark: above it, no more deliveries are
+//! taken from the session queue, whose own limit then applies. Memory per
+//! connection is therefore bounded however slow the client reads.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use moth_plugin_api::TopicAction;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::{oneshot, watch};
+use tokio::time::{Instant, sleep_until};
+use tracing::{Instrument, debug, info, warn};
+
+use crate::access::topic_request;
+use crate::broker::Context;
+use crate::codec::{self, DecodeError};
+use crate::connect::{self, ConnectDecision};
+use crate::inflight::AckResult;
+use crate::message::Message;
+use crate::packet::{
+    Connack, Connect, ConnectReturnCode, Packet, Publish, QoS, Suback, SubackCode, Subscribe, Unsubscribe,
+};
+use crate::session::{Delivery, SessionLimits};
+use crate::session_store::{Kick, SessionHandle};
+
+/// How long a new connection may take to send its CONNECT. A socket that
+/// sends nothing must not hold a connection slot forever.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a taking-over connection waits for the old one to let go.
+const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Above this many buffered output bytes, deliveries stay in the session queue.
+const OUT_HIGH_WATER: usize = 64 * 1024;
+/// Above this many buffered output bytes, the client's input is not read.
+const OUT_READ_LIMIT: usize = 4 * OUT_HIGH_WATER;
+const READ_CHUNK: usize = 8 * 1024;
+
+/// What the transport learned about the connection.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    /// The listener's name (its key in `listeners`).
+    pub listener: Arc<str>,
+}
+
+/// Why a connection ended, for the log and for the will.
+#[derive(Debug)]
+enum Close {
+    /// DISCONNECT received: no will [MQTT-3.14.4-3].
+    Disconnect,
+    /// The client closed the socket without DISCONNECT.
+    PeerClosed,
+    Io(std::io::Error),
+    Protocol(String),
+    KeepAlive,
+    TakenOver,
+    Shutdown,
+}
+
+impl Close {
+    fn sends_will(&self) -> bool {
+        !matches!(self, Close::Disconnect | Close::Shutdown)
+    }
+}
+
+impl std::fmt::Display for Close {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Close::Disconnect => f.write_str("client sent DISCONNECT"),
+            Close::PeerClosed => f.write_str("connection closed by client without DISCONNECT"),
+            Close::Io(e) => write!(f, "i/o error: {e}"),
+            Close::Protocol(why) => write!(f, "protocol violation: {why}"),
+            Close::KeepAlive => f.write_str("keep-alive timeout"),
+            Close::TakenOver => f.write_str("session taken over by a new connection with the same client id"),
+            Close::Shutdown => f.write_str("broker shutting down"),
+        }
+    }
+}
+
+/// Serves one connection to its end. Never panics on client input; every
+/// way out is logged with its reason.
+pub async fn serve<S>(ctx: Arc<Context>, stream: S, info: ConnInfo, shutdown: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let span = tracing::info_span!("conn", listener = %info.listener, peer = %info.peer);
+    async move {
+        let (rd, wr) = tokio::io::split(stream);
+        let mut conn = Conn {
+            rd,
+            wr,
+            inbuf: BytesMut::with_capacity(READ_CHUNK),
+            outbuf: BytesMut::new(),
+            max_packet_size: ctx.config.limits.max_packet_size,
+        };
+        conn.run(&ctx, &info, shutdown).await;
+    }
+    .instrument(span)
+    .await
+}
+
+struct Conn<S> {
+    rd: ReadHalf<S>,
+    wr: WriteHalf<S>,
+    inbuf: BytesMut,
+    outbuf: BytesMut,
+    max_packet_size: usize,
+}
+
+/// The state of a connected client that the packet handlers need.
+struct Client {
+    session: Arc<SessionHandle>,
+    client_id: String,
+    username: Option<String>,
+    listener: Arc<str>,
+    will: Option<Message>,
+}
+
+impl<S: AsyncRead + AsyncWrite> Conn<S> {
+    async fn run(&mut self, ctx: &Arc<Context>, info: &ConnInfo, mut shutdown: watch::Receiver<bool>) {
+        let connect = tokio::select! {
+            r = tokio::time::timeout(CONNECT_TIMEOUT, self.read_first_packet()) => match r {
+                Err(_) => {
+                    info!("closed: no CONNECT within {}s", CONNECT_TIMEOUT.as_secs());
+                    return;
+                }
+                Ok(Err(why)) => {
+                    info!("closed before CONNECT: {why}");
+                    return;
+                }
+                Ok(Ok(c)) => c,
+            },
+            _ = shutdown.changed() => return,
+        };
+        let Some(connect) = connect else { return };
+
+        let (client_id, assigned) = match connect::check_client_id(&connect) {
+            ConnectDecision::Accept { client_id, assigned } => (client_id, assigned),
+            ConnectDecision::Refuse { code, reason } => {
+                info!(client_id = %connect.client_id, code = code as u8, "connection refused: {reason}");
+                self.refuse(code).await;
+                return;
+            }
+        };
+        let peer = info.peer.to_string();
+        let (decision, outcome) = connect::authenticate(&ctx.access, &connect, &client_id, &peer, &info.listener).await;
+        let username = connect.username.as_deref().unwrap_or("");
+        if let ConnectDecision::Refuse { code, reason } = decision {
+            info!(
+                client_id = %client_id, username, plugin = outcome.decided_by.as_deref().unwrap_or("-"),
+                code = code as u8, "connection refused: {reason}"
+            );
+            self.refuse(code).await;
+            return;
+        }
+
+        let conn_id = ctx.next_conn_id();
+        let limits = SessionLimits {
+            max_inflight: ctx.config.limits.max_inflight,
+            max_queued: ctx.config.limits.max_queued_messages,
+        };
+        let (kick_tx, mut kick_rx) = oneshot::channel();
+        let opened = ctx.sessions.open(&client_id, conn_id, kick_tx, limits);
+        if let Some(previous) = opened.previous {
+            let _ = previous.send(Kick::TakenOver);
+        }
+        let session = opened.session;
+        // Wait for the previous connection, if any, to let go of the session.
+        let slot = tokio::select! {
+            g = tokio::time::timeout(TAKEOVER_TIMEOUT, session.slot.clone().lock_owned()) => match g {
+                Ok(g) => g,
+                Err(_) => {
+                    warn!(client_id = %client_id, "previous connection did not release the session in time");
+                    ctx.sessions.close(&client_id, conn_id, false);
+                    self.refuse(ConnectReturnCode::ServerUnavailable).await;
+                    return;
+                }
+            },
+            _ = &mut kick_rx => {
+                info!(client_id = %client_id, "connection replaced by a newer one before it was attached");
+                ctx.sessions.close(&client_id, conn_id, false);
+                return;
+            }
+            _ = shutdown.changed() => {
+                ctx.sessions.close(&client_id, conn_id, false);
+                return;
+            }
+        };
+
+        let (present, removed) = session.lock().attach(connect.clean_session, limits);
+        if !removed.is_empty() {
+            ctx.router.unsubscribe_all(session.id(), removed.iter().map(String::as_str));
+        }
+        codec::encode(
+            &Packet::Connack(Connack { session_present: present, code: ConnectReturnCode::Accepted }),
+            &mut self.outbuf,
+        );
+        info!(
+            client_id = %client_id, username, assigned_id = assigned, clean_session = connect.clean_session,
+            session_present = present, keep_alive = connect.keep_alive,
+            plugin = outcome.decided_by.as_deref().unwrap_or("-"), "client connected"
+        );
+        {
+            let mut state = session.lock();
+            state.resume_into(&mut self.outbuf);
+            state.drain_into(&mut self.outbuf, OUT_HIGH_WATER);
+        }
+
+        let mut client = Client {
+            session: session.clone(),
+            client_id: client_id.clone(),
+            username: connect.username.clone(),
+            listener: info.listener.clone(),
+            will: connect.will.as_ref().map(Message::from_will),
+        };
+        let keep_alive = (connect.keep_alive > 0)
+            .then(|| Duration::from_secs(u64::from(connect.keep_alive)) + ctx.config.timeout_disconnect_delay);
+        let close = self.serve_connected(ctx, &mut client, keep_alive, &mut kick_rx, &mut shutdown).await;
+
+        // Best effort: what is already encoded (a final PUBACK, say) goes out.
+        if !matches!(close, Close::Io(_) | Close::PeerClosed) && !self.outbuf.is_empty() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.wr.write_all(&self.outbuf)).await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.wr.shutdown()).await;
+
+        session.lock().detach();
+        let discard = connect.clean_session;
+        if ctx.sessions.close(&client_id, conn_id, discard) {
+            let filters: Vec<String> = session.lock().subscriptions().keys().cloned().collect();
+            ctx.router.unsubscribe_all(session.id(), filters.iter().map(String::as_str));
+        }
+        drop(slot);
+        info!(client_id = %client_id, "client disconnected: {close}");
+        if close.sends_will()
+            && let Some(will) = client.will.take()
+        {
+            publish_will(ctx, &client, will);
+        }
+    }
+
+    /// Reads the first packet, which must be CONNECT [MQTT-3.1.0-1].
+    /// `Ok(None)` when the connection ended and nothing more is to be done.
+    async fn read_first_packet(&mut self) -> Result<Option<Connect>, String> {
+        loop {
+            match codec::decode(&mut self.inbuf, self.max_packet_size) {
+                Ok(Some(Packet::Connect(c))) => return Ok(Some(c)),
+                Ok(Some(other)) => return Err(format!("first packet is {} [MQTT-3.1.0-1]", other.name())),
+                Ok(None) => {}
+                Err(e) if e.is_unsupported_protocol_level() => {
+                    // [MQTT-3.1.2-2]: answer 0x01, then close.
+                    info!("connection refused: {e}");
+                    self.refuse(ConnectReturnCode::UnacceptableProtocolVersion).await;
+                    return Ok(None);
+                }
+                Err(e) => return Err(format!("malformed CONNECT: {e}")),
+            }
+            self.inbuf.reserve(READ_CHUNK);
+            match self.rd.read_buf(&mut self.inbuf).await {
+                Ok(0) => return Err("connection closed".into()),
+                Ok(_) => {}
+                Err(e) => return Err(format!("i/o error: {e}")),
+            }
+        }
+    }
+
+    /// Sends a refusing CONNACK and closes [MQTT-3.2.2-5].
+    async fn refuse(&mut self, code: ConnectReturnCode) {
+        self.outbuf.clear();
+        codec::encode(&Packet::Connack(Connack { session_present: false, code }), &mut self.outbuf);
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            self.wr.write_all(&self.outbuf).await?;
+            self.wr.shutdown().await
+        })
+        .await;
+    }
+
+    async fn serve_connected(
+        &mut self,
+        ctx: &Arc<Context>,
+        client: &mut Client,
+        keep_alive: Option<Duration>,
+        kick_rx: &mut oneshot::Receiver<Kick>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Close {
+        let mut last_rx = Instant::now();
+        let far_future = Instant::now() + Duration::from_secs(86400 * 365);
+        let deadline = |last: Instant| keep_alive.map_or(far_future, |k| last + k);
+        let keep_alive_timer = sleep_until(deadline(last_rx));
+        tokio::pin!(keep_alive_timer);
+        // Packets already buffered behind the CONNECT.
+        if let Err(close) = self.process_input(ctx, client) {
+            return close;
+        }
+        let session = client.session.clone();
+        loop {
+            tokio::select! {
+                _ = &mut *kick_rx => return Close::TakenOver,
+                _ = shutdown.changed() => return Close::Shutdown,
+                // Back-pressure: a client that does not read its acknowledgements
+                // is not read from either, so its output cannot grow without bound.
+                r = self.rd.read_buf(&mut self.inbuf), if self.outbuf.len() < OUT_READ_LIMIT => {
+                    match r {
+                        Ok(0) => return Close::PeerClosed,
+                        Ok(_) => {}
+                        Err(e) => return Close::Io(e),
+                    }
+                    last_rx = Instant::now();
+                    if let Err(close) = self.process_input(ctx, client) {
+                        return close;
+                    }
+                    if self.inbuf.capacity() - self.inbuf.len() < READ_CHUNK / 2 {
+                        self.inbuf.reserve(READ_CHUNK);
+                    }
+                }
+                r = self.wr.write_buf(&mut self.outbuf), if !self.outbuf.is_empty() => {
+                    if let Err(e) = r {
+                        return Close::Io(e);
+                    }
+                    if self.outbuf.is_empty() {
+                        // Take more right away rather than wait for the next wake-up.
+                        session.lock().drain_into(&mut self.outbuf, OUT_HIGH_WATER);
+                        if self.outbuf.is_empty()
+                            && let Err(e) = self.wr.flush().await
+                        {
+                            return Close::Io(e);
+                        }
+                    }
+                }
+                _ = session.wake.notified(), if self.outbuf.len() < OUT_HIGH_WATER => {
+                    session.lock().drain_into(&mut self.outbuf, OUT_HIGH_WATER);
+                }
+                _ = &mut keep_alive_timer => {
+                    let due = deadline(last_rx);
+                    if Instant::now() >= due {
+                        return Close::KeepAlive;
+                    }
+                    keep_alive_timer.as_mut().reset(due);
+                }
+            }
+        }
+    }
+
+    /// Decodes and handles every complete packet in the input buffer.
+    fn process_input(&mut self, ctx: &Arc<Context>, client: &mut Client) -> Result<(), Close> {
+        let mut handled = false;
+        loop {
+            let packet = match codec::decode(&mut self.inbuf, self.max_packet_size) {
+                Ok(Some(p)) => p,
+                Ok(None) => break,
+                Err(e) => return Err(protocol_error(&e)),
+            };
+            handled = true;
+            self.handle(ctx, client, packet)?;
+        }
+        if handled && self.outbuf.len() < OUT_HIGH_WATER {
+            // Acknowledgements may have opened the in-flight window.
+            client.session.lock().drain_into(&mut self.outbuf, OUT_HIGH_WATER);
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, ctx: &Arc<Context>, client: &mut Client, packet: Packet) -> Result<(), Close> {
+        match packet {
+            Packet::Publish(p) => self.on_publish(ctx, client, p),
+            Packet::Puback(id) => {
+                if client.session.lock().on_puback(id) == AckResult::Unknown {
+                    debug!(client_id = %client.client_id, packet_id = id, "PUBACK for no message in flight");
+                }
+            }
+            Packet::Pubrec(id) => {
+                if client.session.lock().on_pubrec(id) == AckResult::Done {
+                    codec::encode(&Packet::Pubrel(id), &mut self.outbuf);
+                } else {
+                    debug!(client_id = %client.client_id, packet_id = id, "PUBREC for no message in flight");
+                }
+            }
+            Packet::Pubcomp(id) => {
+                if client.session.lock().on_pubcomp(id) == AckResult::Unknown {
+                    debug!(client_id = %client.client_id, packet_id = id, "PUBCOMP for no message in flight");
+                }
+            }
+            Packet::Pubrel(id) => {
+                client.session.lock().on_pubrel(id);
+                codec::encode(&Packet::Pubcomp(id), &mut self.outbuf);
+            }
+            Packet::Subscribe(s) => self.on_subscribe(ctx, client, s),
+            Packet::Unsubscribe(u) => self.on_unsubscribe(ctx, client, u),
+            Packet::Pingreq => codec::encode(&Packet::Pingresp, &mut self.outbuf),
+            Packet::Disconnect => {
+                client.will = None;
+                return Err(Close::Disconnect);
+            }
+            Packet::Connect(_) => return Err(Close::Protocol("second CONNECT [MQTT-3.1.0-2]".into())),
+            other @ (Packet::Connack(_) | Packet::Suback(_) | Packet::Unsuback(_) | Packet::Pingresp) => {
+                return Err(Close::Protocol(format!("{} is sent by servers only", other.name())));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_publish(&mut self, ctx: &Arc<Context>, client: &Client, p: Publish) {
+        let allowed = publish_allowed(ctx, client, &p.topic);
+        match p.qos {
+            QoS::AtMostOnce => {
+                if allowed {
+                    ctx.router.publish(Arc::new(Message::from_publish(&p)));
+                }
+            }
+            QoS::AtLeastOnce => {
+                if allowed {
+                    ctx.router.publish(Arc::new(Message::from_publish(&p)));
+                }
+                // Acknowledged even when refused: MQTT 3.1.1 has no negative
+                // acknowledgement, and a client that never gets one would
+                // re-send forever.
+                codec::encode(&Packet::Puback(p.packet_id), &mut self.outbuf);
+            }
+            QoS::ExactlyOnce => {
+                let first = client.session.lock().on_inbound_qos2(p.packet_id);
+                if first && allowed {
+                    ctx.router.publish(Arc::new(Message::from_publish(&p)));
+                }
+                codec::encode(&Packet::Pubrec(p.packet_id), &mut self.outbuf);
+            }
+        }
+    }
+
+    fn on_subscribe(&mut self, ctx: &Arc<Context>, client: &Client, s: Subscribe) {
+        let mut codes = Vec::with_capacity(s.filters.len());
+        let mut retained = Vec::new();
+        for f in &s.filters {
+            if let Some(reason) = ctx
+                .access
+                .checks_topics()
+                .then(|| {
+                    ctx.access.check_topic(&topic_request(
+                        &client.client_id,
+                        client.username.as_deref(),
+                        &client.listener,
+                        TopicAction::Subscribe,
+                        &f.filter,
+                    ))
+                })
+                .flatten()
+            {
+                info!(client_id = %client.client_id, filter = %f.filter, "subscription refused: {reason}");
+                codes.push(SubackCode::Failure);
+                continue;
+            }
+            let granted = f.qos.min(ctx.config.max_qos);
+            client.session.lock().add_subscription(&f.filter, granted);
+            for m in ctx.router.subscribe(&client.session, &f.filter, granted) {
+                retained.push((m, granted));
+            }
+            debug!(client_id = %client.client_id, filter = %f.filter, qos = granted as u8, "subscribed");
+            codes.push(SubackCode::Granted(granted));
+        }
+        codec::encode(&Packet::Suback(Suback { packet_id: s.packet_id, codes }), &mut self.outbuf);
+        // Retained messages go after the SUBACK, with RETAIN set [MQTT-3.3.1-8].
+        if !retained.is_empty() {
+            let mut state = client.session.lock();
+            for (message, granted) in retained {
+                let qos = message.qos.min(granted);
+                let _ = state.enqueue(Delivery { message, qos, retain: true });
+            }
+        }
+    }
+
+    fn on_unsubscribe(&mut self, ctx: &Arc<Context>, client: &Client, u: Unsubscribe) {
+        for f in &u.filters {
+            client.session.lock().remove_subscription(f);
+            ctx.router.unsubscribe(client.session.id(), f);
+            debug!(client_id = %client.client_id, filter = %f, "unsubscribed");
+        }
+        // Sent even when nothing matched [MQTT-3.10.4-5].
+        codec::encode(&Packet::Unsuback(u.packet_id), &mut self.outbuf);
+    }
+}
+
+fn protocol_error(e: &DecodeError) -> Close {
+    Close::Protocol(e.to_string())
+}
+
+/// Topic checks on a client's PUBLISH. `$SYS/` belongs to the broker:
+/// clients may read it but not write to it.
+fn publish_allowed(ctx: &Context, client: &Client, topic: &str) -> bool {
+    if topic.starts_with("$SYS/") || topic == "$SYS" {
+        debug!(client_id = %client.client_id, topic, "publish to $SYS refused");
+        return false;
+    }
+    if !ctx.access.checks_topics() {
+        return true;
+    }
+    let request =
+        topic_request(&client.client_id, client.username.as_deref(), &client.listener, TopicAction::Publish, topic);
+    match ctx.access.check_topic(&request) {
+        None => true,
+        Some(reason) => {
+            info!(client_id = %client.client_id, topic, "publish refused: {reason}");
+            false
+        }
+    }
+}
+
+fn publish_will(ctx: &Context, client: &Client, will: Message) {
+    if !publish_allowed(ctx, client, &will.topic) {
+        return;
+    }
+    debug!(client_id = %client.client_id, topic = %will.topic, "publishing will");
+    ctx.router.publish(Arc::new(will));
+}

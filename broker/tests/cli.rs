@@ -1,0 +1,539 @@
+//! The `moth` program, driven as a user would: real binary, real config
+//! files, real sockets, real signals.
+//!
+//! Every child process is waited for with a deadline (a thread does the
+//! blocking wait and reports over a channel), so a broker that ignores
+//! `--check` or a signal makes the test fail instead of hanging.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use moth::codec;
+use moth::packet::{Connect, ConnectReturnCode, Packet, Protocol, Publish, QoS, Subscribe, SubscribeFilter};
+
+const MOTH: &str = env!("CARGO_BIN_EXE_moth");
+/// How long a command or an event may take before the test fails.
+const DEADLINE: Duration = Duration::from_secs(15);
+
+// ---------------------------------------------------------------------------
+// Helpers: temp files, processes with deadlines, a tiny blocking MQTT client.
+
+/// A directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+        let dir = std::env::temp_dir().join(format!(
+            "moth-cli-{tag}-{}-{nanos}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    /// Writes `text` to `name` in this directory and returns its path.
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).expect("write config file");
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn moth() -> Command {
+    let mut c = Command::new(MOTH);
+    // Plain log lines, whatever the environment says.
+    c.env("NO_COLOR", "1").env_remove("RUST_LOG");
+    c
+}
+
+fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().expect("run kill");
+    assert!(status.success(), "kill -{signal} {pid} failed: {status}");
+}
+
+/// A spawned process whose exit is reported over a channel.
+struct Running {
+    pid: u32,
+    exited: mpsc::Receiver<std::io::Result<Output>>,
+    finished: bool,
+}
+
+impl Running {
+    fn spawn(mut cmd: Command) -> Running {
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let child: Child = cmd.spawn().expect("spawn moth");
+        let pid = child.id();
+        let (tx, exited) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        Running { pid, exited, finished: false }
+    }
+
+    /// The output if the process has already exited.
+    fn try_output(&mut self) -> Option<Output> {
+        match self.exited.try_recv() {
+            Ok(r) => {
+                self.finished = true;
+                Some(r.expect("wait for moth"))
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Waits for the exit; kills the process and fails after `DEADLINE`.
+    fn wait(mut self, what: &str) -> Output {
+        match self.exited.recv_timeout(DEADLINE) {
+            Ok(r) => {
+                self.finished = true;
+                r.expect("wait for moth")
+            }
+            Err(_) => panic!("moth did not exit within {DEADLINE:?} ({what}); killed it"),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.finished && self.exited.try_recv().is_err() {
+            let _ = Command::new("kill").arg("-KILL").arg(self.pid.to_string()).status();
+        }
+    }
+}
+
+/// Runs moth with `args` to completion (with a deadline).
+fn run(args: &[&str]) -> Output {
+    let mut cmd = moth();
+    cmd.args(args);
+    Running::spawn(cmd).wait(&format!("moth {}", args.join(" ")))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn describe(out: &Output) -> String {
+    format!("status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}", out.status, text(&out.stdout), text(&out.stderr))
+}
+
+/// The non-empty lines of stderr; a configuration error must be exactly one.
+fn stderr_lines(out: &Output) -> Vec<String> {
+    text(&out.stderr).lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect()
+}
+
+/// A port nobody listens on right now: bind port 0, read it, let it go.
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().unwrap().port()
+}
+
+/// Retries a TCP connect until it succeeds, `moth` exits, or the deadline passes.
+fn wait_until_listening(proc: &mut Running, addr: SocketAddr) -> TcpStream {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+            return s;
+        }
+        if let Some(out) = proc.try_output() {
+            panic!("moth exited before listening on {addr}:\n{}", describe(&out));
+        }
+        assert!(Instant::now() < deadline, "moth did not listen on {addr} within {DEADLINE:?}");
+        // Readiness poll interval, not a wait for an event.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A blocking MQTT client on a std socket, enough to prove a broker works.
+struct Mqtt {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl Mqtt {
+    fn new(stream: TcpStream) -> Mqtt {
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Mqtt { stream, buf: BytesMut::new() }
+    }
+
+    fn send(&mut self, p: &Packet) {
+        let mut out = BytesMut::new();
+        codec::encode(p, &mut out);
+        self.stream.write_all(&out).expect("write to moth");
+    }
+
+    /// The next packet, `None` on EOF. Fails after `DEADLINE`.
+    fn recv(&mut self) -> Option<Packet> {
+        loop {
+            if let Some(p) = codec::decode(&mut self.buf, 1 << 20).expect("moth sent a well-formed packet") {
+                return Some(p);
+            }
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    panic!("no packet from moth within {DEADLINE:?}")
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// CONNECT, expect CONNACK 0, SUBSCRIBE, PUBLISH QoS 1 and get it back.
+    fn prove_broker_works(&mut self, client_id: &str) {
+        self.send(&Packet::Connect(Connect {
+            protocol: Protocol::V311,
+            clean_session: true,
+            keep_alive: 60,
+            client_id: client_id.into(),
+            will: None,
+            username: None,
+            password: None,
+        }));
+        match self.recv() {
+            Some(Packet::Connack(c)) => assert_eq!(c.code, ConnectReturnCode::Accepted),
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+        self.send(&Packet::Subscribe(Subscribe {
+            packet_id: 1,
+            filters: vec![SubscribeFilter { filter: "cli/+".into(), qos: QoS::AtLeastOnce }],
+        }));
+        match self.recv() {
+            Some(Packet::Suback(s)) => assert_eq!(s.packet_id, 1),
+            other => panic!("expected SUBACK, got {other:?}"),
+        }
+        self.send(&Packet::Publish(Publish {
+            dup: false,
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            topic: "cli/hello".into(),
+            packet_id: 2,
+            payload: "from the cli test".into(),
+        }));
+        let (mut acked, mut delivered) = (false, false);
+        while !(acked && delivered) {
+            match self.recv() {
+                Some(Packet::Puback(2)) => acked = true,
+                Some(Packet::Publish(p)) => {
+                    assert_eq!(&*p.topic, "cli/hello");
+                    assert_eq!(&p.payload[..], b"from the cli test");
+                    if p.qos != QoS::AtMostOnce {
+                        self.send(&Packet::Puback(p.packet_id));
+                    }
+                    delivered = true;
+                }
+                other => panic!("expected PUBACK or PUBLISH, got {other:?}"),
+            }
+        }
+    }
+}
+
+/// Asserts `out` is a configuration error: exit code 2 and exactly one
+/// stderr line, which contains every string of `must_contain`.
+fn assert_config_error(out: &Output, must_contain: &[&str]) -> String {
+    assert_eq!(out.status.code(), Some(2), "a configuration error exits with code 2\n{}", describe(out));
+    let lines = stderr_lines(out);
+    assert_eq!(lines.len(), 1, "a configuration error is one stderr line\n{}", describe(out));
+    let line = lines.into_iter().next().unwrap();
+    for s in must_contain {
+        assert!(line.contains(s), "the error line should contain `{s}`: {line}");
+    }
+    line
+}
+
+/// Asserts `line` contains `path:LINE:COL:` with the given line number.
+fn assert_names_file_line(line: &str, path: &Path, line_no: u32) {
+    let prefix = format!("{}:{line_no}:", path.display());
+    let at = line.find(&prefix).unwrap_or_else(|| panic!("the error should name `{prefix}<col>:`: {line}"));
+    let rest = &line[at + prefix.len()..];
+    let col: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    assert!(!col.is_empty() && rest[col.len()..].starts_with(':'), "expected `{prefix}<col>:` in: {line}");
+}
+
+// ---------------------------------------------------------------------------
+// Informational flags.
+
+#[test]
+fn version_prints_the_package_version() {
+    let out = run(&["--version"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.trim(), format!("moth {}", env!("CARGO_PKG_VERSION")), "{}", describe(&out));
+}
+
+#[test]
+fn help_lists_the_config_and_check_options() {
+    let out = run(&["--help"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let stdout = text(&out.stdout);
+    for s in ["Usage", "--config", "-c", "--check", "--version"] {
+        assert!(stdout.contains(s), "--help should mention `{s}`:\n{stdout}");
+    }
+}
+
+#[test]
+fn print_default_config_is_one_tcp_listener_on_port_1883() {
+    let out = run(&["--print-default-config"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("listeners:"), "{stdout}");
+    assert!(stdout.contains("0.0.0.0:1883"), "{stdout}");
+    // It is itself a valid configuration.
+    let dir = TempDir::new("printed-default");
+    let path = dir.file("default.yaml", &stdout);
+    let out = run(&["--check", "-c", path.to_str().unwrap()]);
+    assert!(out.status.success(), "the printed default config must pass --check\n{}", describe(&out));
+}
+
+// ---------------------------------------------------------------------------
+// --check.
+
+#[test]
+fn check_accepts_a_valid_config_and_names_its_listeners() {
+    let dir = TempDir::new("check-ok");
+    let path = dir.file(
+        "ok.yaml",
+        "listeners:\n  default:\n    type: tcp\n    max-connections: 10\n  my-tcp:\n    bind: 127.0.0.1:1883\n\
+         timeout-disconnect-delay: 2\nauth:\n  allow-anonymous: true\n",
+    );
+    let out = run(&["--check", "-c", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("my-tcp"), "--check should name the listener:\n{stdout}");
+    assert!(stdout.contains("127.0.0.1:1883"), "--check should show the bind address:\n{stdout}");
+    assert!(stderr_lines(&out).is_empty(), "a valid config prints nothing on stderr\n{}", describe(&out));
+}
+
+#[test]
+fn check_without_config_checks_the_embedded_default() {
+    let out = run(&["--check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(text(&out.stdout).contains("0.0.0.0:1883"), "{}", describe(&out));
+}
+
+#[test]
+fn check_reports_bad_yaml_with_file_and_line() {
+    let dir = TempDir::new("bad-yaml");
+    // Line 4 is indented less than its siblings and more than its parent.
+    let path = dir.file("bad.yaml", "listeners:\n  default:\n    type: tcp\n   bind: 127.0.0.1:1883\n");
+    let out = run(&["--check", "-c", path.to_str().unwrap()]);
+    let line = assert_config_error(&out, &[path.to_str().unwrap()]);
+    let prefix = format!("{}:", path.display());
+    let after = &line[line.find(&prefix).unwrap() + prefix.len()..];
+    let line_no: String = after.chars().take_while(char::is_ascii_digit).collect();
+    let line_no: u32 = line_no.parse().unwrap_or_else(|_| panic!("the error should name `file:line:col`: {line}"));
+    assert!((3..=5).contains(&line_no), "the YAML error is around line 4, the message says {line_no}: {line}");
+}
+
+#[test]
+fn check_reports_wrong_type_of_max_connections_with_key_and_line() {
+    let dir = TempDir::new("wrong-type");
+    let path = dir.file(
+        "lots.yaml",
+        "listeners:\n  default:\n    type: tcp\n    max-connections: lots\n  my-tcp:\n    bind: 127.0.0.1:1883\n",
+    );
+    let out = run(&["--check", "-c", path.to_str().unwrap()]);
+    let line = assert_config_error(&out, &["listeners.default.max-connections"]);
+    assert_names_file_line(&line, &path, 4);
+}
+
+#[test]
+fn check_reports_unknown_listener_type_with_key_and_line() {
+    let dir = TempDir::new("bad-type");
+    let path = dir.file("udp.yaml", "listeners:\n  default:\n    type: udp\n    bind: 127.0.0.1:1883\n");
+    let out = run(&["--check", "-c", path.to_str().unwrap()]);
+    let line = assert_config_error(&out, &["listeners.default.type", "udp"]);
+    assert_names_file_line(&line, &path, 3);
+}
+
+#[test]
+fn check_reports_bad_bind_address_with_key_and_line() {
+    let dir = TempDir::new("bad-bind");
+    let path = dir.file(
+        "bind.yaml",
+        "listeners:\n  default:\n    type: tcp\n  my-tcp:\n    max-connections: 5\n    bind: 127.0.0.1:99999\n",
+    );
+    let out = run(&["--check", "-c", path.to_str().unwrap()]);
+    let line = assert_config_error(&out, &["listeners.my-tcp.bind", "127.0.0.1:99999"]);
+    assert_names_file_line(&line, &path, 6);
+
+    let path = dir.file("host.yaml", "listeners:\n  default:\n    type: tcp\n    bind: not an address\n");
+    let out = run(&["--check", "-c", path.to_str().unwrap()]);
+    let line = assert_config_error(&out, &["listeners.default.bind"]);
+    assert_names_file_line(&line, &path, 4);
+}
+
+#[test]
+fn check_reports_a_missing_config_file() {
+    let dir = TempDir::new("missing");
+    let path = dir.0.join("does-not-exist.yaml");
+    let out = run(&["--check", "-c", path.to_str().unwrap()]);
+    let line = assert_config_error(&out, &[path.to_str().unwrap()]);
+    let lower = line.to_lowercase();
+    assert!(
+        lower.contains("no such file") || lower.contains("not found") || lower.contains("cannot read"),
+        "the error should say the file cannot be read: {line}"
+    );
+}
+
+#[test]
+fn running_with_a_missing_config_file_exits_2() {
+    let dir = TempDir::new("missing-run");
+    let path = dir.0.join("nope.yaml");
+    let out = run(&["-c", path.to_str().unwrap()]);
+    assert_config_error(&out, &[path.to_str().unwrap()]);
+}
+
+/// Whether an error line says the feature is not there (yet).
+fn says_unsupported(line: &str) -> bool {
+    let l = line.to_lowercase();
+    ["not supported", "unsupported", "not implemented", "not yet", "not available"].iter().any(|s| l.contains(s))
+}
+
+#[test]
+fn check_refuses_a_ws_listener_as_not_supported() {
+    let dir = TempDir::new("ws");
+    let path = dir
+        .file("ws.yaml", "listeners:\n  default:\n    type: tcp\n  my-ws:\n    bind: 127.0.0.1:8080\n    type: ws\n");
+    let out = run(&["--check", "-c", path.to_str().unwrap()]);
+    let line = assert_config_error(&out, &["my-ws", "ws"]);
+    assert!(says_unsupported(&line), "the error should say websockets are not supported yet: {line}");
+}
+
+#[test]
+fn check_refuses_ssl_on_as_not_supported() {
+    let dir = TempDir::new("ssl");
+    let path = dir.file(
+        "ssl.yaml",
+        "listeners:\n  default:\n    type: tcp\n  my-tls:\n    bind: 127.0.0.1:8883\n    ssl: on\n    \
+         certfile: /some/certfile\n    keyfile: /some/key\n",
+    );
+    let out = run(&["--check", "-c", path.to_str().unwrap()]);
+    let line = assert_config_error(&out, &["my-tls"]);
+    assert!(
+        line.to_lowercase().contains("ssl") || line.to_lowercase().contains("tls"),
+        "the error should mention ssl/tls: {line}"
+    );
+    assert!(says_unsupported(&line), "the error should say ssl is not supported yet: {line}");
+}
+
+#[test]
+fn running_a_ws_listener_fails_with_a_clear_message() {
+    let dir = TempDir::new("ws-run");
+    let port = free_port();
+    let path = dir.file("ws.yaml", &format!("listeners:\n  default:\n    type: ws\n    bind: 127.0.0.1:{port}\n"));
+    let out = run(&["-c", path.to_str().unwrap()]);
+    assert!(!out.status.success(), "a ws listener cannot run yet\n{}", describe(&out));
+    let err = text(&out.stderr);
+    assert!(err.contains("default") && err.contains("ws") && says_unsupported(&err), "{}", describe(&out));
+    // And it must not have been left listening by a crashed process.
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "nothing may listen on {port} after the refusal");
+}
+
+// ---------------------------------------------------------------------------
+// Running.
+
+#[test]
+fn runs_a_config_serves_mqtt_and_stops_cleanly_on_sigterm() {
+    let dir = TempDir::new("run");
+    let port = free_port();
+    let path = dir.file(
+        "broker.yaml",
+        &format!(
+            "listeners:\n  default:\n    type: tcp\n    max-connections: 10\n  cli-listener:\n    \
+             bind: 127.0.0.1:{port}\ntimeout-disconnect-delay: 2\nauth:\n  allow-anonymous: true\n"
+        ),
+    );
+    let mut cmd = moth();
+    cmd.arg("-c").arg(&path);
+    let mut proc = Running::spawn(cmd);
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let stream = wait_until_listening(&mut proc, addr);
+    let mut client = Mqtt::new(stream);
+    client.prove_broker_works("cli-client");
+
+    send_signal(proc.pid, "TERM");
+    // The connected client is closed by the shutdown.
+    assert!(client.recv().is_none(), "the broker should close client connections when it stops");
+    let out = proc.wait("after SIGTERM");
+    assert_eq!(out.status.code(), Some(0), "SIGTERM is a clean shutdown\n{}", describe(&out));
+    let log = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(log.contains("SIGTERM"), "the log should say SIGTERM was received:\n{log}");
+    assert!(log.contains("stopped"), "the log should say the broker stopped:\n{log}");
+    assert!(log.contains("cli-listener"), "the log should name the listener:\n{log}");
+    assert!(TcpStream::connect(addr).is_err(), "nothing may listen on {addr} after the exit");
+}
+
+#[test]
+fn sigint_also_stops_cleanly() {
+    let dir = TempDir::new("sigint");
+    let port = free_port();
+    let path = dir.file("broker.yaml", &format!("listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:{port}\n"));
+    let mut cmd = moth();
+    cmd.arg("--config").arg(&path);
+    let mut proc = Running::spawn(cmd);
+    drop(wait_until_listening(&mut proc, ([127, 0, 0, 1], port).into()));
+    send_signal(proc.pid, "INT");
+    let out = proc.wait("after SIGINT");
+    assert_eq!(out.status.code(), Some(0), "SIGINT is a clean shutdown\n{}", describe(&out));
+    let log = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(log.contains("stopped"), "the log should say the broker stopped:\n{log}");
+}
+
+#[test]
+fn port_in_use_exits_non_zero_naming_the_listener() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().unwrap().port();
+    let dir = TempDir::new("in-use");
+    let path = dir.file(
+        "busy.yaml",
+        &format!("listeners:\n  default:\n    type: tcp\n  busy-listener:\n    bind: 127.0.0.1:{port}\n"),
+    );
+    let out = run(&["-c", path.to_str().unwrap()]);
+    assert!(!out.status.success(), "moth must fail when its port is taken\n{}", describe(&out));
+    assert_ne!(out.status.code(), Some(2), "a taken port is not a configuration error\n{}", describe(&out));
+    let err = text(&out.stderr);
+    assert!(err.contains("busy-listener"), "stderr should name the listener\n{}", describe(&out));
+    assert!(err.contains(&port.to_string()), "stderr should name the address\n{}", describe(&out));
+    drop(taken);
+}
+
+#[test]
+fn no_arguments_runs_the_embedded_default_on_port_1883() {
+    if let Err(e) = TcpListener::bind("0.0.0.0:1883") {
+        panic!(
+            "port 1883 is not free ({e}): this test runs `moth` without arguments, which listens on \
+             0.0.0.0:1883. Stop whatever listens there (another MQTT broker?) and run again."
+        );
+    }
+    let dir = TempDir::new("default");
+    let mut cmd = moth();
+    cmd.current_dir(&dir.0);
+    let mut proc = Running::spawn(cmd);
+    let addr: SocketAddr = ([127, 0, 0, 1], 1883).into();
+    let stream = wait_until_listening(&mut proc, addr);
+    let mut client = Mqtt::new(stream);
+    client.prove_broker_works("cli-default");
+    send_signal(proc.pid, "TERM");
+    let out = proc.wait("after SIGTERM");
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let log = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(log.contains("embedded default"), "the log should say which config was used:\n{log}");
+    assert!(log.contains("0.0.0.0:1883"), "the log should show the bound address:\n{log}");
+}
