@@ -200,7 +200,7 @@ impl Broker {
             let mut state = session.lock();
             for m in retained {
                 let q = m.qos.min(qos);
-                let _ = state.enqueue(Delivery { message: m, qos: q, retain: true });
+                state.enqueue_retained(Delivery { message: m, qos: q, retain: true });
             }
         }
         Ok(LocalSubscription { ctx: self.ctx.clone(), session, filter: filter.to_string() })

@@ -157,10 +157,10 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
         };
         let peer = info.peer.to_string();
         let (decision, outcome) = connect::authenticate(&ctx.access, &connect, &client_id, &peer, &info.listener).await;
-        let username = connect.username.as_deref().unwrap_or("");
+        let username = connect.username.as_deref();
         if let ConnectDecision::Refuse { code, reason } = decision {
             info!(
-                client_id = %client_id, username, plugin = outcome.decided_by.as_deref().unwrap_or("-"),
+                client_id = %client_id, ?username, plugin = outcome.decided_by.as_deref().unwrap_or("-"),
                 code = code as u8, "connection refused: {reason}"
             );
             self.refuse(code).await;
@@ -209,7 +209,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
             &mut self.outbuf,
         );
         info!(
-            client_id = %client_id, username, assigned_id = assigned, clean_session = connect.clean_session,
+            client_id = %client_id, ?username, assigned_id = assigned, clean_session = connect.clean_session,
             session_present = present, keep_alive = connect.keep_alive,
             plugin = outcome.decided_by.as_deref().unwrap_or("-"), "client connected"
         );
@@ -474,7 +474,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
             let mut state = client.session.lock();
             for (message, granted) in retained {
                 let qos = message.qos.min(granted);
-                let _ = state.enqueue(Delivery { message, qos, retain: true });
+                state.enqueue_retained(Delivery { message, qos, retain: true });
             }
         }
     }

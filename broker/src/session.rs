@@ -190,6 +190,17 @@ impl Session {
         result
     }
 
+    /// Queues a retained message sent because of a new subscription. The
+    /// queue limit does not apply: the spec requires every matching retained
+    /// message to be sent [MQTT-3.3.1-6], and their number is bounded by the
+    /// retained store, not by the publishers.
+    pub fn enqueue_retained(&mut self, delivery: Delivery) {
+        if delivery.qos == QoS::AtMostOnce {
+            self.queued_qos0 += 1;
+        }
+        self.queue.push_back(delivery);
+    }
+
     /// Marks the session as dropping; returns true on the first drop of an
     /// episode, when the caller should log.
     pub fn note_drop(&mut self) -> bool {

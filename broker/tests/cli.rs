@@ -321,6 +321,25 @@ fn check_accepts_a_valid_config_and_names_its_listeners() {
 }
 
 #[test]
+fn check_accepts_hbmqtt_default_broker_yaml_and_warns_about_top_level_plugins() {
+    let dir = TempDir::new("hb-default");
+    // hbmqtt's scripts/default_broker.yaml, as shipped.
+    let path = dir.file(
+        "default_broker.yaml",
+        "listeners:\n    default:\n        type: tcp\n        bind: 0.0.0.0:1883\nsys_interval: 20\nauth:\n    \
+         allow-anonymous: true\nplugins:\n    - auth_file\n    - auth_anonymous\n\ntopic-check:\n    enabled: False\n",
+    );
+    let out = run(&["--check", "-c", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let log = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    let warning = format!("{}:8:", path.display());
+    assert!(
+        log.lines().any(|l| l.contains(&warning) && l.contains("plugins")),
+        "expected a warning naming `{warning}` and `plugins`:\n{log}"
+    );
+}
+
+#[test]
 fn check_without_config_checks_the_embedded_default() {
     let out = run(&["--check"]);
     assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
