@@ -29,6 +29,8 @@ pub mod router;
 pub mod session;
 pub mod session_store;
 pub mod subscriptions;
+#[cfg(test)]
+mod test_rng;
 pub mod topic;
 
 pub use broker::{Broker, BrokerError, LocalSubscription};
