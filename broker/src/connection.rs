@@ -47,6 +47,10 @@ const OUT_HIGH_WATER: usize = 64 * 1024;
 /// Above this many buffered output bytes, the client's input is not read.
 const OUT_READ_LIMIT: usize = 4 * OUT_HIGH_WATER;
 const READ_CHUNK: usize = 8 * 1024;
+/// Reads smaller than this that leave no partial packet behind release the
+/// input buffer: an idle client (a PINGREQ now and then) then holds no buffer
+/// at all, which is most of what an idle connection would otherwise cost.
+const SMALL_READ: usize = 1024;
 
 /// What the transport learned about the connection.
 #[derive(Debug, Clone)]
@@ -102,7 +106,7 @@ where
         let mut conn = Conn {
             rd,
             wr,
-            inbuf: BytesMut::with_capacity(READ_CHUNK),
+            inbuf: BytesMut::new(),
             outbuf: BytesMut::new(),
             max_packet_size: ctx.config.limits.max_packet_size,
         };
@@ -267,7 +271,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
                 }
                 Err(e) => return Err(format!("malformed CONNECT: {e}")),
             }
-            self.inbuf.reserve(READ_CHUNK);
+            self.inbuf.reserve(SMALL_READ);
             match self.rd.read_buf(&mut self.inbuf).await {
                 Ok(0) => return Err("connection closed".into()),
                 Ok(_) => {}
@@ -304,6 +308,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
         if let Err(close) = self.process_input(ctx, client) {
             return close;
         }
+        self.size_inbuf(0);
         let session = client.session.clone();
         loop {
             tokio::select! {
@@ -312,18 +317,16 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
                 // Back-pressure: a client that does not read its acknowledgements
                 // is not read from either, so its output cannot grow without bound.
                 r = self.rd.read_buf(&mut self.inbuf), if self.outbuf.len() < OUT_READ_LIMIT => {
-                    match r {
+                    let n = match r {
                         Ok(0) => return Close::PeerClosed,
-                        Ok(_) => {}
+                        Ok(n) => n,
                         Err(e) => return Close::Io(e),
-                    }
+                    };
                     last_rx = Instant::now();
                     if let Err(close) = self.process_input(ctx, client) {
                         return close;
                     }
-                    if self.inbuf.capacity() - self.inbuf.len() < READ_CHUNK / 2 {
-                        self.inbuf.reserve(READ_CHUNK);
-                    }
+                    self.size_inbuf(n);
                 }
                 r = self.wr.write_buf(&mut self.outbuf), if !self.outbuf.is_empty() => {
                     if let Err(e) = r {
@@ -350,6 +353,16 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
                     keep_alive_timer.as_mut().reset(due);
                 }
             }
+        }
+    }
+
+    /// Releases the input buffer of a quiet client, or makes room for the
+    /// next read of a busy one.
+    fn size_inbuf(&mut self, last_read: usize) {
+        if self.inbuf.is_empty() && last_read < SMALL_READ {
+            self.inbuf = BytesMut::new();
+        } else if self.inbuf.capacity() - self.inbuf.len() < READ_CHUNK / 2 {
+            self.inbuf.reserve(READ_CHUNK);
         }
     }
 
