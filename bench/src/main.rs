@@ -1,0 +1,139 @@
+//! `loadgen`: the load generator and report of moth's benchmarks.
+//!
+//! `loadgen run` drives one scenario against one broker and prints one
+//! tab-separated result line; `loadgen report` reads those lines from several
+//! rounds and brokers and prints the table of medians with ratios, and writes
+//! it as Markdown and an SVG chart. `scripts/bench.sh` runs the whole thing.
+//!
+//! The generator speaks MQTT itself with pre-encoded packets, checks every
+//! count, and reports its own CPU use next to the broker's, because both
+//! share the same cores.
+
+mod report;
+mod scenarios;
+mod wire;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use moth::packet::QoS;
+
+use scenarios::{Outcome, Target};
+
+#[derive(Parser)]
+#[command(name = "loadgen", about = "MQTT load generator for moth's benchmarks")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one scenario and print one result line.
+    Run {
+        /// Broker address.
+        #[arg(long, default_value = "127.0.0.1:1883")]
+        addr: SocketAddr,
+        /// Name of the broker, for the report.
+        #[arg(long)]
+        broker: String,
+        /// The broker's pid, for its CPU and memory figures.
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Loopback source addresses to spread connections over (127.0.0.1..).
+        #[arg(long, default_value_t = 1)]
+        sources: u8,
+        /// One of: fanin-qos0 fanin-qos1 fanout-qos0 fanout-qos1 latency connect idle
+        #[arg(long)]
+        scenario: String,
+        /// Idle connections to hold (idle scenario).
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+    },
+    /// Summarise result lines into a table, Markdown and an SVG chart.
+    Report {
+        /// File of result lines from `run`.
+        input: PathBuf,
+        #[arg(long)]
+        markdown: Option<PathBuf>,
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
+}
+
+/// Scenario name -> (unit, higher is better).
+pub fn unit(scenario: &str) -> (&'static str, bool) {
+    match scenario {
+        "latency" => ("p99 µs at 5k msg/s", false),
+        "connect" => ("CONNECT/s", true),
+        "idle" => ("bytes/idle conn", false),
+        s if s.starts_with("fanout") => ("deliveries/s", true),
+        _ => ("msg/s", true),
+    }
+}
+
+async fn run_scenario(t: &Target, scenario: &str, pid: Option<u32>, connections: usize) -> std::io::Result<Outcome> {
+    match scenario {
+        "fanin-qos0" => scenarios::fan_in(t, 8, 50_000, QoS::AtMostOnce).await,
+        "fanin-qos1" => scenarios::fan_in(t, 8, 20_000, QoS::AtLeastOnce).await,
+        "fanout-qos0" => scenarios::fan_out(t, 32, 20_000, QoS::AtMostOnce).await,
+        "fanout-qos1" => scenarios::fan_out(t, 32, 5_000, QoS::AtLeastOnce).await,
+        "latency" => scenarios::latency(t, 5_000, 5).await,
+        "connect" => scenarios::connect_rate(t, 5_000, 32).await,
+        "idle" => scenarios::idle(t, connections, pid).await,
+        other => Err(std::io::Error::other(format!("unknown scenario `{other}`"))),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match args.command {
+        Command::Report { input, markdown, svg } => match report::report(&input, markdown.as_deref(), svg.as_deref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("loadgen report: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run { addr, broker, pid, sources, scenario, connections } => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("loadgen: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let target = Target { addr, sources };
+            let (gen0, broker0) = (scenarios::cpu_seconds(None), scenarios::cpu_seconds(pid));
+            let wall = std::time::Instant::now();
+            let result = runtime.block_on(run_scenario(&target, &scenario, pid, connections));
+            let secs = wall.elapsed().as_secs_f64();
+            let pct = |a: Option<f64>, b: Option<f64>| match (a, b) {
+                (Some(a), Some(b)) => 100.0 * (b - a) / secs,
+                _ => f64::NAN,
+            };
+            let gen_cpu = pct(gen0, scenarios::cpu_seconds(None));
+            let broker_cpu = pct(broker0, scenarios::cpu_seconds(pid));
+            match result {
+                Ok(o) => {
+                    let extra: Vec<String> = o.extra.iter().map(|(k, v)| format!("{k}={v:.1}")).collect();
+                    println!(
+                        "{broker}\t{scenario}\t{:.1}\t{}\t{}\t{gen_cpu:.0}\t{broker_cpu:.0}\t{}\t{}",
+                        o.value,
+                        o.sent,
+                        o.received,
+                        o.error.as_deref().unwrap_or("-"),
+                        extra.join(";")
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    println!("{broker}\t{scenario}\tNaN\t0\t0\t{gen_cpu:.0}\t{broker_cpu:.0}\t{e}\t");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

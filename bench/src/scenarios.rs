@@ -1,0 +1,407 @@
+//! The load scenarios. Each one returns a [`Outcome`] whose counts were
+//! checked: a run that lost messages it should not have says so instead of
+//! reporting a rate.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use moth::packet::QoS;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::Semaphore;
+
+use crate::wire;
+
+/// How long a receiver waits without progress before it gives up counting.
+const QUIET: Duration = Duration::from_secs(3);
+const PAYLOAD: usize = 64;
+/// Publishes per write for QoS 0 senders.
+const BATCH: usize = 64;
+/// Unacknowledged QoS 1 publishes per sender.
+const WINDOW: usize = 64;
+
+pub struct Outcome {
+    /// The figure (its unit is the scenario's).
+    pub value: f64,
+    pub sent: u64,
+    pub received: u64,
+    /// Set when the counts do not add up for a scenario that must not lose.
+    pub error: Option<String>,
+    pub extra: Vec<(&'static str, f64)>,
+}
+
+pub struct Target {
+    pub addr: SocketAddr,
+    /// Extra loopback source addresses (127.0.0.2 ...) for many connections.
+    pub sources: u8,
+}
+
+type Io = (OwnedReadHalf, OwnedWriteHalf, BytesMut);
+
+async fn open(target: &Target, client_id: &str, n: usize) -> std::io::Result<Io> {
+    let stream = if target.sources > 1 && target.addr.is_ipv4() {
+        let src = Ipv4Addr::new(127, 0, 0, 1 + (n % usize::from(target.sources)) as u8);
+        let socket = TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::new(IpAddr::V4(src), 0))?;
+        socket.connect(target.addr).await?
+    } else {
+        TcpStream::connect(target.addr).await?
+    };
+    stream.set_nodelay(true)?;
+    let (mut rd, mut wr) = stream.into_split();
+    wr.write_all(&wire::connect(client_id, true, 600)).await?;
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    await_kind(&mut rd, &mut buf, 2).await?;
+    Ok((rd, wr, buf))
+}
+
+/// Reads until a packet of `kind` arrives (CONNACK 2, SUBACK 9).
+async fn await_kind(rd: &mut OwnedReadHalf, buf: &mut BytesMut, kind: u8) -> std::io::Result<()> {
+    loop {
+        let mut seen = false;
+        let mut refused = false;
+        wire::scan(buf, |f| {
+            if f.kind == kind {
+                seen = true;
+                refused = kind == 2 && f.body.get(1).copied().unwrap_or(0) != 0;
+            }
+        });
+        if refused {
+            return Err(std::io::Error::other("CONNACK refused"));
+        }
+        if seen {
+            return Ok(());
+        }
+        if tokio::time::timeout(Duration::from_secs(10), rd.read_buf(buf)).await?? == 0 {
+            return Err(std::io::Error::other("closed"));
+        }
+    }
+}
+
+async fn subscriber(target: &Target, id: &str, n: usize, filter: &str, qos: QoS) -> std::io::Result<Io> {
+    let (mut rd, mut wr, mut buf) = open(target, id, n).await?;
+    wr.write_all(&wire::subscribe(filter, qos)).await?;
+    await_kind(&mut rd, &mut buf, 9).await?;
+    Ok((rd, wr, buf))
+}
+
+/// What a receiving client saw.
+#[derive(Default)]
+struct Received {
+    count: u64,
+    last: Option<Instant>,
+    latencies_ns: Vec<u64>,
+}
+
+/// Counts PUBLISHes (acknowledging QoS 1) until `expected` or a quiet spell.
+async fn receive(io: Io, expected: u64, base: Option<Instant>) -> Received {
+    let (mut rd, mut wr, mut buf) = io;
+    let mut got = Received::default();
+    let mut acks = Vec::with_capacity(4096);
+    while got.count < expected {
+        match tokio::time::timeout(QUIET, rd.read_buf(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => break,
+        }
+        let now = Instant::now();
+        wire::scan(&mut buf, |f| {
+            if f.kind != 3 {
+                return;
+            }
+            got.count += 1;
+            if let Some((id, payload)) = f.publish_parts() {
+                if let Some(id) = id {
+                    acks.extend_from_slice(&wire::puback(id));
+                }
+                if let (Some(base), Some(stamp)) = (base, payload.get(..8)) {
+                    let sent = u64::from_be_bytes(stamp.try_into().unwrap_or([0; 8]));
+                    let at = now.duration_since(base).as_nanos() as u64;
+                    got.latencies_ns.push(at.saturating_sub(sent));
+                }
+            }
+        });
+        got.last = Some(now);
+        if !acks.is_empty() {
+            if wr.write_all(&acks).await.is_err() {
+                break;
+            }
+            acks.clear();
+        }
+        if buf.capacity() - buf.len() < 16 * 1024 {
+            buf.reserve(64 * 1024);
+        }
+    }
+    got
+}
+
+/// Sends `count` publishes on `topic`: QoS 0 in batches, QoS 1 within a window.
+async fn publisher(io: Io, topic: &str, qos: QoS, count: u64) -> std::io::Result<()> {
+    let (mut rd, mut wr, _) = io;
+    let payload = [0x5au8; PAYLOAD];
+    let (one, pid_at) = wire::publish(topic, &payload, qos);
+    if qos == QoS::AtMostOnce {
+        let batch: Vec<u8> = one.iter().copied().cycle().take(one.len() * BATCH).collect();
+        let mut left = count;
+        while left >= BATCH as u64 {
+            wr.write_all(&batch).await?;
+            left -= BATCH as u64;
+        }
+        for _ in 0..left {
+            wr.write_all(&one).await?;
+        }
+        // Let the broker read everything before the socket closes.
+        wr.write_all(&wire::subscribe("bench/flush/none", QoS::AtMostOnce)).await?;
+        let mut buf = BytesMut::new();
+        return await_kind(&mut rd, &mut buf, 9).await;
+    }
+    let Some(pid_at) = pid_at else { return Ok(()) };
+    let window = Arc::new(Semaphore::new(WINDOW));
+    let acked = Arc::new(AtomicU64::new(0));
+    let reader = {
+        let window = window.clone();
+        let acked = acked.clone();
+        tokio::spawn(async move {
+            let mut buf = BytesMut::with_capacity(16 * 1024);
+            while acked.load(Ordering::Relaxed) < count {
+                match tokio::time::timeout(Duration::from_secs(10), rd.read_buf(&mut buf)).await {
+                    Ok(Ok(n)) if n > 0 => {}
+                    _ => break,
+                }
+                let mut n = 0;
+                wire::scan(&mut buf, |f| n += usize::from(f.kind == 4));
+                acked.fetch_add(n as u64, Ordering::Relaxed);
+                window.add_permits(n);
+            }
+        })
+    };
+    let mut out = BytesMut::with_capacity(one.len() * WINDOW);
+    let mut next_id: u16 = 0;
+    let mut sent = 0u64;
+    while sent < count {
+        let Ok(p) = window.acquire().await else { break };
+        p.forget();
+        let mut take = 1u64;
+        while take < (count - sent) && take < WINDOW as u64 {
+            match window.try_acquire() {
+                Ok(p) => {
+                    p.forget();
+                    take += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        for _ in 0..take {
+            next_id = next_id.wrapping_add(1).max(1);
+            let start = out.len();
+            out.extend_from_slice(&one);
+            out[start + pid_at..start + pid_at + 2].copy_from_slice(&next_id.to_be_bytes());
+        }
+        wr.write_all(&out).await?;
+        out.clear();
+        sent += take;
+    }
+    let _ = reader.await;
+    if acked.load(Ordering::Relaxed) < count {
+        return Err(std::io::Error::other(format!("{} of {count} PUBACKs", acked.load(Ordering::Relaxed))));
+    }
+    Ok(())
+}
+
+fn check(expected: u64, received: u64, lossless: bool) -> Option<String> {
+    (lossless && received != expected).then(|| format!("received {received} of {expected}"))
+}
+
+/// P publishers to one subscriber.
+pub async fn fan_in(t: &Target, publishers: usize, per_publisher: u64, qos: QoS) -> std::io::Result<Outcome> {
+    let expected = per_publisher * publishers as u64;
+    let sub = subscriber(t, "bench-in-sub", 0, "bench/in/+", qos).await?;
+    let mut pubs = Vec::new();
+    for i in 0..publishers {
+        pubs.push(open(t, &format!("bench-in-pub-{i}"), i + 1).await?);
+    }
+    let start = Instant::now();
+    let rx = tokio::spawn(receive(sub, expected, None));
+    let mut tasks = Vec::new();
+    for (i, io) in pubs.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move { publisher(io, &format!("bench/in/{i}"), qos, per_publisher).await }));
+    }
+    for task in tasks {
+        task.await.map_err(std::io::Error::other)??;
+    }
+    let got = rx.await.map_err(std::io::Error::other)?;
+    let secs = got.last.map_or(f64::NAN, |l| l.duration_since(start).as_secs_f64());
+    Ok(Outcome {
+        value: got.count as f64 / secs,
+        sent: expected,
+        received: got.count,
+        error: check(expected, got.count, qos != QoS::AtMostOnce),
+        extra: vec![("loss_pct", 100.0 * (expected - got.count.min(expected)) as f64 / expected as f64)],
+    })
+}
+
+/// One publisher to N subscribers; the figure is deliveries per second.
+pub async fn fan_out(t: &Target, subscribers: usize, messages: u64, qos: QoS) -> std::io::Result<Outcome> {
+    let expected = messages;
+    let mut subs = Vec::new();
+    for i in 0..subscribers {
+        subs.push(subscriber(t, &format!("bench-out-sub-{i}"), i, "bench/out", qos).await?);
+    }
+    let publisher_io = open(t, "bench-out-pub", subscribers).await?;
+    let start = Instant::now();
+    let rx: Vec<_> = subs.into_iter().map(|io| tokio::spawn(receive(io, expected, None))).collect();
+    publisher(publisher_io, "bench/out", qos, messages).await?;
+    let mut total = 0;
+    let mut last = start;
+    for r in rx {
+        let got = r.await.map_err(std::io::Error::other)?;
+        total += got.count;
+        last = last.max(got.last.unwrap_or(start));
+    }
+    let want = expected * subscribers as u64;
+    Ok(Outcome {
+        value: total as f64 / last.duration_since(start).as_secs_f64(),
+        sent: want,
+        received: total,
+        error: check(want, total, qos != QoS::AtMostOnce),
+        extra: vec![("loss_pct", 100.0 * (want - total.min(want)) as f64 / want as f64)],
+    })
+}
+
+/// One publisher at a fixed rate to one subscriber; latency percentiles.
+pub async fn latency(t: &Target, rate: u64, seconds: u64) -> std::io::Result<Outcome> {
+    let count = rate * seconds;
+    let sub = subscriber(t, "bench-lat-sub", 0, "bench/lat", QoS::AtMostOnce).await?;
+    let (_rd, mut wr, _) = open(t, "bench-lat-pub", 1).await?;
+    let base = Instant::now();
+    let rx = tokio::spawn(receive(sub, count, Some(base)));
+    let interval = Duration::from_nanos(1_000_000_000 / rate.max(1));
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut payload = [0u8; PAYLOAD];
+    for _ in 0..count {
+        ticker.tick().await;
+        let now = base.elapsed().as_nanos() as u64;
+        payload[..8].copy_from_slice(&now.to_be_bytes());
+        let (p, _) = wire::publish("bench/lat", &payload, QoS::AtMostOnce);
+        wr.write_all(&p).await?;
+    }
+    let mut got = rx.await.map_err(std::io::Error::other)?;
+    got.latencies_ns.sort_unstable();
+    let pct = |q: f64| -> f64 {
+        let v = &got.latencies_ns;
+        if v.is_empty() {
+            return f64::NAN;
+        }
+        v[((v.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0
+    };
+    Ok(Outcome {
+        value: pct(0.99),
+        sent: count,
+        received: got.count,
+        error: check(count, got.count, true),
+        extra: vec![
+            ("p50_us", pct(0.5)),
+            ("p99_us", pct(0.99)),
+            ("p999_us", pct(0.999)),
+            ("max_us", got.latencies_ns.last().map_or(f64::NAN, |&m| m as f64 / 1000.0)),
+        ],
+    })
+}
+
+/// CONNECT/CONNACK/DISCONNECT round trips per second, `concurrency` at a time.
+pub async fn connect_rate(t: &Target, total: usize, concurrency: usize) -> std::io::Result<Outcome> {
+    let next = Arc::new(AtomicU64::new(0));
+    let ok = Arc::new(AtomicU64::new(0));
+    let target = Arc::new(Target { addr: t.addr, sources: t.sources });
+    let start = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (next, ok, target) = (next.clone(), ok.clone(), target.clone());
+        workers.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed) as usize;
+                if n >= total {
+                    break;
+                }
+                if let Ok((_rd, mut wr, _)) = open(&target, &format!("bench-conn-{n}"), n).await {
+                    let _ = wr.write_all(&[0xe0, 0x00]).await;
+                    ok.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for w in workers {
+        w.await.map_err(std::io::Error::other)?;
+    }
+    let done = ok.load(Ordering::Relaxed);
+    Ok(Outcome {
+        value: done as f64 / start.elapsed().as_secs_f64(),
+        sent: total as u64,
+        received: done,
+        error: check(total as u64, done, true),
+        extra: vec![],
+    })
+}
+
+/// Opens `count` idle connections and reports the broker's RSS growth per
+/// connection (needs the broker's pid).
+pub async fn idle(t: &Target, count: usize, broker_pid: Option<u32>) -> std::io::Result<Outcome> {
+    let before = broker_pid.and_then(rss_bytes);
+    let start = Instant::now();
+    let mut held = Vec::with_capacity(count);
+    let mut failures = 0u64;
+    let chunk = 200;
+    let mut n = 0;
+    while n < count {
+        let mut batch = Vec::new();
+        for i in n..(n + chunk).min(count) {
+            let target = Target { addr: t.addr, sources: t.sources };
+            batch.push(tokio::spawn(async move { open(&target, &format!("bench-idle-{i}"), i).await }));
+        }
+        for b in batch {
+            match b.await.map_err(std::io::Error::other)? {
+                Ok(io) => held.push(io),
+                Err(_) => failures += 1,
+            }
+        }
+        n += chunk;
+    }
+    let rate = held.len() as f64 / start.elapsed().as_secs_f64();
+    // Let the broker settle its buffers, then measure.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = broker_pid.and_then(rss_bytes);
+    let per_conn = match (before, after) {
+        (Some(b), Some(a)) if !held.is_empty() => (a.saturating_sub(b)) as f64 / held.len() as f64,
+        _ => f64::NAN,
+    };
+    Ok(Outcome {
+        value: per_conn,
+        sent: count as u64,
+        received: held.len() as u64,
+        error: (failures > 0).then(|| format!("{failures} of {count} connections failed")),
+        extra: vec![("connect_rate", rate), ("rss_after_mb", after.map_or(f64::NAN, |a| a as f64 / 1048576.0))],
+    })
+}
+
+/// Resident set size of a process, from /proc.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// CPU seconds (user + system) a process has used, from /proc.
+pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let path = pid.map_or_else(|| "/proc/self/stat".to_string(), |p| format!("/proc/{p}/stat"));
+    let stat = std::fs::read_to_string(path).ok()?;
+    let after_comm = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}

@@ -1,0 +1,102 @@
+//! Just enough MQTT for the load generator: pre-encoded packets (through
+//! moth's codec, so they are right) and a frame scanner that reads only the
+//! fixed header, the packet id and the payload, so the generator is never
+//! the bottleneck.
+
+use bytes::{Buf, BytesMut};
+use moth::codec;
+use moth::packet::{Connect, Packet, Protocol, QoS, Subscribe, SubscribeFilter};
+
+pub fn connect(client_id: &str, clean: bool, keep_alive: u16) -> BytesMut {
+    let mut out = BytesMut::new();
+    codec::encode(
+        &Packet::Connect(Connect {
+            protocol: Protocol::V311,
+            clean_session: clean,
+            keep_alive,
+            client_id: client_id.to_string(),
+            will: None,
+            username: None,
+            password: None,
+        }),
+        &mut out,
+    );
+    out
+}
+
+pub fn subscribe(filter: &str, qos: QoS) -> BytesMut {
+    let mut out = BytesMut::new();
+    codec::encode(
+        &Packet::Subscribe(Subscribe { packet_id: 1, filters: vec![SubscribeFilter { filter: filter.into(), qos }] }),
+        &mut out,
+    );
+    out
+}
+
+/// A PUBLISH and the offset of its packet id (for QoS > 0), so a sender can
+/// stamp a fresh id into a copy without encoding again.
+pub fn publish(topic: &str, payload: &[u8], qos: QoS) -> (BytesMut, Option<usize>) {
+    let mut out = BytesMut::new();
+    let id = if qos == QoS::AtMostOnce { 0 } else { 1 };
+    codec::encode_publish(topic, payload, qos, false, false, id, &mut out);
+    let header = header_len(&out).unwrap_or(2);
+    let pid_at = (qos != QoS::AtMostOnce).then_some(header + 2 + topic.len());
+    (out, pid_at)
+}
+
+pub fn puback(id: u16) -> [u8; 4] {
+    let [hi, lo] = id.to_be_bytes();
+    [0x40, 0x02, hi, lo]
+}
+
+fn header_len(buf: &[u8]) -> Option<usize> {
+    let mut i = 1;
+    loop {
+        let b = *buf.get(i)?;
+        i += 1;
+        if b & 0x80 == 0 || i > 5 {
+            return Some(i);
+        }
+    }
+}
+
+/// One frame seen by the scanner.
+pub struct Frame<'a> {
+    pub kind: u8,
+    pub flags: u8,
+    /// The variable header and payload.
+    pub body: &'a [u8],
+}
+
+impl Frame<'_> {
+    /// For a PUBLISH: (packet id if QoS > 0, payload).
+    pub fn publish_parts(&self) -> Option<(Option<u16>, &[u8])> {
+        let topic_len = usize::from(u16::from_be_bytes([*self.body.first()?, *self.body.get(1)?]));
+        let mut at = 2 + topic_len;
+        let qos = (self.flags >> 1) & 3;
+        let id = if qos > 0 {
+            let id = u16::from_be_bytes([*self.body.get(at)?, *self.body.get(at + 1)?]);
+            at += 2;
+            Some(id)
+        } else {
+            None
+        };
+        Some((id, self.body.get(at..)?))
+    }
+}
+
+/// Calls `f` for every complete frame at the front of `buf` and removes them.
+pub fn scan(buf: &mut BytesMut, mut f: impl FnMut(Frame<'_>)) {
+    loop {
+        let Some(header) = header_len(buf) else { return };
+        let mut len = 0usize;
+        for (k, b) in buf[1..header].iter().enumerate() {
+            len |= usize::from(b & 0x7f) << (7 * k);
+        }
+        if buf.len() < header + len {
+            return;
+        }
+        f(Frame { kind: buf[0] >> 4, flags: buf[0] & 0x0f, body: &buf[header..header + len] });
+        buf.advance(header + len);
+    }
+}
