@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
-SCENARIOS=${SCENARIOS:-"fanin-qos0 fanin-qos1 fanout-qos0 fanout-qos1 latency connect idle"}
+SCENARIOS=${SCENARIOS:-"fanin-qos0 fanin-qos1 fanout-qos0 fanout-qos1 pairs-qos1 latency connect idle"}
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

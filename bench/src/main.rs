@@ -45,7 +45,7 @@ enum Command {
         /// Loopback source addresses to spread connections over (127.0.0.1..).
         #[arg(long, default_value_t = 1)]
         sources: u8,
-        /// One of: fanin-qos0 fanin-qos1 fanout-qos0 fanout-qos1 latency connect idle
+        /// One of: fanin-qos0 fanin-qos1 fanout-qos0 fanout-qos1 pairs-qos1 latency connect idle
         #[arg(long)]
         scenario: String,
         /// Idle connections to hold (idle scenario).
@@ -80,6 +80,7 @@ async fn run_scenario(t: &Target, scenario: &str, pid: Option<u32>, connections:
         "fanin-qos1" => scenarios::fan_in(t, 8, 20_000, QoS::AtLeastOnce).await,
         "fanout-qos0" => scenarios::fan_out(t, 32, 20_000, QoS::AtMostOnce).await,
         "fanout-qos1" => scenarios::fan_out(t, 32, 5_000, QoS::AtLeastOnce).await,
+        "pairs-qos1" => scenarios::pairs(t, 16, 10_000, QoS::AtLeastOnce).await,
         "latency" => scenarios::latency(t, 5_000, 5).await,
         "connect" => scenarios::connect_rate(t, 5_000, 32).await,
         "idle" => scenarios::idle(t, connections, pid).await,

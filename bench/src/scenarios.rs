@@ -271,6 +271,39 @@ pub async fn fan_out(t: &Target, subscribers: usize, messages: u64, qos: QoS) ->
     })
 }
 
+/// `pairs` publisher/subscriber pairs, each on its own topic.
+pub async fn pairs(t: &Target, pairs: usize, per_pair: u64, qos: QoS) -> std::io::Result<Outcome> {
+    let mut subs = Vec::new();
+    let mut pubs = Vec::new();
+    for i in 0..pairs {
+        subs.push(subscriber(t, &format!("bench-pair-sub-{i}"), 2 * i, &format!("bench/pair/{i}"), qos).await?);
+        pubs.push(open(t, &format!("bench-pair-pub-{i}"), 2 * i + 1).await?);
+    }
+    let start = Instant::now();
+    let rx: Vec<_> = subs.into_iter().map(|io| tokio::spawn(receive(io, per_pair, None))).collect();
+    let mut tasks = Vec::new();
+    for (i, io) in pubs.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move { publisher(io, &format!("bench/pair/{i}"), qos, per_pair).await }));
+    }
+    for task in tasks {
+        task.await.map_err(std::io::Error::other)??;
+    }
+    let (mut total, mut last) = (0, start);
+    for r in rx {
+        let got = r.await.map_err(std::io::Error::other)?;
+        total += got.count;
+        last = last.max(got.last.unwrap_or(start));
+    }
+    let want = per_pair * pairs as u64;
+    Ok(Outcome {
+        value: total as f64 / last.duration_since(start).as_secs_f64(),
+        sent: want,
+        received: total,
+        error: check(want, total, qos != QoS::AtMostOnce),
+        extra: vec![("loss_pct", 100.0 * (want - total.min(want)) as f64 / want as f64)],
+    })
+}
+
 /// One publisher at a fixed rate to one subscriber; latency percentiles.
 pub async fn latency(t: &Target, rate: u64, seconds: u64) -> std::io::Result<Outcome> {
     let count = rate * seconds;
@@ -354,7 +387,7 @@ pub async fn idle(t: &Target, count: usize, broker_pid: Option<u32>) -> std::io:
     let start = Instant::now();
     let mut held = Vec::with_capacity(count);
     let mut failures = 0u64;
-    let chunk = 200;
+    let chunk = 64;
     let mut n = 0;
     while n < count {
         let mut batch = Vec::new();
