@@ -23,7 +23,7 @@ use moth_plugin_api::TopicAction;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{oneshot, watch};
 use tokio::time::{Instant, sleep_until};
-use tracing::{Instrument, debug, info, warn};
+use tracing::{Instrument, debug};
 
 use crate::access::topic_request;
 use crate::broker::Context;
@@ -51,6 +51,14 @@ const READ_CHUNK: usize = 8 * 1024;
 /// input buffer: an idle client (a PINGREQ now and then) then holds no buffer
 /// at all, which is most of what an idle connection would otherwise cost.
 const SMALL_READ: usize = 1024;
+
+/// An event with the connection's `listener` and `peer` fields: `$at` is
+/// anything with those two fields (`ConnInfo`, `Client`).
+macro_rules! conn_log {
+    ($level:ident, $at:expr, $($rest:tt)+) => {
+        tracing::$level!(listener = %$at.listener, peer = %$at.peer, $($rest)+)
+    };
+}
 
 /// What the transport learned about the connection.
 #[derive(Debug, Clone)]
@@ -100,7 +108,10 @@ pub async fn serve<S>(ctx: Arc<Context>, stream: S, info: ConnInfo, shutdown: wa
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
-    let span = tracing::info_span!("conn", listener = %info.listener, peer = %info.peer);
+    // A debug span: at info level a span per connection would cost its
+    // registry entry (about 450 bytes) for every idle client, so the info
+    // events name the listener and peer themselves (`conn_log!`).
+    let span = tracing::debug_span!("conn", listener = %info.listener, peer = %info.peer);
     async move {
         let (rd, wr) = tokio::io::split(stream);
         let mut conn = Conn {
@@ -130,19 +141,20 @@ struct Client {
     client_id: String,
     username: Option<String>,
     listener: Arc<str>,
+    peer: SocketAddr,
     will: Option<Message>,
 }
 
 impl<S: AsyncRead + AsyncWrite> Conn<S> {
     async fn run(&mut self, ctx: &Arc<Context>, info: &ConnInfo, mut shutdown: watch::Receiver<bool>) {
         let connect = tokio::select! {
-            r = tokio::time::timeout(CONNECT_TIMEOUT, self.read_first_packet()) => match r {
+            r = tokio::time::timeout(CONNECT_TIMEOUT, self.read_first_packet(info)) => match r {
                 Err(_) => {
-                    info!("closed: no CONNECT within {}s", CONNECT_TIMEOUT.as_secs());
+                    conn_log!(info, info, "closed: no CONNECT within {}s", CONNECT_TIMEOUT.as_secs());
                     return;
                 }
                 Ok(Err(why)) => {
-                    info!("closed before CONNECT: {why}");
+                    conn_log!(info, info, "closed before CONNECT: {why}");
                     return;
                 }
                 Ok(Ok(c)) => c,
@@ -154,7 +166,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
         let (client_id, assigned) = match connect::check_client_id(&connect) {
             ConnectDecision::Accept { client_id, assigned } => (client_id, assigned),
             ConnectDecision::Refuse { code, reason } => {
-                info!(client_id = %connect.client_id, code = code as u8, "connection refused: {reason}");
+                conn_log!(info, info, client_id = %connect.client_id, code = code as u8, "connection refused: {reason}");
                 self.refuse(code).await;
                 return;
             }
@@ -163,7 +175,9 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
         let (decision, outcome) = connect::authenticate(&ctx.access, &connect, &client_id, &peer, &info.listener).await;
         let username = connect.username.as_deref();
         if let ConnectDecision::Refuse { code, reason } = decision {
-            info!(
+            conn_log!(
+                info,
+                info,
                 client_id = %client_id, ?username, plugin = outcome.decided_by.as_deref().unwrap_or("-"),
                 code = code as u8, "connection refused: {reason}"
             );
@@ -187,14 +201,14 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
             g = tokio::time::timeout(TAKEOVER_TIMEOUT, session.slot.clone().lock_owned()) => match g {
                 Ok(g) => g,
                 Err(_) => {
-                    warn!(client_id = %client_id, "previous connection did not release the session in time");
+                    conn_log!(warn, info, client_id = %client_id, "previous connection did not release the session in time");
                     ctx.sessions.close(&client_id, conn_id, false);
                     self.refuse(ConnectReturnCode::ServerUnavailable).await;
                     return;
                 }
             },
             _ = &mut kick_rx => {
-                info!(client_id = %client_id, "connection replaced by a newer one before it was attached");
+                conn_log!(info, info, client_id = %client_id, "connection replaced by a newer one before it was attached");
                 ctx.sessions.close(&client_id, conn_id, false);
                 return;
             }
@@ -212,7 +226,9 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
             &Packet::Connack(Connack { session_present: present, code: ConnectReturnCode::Accepted }),
             &mut self.outbuf,
         );
-        info!(
+        conn_log!(
+            info,
+            info,
             client_id = %client_id, ?username, assigned_id = assigned, clean_session = connect.clean_session,
             session_present = present, keep_alive = connect.keep_alive,
             plugin = outcome.decided_by.as_deref().unwrap_or("-"), "client connected"
@@ -228,6 +244,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
             client_id: client_id.clone(),
             username: connect.username.clone(),
             listener: info.listener.clone(),
+            peer: info.peer,
             will: connect.will.as_ref().map(Message::from_will),
         };
         let keep_alive = (connect.keep_alive > 0)
@@ -247,7 +264,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
             ctx.router.unsubscribe_all(session.id(), filters.iter().map(String::as_str));
         }
         drop(slot);
-        info!(client_id = %client_id, "client disconnected: {close}");
+        conn_log!(info, info, client_id = %client_id, "client disconnected: {close}");
         if close.sends_will()
             && let Some(will) = client.will.take()
         {
@@ -257,7 +274,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
 
     /// Reads the first packet, which must be CONNECT [MQTT-3.1.0-1].
     /// `Ok(None)` when the connection ended and nothing more is to be done.
-    async fn read_first_packet(&mut self) -> Result<Option<Connect>, String> {
+    async fn read_first_packet(&mut self, info: &ConnInfo) -> Result<Option<Connect>, String> {
         loop {
             match codec::decode(&mut self.inbuf, self.max_packet_size) {
                 Ok(Some(Packet::Connect(c))) => return Ok(Some(c)),
@@ -265,7 +282,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
                 Ok(None) => {}
                 Err(e) if e.is_unsupported_protocol_level() => {
                     // [MQTT-3.1.2-2]: answer 0x01, then close.
-                    info!("connection refused: {e}");
+                    conn_log!(info, info, "connection refused: {e}");
                     self.refuse(ConnectReturnCode::UnacceptableProtocolVersion).await;
                     return Ok(None);
                 }
@@ -469,7 +486,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
                 })
                 .flatten()
             {
-                info!(client_id = %client.client_id, filter = %f.filter, "subscription refused: {reason}");
+                conn_log!(info, client, client_id = %client.client_id, filter = %f.filter, "subscription refused: {reason}");
                 codes.push(SubackCode::Failure);
                 continue;
             }
@@ -522,7 +539,7 @@ fn publish_allowed(ctx: &Context, client: &Client, topic: &str) -> bool {
     match ctx.access.check_topic(&request) {
         None => true,
         Some(reason) => {
-            info!(client_id = %client.client_id, topic, "publish refused: {reason}");
+            conn_log!(info, client, client_id = %client.client_id, topic, "publish refused: {reason}");
             false
         }
     }
