@@ -71,6 +71,7 @@ pub async fn authenticate(
     client_id: &str,
     peer_addr: &str,
     listener: &str,
+    tls_identity: Option<&str>,
 ) -> (ConnectDecision, AuthOutcome) {
     let request = AuthRequest {
         client_id,
@@ -79,6 +80,7 @@ pub async fn authenticate(
         peer_addr,
         listener,
         protocol_level: connect.protocol.level(),
+        tls_identity,
     };
     let outcome = access.authenticate(&request).await;
     let decision = if outcome.allowed {
@@ -145,7 +147,8 @@ mod tests {
     #[tokio::test]
     async fn refused_auth_gives_not_authorized() {
         let access = AccessControl::allow_all();
-        let (d, o) = authenticate(&access, &connect("c", true, Protocol::V311), "c", "127.0.0.1:1", "default").await;
+        let (d, o) =
+            authenticate(&access, &connect("c", true, Protocol::V311), "c", "127.0.0.1:1", "default", None).await;
         assert!(matches!(d, ConnectDecision::Accept { .. }));
         assert_eq!(o.decided_by.as_deref(), Some("auth_anonymous"));
     }
