@@ -177,7 +177,8 @@ pub fn client_config_versions(
     match client {
         None => builder.with_no_client_auth(),
         Some(c) => {
-            let certs = CertificateDer::pem_slice_iter(c.cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>().expect("certs");
+            let certs =
+                CertificateDer::pem_slice_iter(c.cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>().expect("certs");
             let key = PrivateKeyDer::from_pem_slice(c.key_pem.as_bytes()).expect("key");
             builder.with_client_auth_cert(certs, key).expect("client auth")
         }
@@ -186,11 +187,8 @@ pub fn client_config_versions(
 
 /// YAML lines for a TLS listener using these files (indented for a listener body).
 pub fn tls_yaml(server: &Issued, cafile: Option<&Path>) -> String {
-    let mut s = format!(
-        "    ssl: on\n    certfile: {}\n    keyfile: {}\n",
-        server.cert.display(),
-        server.key.display()
-    );
+    let mut s =
+        format!("    ssl: on\n    certfile: {}\n    keyfile: {}\n", server.cert.display(), server.key.display());
     if let Some(ca) = cafile {
         s.push_str(&format!("    cafile: {}\n", ca.display()));
     }

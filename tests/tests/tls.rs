@@ -20,8 +20,7 @@ use tokio_rustls::client::TlsStream;
 /// A broker with one TLS listener (plus `extra` lines in the listener and
 /// `top` top-level lines).
 async fn tls_broker(server: &Issued, cafile: Option<&std::path::Path>, extra: &str, top: &str) -> TestBroker {
-    let yaml =
-        format!("listeners:\n  default:\n    bind: 127.0.0.1:0\n{}{extra}{top}\n", tls_yaml(server, cafile));
+    let yaml = format!("listeners:\n  default:\n    bind: 127.0.0.1:0\n{}{extra}{top}\n", tls_yaml(server, cafile));
     TestBroker::start_yaml(&yaml).await
 }
 
@@ -210,7 +209,8 @@ fn bad_tls_material_is_a_clear_error_naming_the_listener_and_file() {
     let ca = Ca::new("moth test CA");
     let server = ca.server(&dir, "server", KeyKind::EcdsaP256, &[]);
     let other = ca.server(&dir, "other", KeyKind::EcdsaP256, &[]);
-    let garbage = dir.file("garbage.pem", "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n");
+    let garbage =
+        dir.file("garbage.pem", "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n");
     let empty = dir.file("empty.pem", "");
     let missing = dir.0.join("missing.pem");
     let yaml = |cert: &std::path::Path, key: &std::path::Path, extra: &str| {

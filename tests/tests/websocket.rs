@@ -13,10 +13,10 @@ use moth_tests::clients::{Outcome, round_trip, try_connect};
 use moth_tests::{EVENT_TIMEOUT, TestBroker, connect_packet};
 use rumqttc::{MqttOptions, TlsConfiguration, Transport};
 use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::WebSocketStream;
 
 type Ws = WebSocketStream<TcpStream>;
 
@@ -118,7 +118,10 @@ async fn packets_and_frames_are_independent() {
     }
     // SUBSCRIBE, PUBLISH and PINGREQ in one frame.
     let batch = encode(&[
-        Packet::Subscribe(Subscribe { packet_id: 1, filters: vec![SubscribeFilter { filter: "frames/t".into(), qos: QoS::AtMostOnce }] }),
+        Packet::Subscribe(Subscribe {
+            packet_id: 1,
+            filters: vec![SubscribeFilter { filter: "frames/t".into(), qos: QoS::AtMostOnce }],
+        }),
         Packet::Publish(Publish {
             dup: false,
             qos: QoS::AtMostOnce,
@@ -151,7 +154,9 @@ async fn subprotocols_mqtt_and_mqttv31_are_echoed_and_others_refused() {
     // No subprotocol offered at all: accepted (as hbmqtt does), none echoed.
     let (mut ws, chosen) = ws_open(&tb, "/", "").await.expect("upgrade without subprotocol");
     assert_eq!(chosen, None);
-    ws.send(Message::Binary(encode(&[Packet::Connect(connect_packet("ws-noproto", true))]).into())).await.expect("send");
+    ws.send(Message::Binary(encode(&[Packet::Connect(connect_packet("ws-noproto", true))]).into()))
+        .await
+        .expect("send");
     assert!(matches!(recv_packets(&mut ws, 1).await[..], [Packet::Connack(_)]));
 }
 
