@@ -178,8 +178,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsByteStream<S> {
         Pin::new(&mut self.get_mut().inner).poll_flush(cx).map_err(to_io)
     }
 
+    /// The closing handshake: send a Close frame, then read until the
+    /// client's Close answer (or the end of the stream), so the TCP
+    /// connection is closed after it and a client still sending its own
+    /// Close does not get a reset. Callers bound this with a timeout.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_close(cx).map_err(to_io)
+        let this = self.get_mut();
+        ready!(Pin::new(&mut this.inner).poll_close(cx)).map_err(to_io)?;
+        loop {
+            match ready!(Pin::new(&mut this.inner).poll_next(cx)) {
+                None | Some(Err(_)) => return Poll::Ready(Ok(())),
+                Some(Ok(_)) => {}
+            }
+        }
     }
 }
 

@@ -49,10 +49,8 @@ async fn setup(label: &str, listener_extra: &str) -> Setup {
     let ca = Ca::new("moth test CA");
     let server = ca.server(&dir, "server", KeyKind::EcdsaP256, &[]);
     let cafile = ca.write(&dir, "ca.pem");
-    let yaml = format!(
-        "listeners:\n  default:\n    bind: 127.0.0.1:0\n{}{listener_extra}",
-        tls_yaml(&server, Some(&cafile))
-    );
+    let yaml =
+        format!("listeners:\n  default:\n    bind: 127.0.0.1:0\n{}{listener_extra}", tls_yaml(&server, Some(&cafile)));
     let tb = TestBroker::start_yaml(&yaml).await;
     Setup { cafile: cafile.display().to_string(), dir, ca, tb }
 }
