@@ -55,6 +55,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut refusal = None;
+    // The signature is tungstenite's `Callback`; its error type is an HTTP response.
+    #[allow(clippy::result_large_err)]
     let callback = |request: &Request, response: Response| match check_request(request, options) {
         Ok(protocol) => Ok(with_protocol(response, protocol)),
         Err((status, why)) => {
