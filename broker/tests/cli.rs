@@ -442,6 +442,33 @@ fn check_reports_a_missing_certificate_naming_listener_and_file() {
     assert!(line.contains("No such file"), "the error should say why: {line}");
 }
 
+#[test]
+fn check_loads_valid_tls_material_and_names_the_transports() {
+    let dir = TempDir::new("tls-ok");
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+    let cert = dir.file("server.pem", &generated.cert.pem());
+    let key = dir.file("server.key", &generated.signing_key.serialize_pem());
+    let path = dir.file(
+        "tls.yaml",
+        &format!(
+            "listeners:\n  default:\n    certfile: {}\n    keyfile: {}\n  secure:\n    bind: 127.0.0.1:8883\n    \
+             ssl: on\n  secure-ws:\n    bind: 127.0.0.1:8443\n    type: ws\n    ssl: yes\n",
+            cert.display(),
+            key.display()
+        ),
+    );
+    let out = run(&["--check", "-c", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("secure (tls on 127.0.0.1:8883)"), "{}", describe(&out));
+    assert!(stdout.contains("secure-ws (wss on 127.0.0.1:8443)"), "{}", describe(&out));
+    // The same file with the key of another certificate is refused.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+    std::fs::write(&key, other.signing_key.serialize_pem()).expect("write key");
+    let out = run(&["--check", "-c", path.to_str().unwrap()]);
+    assert_config_error(&out, &["does not match", "server.key"]);
+}
+
 /// The binary serves a ws listener: a hand-written upgrade request gets
 /// `101 Switching Protocols` with the `mqtt` subprotocol echoed.
 #[test]
