@@ -144,6 +144,32 @@ mod tests {
         assert!(matches!(check_client_id(&connect("x", true, Protocol::V31)), ConnectDecision::Accept { .. }));
     }
 
+    /// Allows only the client whose certificate CN is `device-1`.
+    struct ByCertificate;
+    impl moth_plugin_api::AuthPlugin for ByCertificate {
+        fn name(&self) -> &str {
+            "by_certificate"
+        }
+        fn authenticate(&self, request: &AuthRequest<'_>) -> moth_plugin_api::Decision {
+            match request.tls_identity {
+                Some("device-1") => moth_plugin_api::Decision::Allow,
+                other => moth_plugin_api::Decision::Deny(format!("certificate {other:?}")),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_tls_identity_reaches_the_plugins() {
+        let access = AccessControl::with_auth_chain(vec![std::sync::Arc::new(ByCertificate)]);
+        let c = connect("c", true, Protocol::V311);
+        let (d, _) = authenticate(&access, &c, "c", "127.0.0.1:1", "tls", Some("device-1")).await;
+        assert!(matches!(d, ConnectDecision::Accept { .. }));
+        for identity in [None, Some("device-2")] {
+            let (d, o) = authenticate(&access, &c, "c", "127.0.0.1:1", "tls", identity).await;
+            assert!(matches!(d, ConnectDecision::Refuse { code: ConnectReturnCode::NotAuthorized, .. }), "{o:?}");
+        }
+    }
+
     #[tokio::test]
     async fn refused_auth_gives_not_authorized() {
         let access = AccessControl::allow_all();
