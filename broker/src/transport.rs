@@ -95,3 +95,76 @@ impl Transport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TlsConfig;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    fn listener(kind: ListenerKind, tls: Option<TlsConfig>) -> ListenerConfig {
+        ListenerConfig {
+            name: "test".into(),
+            bind: ([127, 0, 0, 1], 0).into(),
+            kind,
+            max_connections: 1,
+            tls,
+            ws_path: None,
+        }
+    }
+
+    /// A TLS configuration with a fresh self-signed certificate in `dir`.
+    fn tls_config(dir: &std::path::Path) -> TlsConfig {
+        let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+        std::fs::create_dir_all(dir).expect("dir");
+        let (cert, key) = (dir.join("c.pem"), dir.join("k.pem"));
+        std::fs::write(&cert, generated.cert.pem()).expect("write");
+        std::fs::write(&key, generated.signing_key.serialize_pem()).expect("write");
+        TlsConfig {
+            certfile: Some(cert),
+            keyfile: Some(key),
+            cafile: None,
+            capath: None,
+            cadata: None,
+            require_certificate: false,
+            use_identity_as_username: false,
+        }
+    }
+
+    /// A client that connects and sends nothing: every handshake gives up
+    /// after `HANDSHAKE_TIMEOUT` (virtual time) and the socket is closed.
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_socket_times_out_on_every_handshaking_transport() {
+        let dir = std::env::temp_dir().join(format!("moth-transport-{}", std::process::id()));
+        for (kind, tls) in [
+            (ListenerKind::Ws, None),
+            (ListenerKind::Tcp, Some(tls_config(&dir))),
+            (ListenerKind::Ws, Some(tls_config(&dir))),
+        ] {
+            let transport = Transport::new(&listener(kind, tls), 1 << 20).expect("transport");
+            let socket = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let mut idle = TcpStream::connect(socket.local_addr().expect("addr")).await.expect("connect");
+            let (accepted, _) = socket.accept().await.expect("accept");
+            let started = tokio::time::Instant::now();
+            let result = transport.establish(accepted).await;
+            assert!(matches!(result, Err(HandshakeError::Timeout)), "{}: {:?}", transport.name(), result.err());
+            assert!(started.elapsed() >= HANDSHAKE_TIMEOUT);
+            // The accepted socket was dropped with the failed handshake.
+            let mut byte = [0u8; 1];
+            assert_eq!(idle.read(&mut byte).await.expect("read"), 0, "{}: closed", transport.name());
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn transport_names() {
+        let dir = std::env::temp_dir().join(format!("moth-transport-names-{}", std::process::id()));
+        let name = |kind, tls| Transport::new(&listener(kind, tls), 1024).expect("transport").name();
+        assert_eq!(name(ListenerKind::Tcp, None), "tcp");
+        assert_eq!(name(ListenerKind::Ws, None), "ws");
+        assert_eq!(name(ListenerKind::Tcp, Some(tls_config(&dir))), "tls");
+        assert_eq!(name(ListenerKind::Ws, Some(tls_config(&dir))), "wss");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
