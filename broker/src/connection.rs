@@ -239,7 +239,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
         );
         info!(
             client_id = %client_id, ?username, assigned_id = assigned, clean_session = connect.clean_session,
-            session_present = present, keep_alive = connect.keep_alive,
+            session_present = present, keep_alive = connect.keep_alive, tls_identity = ?info.tls_identity,
             plugin = outcome.decided_by.as_deref().unwrap_or("-"), "client connected"
         );
         {
