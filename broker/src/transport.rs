@@ -24,6 +24,13 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames smaller than this are always accepted, whatever `max-packet-size`.
 const MIN_WS_MESSAGE: usize = 64 * 1024;
 
+/// The largest WebSocket frame or message accepted: room for the largest
+/// allowed packet with its fixed header (up to 5 bytes), never below
+/// [`MIN_WS_MESSAGE`].
+fn ws_message_limit(max_packet_size: usize) -> usize {
+    max_packet_size.saturating_add(5).max(MIN_WS_MESSAGE)
+}
+
 /// Any byte stream a transport yields.
 pub trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> ByteStream for T {}
@@ -58,7 +65,7 @@ impl Transport {
     pub fn new(config: &ListenerConfig, max_packet_size: usize) -> Result<Transport, TlsError> {
         let tls = config.tls.as_ref().map(|t| tls::acceptor(&config.name, t)).transpose()?;
         let ws = (config.kind == ListenerKind::Ws)
-            .then(|| WsOptions { path: config.ws_path.clone(), max_message_size: max_packet_size.max(MIN_WS_MESSAGE) });
+            .then(|| WsOptions { path: config.ws_path.clone(), max_message_size: ws_message_limit(max_packet_size) });
         Ok(Transport { tls, ws, identity_as_username: config.tls.as_ref().is_some_and(|t| t.use_identity_as_username) })
     }
 
