@@ -24,11 +24,11 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames smaller than this are always accepted, whatever `max-packet-size`.
 const MIN_WS_MESSAGE: usize = 64 * 1024;
 
-/// The largest WebSocket frame or message accepted: room for the largest
-/// allowed packet with its fixed header (up to 5 bytes), never below
-/// [`MIN_WS_MESSAGE`].
+/// The largest WebSocket frame or message accepted: one whole packet of
+/// `max-packet-size` (which counts the fixed header), never below
+/// [`MIN_WS_MESSAGE`], so small limits still let a client batch packets.
 fn ws_message_limit(max_packet_size: usize) -> usize {
-    max_packet_size.saturating_add(5).max(MIN_WS_MESSAGE)
+    max_packet_size.max(MIN_WS_MESSAGE)
 }
 
 /// Any byte stream a transport yields.
