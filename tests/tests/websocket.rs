@@ -78,7 +78,7 @@ async fn closed(ws: &mut Ws) -> bool {
     loop {
         match tokio::time::timeout(EVENT_TIMEOUT, ws.next()).await.expect("close in time") {
             None | Some(Ok(Message::Close(_))) | Some(Err(_)) => return true,
-            Some(Ok(Message::Binary(b))) => panic!("expected a close, got data {b:?}"),
+            Some(Ok(Message::Binary(b))) => panic!("expected a close, got {} bytes of data", b.len()),
             Some(Ok(_)) => {}
         }
     }
@@ -203,4 +203,45 @@ async fn max_connections_applies_to_ws_listeners() {
             other => assert!(tokio::time::Instant::now() < deadline, "slot never freed: {other:?}"),
         }
     }
+}
+
+/// A large PUBLISH sent in four frames comes back whole; a frame larger
+/// than `max-packet-size` closes the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_packets_across_frames_and_oversized_frames() {
+    let tb = TestBroker::start_yaml(
+        "listeners:\n  default:\n    type: ws\n    bind: 127.0.0.1:0\nmax-packet-size: 300000\n",
+    )
+    .await;
+    let (mut ws, _) = ws_open(&tb, "/", "mqtt").await.expect("upgrade");
+    let hello = encode(&[
+        Packet::Connect(connect_packet("ws-large", true)),
+        Packet::Subscribe(Subscribe {
+            packet_id: 1,
+            filters: vec![SubscribeFilter { filter: "large/t".into(), qos: QoS::AtMostOnce }],
+        }),
+    ]);
+    ws.send(Message::Binary(hello.into())).await.expect("send");
+    assert!(matches!(recv_packets(&mut ws, 2).await[..], [Packet::Connack(_), Packet::Suback(_)]));
+
+    let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let publish = encode(&[Packet::Publish(Publish {
+        dup: false,
+        qos: QoS::AtMostOnce,
+        retain: false,
+        topic: "large/t".into(),
+        packet_id: 0,
+        payload: payload.clone().into(),
+    })]);
+    for part in publish.chunks(publish.len() / 4 + 1) {
+        ws.send(Message::Binary(part.to_vec().into())).await.expect("send");
+    }
+    match &recv_packets(&mut ws, 1).await[..] {
+        [Packet::Publish(p)] => assert_eq!(p.payload[..], payload[..], "the payload comes back intact"),
+        other => panic!("expected the PUBLISH back, got {other:?}"),
+    }
+
+    // 200 000 PINGREQs: valid MQTT, but one frame above the limit.
+    ws.send(Message::Binary([0xC0u8, 0x00].repeat(200_000).into())).await.expect("send");
+    assert!(closed(&mut ws).await, "a frame above max-packet-size closes the connection unread");
 }
