@@ -1475,6 +1475,12 @@ impl ListenerFields {
     }
 }
 
+/// Whether a listener setting was written under the listener itself (not
+/// inherited from `default`).
+fn is_own<T>(name: &str, written: &Written<T>) -> bool {
+    written.path.get(1) == Some(&Seg::Key(name.to_owned()))
+}
+
 /// Where to report a listener setting: under the listener's own name, at the
 /// position where the value was written (which may be in `default`).
 fn listener_spot<T>(ctx: &Ctx<'_>, name: &str, key: &str, written: Option<&Written<T>>, at: At) -> Spot {
@@ -1610,11 +1616,13 @@ fn build_listener(
             use_identity_as_username,
         })
     } else {
+        // Set on a plain listener itself, these are mistakes; inherited from
+        // `default` (written for the TLS listeners), they just do not apply.
         for (key, written) in [
             ("require_certificate", fields.require_certificate.as_ref()),
             ("use_identity_as_username", fields.use_identity_as_username.as_ref()),
         ] {
-            if written.is_some_and(|w| w.value) {
+            if written.is_some_and(|w| w.value && is_own(name, w)) {
                 let key = written.and_then(|w| w.path.last()).map_or(key.to_owned(), seg_text);
                 let spot = listener_spot(ctx, name, &key, written, At::Key);
                 return Err(ctx.invalid(&spot, "client certificates need TLS: set `ssl: on` on this listener"));
@@ -1625,6 +1633,8 @@ fn build_listener(
     let kind = fields.kind.map_or(ListenerKind::Tcp, |w| w.value);
     let ws_path = match fields.path {
         None => None,
+        // A `path` in `default` is for the ws listeners among the others.
+        Some(w) if kind != ListenerKind::Ws && !is_own(name, &w) => None,
         Some(w) => {
             let spot = listener_spot(ctx, name, "path", Some(&w), At::Value);
             if kind != ListenerKind::Ws {
@@ -2017,6 +2027,26 @@ listeners:
             "<string>:4:5: listeners.default.use-identity-as-username: client certificates need TLS: \
              set `ssl: on` on this listener"
         );
+    }
+
+    #[test]
+    fn template_values_that_do_not_apply_are_ignored_not_refused() {
+        let text = "\
+listeners:
+  default:
+    path: /mqtt
+    cafile: ca.pem
+    require_certificate: true
+  plain:
+    bind: 127.0.0.1:1883
+  web:
+    bind: 127.0.0.1:8080
+    type: ws
+";
+        let config = ok(text);
+        let [plain, web] = &config.listeners[..] else { panic!("two listeners") };
+        assert_eq!((plain.ws_path.as_deref(), plain.tls.is_none()), (None, true));
+        assert_eq!((web.ws_path.as_deref(), web.tls.is_none()), (Some("/mqtt"), true));
     }
 
     #[test]
