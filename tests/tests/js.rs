@@ -1,7 +1,8 @@
 //! MQTT.js against moth's ws and wss listeners: from Node (`tests/js/roundtrip.js`)
 //! and from a real browser, headless Chromium loading `tests/js/browser.html`
 //! with MQTT.js's browser bundle, both served by this test over http on
-//! loopback.
+//! loopback. The page reports what it received by publishing it back, to a
+//! topic the test subscribes to in-process.
 //!
 //! `scripts/test.sh` installs node, npm, chromium and `tests/js/node_modules`
 //! (`npm ci`); a missing piece fails the test with what to run.
@@ -128,7 +129,8 @@ struct Browser {
 }
 
 impl Browser {
-    fn open(url: &str) -> Browser {
+    /// `extra`: more Chromium flags.
+    fn open(url: &str, extra: &[String]) -> Browser {
         let profile = TempDir::new("chromium-profile");
         let mut cmd = Command::new("chromium");
         cmd.args([
@@ -143,6 +145,7 @@ impl Browser {
             "--disable-dev-shm-usage",
         ])
         .arg(format!("--user-data-dir={}", profile.0.display()))
+        .args(extra)
         .arg(url)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -169,13 +172,47 @@ async fn mqtt_js_in_headless_chromium_over_ws() {
     let mut result = tb.broker.subscribe("browser/t/result", QoS::AtLeastOnce).expect("subscribe");
     let (http_port, server) = serve_page().await;
     let url = format!("http://127.0.0.1:{http_port}/?ws=ws://127.0.0.1:{}/mqtt&topic=browser/t", tb.port());
-    let browser = Browser::open(&url);
+    let browser = Browser::open(&url, &[]);
+    expect_page_result(&mut result, &url).await;
+    drop(browser);
+    server.abort();
+}
+
+async fn expect_page_result(result: &mut moth::LocalSubscription, url: &str) {
     let message = tokio::time::timeout(BROWSER_TIMEOUT, result.recv())
         .await
         .unwrap_or_else(|_| panic!("the page reported nothing within {BROWSER_TIMEOUT:?} ({url})"));
     let text = String::from_utf8_lossy(&message.payload).into_owned();
     assert!(text.starts_with("RECEIVED hello from "), "the page's result: {text}");
     assert!(text.contains("Chrome"), "sent by Chromium itself: {text}");
+}
+
+/// The base64 SHA-256 of a certificate's public key, for Chromium's
+/// `--ignore-certificate-errors-spki-list` (trust this one key, and only it).
+fn spki_sha256(cert: &std::path::Path) -> String {
+    let script = format!(
+        "openssl x509 -in '{}' -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64",
+        cert.display()
+    );
+    let out = std::process::Command::new("sh").args(["-c", &script]).output().expect("run openssl");
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("base64").trim().to_string()
+}
+
+/// The same page over wss: the browser trusts the test certificate's key
+/// (and no other certificate error is ignored).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_js_in_headless_chromium_over_wss() {
+    let dir = TempDir::new("chromium-wss");
+    let ca = Ca::new("moth test CA");
+    let server_cert = ca.server(&dir, "server", KeyKind::EcdsaP256, &[]);
+    let tb = ws_broker(&tls_yaml(&server_cert, None)).await;
+    let mut result = tb.broker.subscribe("browser/s/result", QoS::AtLeastOnce).expect("subscribe");
+    let (http_port, server) = serve_page().await;
+    let url = format!("http://127.0.0.1:{http_port}/?ws=wss://127.0.0.1:{}/mqtt&topic=browser/s", tb.port());
+    let pin = format!("--ignore-certificate-errors-spki-list={}", spki_sha256(&server_cert.cert));
+    let browser = Browser::open(&url, &[pin]);
+    expect_page_result(&mut result, &url).await;
     drop(browser);
     server.abort();
 }
