@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs moth's whole test suite on a fresh machine: installs what the tests
-# drive (mosquitto clients, Python paho-mqtt), then runs every test of the
-# workspace. This is the README's test command; .ci/run calls it.
+# drive (mosquitto clients, openssl, Python paho-mqtt, Node.js with MQTT.js,
+# Chromium), then runs every test of the workspace. This is the README's test command; .ci/run calls it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,11 +11,26 @@ as_root() {
   fi
 }
 
-# Debian packages: the mosquitto command-line clients (mosquitto_pub/_sub).
-if ! command -v mosquitto_pub >/dev/null || ! command -v mosquitto_sub >/dev/null; then
-  echo "==> installing mosquitto-clients"
+# Debian packages: the mosquitto command-line clients (mosquitto_pub/_sub),
+# openssl (RSA test keys), Node.js with npm (MQTT.js) and Chromium (the
+# browser test). Only what is missing is installed.
+apt_missing=()
+command -v mosquitto_pub >/dev/null && command -v mosquitto_sub >/dev/null || apt_missing+=(mosquitto-clients)
+command -v openssl >/dev/null || apt_missing+=(openssl)
+command -v node >/dev/null || apt_missing+=(nodejs)
+command -v npm >/dev/null || apt_missing+=(npm)
+command -v chromium >/dev/null || apt_missing+=(chromium)
+if [ ${#apt_missing[@]} -gt 0 ]; then
+  echo "==> installing ${apt_missing[*]}"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto-clients >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null
+fi
+
+# MQTT.js for tests/tests/js.rs, from the committed lock file; skipped when
+# node_modules already matches it.
+if ! cmp -s tests/js/package-lock.json tests/js/node_modules/.moth-installed-lock 2>/dev/null; then
+  echo "==> npm ci in tests/js"
+  (cd tests/js && npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.moth-installed-lock)
 fi
 
 # Python test client: paho-mqtt 2 (its callback API changed in 2.0).

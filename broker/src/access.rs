@@ -106,6 +106,13 @@ impl AccessControl {
         AccessControl { auth: vec![Arc::new(AnonymousAuth::new(true))], topic: None }
     }
 
+    /// An access control with the given authentication chain, for tests of
+    /// what reaches a plugin.
+    #[cfg(test)]
+    pub(crate) fn with_auth_chain(auth: Vec<Arc<dyn AuthPlugin>>) -> Self {
+        AccessControl { auth, topic: None }
+    }
+
     /// Names of the authentication chain, in order.
     pub fn auth_chain(&self) -> Vec<String> {
         self.auth.iter().map(|p| p.name().to_string()).collect()

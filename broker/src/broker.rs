@@ -18,14 +18,16 @@ use tracing::info;
 
 use crate::access::{AccessControl, AccessError};
 use crate::codec;
-use crate::config::{Config, ListenerKind};
+use crate::config::Config;
 use crate::listener;
 use crate::message::Message;
 use crate::packet::QoS;
 use crate::router::Router;
 use crate::session::{Delivery, SessionLimits};
 use crate::session_store::{SessionHandle, SessionStore};
+use crate::tls::TlsError;
 use crate::topic;
+use crate::transport::Transport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -33,8 +35,8 @@ pub enum BrokerError {
     Access(#[from] AccessError),
     #[error("listener `{listener}`: cannot bind {addr}: {source}")]
     Bind { listener: String, addr: SocketAddr, source: std::io::Error },
-    #[error("listener `{listener}`: type `{kind}` is not supported by this version of moth")]
-    UnsupportedListener { listener: String, kind: &'static str },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("the broker is already running")]
     AlreadyRunning,
     #[error("invalid topic name `{0}`")]
@@ -73,13 +75,21 @@ pub struct Broker {
     ctx: Arc<Context>,
     running: Arc<tokio::sync::Mutex<Option<Running>>>,
     addrs: Arc<Mutex<Vec<(String, SocketAddr)>>>,
+    /// One per configured listener, in the same order.
+    transports: Arc<Vec<Arc<Transport>>>,
 }
 
 impl Broker {
-    /// Builds a broker from a configuration. Resolves the plugins it names;
-    /// opens no socket yet.
+    /// Builds a broker from a configuration. Resolves the plugins it names
+    /// and loads every listener's TLS material (certificates, keys, CAs), so
+    /// a bad file is reported here, naming the listener; opens no socket yet.
     pub fn new(config: Config) -> Result<Broker, BrokerError> {
         let access = AccessControl::from_config(&config)?;
+        let transports = config
+            .listeners
+            .iter()
+            .map(|l| Transport::new(l, config.limits.max_packet_size).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Broker {
             ctx: Arc::new(Context {
                 config,
@@ -90,6 +100,7 @@ impl Broker {
             }),
             running: Arc::new(tokio::sync::Mutex::new(None)),
             addrs: Arc::new(Mutex::new(Vec::new())),
+            transports: Arc::new(transports),
         })
     }
 
@@ -105,26 +116,32 @@ impl Broker {
             return Err(BrokerError::AlreadyRunning);
         }
         let mut sockets = Vec::new();
-        for l in &self.ctx.config.listeners {
-            if l.kind != ListenerKind::Tcp || l.tls.is_some() {
-                let kind = if l.kind == ListenerKind::Ws { "ws" } else { "tcp with ssl" };
-                return Err(BrokerError::UnsupportedListener { listener: l.name.clone(), kind });
-            }
+        for (l, transport) in self.ctx.config.listeners.iter().zip(self.transports.iter()) {
             let socket = TcpListener::bind(l.bind).await.map_err(|source| BrokerError::Bind {
                 listener: l.name.clone(),
                 addr: l.bind,
                 source,
             })?;
             let addr = socket.local_addr().unwrap_or(l.bind);
-            sockets.push((l.clone(), socket, addr));
+            sockets.push((l.clone(), transport.clone(), socket, addr));
         }
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (done_tx, done) = mpsc::channel(1);
         let mut addrs = Vec::new();
-        for (config, socket, addr) in sockets {
-            info!(listener = %config.name, kind = "tcp", %addr, tls = false, max_connections = config.max_connections, "listening");
+        for (config, transport, socket, addr) in sockets {
+            info!(
+                listener = %config.name, transport = transport.name(), %addr,
+                max_connections = config.max_connections, "listening"
+            );
             addrs.push((config.name.clone(), addr));
-            tokio::spawn(listener::run(self.ctx.clone(), config, socket, shutdown_rx.clone(), done_tx.clone()));
+            tokio::spawn(listener::run(
+                self.ctx.clone(),
+                config,
+                transport,
+                socket,
+                shutdown_rx.clone(),
+                done_tx.clone(),
+            ));
         }
         *self.addrs.lock().unwrap_or_else(|e| e.into_inner()) = addrs.clone();
         *running = Some(Running { shutdown, done, addrs });

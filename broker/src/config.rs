@@ -23,10 +23,13 @@
 //!     ssl: on                    # on/off, yes/no, true/false; quoted strings too, any case
 //!     certfile: server.pem       # required when ssl is on
 //!     keyfile: server.key        # required when ssl is on
-//!     cafile: ca.pem             # optional, as are capath and cadata
+//!     cafile: ca.pem             # CAs for client certificates; optional, as are capath and cadata
+//!     require_certificate: false # also require-certificate; true = mutual TLS (needs a CA)
+//!     use_identity_as_username: false  # also use-identity-as-username; user name = client cert CN
 //!   my-ws:
 //!     bind: 0.0.0.0:8080
-//!     type: ws
+//!     type: ws                   # with ssl: on, wss
+//!     path: /mqtt                # optional: the only URL path accepted (default: any)
 //! timeout-disconnect-delay: 2    # also timeout_disconnect_delay; seconds (int or float), default 2
 //! sys_interval: 20               # also sys-interval; seconds between $SYS updates, default 0 = off
 //! max-qos: 2                     # also max_qos; highest QoS granted to a SUBSCRIBE, default 2
@@ -76,8 +79,8 @@
 //!   `plugins:` list that nothing reads). Values of the wrong type are errors.
 //! - **Paths** (`certfile`, `password-file`, ...) are kept as written; relative
 //!   paths are relative to the working directory, as in hbmqtt.
-//! - **Not implemented yet:** `ws` listeners and `ssl: on` are read and checked
-//!   but then refused with an [`ConfigError::Unsupported`] error.
+//! - **TLS material** (`certfile`, `keyfile`, CAs) is only named here; the
+//!   files are read and checked by `Broker::new` (so `moth --check` sees them).
 //!
 //! # Error positions
 //!
@@ -166,6 +169,9 @@ pub struct ListenerConfig {
     pub max_connections: usize,
     /// `Some` when `ssl` is on.
     pub tls: Option<TlsConfig>,
+    /// `path` (ws listeners only): the one URL path WebSocket upgrades are
+    /// accepted on; `None` accepts any path, as hbmqtt does.
+    pub ws_path: Option<String>,
 }
 
 /// The transport of a listener (`type`).
@@ -207,6 +213,14 @@ pub struct TlsConfig {
     pub capath: Option<PathBuf>,
     /// `cadata`: CA certificates given inline (PEM text).
     pub cadata: Option<String>,
+    /// `require_certificate` (also `require-certificate`): refuse a TLS
+    /// client without a certificate signed by one of the CAs (mutual TLS).
+    /// Off by default: as in hbmqtt, a client certificate is optional.
+    pub require_certificate: bool,
+    /// `use_identity_as_username` (also `use-identity-as-username`), as in
+    /// Mosquitto: the user name of a client is the subject CN of its
+    /// certificate, whatever its CONNECT says; a client without one is refused.
+    pub use_identity_as_username: bool,
 }
 
 /// The `auth` section.
@@ -377,6 +391,18 @@ pub struct ListenerFile {
     pub certfile: Option<PathBuf>,
     /// `keyfile`.
     pub keyfile: Option<PathBuf>,
+    /// `path` (ws listeners).
+    pub path: Option<String>,
+    /// `require_certificate`.
+    pub require_certificate: Option<bool>,
+    /// `require-certificate`.
+    #[serde(rename = "require-certificate")]
+    pub require_certificate_alt: Option<bool>,
+    /// `use_identity_as_username`.
+    pub use_identity_as_username: Option<bool>,
+    /// `use-identity-as-username`.
+    #[serde(rename = "use-identity-as-username")]
+    pub use_identity_as_username_alt: Option<bool>,
 }
 
 /// The `auth` section, as written.
@@ -788,6 +814,12 @@ fn expectation(path: &[Seg]) -> Option<&'static str> {
         ["listeners", _, "ssl"] => "`on` or `off` (also `true`/`false`, `yes`/`no`)",
         ["listeners", _, "cafile" | "capath" | "certfile" | "keyfile"] => "a file path",
         ["listeners", _, "cadata"] => "PEM text",
+        ["listeners", _, "path"] => "a URL path such as `/mqtt`",
+        [
+            "listeners",
+            _,
+            "require_certificate" | "require-certificate" | "use_identity_as_username" | "use-identity-as-username",
+        ] => "`true` or `false`",
         ["timeout-disconnect-delay" | "timeout_disconnect_delay" | "sys_interval" | "sys-interval"] => {
             "a non-negative number of seconds"
         }
@@ -1072,8 +1104,23 @@ const TOP_KEYS: &[&str] = &[
     "max-inflight",
     "max-queued-messages",
 ];
-const LISTENER_KEYS: &[&str] =
-    &["bind", "type", "max_connections", "max-connections", "ssl", "cafile", "capath", "cadata", "certfile", "keyfile"];
+const LISTENER_KEYS: &[&str] = &[
+    "bind",
+    "type",
+    "max_connections",
+    "max-connections",
+    "ssl",
+    "cafile",
+    "capath",
+    "cadata",
+    "certfile",
+    "keyfile",
+    "path",
+    "require_certificate",
+    "require-certificate",
+    "use_identity_as_username",
+    "use-identity-as-username",
+];
 const AUTH_KEYS: &[&str] = &["plugins", "allow-anonymous", "allow_anonymous", "password-file", "password_file"];
 const TOPIC_CHECK_KEYS: &[&str] = &["enabled", "plugins", "acl"];
 
@@ -1289,21 +1336,7 @@ fn show_section(_: &TopicCheckFile) -> String {
 }
 
 fn resolve(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<Config, ConfigError> {
-    let (config, spots) = resolve_all(raw, ctx)?;
-    refuse_unimplemented(&config.listeners, &spots, ctx)?;
-    Ok(config)
-}
-
-/// Positions of the listener settings that [`refuse_unimplemented`] reports.
-struct ListenerSpots {
-    kind: Spot,
-    ssl: Spot,
-}
-
-/// Everything except [`refuse_unimplemented`].
-fn resolve_all(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<(Config, Vec<ListenerSpots>), ConfigError> {
-    let (listeners, spots): (Vec<_>, Vec<_>) =
-        resolve_listeners(raw.listeners.unwrap_or_default(), ctx)?.into_iter().unzip();
+    let listeners = resolve_listeners(raw.listeners.unwrap_or_default(), ctx)?;
     if listeners.is_empty() {
         let spot = ctx.spot(&path(&["listeners"]), At::Key);
         ctx.warn(
@@ -1354,29 +1387,7 @@ fn resolve_all(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<(Config, Vec<Listen
         limits,
         warnings: std::mem::take(&mut ctx.warnings),
     };
-    Ok((config, spots))
-}
-
-/// Refuses what this version reads but cannot run yet: `ws` listeners and
-/// TLS. Kept apart so that the change that implements them only deletes this.
-fn refuse_unimplemented(
-    listeners: &[ListenerConfig],
-    spots: &[ListenerSpots],
-    ctx: &Ctx<'_>,
-) -> Result<(), ConfigError> {
-    for (listener, spots) in listeners.iter().zip(spots) {
-        if listener.kind == ListenerKind::Ws {
-            return Err(ConfigError::Unsupported(
-                ctx.diag(&spots.kind, "`ws` listeners are not supported by this version of moth yet"),
-            ));
-        }
-        if listener.tls.is_some() {
-            return Err(ConfigError::Unsupported(
-                ctx.diag(&spots.ssl, "TLS (`ssl: on`) is not supported by this version of moth yet"),
-            ));
-        }
-    }
-    Ok(())
+    Ok(config)
 }
 
 /// A listener value and where it was written (`listeners.<name>.<key>`).
@@ -1398,6 +1409,9 @@ struct ListenerFields {
     cadata: Option<Written<String>>,
     certfile: Option<Written<PathBuf>>,
     keyfile: Option<Written<PathBuf>>,
+    path: Option<Written<String>>,
+    require_certificate: Option<Written<bool>>,
+    use_identity_as_username: Option<Written<bool>>,
 }
 
 impl ListenerFields {
@@ -1412,6 +1426,18 @@ impl ListenerFields {
             ("max-connections", file.max_connections_alt),
             show_num,
         )?;
+        let require_certificate = ctx.pick(
+            &base,
+            ("require_certificate", file.require_certificate),
+            ("require-certificate", file.require_certificate_alt),
+            show_num,
+        )?;
+        let use_identity_as_username = ctx.pick(
+            &base,
+            ("use_identity_as_username", file.use_identity_as_username),
+            ("use-identity-as-username", file.use_identity_as_username_alt),
+            show_num,
+        )?;
         Ok(ListenerFields {
             bind: file.bind.and_then(|v| at(&base, v, "bind")),
             kind: file.kind.and_then(|v| at(&base, v, "type")),
@@ -1422,6 +1448,9 @@ impl ListenerFields {
             cadata: file.cadata.and_then(|v| at(&base, v, "cadata")),
             certfile: file.certfile.and_then(|v| at(&base, v, "certfile")),
             keyfile: file.keyfile.and_then(|v| at(&base, v, "keyfile")),
+            path: file.path.and_then(|v| at(&base, v, "path")),
+            require_certificate: require_certificate.and_then(|(v, key)| at(&base, v, key)),
+            use_identity_as_username: use_identity_as_username.and_then(|(v, key)| at(&base, v, key)),
         })
     }
 
@@ -1437,8 +1466,19 @@ impl ListenerFields {
             cadata: self.cadata.or_else(|| template.cadata.clone()),
             certfile: self.certfile.or_else(|| template.certfile.clone()),
             keyfile: self.keyfile.or_else(|| template.keyfile.clone()),
+            path: self.path.or_else(|| template.path.clone()),
+            require_certificate: self.require_certificate.or_else(|| template.require_certificate.clone()),
+            use_identity_as_username: self
+                .use_identity_as_username
+                .or_else(|| template.use_identity_as_username.clone()),
         }
     }
+}
+
+/// Whether a listener setting was written under the listener itself (not
+/// inherited from `default`).
+fn is_own<T>(name: &str, written: &Written<T>) -> bool {
+    written.path.get(1) == Some(&Seg::Key(name.to_owned()))
 }
 
 /// Where to report a listener setting: under the listener's own name, at the
@@ -1463,7 +1503,7 @@ fn listener_spot<T>(ctx: &Ctx<'_>, name: &str, key: &str, written: Option<&Writt
 fn resolve_listeners(
     entries: Vec<(String, ListenerFile)>,
     ctx: &mut Ctx<'_>,
-) -> Result<Vec<(ListenerConfig, ListenerSpots)>, ConfigError> {
+) -> Result<Vec<ListenerConfig>, ConfigError> {
     let mut names = HashSet::new();
     let mut template = None;
     let mut named = Vec::new();
@@ -1482,7 +1522,7 @@ fn resolve_listeners(
         }
     }
 
-    let mut out: Vec<(ListenerConfig, ListenerSpots, Spot)> = Vec::new();
+    let mut out: Vec<(ListenerConfig, Spot)> = Vec::new();
     if named.is_empty() {
         if let Some(fields) = template
             && let Some(built) = build_listener("default", fields, ctx)?
@@ -1510,18 +1550,18 @@ fn resolve_listeners(
         }
     }
 
-    for (i, (listener, _, bind_spot)) in out.iter().enumerate() {
+    for (i, (listener, bind_spot)) in out.iter().enumerate() {
         if listener.bind.port() == 0 {
             continue;
         }
-        if let Some((other, _, _)) = out[..i].iter().find(|(o, _, _)| o.bind == listener.bind) {
+        if let Some((other, _)) = out[..i].iter().find(|(o, _)| o.bind == listener.bind) {
             return Err(ctx.invalid(
                 bind_spot,
                 format!("address `{}` is already used by listener `{}`", listener.bind, one_line(&other.name)),
             ));
         }
     }
-    Ok(out.into_iter().map(|(listener, spots, _)| (listener, spots)).collect())
+    Ok(out.into_iter().map(|(listener, _)| listener).collect())
 }
 
 /// Builds one listener; `None` when it has no `bind` (a template, not started).
@@ -1529,7 +1569,7 @@ fn build_listener(
     name: &str,
     fields: ListenerFields,
     ctx: &Ctx<'_>,
-) -> Result<Option<(ListenerConfig, ListenerSpots, Spot)>, ConfigError> {
+) -> Result<Option<(ListenerConfig, Spot)>, ConfigError> {
     let Some(bind_text) = &fields.bind else {
         return Ok(None);
     };
@@ -1537,10 +1577,10 @@ fn build_listener(
     let bind = parse_bind(&bind_text.value).map_err(|reason| {
         ctx.invalid(&bind_spot, format!("invalid address `{}`: {reason}", one_line(&bind_text.value)))
     })?;
-    let spots = ListenerSpots {
-        kind: listener_spot(ctx, name, "type", fields.kind.as_ref(), At::Key),
-        ssl: listener_spot(ctx, name, "ssl", fields.ssl.as_ref(), At::Key),
-    };
+    let ssl_spot = listener_spot(ctx, name, "ssl", fields.ssl.as_ref(), At::Key);
+    let has_ca = fields.cafile.is_some() || fields.capath.is_some() || fields.cadata.is_some();
+    let require_certificate = fields.require_certificate.as_ref().is_some_and(|w| w.value);
+    let use_identity_as_username = fields.use_identity_as_username.as_ref().is_some_and(|w| w.value);
     let tls = if fields.ssl.as_ref().is_some_and(|s| s.value) {
         let missing: Vec<&str> = [("certfile", fields.certfile.is_none()), ("keyfile", fields.keyfile.is_none())]
             .into_iter()
@@ -1549,7 +1589,22 @@ fn build_listener(
         if !missing.is_empty() {
             let list = missing.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(" and ");
             let verb = if missing.len() == 1 { "is" } else { "are" };
-            return Err(ctx.invalid(&spots.ssl, format!("`ssl` is on but {list} {verb} missing")));
+            return Err(ctx.invalid(&ssl_spot, format!("`ssl` is on but {list} {verb} missing")));
+        }
+        // Without a CA nothing can verify a client certificate, so neither
+        // option could ever be satisfied: say so now, not at the first client.
+        for (key, written) in [
+            ("require_certificate", fields.require_certificate.as_ref()),
+            ("use_identity_as_username", fields.use_identity_as_username.as_ref()),
+        ] {
+            if written.is_some_and(|w| w.value) && !has_ca {
+                let key = written.and_then(|w| w.path.last()).map_or(key.to_owned(), seg_text);
+                let spot = listener_spot(ctx, name, &key, written, At::Key);
+                return Err(ctx.invalid(
+                    &spot,
+                    "needs the CAs that client certificates are checked against: set `cafile`, `capath` or `cadata`",
+                ));
+            }
         }
         Some(TlsConfig {
             certfile: fields.certfile.map(|w| w.value),
@@ -1557,18 +1612,59 @@ fn build_listener(
             cafile: fields.cafile.map(|w| w.value),
             capath: fields.capath.map(|w| w.value),
             cadata: fields.cadata.map(|w| w.value),
+            require_certificate,
+            use_identity_as_username,
         })
     } else {
+        // Set on a plain listener itself, these are mistakes; inherited from
+        // `default` (written for the TLS listeners), they just do not apply.
+        for (key, written) in [
+            ("require_certificate", fields.require_certificate.as_ref()),
+            ("use_identity_as_username", fields.use_identity_as_username.as_ref()),
+        ] {
+            if written.is_some_and(|w| w.value && is_own(name, w)) {
+                let key = written.and_then(|w| w.path.last()).map_or(key.to_owned(), seg_text);
+                let spot = listener_spot(ctx, name, &key, written, At::Key);
+                return Err(ctx.invalid(&spot, "client certificates need TLS: set `ssl: on` on this listener"));
+            }
+        }
         None
+    };
+    let kind = fields.kind.map_or(ListenerKind::Tcp, |w| w.value);
+    let ws_path = match fields.path {
+        None => None,
+        // A `path` in `default` is for the ws listeners among the others.
+        Some(w) if kind != ListenerKind::Ws && !is_own(name, &w) => None,
+        Some(w) => {
+            let spot = listener_spot(ctx, name, "path", Some(&w), At::Value);
+            if kind != ListenerKind::Ws {
+                return Err(ctx.invalid(&spot, "`path` applies to `type: ws` listeners only"));
+            }
+            if !w.value.starts_with('/') || w.value.chars().any(|c| c.is_whitespace() || c == '?' || c == '#') {
+                return Err(
+                    ctx.invalid(&spot, format!("expected a URL path such as `/mqtt`, found `{}`", one_line(&w.value)))
+                );
+            }
+            Some(w.value)
+        }
     };
     let listener = ListenerConfig {
         name: name.to_owned(),
         bind,
-        kind: fields.kind.map_or(ListenerKind::Tcp, |w| w.value),
+        kind,
         max_connections: fields.max_connections.map_or(0, |w| w.value),
         tls,
+        ws_path,
     };
-    Ok(Some((listener, spots, bind_spot)))
+    Ok(Some((listener, bind_spot)))
+}
+
+/// The text of a key segment (the spelling the file used).
+fn seg_text(seg: &Seg) -> String {
+    match seg {
+        Seg::Key(k) => k.clone(),
+        Seg::Index(i) => i.to_string(),
+    }
 }
 
 /// Parses a `bind` value: `host:port`, `[v6]:port`, `:port` or `port`
@@ -1713,15 +1809,8 @@ mod tests {
         }
     }
 
-    /// Reads and validates everything except [`refuse_unimplemented`].
     fn read_all(text: &str) -> Config {
-        let loaded = load_yaml(text, "<string>").unwrap_or_else(|e| panic!("{e}"));
-        let mut ctx = Ctx::new("<string>", Some(&loaded.index));
-        ctx.warnings = loaded.warnings;
-        match resolve_all(loaded.raw, &mut ctx) {
-            Ok((config, _)) => config,
-            Err(e) => panic!("{e}"),
-        }
+        ok(text)
     }
 
     fn addr(text: &str) -> SocketAddr {
@@ -1787,6 +1876,7 @@ topic-check:
                 kind: ListenerKind::Tcp,
                 max_connections: 0,
                 tls: None,
+                ws_path: None,
             }]
         );
         assert_eq!(config.sys_interval, Duration::from_secs(20));
@@ -1845,6 +1935,8 @@ topic-check:
                 cafile: Some("/some/cafile".into()),
                 capath: Some("certificate data".into()),
                 cadata: None,
+                require_certificate: false,
+                use_identity_as_username: false,
             })
         );
         assert_eq!(ws.kind, ListenerKind::Ws);
@@ -1869,56 +1961,102 @@ topic-check:
     }
 
     #[test]
-    fn seed_example_is_refused_for_tls_then_ws() {
+    fn seed_example_with_tls_and_ws_is_accepted() {
+        let config = ok(SEED_EXAMPLE);
+        let kinds: Vec<(ListenerKind, bool)> = config.listeners.iter().map(|l| (l.kind, l.tls.is_some())).collect();
         assert_eq!(
-            err(SEED_EXAMPLE),
-            "<string>:12:9: listeners.my-tcp-ssl-1.ssl: TLS (`ssl: on`) is not supported \
-             by this version of moth yet"
-        );
-        let without_tls = SEED_EXAMPLE.replace("ssl: on", "ssl: off");
-        assert_eq!(
-            err(&without_tls),
-            "<string>:20:9: listeners.my-ws-1.type: `ws` listeners are not supported \
-             by this version of moth yet"
-        );
-    }
-
-    #[test]
-    fn ws_refusal_names_listener_and_position() {
-        let text = "\
-listeners:
-  default:
-    type: tcp
-  my-tcp:
-    bind: 127.0.0.1:1883
-  my-ws:
-    bind: 0.0.0.0:8080
-    max-connections: 10
-    type: ws
-";
-        let e = Config::from_yaml_str(text).expect_err("ws is refused");
-        assert!(matches!(e, ConfigError::Unsupported(_)));
-        assert_eq!(e.position(), Some(Position { line: 9, column: 5 }));
-        assert_eq!(
-            e.to_string(),
-            "<string>:9:5: listeners.my-ws.type: `ws` listeners are not supported by this \
-             version of moth yet"
+            kinds,
+            [
+                (ListenerKind::Tcp, false),
+                (ListenerKind::Tcp, false),
+                (ListenerKind::Tcp, true),
+                (ListenerKind::Ws, false)
+            ]
         );
     }
 
     #[test]
-    fn inherited_ws_is_refused_where_it_is_written() {
+    fn ws_path_and_client_certificate_options() {
         let text = "\
 listeners:
   default:
     type: ws
+    require-certificate: yes
   a:
-    bind: 127.0.0.1:8080
+    bind: 127.0.0.1:8443
+    ssl: on
+    certfile: c.pem
+    keyfile: k.pem
+    cafile: ca.pem
+    use_identity_as_username: true
+    path: /mqtt
+";
+        let config = ok(text);
+        let l = &config.listeners[0];
+        assert_eq!(l.kind, ListenerKind::Ws);
+        assert_eq!(l.ws_path.as_deref(), Some("/mqtt"));
+        let tls = l.tls.as_ref().expect("tls");
+        assert!(tls.require_certificate, "inherited from default");
+        assert!(tls.use_identity_as_username);
+    }
+
+    #[test]
+    fn client_certificate_options_need_a_ca_and_tls() {
+        let no_ca = "\
+listeners:
+  default:
+    bind: 127.0.0.1:8883
+    ssl: on
+    certfile: c.pem
+    keyfile: k.pem
+    require_certificate: true
 ";
         assert_eq!(
-            err(text),
-            "<string>:3:5: listeners.a.type: `ws` listeners are not supported by this \
-             version of moth yet (inherited from `listeners.default`)"
+            err(no_ca),
+            "<string>:7:5: listeners.default.require_certificate: needs the CAs that client certificates are \
+             checked against: set `cafile`, `capath` or `cadata`"
+        );
+        let no_tls = "\
+listeners:
+  default:
+    bind: 127.0.0.1:1883
+    use-identity-as-username: on
+";
+        assert_eq!(
+            err(no_tls),
+            "<string>:4:5: listeners.default.use-identity-as-username: client certificates need TLS: \
+             set `ssl: on` on this listener"
+        );
+    }
+
+    #[test]
+    fn template_values_that_do_not_apply_are_ignored_not_refused() {
+        let text = "\
+listeners:
+  default:
+    path: /mqtt
+    cafile: ca.pem
+    require_certificate: true
+  plain:
+    bind: 127.0.0.1:1883
+  web:
+    bind: 127.0.0.1:8080
+    type: ws
+";
+        let config = ok(text);
+        let [plain, web] = &config.listeners[..] else { panic!("two listeners") };
+        assert_eq!((plain.ws_path.as_deref(), plain.tls.is_none()), (None, true));
+        assert_eq!((web.ws_path.as_deref(), web.tls.is_none()), (Some("/mqtt"), true));
+    }
+
+    #[test]
+    fn path_is_for_ws_listeners_and_must_be_a_path() {
+        let tcp = "listeners:\n  default:\n    bind: 127.0.0.1:1883\n    path: /mqtt\n";
+        assert_eq!(err(tcp), "<string>:4:11: listeners.default.path: `path` applies to `type: ws` listeners only");
+        let bad = "listeners:\n  default:\n    type: ws\n    bind: 127.0.0.1:8080\n    path: mqtt\n";
+        assert_eq!(
+            err(bad),
+            "<string>:5:11: listeners.default.path: expected a URL path such as `/mqtt`, found `mqtt`"
         );
     }
 

@@ -71,6 +71,7 @@ pub async fn authenticate(
     client_id: &str,
     peer_addr: &str,
     listener: &str,
+    tls_identity: Option<&str>,
 ) -> (ConnectDecision, AuthOutcome) {
     let request = AuthRequest {
         client_id,
@@ -79,6 +80,7 @@ pub async fn authenticate(
         peer_addr,
         listener,
         protocol_level: connect.protocol.level(),
+        tls_identity,
     };
     let outcome = access.authenticate(&request).await;
     let decision = if outcome.allowed {
@@ -142,10 +144,37 @@ mod tests {
         assert!(matches!(check_client_id(&connect("x", true, Protocol::V31)), ConnectDecision::Accept { .. }));
     }
 
+    /// Allows only the client whose certificate CN is `device-1`.
+    struct ByCertificate;
+    impl moth_plugin_api::AuthPlugin for ByCertificate {
+        fn name(&self) -> &str {
+            "by_certificate"
+        }
+        fn authenticate(&self, request: &AuthRequest<'_>) -> moth_plugin_api::Decision {
+            match request.tls_identity {
+                Some("device-1") => moth_plugin_api::Decision::Allow,
+                other => moth_plugin_api::Decision::Deny(format!("certificate {other:?}")),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_tls_identity_reaches_the_plugins() {
+        let access = AccessControl::with_auth_chain(vec![std::sync::Arc::new(ByCertificate)]);
+        let c = connect("c", true, Protocol::V311);
+        let (d, _) = authenticate(&access, &c, "c", "127.0.0.1:1", "tls", Some("device-1")).await;
+        assert!(matches!(d, ConnectDecision::Accept { .. }));
+        for identity in [None, Some("device-2")] {
+            let (d, o) = authenticate(&access, &c, "c", "127.0.0.1:1", "tls", identity).await;
+            assert!(matches!(d, ConnectDecision::Refuse { code: ConnectReturnCode::NotAuthorized, .. }), "{o:?}");
+        }
+    }
+
     #[tokio::test]
     async fn refused_auth_gives_not_authorized() {
         let access = AccessControl::allow_all();
-        let (d, o) = authenticate(&access, &connect("c", true, Protocol::V311), "c", "127.0.0.1:1", "default").await;
+        let (d, o) =
+            authenticate(&access, &connect("c", true, Protocol::V311), "c", "127.0.0.1:1", "default", None).await;
         assert!(matches!(d, ConnectDecision::Accept { .. }));
         assert_eq!(o.decided_by.as_deref(), Some("auth_anonymous"));
     }

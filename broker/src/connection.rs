@@ -1,7 +1,8 @@
 //! The I/O driver of one client connection.
 //!
-//! A transport (TCP today; TLS and WebSocket streams go through the same
-//! code) hands over a byte stream and what it learned about the peer. This
+//! A transport (TCP, TLS, WebSocket or WebSocket over TLS, see
+//! `transport.rs`) hands over a byte stream and what it learned about the
+//! peer; everything after that is the same code for all of them. This
 //! task reads CONNECT, attaches the session, then runs one loop that:
 //! - reads and decodes every complete packet in the buffer and acts on it;
 //! - moves queued deliveries from the session into one output buffer, so a
@@ -66,6 +67,11 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// The listener's name (its key in `listeners`).
     pub listener: Arc<str>,
+    /// Subject CN of the client certificate verified by the TLS handshake.
+    pub tls_identity: Option<Arc<str>>,
+    /// The listener's `use_identity_as_username`: the user name is
+    /// `tls_identity`, whatever CONNECT says, and a client without one is refused.
+    pub identity_as_username: bool,
 }
 
 /// Why a connection ended, for the log and for the will.
@@ -161,7 +167,24 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
             },
             _ = shutdown.changed() => return,
         };
-        let Some(connect) = connect else { return };
+        let Some(mut connect) = connect else { return };
+        if info.identity_as_username {
+            // Mosquitto's `use_identity_as_username`: the certificate decides
+            // who the client is; without one there is no user name to use.
+            match &info.tls_identity {
+                Some(cn) => connect.username = Some(cn.to_string()),
+                None => {
+                    conn_log!(
+                        info,
+                        info,
+                        client_id = %connect.client_id, code = ConnectReturnCode::NotAuthorized as u8,
+                        "connection refused: use_identity_as_username is set but the client sent no certificate with a CN"
+                    );
+                    self.refuse(ConnectReturnCode::NotAuthorized).await;
+                    return;
+                }
+            }
+        }
 
         let (client_id, assigned) = match connect::check_client_id(&connect) {
             ConnectDecision::Accept { client_id, assigned } => (client_id, assigned),
@@ -172,7 +195,15 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
             }
         };
         let peer = info.peer.to_string();
-        let (decision, outcome) = connect::authenticate(&ctx.access, &connect, &client_id, &peer, &info.listener).await;
+        let (decision, outcome) = connect::authenticate(
+            &ctx.access,
+            &connect,
+            &client_id,
+            &peer,
+            &info.listener,
+            info.tls_identity.as_deref(),
+        )
+        .await;
         let username = connect.username.as_deref();
         if let ConnectDecision::Refuse { code, reason } = decision {
             conn_log!(
@@ -230,7 +261,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
             info,
             info,
             client_id = %client_id, ?username, assigned_id = assigned, clean_session = connect.clean_session,
-            session_present = present, keep_alive = connect.keep_alive,
+            session_present = present, keep_alive = connect.keep_alive, tls_identity = ?info.tls_identity,
             plugin = outcome.decided_by.as_deref().unwrap_or("-"), "client connected"
         );
         {

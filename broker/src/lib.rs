@@ -10,12 +10,16 @@
 //! - `subscriptions.rs`, `retained.rs`, `router.rs`: where a PUBLISH is routed.
 //! - `access.rs`: the one place CONNECT auth and topic checks go through (plugin seam).
 //! - `connection.rs`: the I/O driver of one client connection.
+//! - `transport.rs`: TLS handshake and WebSocket upgrade before MQTT, under one timeout;
+//!   `tls.rs` (certificates, client CAs, client identity), `cert_identity.rs` (the CN, pure),
+//!   `websocket.rs` (upgrade and the frames-to-bytes adapter).
 //! - `listener.rs`: accepting connections, connection limits.
 //! - `broker.rs`: the embeddable [`Broker`].
 //! - `config.rs`: the hbmqtt-compatible configuration.
 
 pub mod access;
 pub mod broker;
+pub mod cert_identity;
 pub mod codec;
 pub mod config;
 pub mod connect;
@@ -31,7 +35,10 @@ pub mod session_store;
 pub mod subscriptions;
 #[cfg(test)]
 mod test_rng;
+pub mod tls;
 pub mod topic;
+pub mod transport;
+pub mod websocket;
 
 pub use broker::{Broker, BrokerError, LocalSubscription};
 pub use config::{Config, ConfigError};

@@ -1,9 +1,12 @@
 //! Accepting connections on one configured listener.
 //!
-//! Each accepted socket becomes one `connection::serve` task. The
-//! `max-connections` limit is a semaphore: when the listener is full, a new
-//! socket is closed at once and logged, instead of being left waiting as
-//! hbmqtt does. Shutdown is a `watch` signal that every task observes.
+//! Each accepted socket becomes one task: the listener's transport
+//! (TLS handshake, WebSocket upgrade, or nothing for plain TCP) and then
+//! `connection::serve`. The `max-connections` limit is a semaphore, the same
+//! for every listener type: a slot is taken at accept, before any handshake,
+//! so when the listener is full a new socket is closed at once and logged,
+//! instead of being left waiting as hbmqtt does. Shutdown is a `watch`
+//! signal that every task observes.
 
 use std::sync::Arc;
 
@@ -14,19 +17,21 @@ use tracing::{Instrument, debug, info, warn};
 use crate::broker::Context;
 use crate::config::ListenerConfig;
 use crate::connection::{self, ConnInfo};
+use crate::transport::Transport;
 
 /// Runs the accept loop until `shutdown` fires. `done` is dropped by every
 /// task when it ends, which is how `Broker::shutdown` knows all are gone.
 pub async fn run(
     ctx: Arc<Context>,
     config: ListenerConfig,
+    transport: Arc<Transport>,
     socket: TcpListener,
     mut shutdown: watch::Receiver<bool>,
     done: mpsc::Sender<()>,
 ) {
     let name: Arc<str> = Arc::from(config.name.as_str());
     let limit = (config.max_connections > 0).then(|| Arc::new(Semaphore::new(config.max_connections)));
-    let span = tracing::info_span!("listener", listener = %name);
+    let span = tracing::info_span!("listener", listener = %name, transport = transport.name());
     async move {
         loop {
             let accepted = tokio::select! {
@@ -56,12 +61,28 @@ pub async fn run(
             if let Err(e) = stream.set_nodelay(true) {
                 debug!(%peer, "set_nodelay failed: {e}");
             }
-            let info = ConnInfo { peer, listener: name.clone() };
             let ctx = ctx.clone();
-            let shutdown = shutdown.clone();
+            let mut shutdown = shutdown.clone();
             let done = done.clone();
+            let transport = transport.clone();
+            let name = name.clone();
             tokio::spawn(async move {
-                connection::serve(ctx, stream, info, shutdown).await;
+                let established = tokio::select! {
+                    r = transport.establish(stream) => r,
+                    _ = shutdown.changed() => return,
+                };
+                match established {
+                    Ok(e) => {
+                        let info = ConnInfo {
+                            peer,
+                            listener: name,
+                            tls_identity: e.tls_identity,
+                            identity_as_username: transport.identity_as_username,
+                        };
+                        connection::serve(ctx, e.stream, info, shutdown).await;
+                    }
+                    Err(e) => info!(listener = %name, %peer, "connection closed: {e}"),
+                }
                 drop(permit);
                 drop(done);
             });

@@ -82,7 +82,15 @@ fn main() -> ExitCode {
             .config()
             .listeners
             .iter()
-            .map(|l| format!("{} ({:?} on {})", l.name, l.kind, l.bind).to_lowercase())
+            .map(|l| {
+                let transport = match (l.kind, l.tls.is_some()) {
+                    (moth::config::ListenerKind::Tcp, false) => "tcp",
+                    (moth::config::ListenerKind::Tcp, true) => "tls",
+                    (moth::config::ListenerKind::Ws, false) => "ws",
+                    (moth::config::ListenerKind::Ws, true) => "wss",
+                };
+                format!("{} ({transport} on {})", l.name, l.bind)
+            })
             .collect();
         println!("{origin}: configuration OK; listeners: {}", listeners.join(", "));
         return ExitCode::SUCCESS;

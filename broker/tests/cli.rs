@@ -419,24 +419,18 @@ fn running_with_a_missing_config_file_exits_2() {
     assert_config_error(&out, &[path.to_str().unwrap()]);
 }
 
-/// Whether an error line says the feature is not there (yet).
-fn says_unsupported(line: &str) -> bool {
-    let l = line.to_lowercase();
-    ["not supported", "unsupported", "not implemented", "not yet", "not available"].iter().any(|s| l.contains(s))
-}
-
 #[test]
-fn check_refuses_a_ws_listener_as_not_supported() {
+fn check_accepts_ws_and_wss_listeners() {
     let dir = TempDir::new("ws");
     let path = dir
         .file("ws.yaml", "listeners:\n  default:\n    type: tcp\n  my-ws:\n    bind: 127.0.0.1:8080\n    type: ws\n");
     let out = run(&["--check", "-c", path.to_str().unwrap()]);
-    let line = assert_config_error(&out, &["my-ws", "ws"]);
-    assert!(says_unsupported(&line), "the error should say websockets are not supported yet: {line}");
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    assert!(text(&out.stdout).contains("my-ws (ws on 127.0.0.1:8080)"), "{}", describe(&out));
 }
 
 #[test]
-fn check_refuses_ssl_on_as_not_supported() {
+fn check_reports_a_missing_certificate_naming_listener_and_file() {
     let dir = TempDir::new("ssl");
     let path = dir.file(
         "ssl.yaml",
@@ -444,25 +438,70 @@ fn check_refuses_ssl_on_as_not_supported() {
          certfile: /some/certfile\n    keyfile: /some/key\n",
     );
     let out = run(&["--check", "-c", path.to_str().unwrap()]);
-    let line = assert_config_error(&out, &["my-tls"]);
-    assert!(
-        line.to_lowercase().contains("ssl") || line.to_lowercase().contains("tls"),
-        "the error should mention ssl/tls: {line}"
-    );
-    assert!(says_unsupported(&line), "the error should say ssl is not supported yet: {line}");
+    let line = assert_config_error(&out, &["my-tls", "certfile", "/some/certfile"]);
+    assert!(line.contains("No such file"), "the error should say why: {line}");
 }
 
 #[test]
-fn running_a_ws_listener_fails_with_a_clear_message() {
+fn check_loads_valid_tls_material_and_names_the_transports() {
+    let dir = TempDir::new("tls-ok");
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+    let cert = dir.file("server.pem", &generated.cert.pem());
+    let key = dir.file("server.key", &generated.signing_key.serialize_pem());
+    let path = dir.file(
+        "tls.yaml",
+        &format!(
+            "listeners:\n  default:\n    certfile: {}\n    keyfile: {}\n  secure:\n    bind: 127.0.0.1:8883\n    \
+             ssl: on\n  secure-ws:\n    bind: 127.0.0.1:8443\n    type: ws\n    ssl: yes\n",
+            cert.display(),
+            key.display()
+        ),
+    );
+    let out = run(&["--check", "-c", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("secure (tls on 127.0.0.1:8883)"), "{}", describe(&out));
+    assert!(stdout.contains("secure-ws (wss on 127.0.0.1:8443)"), "{}", describe(&out));
+    // The same file with the key of another certificate is refused.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+    std::fs::write(&key, other.signing_key.serialize_pem()).expect("write key");
+    let out = run(&["--check", "-c", path.to_str().unwrap()]);
+    assert_config_error(&out, &["does not match", "server.key"]);
+}
+
+/// The binary serves a ws listener: a hand-written upgrade request gets
+/// `101 Switching Protocols` with the `mqtt` subprotocol echoed.
+#[test]
+fn running_a_ws_listener_answers_the_websocket_upgrade() {
     let dir = TempDir::new("ws-run");
     let port = free_port();
     let path = dir.file("ws.yaml", &format!("listeners:\n  default:\n    type: ws\n    bind: 127.0.0.1:{port}\n"));
-    let out = run(&["-c", path.to_str().unwrap()]);
-    assert!(!out.status.success(), "a ws listener cannot run yet\n{}", describe(&out));
-    let err = text(&out.stderr);
-    assert!(err.contains("default") && err.contains("ws") && says_unsupported(&err), "{}", describe(&out));
-    // And it must not have been left listening by a crashed process.
-    assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "nothing may listen on {port} after the refusal");
+    let mut cmd = moth();
+    cmd.arg("-c").arg(&path);
+    let mut proc = Running::spawn(cmd);
+    let mut stream = wait_until_listening(&mut proc, ([127, 0, 0, 1], port).into());
+    stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    write!(
+        stream,
+        "GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Protocol: mqtt\r\n\r\n"
+    )
+    .expect("send upgrade");
+    let mut reply = Vec::new();
+    let mut byte = [0u8; 1];
+    while !reply.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => reply.push(byte[0]),
+            other => panic!("upgrade reply cut short ({other:?}): {}", text(&reply)),
+        }
+    }
+    let reply = text(&reply).to_lowercase();
+    assert!(reply.starts_with("http/1.1 101"), "{reply}");
+    assert!(reply.contains("sec-websocket-protocol: mqtt"), "{reply}");
+    send_signal(proc.pid, "TERM");
+    let out = proc.wait("after SIGTERM");
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
 }
 
 // ---------------------------------------------------------------------------

@@ -41,6 +41,10 @@ pub struct AuthRequest<'a> {
     pub listener: &'a str,
     /// 3 for MQTT 3.1, 4 for MQTT 3.1.1.
     pub protocol_level: u8,
+    /// The subject common name (CN) of the client certificate the TLS
+    /// handshake verified against the listener's CAs; `None` without TLS,
+    /// without a client certificate, or when the certificate has no CN.
+    pub tls_identity: Option<&'a str>,
 }
 
 /// What a client wants to do with a topic.

@@ -1,5 +1,9 @@
 //! Helpers shared by the end-to-end tests: start a broker on an ephemeral
-//! port, and a raw MQTT client for byte-level tests.
+//! port, and a raw MQTT client for byte-level tests. `certs` makes test
+//! certificates; `clients` runs a rumqttc round trip over any transport.
+
+pub mod certs;
+pub mod clients;
 
 use std::net::SocketAddr;
 use std::time::Duration;

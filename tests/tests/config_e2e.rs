@@ -3,12 +3,15 @@
 //! real clients over real sockets.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use moth::packet::{
     Connack, Connect, ConnectReturnCode, Packet, Protocol, Publish, QoS, SubackCode, Subscribe, SubscribeFilter,
 };
 use moth::{Broker, Config};
+use moth_tests::certs::{Ca, KeyKind, TempDir, client_config};
+use moth_tests::clients::round_trip;
 use moth_tests::{EVENT_TIMEOUT, RawClient, TestBroker, connect_packet};
 
 // ---------------------------------------------------------------------------
@@ -149,23 +152,32 @@ auth:
     broker.shutdown().await;
 }
 
-/// The whole documented example, with its ssl and ws listeners, cannot run
-/// yet; it must be refused with an error that names the listener.
+/// The whole documented example, with its tcp, ssl and ws listeners, runs
+/// unchanged (only the file paths and ports are the test's), and each
+/// listener serves a real client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn documented_example_with_ssl_and_ws_listeners_is_refused_naming_them() {
-    let yaml = "
+async fn documented_example_with_tcp_ssl_and_ws_listeners_runs() {
+    let dir = TempDir::new("hbmqtt-doc");
+    let ca = Ca::new("moth test CA");
+    let server = ca.server(&dir, "server", KeyKind::EcdsaP256, &[]);
+    let cafile = ca.write(&dir, "ca.pem");
+    let yaml = format!(
+        "
 listeners:
     default:
         max-connections: 50000
         type: tcp
     my-tcp-1:
         bind: 127.0.0.1:0
+    my-tcp-2:
+        bind: 127.0.0.1:0
+        max-connections: 1000
     my-tcp-ssl-1:
         bind: 127.0.0.1:0
         ssl: on
-        cafile: /some/cafile
-        certfile: /some/certfile
-        keyfile: /some/key
+        cafile: {}
+        certfile: {}
+        keyfile: {}
     my-ws-1:
         bind: 127.0.0.1:0
         type: ws
@@ -173,22 +185,26 @@ timeout-disconnect-delay: 2
 auth:
     plugins: ['auth.anonymous']
     allow-anonymous: true
-";
-    let err = match Config::from_yaml_str(yaml) {
-        Err(e) => e.to_string(),
-        Ok(c) => match Broker::new(c) {
-            Err(e) => e.to_string(),
-            Ok(b) => match b.start().await {
-                Err(e) => {
-                    assert!(!b.is_running().await);
-                    assert!(b.local_addrs().is_empty(), "nothing stays bound after the refusal");
-                    e.to_string()
-                }
-                Ok(()) => panic!("ssl and ws listeners are not supported yet; the broker must refuse to start"),
-            },
-        },
-    };
-    assert!(err.contains("my-tcp-ssl-1") || err.contains("my-ws-1"), "the error should name the listener: {err}");
+",
+        cafile.display(),
+        server.cert.display(),
+        server.key.display()
+    );
+    let broker = start(&yaml).await;
+    for name in ["my-tcp-1", "my-tcp-2"] {
+        assert_pub_sub_works(addr_of(&broker, name), name).await;
+    }
+    let tls = addr_of(&broker, "my-tcp-ssl-1");
+    let mut o = rumqttc::MqttOptions::new("doc-tls", "127.0.0.1", tls.port());
+    o.set_transport(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Rustls(Arc::new(client_config(
+        &ca.pem, None,
+    )))));
+    round_trip(o, "doc/tls", b"ssl listener").await;
+    let ws = addr_of(&broker, "my-ws-1");
+    let mut o = rumqttc::MqttOptions::new("doc-ws", format!("ws://127.0.0.1:{}/", ws.port()), ws.port());
+    o.set_transport(rumqttc::Transport::Ws);
+    round_trip(o, "doc/ws", b"ws listener").await;
+    broker.shutdown().await;
 }
 
 /// hbmqtt's own `scripts/default_broker.yaml`, as shipped (only the port

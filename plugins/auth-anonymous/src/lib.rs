@@ -48,6 +48,7 @@ mod tests {
             peer_addr: "127.0.0.1:1",
             listener: "default",
             protocol_level: 4,
+            tls_identity: None,
         }
     }
 

@@ -1,0 +1,52 @@
+// One MQTT.js round trip through moth, for tests/tests/js.rs: connect,
+// subscribe, publish to the subscribed topic, receive the message back.
+//
+// usage: node roundtrip.js URL TOPIC [--ca FILE] [--v31]
+//   URL   ws://host:port/path or wss://host:port/path
+//   --ca  CA certificate (PEM) the server certificate must chain to
+//   --v31 speak MQTT 3.1 (MQTT.js then offers the `mqttv3.1` subprotocol)
+// Prints `OK <payload>` and exits 0 on success; exits non-zero otherwise.
+'use strict';
+const fs = require('fs');
+const mqtt = require('mqtt');
+
+const args = process.argv.slice(2);
+const [url, topic] = args;
+const options = { clientId: `mqttjs-${process.pid}`, connectTimeout: 10000, reconnectPeriod: 0 };
+const ca = args.indexOf('--ca');
+if (ca >= 0) {
+  options.ca = fs.readFileSync(args[ca + 1]);
+  options.rejectUnauthorized = true;
+}
+if (args.includes('--v31')) {
+  options.protocolId = 'MQIsdp';
+  options.protocolVersion = 3;
+}
+const payload = `hello from MQTT.js ${process.version}`;
+
+const timer = setTimeout(() => {
+  console.error('timeout: no round trip within 15 s');
+  process.exit(3);
+}, 15000);
+
+const client = mqtt.connect(url, options);
+client.on('connect', () => {
+  client.subscribe(topic, { qos: 1 }, (err, granted) => {
+    if (err || !granted.length || granted[0].qos !== 1) {
+      console.error(`subscribe failed: ${err ? err.message : JSON.stringify(granted)}`);
+      process.exit(1);
+    }
+    client.publish(topic, payload, { qos: 1 });
+  });
+});
+client.on('message', (t, message) => {
+  if (t === topic && message.toString() === payload) {
+    console.log(`OK ${message}`);
+    clearTimeout(timer);
+    client.end(false, () => process.exit(0));
+  }
+});
+client.on('error', (e) => {
+  console.error(`error: ${e.message}`);
+  process.exit(1);
+});
