@@ -8,8 +8,8 @@
 //! will when they are persisted to disk.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 use tokio::net::TcpListener;
@@ -21,10 +21,14 @@ use crate::codec;
 use crate::config::{Config, ListenerKind};
 use crate::listener;
 use crate::message::Message;
+use crate::metrics_http;
 use crate::packet::QoS;
+use crate::reload::{self, ReloadReport};
 use crate::router::Router;
 use crate::session::{Delivery, SessionLimits};
 use crate::session_store::{SessionHandle, SessionStore};
+use crate::stats::Stats;
+use crate::sys;
 use crate::topic;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +37,8 @@ pub enum BrokerError {
     Access(#[from] AccessError),
     #[error("listener `{listener}`: cannot bind {addr}: {source}")]
     Bind { listener: String, addr: SocketAddr, source: std::io::Error },
+    #[error("metrics endpoint: cannot bind {addr}: {source}")]
+    MetricsBind { addr: SocketAddr, source: std::io::Error },
     #[error("listener `{listener}`: type `{kind}` is not supported by this version of moth")]
     UnsupportedListener { listener: String, kind: &'static str },
     #[error("the broker is already running")]
@@ -47,16 +53,43 @@ pub enum BrokerError {
 
 /// What connections and listeners share.
 pub struct Context {
+    /// The configuration the broker was started with. `reload` swaps the
+    /// access control only; the rest of a new file needs a restart.
     pub config: Config,
     pub router: Router,
     pub sessions: SessionStore,
-    pub access: AccessControl,
+    /// The one set of counters ($SYS and Prometheus read it).
+    pub stats: Arc<Stats>,
+    /// Swapped whole by `Broker::reload`; read once per CONNECT or topic check,
+    /// never held across an `.await`.
+    access: RwLock<Arc<AccessControl>>,
+    /// Whether the current access control checks topics: lets the PUBLISH
+    /// path skip the lock when topic checks are off.
+    checks_topics: AtomicBool,
+    /// The auth and topic-check settings last applied (for reload diffs).
+    applied: Mutex<Config>,
     next_conn: AtomicU64,
 }
 
 impl Context {
     pub fn next_conn_id(&self) -> u64 {
         self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The access control in force now.
+    pub fn access(&self) -> Arc<AccessControl> {
+        self.access.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether topic checks are on (one relaxed load).
+    pub fn checks_topics(&self) -> bool {
+        self.checks_topics.load(Ordering::Relaxed)
+    }
+
+    fn set_access(&self, access: AccessControl) {
+        let checks = access.checks_topics();
+        *self.access.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(access);
+        self.checks_topics.store(checks, Ordering::Relaxed);
     }
 }
 
@@ -73,6 +106,7 @@ pub struct Broker {
     ctx: Arc<Context>,
     running: Arc<tokio::sync::Mutex<Option<Running>>>,
     addrs: Arc<Mutex<Vec<(String, SocketAddr)>>>,
+    metrics_addr: Arc<Mutex<Option<SocketAddr>>>,
 }
 
 impl Broker {
@@ -80,16 +114,25 @@ impl Broker {
     /// opens no socket yet.
     pub fn new(config: Config) -> Result<Broker, BrokerError> {
         let access = AccessControl::from_config(&config)?;
+        let stats = Arc::new(Stats::new());
+        for l in &config.listeners {
+            // Registered up front so the metrics show every listener at 0.
+            stats.listener(&l.name);
+        }
         Ok(Broker {
             ctx: Arc::new(Context {
+                applied: Mutex::new(config.clone()),
                 config,
-                router: Router::new(),
+                router: Router::with_stats(stats.clone()),
                 sessions: SessionStore::new(),
-                access,
+                stats,
+                checks_topics: AtomicBool::new(access.checks_topics()),
+                access: RwLock::new(Arc::new(access)),
                 next_conn: AtomicU64::new(0),
             }),
             running: Arc::new(tokio::sync::Mutex::new(None)),
             addrs: Arc::new(Mutex::new(Vec::new())),
+            metrics_addr: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -118,6 +161,16 @@ impl Broker {
             let addr = socket.local_addr().unwrap_or(l.bind);
             sockets.push((l.clone(), socket, addr));
         }
+        let metrics = match &self.ctx.config.metrics {
+            None => None,
+            Some(m) => {
+                let socket = TcpListener::bind(m.bind)
+                    .await
+                    .map_err(|source| BrokerError::MetricsBind { addr: m.bind, source })?;
+                let addr = socket.local_addr().unwrap_or(m.bind);
+                Some((socket, addr, m.path.clone()))
+            }
+        };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (done_tx, done) = mpsc::channel(1);
         let mut addrs = Vec::new();
@@ -125,6 +178,17 @@ impl Broker {
             info!(listener = %config.name, kind = "tcp", %addr, tls = false, max_connections = config.max_connections, "listening");
             addrs.push((config.name.clone(), addr));
             tokio::spawn(listener::run(self.ctx.clone(), config, socket, shutdown_rx.clone(), done_tx.clone()));
+        }
+        if let Some((socket, addr, path)) = metrics {
+            info!(%addr, path = %path, "metrics endpoint listening");
+            *self.metrics_addr.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr);
+            tokio::spawn(metrics_http::run(self.ctx.clone(), socket, path, shutdown_rx.clone(), done_tx.clone()));
+        }
+        sys::publish_version(&self.ctx);
+        let interval = self.ctx.config.sys_interval;
+        if !interval.is_zero() {
+            info!(interval_secs = interval.as_secs_f64(), "publishing $SYS topics");
+            tokio::spawn(sys::run(self.ctx.clone(), interval, shutdown_rx.clone(), done_tx.clone()));
         }
         *self.addrs.lock().unwrap_or_else(|e| e.into_inner()) = addrs.clone();
         *running = Some(Running { shutdown, done, addrs });
@@ -143,6 +207,7 @@ impl Broker {
         while r.done.recv().await.is_some() {}
         drop(r.addrs);
         self.addrs.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        *self.metrics_addr.lock().unwrap_or_else(|e| e.into_inner()) = None;
         info!("stopped");
     }
 
@@ -219,6 +284,46 @@ impl Broker {
     /// Messages dropped so far because a subscriber's queue was full.
     pub fn dropped_messages(&self) -> u64 {
         self.ctx.router.dropped()
+    }
+
+    /// The address of the Prometheus endpoint, while running with a `metrics` section.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        *self.metrics_addr.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The broker's counters (what `$SYS` and the metrics endpoint show).
+    pub fn stats(&self) -> &Stats {
+        &self.ctx.stats
+    }
+
+    /// The current figures, as the next `$SYS` round would publish them.
+    pub fn snapshot(&self) -> sys::Snapshot {
+        sys::Snapshot::take(&self.ctx)
+    }
+
+    /// The Prometheus text the metrics endpoint would serve now.
+    pub fn render_metrics(&self) -> String {
+        crate::metrics::render(&self.snapshot(), &self.ctx.stats)
+    }
+
+    /// Applies what can change without a restart from `new`: the
+    /// authentication chain and its settings (`auth`), and topic checks
+    /// (`topic-check`). New CONNECTs and topic checks use them at once;
+    /// connected clients stay connected. Everything else that differs from
+    /// the running configuration (listeners, limits, `sys_interval`,
+    /// `metrics`) is listed in the report as needing a restart, and ignored.
+    /// On error (an unknown plugin, say) nothing changes.
+    pub fn reload(&self, new: Config) -> Result<ReloadReport, BrokerError> {
+        let mut applied = self.ctx.applied.lock().unwrap_or_else(|e| e.into_inner());
+        let report = reload::diff(&self.ctx.config, &applied, &new);
+        // Rebuilt even when the settings are the same: the plugins re-read
+        // their files (a password file, say) when they are built.
+        let access = AccessControl::from_config(&new)?;
+        self.ctx.set_access(access);
+        applied.auth = new.auth;
+        applied.topic_check = new.topic_check;
+        applied.log_level = new.log_level;
+        Ok(report)
     }
 }
 

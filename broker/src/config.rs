@@ -43,6 +43,12 @@
 //!   acl:                         # user name -> topic filters that user may subscribe to
 //!     alice: ['repositories/+/master', 'calendar/#']
 //!     anonymous: []              # `anonymous` = clients without a user name
+//! metrics:                       # moth only: Prometheus endpoint; absent = off
+//!   bind: 127.0.0.1:9100         # required; same forms as a listener's `bind`
+//!   path: /metrics               # default /metrics
+//!   enabled: true                # default true; false keeps the section but serves nothing
+//! log-level: info                # moth only: RUST_LOG-style filter (`info`, `moth=debug`); SIGHUP re-reads it
+//! log-format: text               # moth only: `text` (default) or `json` (one JSON object per line)
 //! ```
 //!
 //! # Rules
@@ -147,9 +153,36 @@ pub struct Config {
     pub topic_check: TopicCheckConfig,
     /// moth's resource limits (top-level keys).
     pub limits: Limits,
+    /// The `metrics` section: `Some` when the Prometheus endpoint is on.
+    pub metrics: Option<MetricsConfig>,
+    /// `log-level`: a `RUST_LOG`-style filter for the `moth` program; `None`
+    /// = not set (`info`, or what `-v`/`RUST_LOG` say).
+    pub log_level: Option<String>,
+    /// `log-format`: how the `moth` program writes log lines.
+    pub log_format: LogFormat,
     /// Non-fatal findings (unknown keys, deprecated spellings) for the caller to log.
     /// Each is one line in the same `file:line:column: key: message` form as errors.
     pub warnings: Vec<String>,
+}
+
+/// The Prometheus endpoint (`metrics` section).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsConfig {
+    /// `bind`: where the HTTP endpoint listens.
+    pub bind: SocketAddr,
+    /// `path`: the URL path that answers; default `/metrics`.
+    pub path: String,
+}
+
+/// `log-format`: plain text lines or one JSON object per line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 /// One network listener to start.
@@ -347,6 +380,26 @@ pub struct ConfigFile {
     /// `max-queued-messages`.
     #[serde(rename = "max-queued-messages")]
     pub max_queued_messages: Option<usize>,
+    /// `metrics`: the Prometheus endpoint.
+    pub metrics: Option<MetricsFile>,
+    /// `log-level`: a `RUST_LOG`-style filter.
+    #[serde(rename = "log-level")]
+    pub log_level: Option<String>,
+    /// `log-format`: `text` or `json`.
+    #[serde(rename = "log-format")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// The `metrics` section, as written.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct MetricsFile {
+    /// `bind`: the address text, as for listeners.
+    #[serde(default, deserialize_with = "de_bind")]
+    pub bind: Option<String>,
+    /// `path`: the URL path, starting with `/`.
+    pub path: Option<String>,
+    /// `enabled`: default true.
+    pub enabled: Option<bool>,
 }
 
 /// One entry under `listeners`, as written.
@@ -795,6 +848,12 @@ fn expectation(path: &[Seg]) -> Option<&'static str> {
         ["max-packet-size"] => "a positive number of bytes",
         ["max-inflight"] => "an integer from 1 to 65535",
         ["max-queued-messages"] => "a non-negative integer",
+        ["metrics"] => "a mapping of metrics settings (`bind`, `path`)",
+        ["metrics", "bind"] => "an address such as `127.0.0.1:9100`",
+        ["metrics", "path"] => "a URL path such as `/metrics`",
+        ["metrics", "enabled"] => BOOLEAN,
+        ["log-level"] => "a log filter such as `info` or `moth=debug`",
+        ["log-format"] => "`text` or `json`",
         ["auth"] => "a mapping of authentication settings",
         ["topic-check" | "topic_check"] => "a mapping of topic-check settings",
         ["auth" | "topic-check" | "topic_check", "plugins"] => "a list of plugin names",
@@ -1071,11 +1130,15 @@ const TOP_KEYS: &[&str] = &[
     "max-packet-size",
     "max-inflight",
     "max-queued-messages",
+    "metrics",
+    "log-level",
+    "log-format",
 ];
 const LISTENER_KEYS: &[&str] =
     &["bind", "type", "max_connections", "max-connections", "ssl", "cafile", "capath", "cadata", "certfile", "keyfile"];
 const AUTH_KEYS: &[&str] = &["plugins", "allow-anonymous", "allow_anonymous", "password-file", "password_file"];
 const TOPIC_CHECK_KEYS: &[&str] = &["enabled", "plugins", "acl"];
+const METRICS_KEYS: &[&str] = &["bind", "path", "enabled"];
 
 /// Warns about every key given twice in one mapping. PyYAML, and so hbmqtt,
 /// silently keeps the last value (hbmqtt's own documented example repeats
@@ -1125,6 +1188,7 @@ fn unknown_keys(root: Option<&Node>, ctx: &mut Ctx<'_>) {
             }
             "auth" => check_keys(&path(&["auth"]), section, AUTH_KEYS, ctx),
             "topic-check" | "topic_check" => check_keys(&path(&[&key.0]), section, TOPIC_CHECK_KEYS, ctx),
+            "metrics" => check_keys(&path(&["metrics"]), section, METRICS_KEYS, ctx),
             _ => {}
         }
     }
@@ -1343,6 +1407,19 @@ fn resolve_all(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<(Config, Vec<Listen
             None => resolve_topic_check(TopicCheckFile::default(), "topic-check", ctx)?,
         };
     let limits = resolve_limits(raw.max_packet_size, raw.max_inflight, raw.max_queued_messages, ctx)?;
+    let metrics = match raw.metrics {
+        Some(section) => resolve_metrics(section, ctx)?,
+        None => None,
+    };
+    if let Some(level) = &raw.log_level
+        && let Err(e) = tracing_subscriber::EnvFilter::builder().parse(level)
+    {
+        let key = path(&["log-level"]);
+        return Err(ctx.invalid(
+            &ctx.spot(&key, At::Value),
+            format!("invalid log filter {}: {}", ctx.found(&key, level), one_line(&e.to_string())),
+        ));
+    }
 
     let config = Config {
         listeners,
@@ -1352,6 +1429,9 @@ fn resolve_all(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<(Config, Vec<Listen
         auth,
         topic_check,
         limits,
+        metrics,
+        log_level: raw.log_level,
+        log_format: raw.log_format.unwrap_or_default(),
         warnings: std::mem::take(&mut ctx.warnings),
     };
     Ok((config, spots))
@@ -1666,6 +1746,30 @@ fn resolve_topic_check(section: TopicCheckFile, key: &str, ctx: &Ctx<'_>) -> Res
         plugins: section.plugins,
         acl: section.acl.unwrap_or_default(),
     })
+}
+
+fn resolve_metrics(section: MetricsFile, ctx: &Ctx<'_>) -> Result<Option<MetricsConfig>, ConfigError> {
+    if section.enabled == Some(false) {
+        return Ok(None);
+    }
+    let Some(bind_text) = &section.bind else {
+        let spot = ctx.spot(&path(&["metrics"]), At::Key);
+        return Err(ctx.invalid(&spot, "`bind` is missing: the address the metrics endpoint listens on"));
+    };
+    let bind_key = path(&["metrics", "bind"]);
+    let bind = parse_bind(bind_text).map_err(|reason| {
+        ctx.invalid(&ctx.spot(&bind_key, At::Value), format!("invalid address `{}`: {reason}", one_line(bind_text)))
+    })?;
+    let metrics_path = section.path.unwrap_or_else(|| "/metrics".to_string());
+    if !metrics_path.starts_with('/') || metrics_path.chars().any(|c| c.is_whitespace() || c.is_control() || c == '?')
+    {
+        let key = path(&["metrics", "path"]);
+        return Err(ctx.invalid(
+            &ctx.spot(&key, At::Value),
+            format!("expected a URL path starting with `/`, found {}", ctx.found(&key, &metrics_path)),
+        ));
+    }
+    Ok(Some(MetricsConfig { bind, path: metrics_path }))
 }
 
 fn resolve_limits(

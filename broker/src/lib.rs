@@ -13,6 +13,10 @@
 //! - `listener.rs`: accepting connections, connection limits.
 //! - `broker.rs`: the embeddable [`Broker`].
 //! - `config.rs`: the hbmqtt-compatible configuration.
+//! - `stats.rs`: every counter, in one place; `sys.rs` publishes them as
+//!   `$SYS` topics, `metrics.rs` renders them for Prometheus and
+//!   `metrics_http.rs` serves that text.
+//! - `reload.rs`: what a configuration reload (SIGHUP) applies and what needs a restart.
 
 pub mod access;
 pub mod broker;
@@ -23,12 +27,17 @@ pub mod connection;
 pub mod inflight;
 pub mod listener;
 pub mod message;
+pub mod metrics;
+pub mod metrics_http;
 pub mod packet;
+pub mod reload;
 pub mod retained;
 pub mod router;
 pub mod session;
 pub mod session_store;
+pub mod stats;
 pub mod subscriptions;
+pub mod sys;
 pub mod topic;
 
 pub use broker::{Broker, BrokerError, LocalSubscription};
