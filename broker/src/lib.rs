@@ -16,6 +16,7 @@
 //! - `stats.rs`: every counter, in one place; `sys.rs` publishes them as
 //!   `$SYS` topics, `metrics.rs` renders them for Prometheus and
 //!   `metrics_http.rs` serves that text.
+//! - `logging.rs`: the program's log output (text or JSON) and its reloadable filter.
 //! - `reload.rs`: what a configuration reload (SIGHUP) applies and what needs a restart.
 
 pub mod access;
@@ -26,6 +27,7 @@ pub mod connect;
 pub mod connection;
 pub mod inflight;
 pub mod listener;
+pub mod logging;
 pub mod message;
 pub mod metrics;
 pub mod metrics_http;

@@ -84,10 +84,16 @@ pub async fn run(
             debug!(%peer, "metrics endpoint busy: connection closed");
             continue;
         };
-        let (ctx, path, done) = (ctx.clone(), path.clone(), done.clone());
+        let (ctx, path, done, mut shutdown) = (ctx.clone(), path.clone(), done.clone(), shutdown.clone());
         tokio::spawn(async move {
-            if let Err(e) = tokio::time::timeout(READ_TIMEOUT * 2, serve(&ctx, stream, &path)).await {
-                debug!(%peer, "metrics request timed out: {e}");
+            // A slow or idle client must not hold up the broker's shutdown.
+            tokio::select! {
+                r = tokio::time::timeout(READ_TIMEOUT * 2, serve(&ctx, stream, &path)) => {
+                    if let Err(e) = r {
+                        debug!(%peer, "metrics request timed out: {e}");
+                    }
+                }
+                _ = shutdown.changed() => {}
             }
             drop(permit);
             drop(done);

@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub mod prom;
+
 use bytes::BytesMut;
 use moth::codec;
 use moth::packet::{Connect, Packet, Protocol};
