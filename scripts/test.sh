@@ -11,11 +11,15 @@ as_root() {
   fi
 }
 
-# Debian packages: the mosquitto command-line clients (mosquitto_pub/_sub).
-if ! command -v mosquitto_pub >/dev/null || ! command -v mosquitto_sub >/dev/null; then
-  echo "==> installing mosquitto-clients"
+# Debian packages: the mosquitto command-line clients (mosquitto_pub/_sub)
+# and curl (the metrics endpoint tests scrape with it).
+missing=()
+command -v mosquitto_pub >/dev/null && command -v mosquitto_sub >/dev/null || missing+=(mosquitto-clients)
+command -v curl >/dev/null || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> installing ${missing[*]}"
   as_root apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto-clients >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 # Python test client: paho-mqtt 2 (its callback API changed in 2.0).

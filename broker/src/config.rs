@@ -1761,8 +1761,7 @@ fn resolve_metrics(section: MetricsFile, ctx: &Ctx<'_>) -> Result<Option<Metrics
         ctx.invalid(&ctx.spot(&bind_key, At::Value), format!("invalid address `{}`: {reason}", one_line(bind_text)))
     })?;
     let metrics_path = section.path.unwrap_or_else(|| "/metrics".to_string());
-    if !metrics_path.starts_with('/') || metrics_path.chars().any(|c| c.is_whitespace() || c.is_control() || c == '?')
-    {
+    if !metrics_path.starts_with('/') || metrics_path.chars().any(|c| c.is_whitespace() || c.is_control() || c == '?') {
         let key = path(&["metrics", "path"]);
         return Err(ctx.invalid(
             &ctx.spot(&key, At::Value),

@@ -91,9 +91,14 @@ pub fn render(s: &Snapshot, stats: &Stats) -> String {
     }
 
     let listeners = stats.listeners();
-    listener_metric(&mut o, &listeners, "moth_listener_connections", "gauge", "Clients connected now, by listener.", |l| {
-        l.connected.load(Ordering::Relaxed).max(0).unsigned_abs()
-    });
+    listener_metric(
+        &mut o,
+        &listeners,
+        "moth_listener_connections",
+        "gauge",
+        "Clients connected now, by listener.",
+        |l| l.connected.load(Ordering::Relaxed).max(0).unsigned_abs(),
+    );
     listener_metric(
         &mut o,
         &listeners,

@@ -29,11 +29,15 @@ impl Exposition {
         self.samples
             .iter()
             .find(|s| {
-                s.name == name && s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<BTreeMap<_, _>>() == want
+                s.name == name
+                    && s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<BTreeMap<_, _>>() == want
             })
             .map(|s| s.value)
     }
 }
+
+/// Label pairs in the order written.
+type Labels = Vec<(String, String)>;
 
 fn valid_metric_name(n: &str) -> bool {
     let mut chars = n.chars();
@@ -68,7 +72,7 @@ fn family_of<'a>(name: &'a str, types: &HashMap<String, String>) -> &'a str {
     name
 }
 
-fn parse_labels(s: &str) -> Result<(Vec<(String, String)>, &str), String> {
+fn parse_labels(s: &str) -> Result<(Labels, &str), String> {
     // `s` starts just after `{`.
     let mut labels = Vec::new();
     let mut rest = s;
@@ -154,7 +158,7 @@ pub fn parse(text: &str) -> Result<Exposition, String> {
             }
             continue;
         }
-        let name_end = line.find(|c: char| c == '{' || c == ' ').ok_or_else(|| at("no value".into()))?;
+        let name_end = line.find(['{', ' ']).ok_or_else(|| at("no value".into()))?;
         let name = &line[..name_end];
         if !valid_metric_name(name) {
             return Err(at(format!("bad metric name `{name}`")));
@@ -197,7 +201,7 @@ fn check_histograms(exp: &Exposition) -> Result<(), String> {
             continue;
         }
         // Group buckets by their labels other than `le`.
-        let mut groups: BTreeMap<Vec<(String, String)>, Vec<(f64, f64)>> = BTreeMap::new();
+        let mut groups: BTreeMap<Labels, Vec<(f64, f64)>> = BTreeMap::new();
         for s in exp.samples.iter().filter(|s| s.name == format!("{family}_bucket")) {
             let le = s.labels.iter().find(|(k, _)| k == "le").ok_or(format!("{family}_bucket without `le`"))?;
             let bound = parse_value(&le.1)?;

@@ -38,10 +38,10 @@ async fn curl(url: &str, extra: &[&str]) -> String {
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "-i", "--max-time", "10"]).args(extra).arg(url);
     cmd.stdin(Stdio::null()).kill_on_drop(true);
-    let out = tokio::time::timeout(EVENT_TIMEOUT * 2, cmd.output())
-        .await
-        .expect("curl finished in time")
-        .unwrap_or_else(|e| panic!("`curl` cannot be run ({e}): install the Debian package `curl`; scripts/test.sh does it"));
+    let out =
+        tokio::time::timeout(EVENT_TIMEOUT * 2, cmd.output()).await.expect("curl finished in time").unwrap_or_else(
+            |e| panic!("`curl` cannot be run ({e}): install the Debian package `curl`; scripts/test.sh does it"),
+        );
     assert!(out.status.success(), "curl {url} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("utf-8 response")
 }
@@ -57,7 +57,10 @@ async fn scrape(addr: SocketAddr) -> Exposition {
 
 /// Scrapes until `want` all hold (the broker adds its counts right after it
 /// writes, so a scrape may race the last packet); fails after the deadline.
-async fn scrape_until(addr: SocketAddr, want: &[(&str, &[(&str, &str)], f64)]) -> Exposition {
+/// A wanted figure: metric name, labels, value.
+type Want<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+
+async fn scrape_until(addr: SocketAddr, want: &[Want<'_>]) -> Exposition {
     let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
     loop {
         let exp = scrape(addr).await;

@@ -74,7 +74,11 @@ async fn round_where(sub: &mut RawClient, want: &[(&str, String)]) -> HashMap<St
         if wrong.is_empty() {
             return round;
         }
-        assert!(tokio::time::Instant::now() < deadline, "$SYS never showed the expected figures:\n{}", wrong.join("\n"));
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "$SYS never showed the expected figures:\n{}",
+            wrong.join("\n")
+        );
     }
 }
 
