@@ -276,9 +276,10 @@ impl Broker {
         self.ctx.sessions.len()
     }
 
-    /// Number of retained messages held.
+    /// Number of retained messages held, not counting the broker's own
+    /// `$SYS/broker/...` ones (`$SYS/broker/version`).
     pub fn retained_count(&self) -> usize {
-        self.ctx.router.retained_count()
+        self.ctx.router.retained_count_outside_sys()
     }
 
     /// Messages dropped so far because a subscriber's queue was full.

@@ -118,6 +118,15 @@ impl Router {
         self.retained.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
+    /// Number of retained messages outside the broker's own `$SYS/broker/`
+    /// tree (where `$SYS/broker/version` is retained).
+    pub fn retained_count_outside_sys(&self) -> usize {
+        let store = self.retained.read().unwrap_or_else(|e| e.into_inner());
+        let mut sys = Vec::new();
+        store.matching("$SYS/broker/#", &mut sys);
+        store.len() - sys.len()
+    }
+
     /// Messages dropped because a subscriber's queue was full, since start.
     pub fn dropped(&self) -> u64 {
         self.stats.get(Counter::PublishDropped)
