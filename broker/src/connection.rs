@@ -344,8 +344,9 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
             return close;
         }
         let session = client.session.clone();
+        // Counts are flushed into the stats after each socket read and write
+        // (not per packet, not per wake-up): at rest nothing is left pending.
         loop {
-            self.pending.flush(&ctx.stats);
             tokio::select! {
                 _ = &mut *kick_rx => return Close::TakenOver,
                 _ = shutdown.changed() => return Close::Shutdown,
@@ -358,7 +359,9 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
                         Err(e) => return Close::Io(e),
                     }
                     last_rx = Instant::now();
-                    if let Err(close) = self.process_input(ctx, client) {
+                    let handled = self.process_input(ctx, client);
+                    self.pending.flush(&ctx.stats);
+                    if let Err(close) = handled {
                         return close;
                     }
                     if self.inbuf.capacity() - self.inbuf.len() < READ_CHUNK / 2 {
@@ -370,6 +373,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
                         Ok(n) => self.pending.bytes_sent += n as u64,
                         Err(e) => return Close::Io(e),
                     }
+                    self.pending.flush(&ctx.stats);
                     if self.outbuf.is_empty() {
                         // Take more right away rather than wait for the next wake-up.
                         self.drain(&session);
@@ -409,8 +413,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
         }
         if handled && self.outbuf.len() < OUT_HIGH_WATER {
             // Acknowledgements may have opened the in-flight window.
-            let session = client.session.clone();
-            self.drain(&session);
+            self.drain(&client.session);
         }
         Ok(())
     }
