@@ -184,6 +184,7 @@ impl Broker {
             *self.metrics_addr.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr);
             tokio::spawn(metrics_http::run(self.ctx.clone(), socket, path, shutdown_rx.clone(), done_tx.clone()));
         }
+        self.ctx.stats.mark_started();
         sys::publish_version(&self.ctx);
         let interval = self.ctx.config.sys_interval;
         if !interval.is_zero() {

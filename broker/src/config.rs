@@ -2668,6 +2668,35 @@ topic_check:
     }
 
     #[test]
+    fn metrics_section_is_off_by_default_and_validated_with_positions() {
+        assert_eq!(ok("").metrics, None);
+        let c = ok("metrics:\n  bind: 127.0.0.1:9100\n");
+        assert_eq!(c.metrics, Some(MetricsConfig { bind: addr("127.0.0.1:9100"), path: "/metrics".into() }));
+        let c = ok("metrics:\n  bind: 9101\n  path: /prom\n");
+        assert_eq!(c.metrics.map(|m| (m.bind.port(), m.path)), Some((9101, "/prom".to_string())));
+        assert_eq!(ok("metrics:\n  bind: 127.0.0.1:9100\n  enabled: off\n").metrics, None);
+        let e = err("metrics:\n  path: /m\n");
+        assert!(e.starts_with("<string>:1:1: metrics:") && e.contains("`bind` is missing"), "{e}");
+        let e = err("metrics:\n  bind: 127.0.0.1:9100\n  path: metrics\n");
+        assert!(e.starts_with("<string>:3:9: metrics.path:") && e.contains("starting with `/`"), "{e}");
+        let e = err("metrics:\n  bind: 127.0.0.1:99999\n");
+        assert!(e.starts_with("<string>:2:9: metrics.bind:") && e.contains("port out of range"), "{e}");
+        assert!(has_warning(&ok("metrics:\n  bind: 127.0.0.1:9100\n  port: 3\n"), "metrics.port"));
+    }
+
+    #[test]
+    fn log_level_and_format() {
+        let c = ok("log-level: info,moth=debug\nlog-format: json\n");
+        assert_eq!(c.log_level.as_deref(), Some("info,moth=debug"));
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(ok("").log_format, LogFormat::Text);
+        let e = err("log-level: 'moth=[loud'\n");
+        assert!(e.starts_with("<string>:1:12: log-level: invalid log filter"), "{e}");
+        let e = err("log-format: xml\n");
+        assert!(e.contains("log-format") && e.contains("`text` or `json`"), "{e}");
+    }
+
+    #[test]
     fn io_reason_drops_os_error_number() {
         let e = std::io::Error::from_raw_os_error(2);
         assert_eq!(io_reason(&e), "No such file or directory");

@@ -63,7 +63,7 @@ pub fn render(s: &Snapshot, stats: &Stats) -> String {
     let t = &s.totals;
     o.header("moth_build_info", "gauge", "Always 1; the label carries the moth version.");
     o.sample("moth_build_info", &[("version", env!("CARGO_PKG_VERSION"))], 1);
-    o.one("moth_uptime_seconds", "gauge", "Seconds since the broker was created.", s.uptime.as_secs_f64());
+    o.one("moth_uptime_seconds", "gauge", "Seconds since the broker started.", s.uptime.as_secs_f64());
     o.one("moth_bytes_received_total", "counter", "Bytes read from client connections.", t.bytes_received);
     o.one("moth_bytes_sent_total", "counter", "Bytes written to client connections.", t.bytes_sent);
     o.one("moth_packets_received_total", "counter", "MQTT packets received from clients.", t.packets_received);

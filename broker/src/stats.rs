@@ -112,8 +112,8 @@ pub struct Totals {
 /// Every counter of one broker.
 pub struct Stats {
     shards: Box<[Shard]>,
-    started: Instant,
-    started_at: SystemTime,
+    /// When the broker last started (set again by every `start`, as hbmqtt does).
+    started: Mutex<(Instant, SystemTime)>,
     connected: AtomicI64,
     maximum: AtomicI64,
     disconnected: AtomicU64,
@@ -125,8 +125,7 @@ impl Default for Stats {
     fn default() -> Self {
         Stats {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
-            started: Instant::now(),
-            started_at: SystemTime::now(),
+            started: Mutex::new((Instant::now(), SystemTime::now())),
             connected: AtomicI64::new(0),
             maximum: AtomicI64::new(0),
             disconnected: AtomicU64::new(0),
@@ -168,14 +167,19 @@ impl Stats {
         }
     }
 
-    /// Time since the broker value was created.
-    pub fn uptime(&self) -> Duration {
-        self.started.elapsed()
+    /// Records that the broker started now: uptime counts from here.
+    pub fn mark_started(&self) {
+        *self.started.lock().unwrap_or_else(|e| e.into_inner()) = (Instant::now(), SystemTime::now());
     }
 
-    /// Wall-clock time the broker value was created.
+    /// Time since the broker started (or was created, before any start).
+    pub fn uptime(&self) -> Duration {
+        self.started.lock().unwrap_or_else(|e| e.into_inner()).0.elapsed()
+    }
+
+    /// Wall-clock time the broker started.
     pub fn started_at(&self) -> SystemTime {
-        self.started_at
+        self.started.lock().unwrap_or_else(|e| e.into_inner()).1
     }
 
     /// A client got CONNACK 0.
