@@ -1411,6 +1411,15 @@ fn resolve_all(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<(Config, Vec<Listen
         Some(section) => resolve_metrics(section, ctx)?,
         None => None,
     };
+    if let Some(m) = &metrics
+        && m.bind.port() != 0
+        && let Some(l) = listeners.iter().find(|l| l.bind == m.bind)
+    {
+        return Err(ctx.invalid(
+            &ctx.spot(&path(&["metrics", "bind"]), At::Value),
+            format!("address `{}` is already used by listener `{}`", m.bind, one_line(&l.name)),
+        ));
+    }
     if let Some(level) = &raw.log_level
         && let Err(e) = tracing_subscriber::EnvFilter::builder().parse(level)
     {
@@ -2682,6 +2691,8 @@ topic_check:
         let e = err("metrics:\n  bind: 127.0.0.1:99999\n");
         assert!(e.starts_with("<string>:2:9: metrics.bind:") && e.contains("port out of range"), "{e}");
         assert!(has_warning(&ok("metrics:\n  bind: 127.0.0.1:9100\n  port: 3\n"), "metrics.port"));
+        let e = err("listeners:\n  default:\n    bind: 127.0.0.1:1883\nmetrics:\n  bind: 127.0.0.1:1883\n");
+        assert!(e.starts_with("<string>:5:9: metrics.bind:") && e.contains("listener `default`"), "{e}");
     }
 
     #[test]

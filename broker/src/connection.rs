@@ -150,7 +150,11 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
             },
             _ = shutdown.changed() => return,
         };
-        let Some(connect) = connect else { return };
+        let Some(connect) = connect else {
+            // Refused for its protocol level (CONNACK 1 already sent).
+            ctx.stats.listener(&info.listener).refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        };
 
         let (client_id, assigned) = match connect::check_client_id(&connect) {
             ConnectDecision::Accept { client_id, assigned } => (client_id, assigned),

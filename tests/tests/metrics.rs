@@ -238,3 +238,50 @@ async fn reload_with_an_unknown_plugin_changes_nothing() {
     assert!(matches!(ack, Packet::Connack(ref k) if k.code == ConnectReturnCode::Accepted), "{ack:?}");
     broker.shutdown().await;
 }
+
+#[tokio::test]
+async fn refusals_before_authentication_are_counted_per_listener() {
+    let config = Config::from_yaml_str(
+        "listeners:\n  default:\n    type: tcp\n  full:\n    bind: 127.0.0.1:0\n    max-connections: 1\n  \
+         other:\n    bind: 127.0.0.1:0\nmetrics:\n  bind: 127.0.0.1:0\n  path: /prom\n",
+    )
+    .expect("valid config");
+    let broker = Broker::new(config).expect("broker");
+    broker.start().await.expect("start");
+    let full = broker.local_addr("full").expect("full");
+    let other = broker.local_addr("other").expect("other");
+    let metrics = broker.metrics_addr().expect("metrics endpoint");
+
+    let (_first, ack) = RawClient::handshake(full, "only-one", true).await;
+    assert!(matches!(ack, Packet::Connack(ref k) if k.code == ConnectReturnCode::Accepted), "{ack:?}");
+    // The listener is full: the next socket is closed at once.
+    let mut second = RawClient::connect(full).await;
+    second.expect_closed().await;
+    // MQTT 5 (protocol level 5) on the other listener: CONNACK 1.
+    let mut v5 = RawClient::connect(other).await;
+    v5.send_raw(&[0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 5, 2, 0, 60, 0, 1, b'x']).await;
+    let ack = v5.recv().await;
+    assert!(
+        matches!(ack, Some(Packet::Connack(ref k)) if k.code == ConnectReturnCode::UnacceptableProtocolVersion),
+        "{ack:?}"
+    );
+    // An empty client id with clean session 0: CONNACK 2.
+    let (_c, ack) = RawClient::handshake(other, "", false).await;
+    assert!(matches!(ack, Packet::Connack(ref k) if k.code == ConnectReturnCode::IdentifierRejected), "{ack:?}");
+
+    let full_l: &[(&str, &str)] = &[("listener", "full")];
+    let other_l: &[(&str, &str)] = &[("listener", "other")];
+    scrape_until(
+        metrics,
+        &[
+            ("moth_listener_connections", full_l, 1.0),
+            ("moth_listener_connections", other_l, 0.0),
+            ("moth_listener_connections_accepted_total", full_l, 1.0),
+            ("moth_listener_connections_refused_total", full_l, 1.0),
+            ("moth_listener_connections_refused_total", other_l, 2.0),
+            ("moth_clients_connected", &[], 1.0),
+        ],
+    )
+    .await;
+    broker.shutdown().await;
+}
