@@ -83,6 +83,8 @@ pub fn render(s: &Snapshot, stats: &Stats) -> String {
     o.sample("moth_messages_inflight", &[("direction", "in")], s.inflight_in);
     o.sample("moth_messages_inflight", &[("direction", "out")], s.inflight_out);
     o.one("moth_messages_queued", "gauge", "Messages waiting in session queues.", s.queued);
+    o.one("moth_sessions", "gauge", "Sessions held, connected or persistent.", s.sessions);
+    o.one("moth_sessions_offline", "gauge", "Persistent sessions whose client is away.", s.sessions_offline);
     o.one("moth_retained_messages", "gauge", "Retained messages held.", s.retained);
     o.one("moth_subscriptions", "gauge", "Subscriptions held.", s.subscriptions);
     if let Some((current, peak)) = s.memory {

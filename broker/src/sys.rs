@@ -41,6 +41,10 @@ pub struct Snapshot {
     pub inflight_out: u64,
     /// Messages queued in sessions (hbmqtt counts those of offline sessions).
     pub queued: u64,
+    /// Sessions held (connected or persistent).
+    pub sessions: u64,
+    /// Persistent sessions whose client is away (Mosquitto's `clients/inactive`).
+    pub sessions_offline: u64,
     pub retained: u64,
     pub subscriptions: u64,
     /// New connections accepted since start (for the `load/connections` average).
@@ -61,6 +65,8 @@ impl Default for Snapshot {
             inflight_in: 0,
             inflight_out: 0,
             queued: 0,
+            sessions: 0,
+            sessions_offline: 0,
             retained: 0,
             subscriptions: 0,
             connections: 0,
@@ -75,11 +81,14 @@ impl Snapshot {
     /// Reads every figure from the broker's counters, router and sessions.
     pub fn take(ctx: &Context) -> Snapshot {
         let (mut inflight_in, mut inflight_out, mut queued) = (0u64, 0u64, 0u64);
+        let (mut sessions, mut sessions_offline) = (0u64, 0u64);
         for s in ctx.sessions.sessions() {
             let state = s.lock();
             inflight_in += state.inflight().inbound_len() as u64;
             inflight_out += state.inflight().outbound_len() as u64;
             queued += state.queued() as u64;
+            sessions += 1;
+            sessions_offline += u64::from(!state.is_online());
         }
         let stats = &ctx.stats;
         Snapshot {
@@ -90,6 +99,8 @@ impl Snapshot {
             inflight_in,
             inflight_out,
             queued,
+            sessions,
+            sessions_offline,
             retained: ctx.router.retained_count() as u64,
             subscriptions: ctx.router.subscription_count() as u64,
             connections: stats.clients_connected() + stats.clients_disconnected(),
@@ -201,6 +212,7 @@ pub fn render(s: &Snapshot, loads: &LoadAverages) -> Vec<(String, String)> {
         ("messages/retained/count", s.retained.to_string()),
         ("messages/subscriptions/count", s.subscriptions.to_string()),
         ("publish/messages/dropped", t.publish_dropped.to_string()),
+        ("clients/inactive", s.sessions_offline.to_string()),
     ];
     if let Some((current, maximum)) = s.memory {
         v.push(("heap/current", current.to_string()));

@@ -153,6 +153,8 @@ async fn metrics_endpoint_counts_known_traffic_and_auth_answers_after_reload() {
             ("moth_clients_connected", &[], 3.0),
             ("moth_clients_maximum", &[], 3.0),
             ("moth_clients_disconnected_total", &[], 0.0),
+            ("moth_sessions", &[], 3.0),
+            ("moth_sessions_offline", &[], 0.0),
             ("moth_listener_connections", &la, 2.0),
             ("moth_listener_connections", &lb, 1.0),
             ("moth_listener_connections_accepted_total", &la, 2.0),

@@ -162,6 +162,7 @@ async fn sys_topics_show_exact_counters_for_known_traffic() {
             ("messages/subscriptions/count", "2".into()),
             ("messages/inflight", "0".into()),
             ("publish/messages/dropped", "0".into()),
+            ("clients/inactive", "0".into()),
         ],
     )
     .await;
@@ -195,17 +196,23 @@ async fn sys_topics_show_exact_counters_for_known_traffic() {
     // `#` did not match any `$SYS` topic: W got nothing while S got rounds.
     assert_eq!(watcher.recv_within(Duration::from_millis(300)).await, Err(()), "`#` must not match $SYS topics");
 
-    // P leaves: the next rounds show it.
+    // P leaves, and a persistent client comes and goes: the next rounds show it.
     publisher.send(&Packet::Disconnect).await;
     publisher.expect_closed().await;
+    let (mut keeper, ack) = RawClient::handshake(t.addr, "sys-keeper", false).await;
+    assert!(matches!(ack, Packet::Connack(_)), "{ack:?}");
+    keeper.send(&Packet::Disconnect).await;
+    keeper.expect_closed().await;
     round_where(
         &mut sys,
         &[
             ("clients/connected", "2".into()),
-            ("clients/disconnected", "1".into()),
+            ("clients/disconnected", "2".into()),
             ("clients/maximum", "3".into()),
-            ("clients/total", "3".into()),
-            ("messages/received", "8".into()),
+            ("clients/total", "4".into()),
+            ("clients/inactive", "1".into()),
+            // + DISCONNECT from P, CONNECT and DISCONNECT from the keeper.
+            ("messages/received", "10".into()),
         ],
     )
     .await;
