@@ -136,6 +136,8 @@ impl Broker {
         })
     }
 
+    /// The configuration the broker was built with. [`Broker::reload`] does
+    /// not change it (it swaps the access control only).
     pub fn config(&self) -> &Config {
         &self.ctx.config
     }

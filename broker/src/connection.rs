@@ -121,7 +121,8 @@ struct Conn<S> {
     inbuf: BytesMut,
     outbuf: BytesMut,
     max_packet_size: usize,
-    /// Counts not yet added to the broker's stats; flushed once per loop turn.
+    /// Counts not yet added to the broker's stats; flushed after each socket
+    /// read and write, so a packet costs a plain integer increment.
     pending: Pending,
 }
 
@@ -204,6 +205,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
                 Ok(g) => g,
                 Err(_) => {
                     warn!(client_id = %client_id, "previous connection did not release the session in time");
+                    listener_stats.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     ctx.sessions.close(&client_id, conn_id, false);
                     self.refuse(ConnectReturnCode::ServerUnavailable).await;
                     return;
