@@ -12,14 +12,16 @@ as_root() {
 }
 
 # Debian packages: the mosquitto command-line clients (mosquitto_pub/_sub),
-# openssl (RSA test keys), Node.js with npm (MQTT.js) and Chromium (the
-# browser test). Only what is missing is installed.
+# openssl (RSA test keys), Node.js with npm (MQTT.js), Chromium (the
+# browser test) and curl (the metrics endpoint tests scrape with it). Only
+# what is missing is installed.
 apt_missing=()
 command -v mosquitto_pub >/dev/null && command -v mosquitto_sub >/dev/null || apt_missing+=(mosquitto-clients)
 command -v openssl >/dev/null || apt_missing+=(openssl)
 command -v node >/dev/null || apt_missing+=(nodejs)
 command -v npm >/dev/null || apt_missing+=(npm)
 command -v chromium >/dev/null || apt_missing+=(chromium)
+command -v curl >/dev/null || apt_missing+=(curl)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   echo "==> installing ${apt_missing[*]}"
   as_root apt-get update -qq

@@ -12,6 +12,7 @@
 //! chain, or `topic-check.enabled: false`, checks nothing.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use moth_auth_anonymous::AnonymousAuth;
 use moth_plugin_api::{AuthPlugin, AuthRequest, Decision, TopicAction, TopicPlugin, TopicRequest};
@@ -19,6 +20,7 @@ use moth_topic_acl::TopicAcl;
 use moth_topic_taboo::TopicTaboo;
 
 use crate::config::Config;
+use crate::stats::AuthAnswer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
@@ -40,6 +42,17 @@ pub struct AuthOutcome {
     pub decided_by: Option<String>,
     /// Why a plugin refused (for the log; never sent to the client).
     pub reason: Option<String>,
+    /// Every plugin asked, in order, with its answer and how long it took
+    /// (for the per-plugin metrics). Plugins after a deny are not asked.
+    pub asked: Vec<PluginAnswer>,
+}
+
+/// One plugin's answer within an authentication chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginAnswer {
+    pub plugin: String,
+    pub answer: AuthAnswer,
+    pub latency: Duration,
 }
 
 /// Canonical name of a plugin: hbmqtt's entry point names use `_`, its docs
@@ -123,7 +136,22 @@ impl AccessControl {
     /// `async` on purpose: plugins that block (password hashes, network
     /// look-ups) are run off the network threads by the plugin host.
     pub async fn authenticate(&self, request: &AuthRequest<'_>) -> AuthOutcome {
-        run_chain(self.auth.iter().map(|p| (p.name(), p.authenticate(request))))
+        // Observability: each plugin's answer and latency are recorded on the
+        // way through the chain; the chain rule itself is `run_chain`'s.
+        let mut asked = Vec::with_capacity(self.auth.len());
+        let mut outcome = run_chain(self.auth.iter().map(|p| {
+            let started = Instant::now();
+            let decision = p.authenticate(request);
+            let answer = match decision {
+                Decision::Allow => AuthAnswer::Allowed,
+                Decision::Deny(_) => AuthAnswer::Denied,
+                Decision::Ignore => AuthAnswer::Ignored,
+            };
+            asked.push(PluginAnswer { plugin: p.name().to_string(), answer, latency: started.elapsed() });
+            (p.name(), decision)
+        }));
+        outcome.asked = asked;
+        outcome
     }
 
     /// Whether topic checks are on at all (the PUBLISH hot path skips them when off).
@@ -153,7 +181,12 @@ fn run_chain<'a>(answers: impl Iterator<Item = (&'a str, Decision)>) -> AuthOutc
     for (name, decision) in answers {
         match decision {
             Decision::Deny(reason) => {
-                return AuthOutcome { allowed: false, decided_by: Some(name.to_string()), reason: Some(reason) };
+                return AuthOutcome {
+                    allowed: false,
+                    decided_by: Some(name.to_string()),
+                    reason: Some(reason),
+                    asked: Vec::new(),
+                };
             }
             Decision::Allow => {
                 first_allow.get_or_insert_with(|| name.to_string());
@@ -162,8 +195,13 @@ fn run_chain<'a>(answers: impl Iterator<Item = (&'a str, Decision)>) -> AuthOutc
         }
     }
     match first_allow {
-        Some(name) => AuthOutcome { allowed: true, decided_by: Some(name), reason: None },
-        None => AuthOutcome { allowed: false, decided_by: None, reason: Some("no plugin allowed the request".into()) },
+        Some(name) => AuthOutcome { allowed: true, decided_by: Some(name), reason: None, asked: Vec::new() },
+        None => AuthOutcome {
+            allowed: false,
+            decided_by: None,
+            reason: Some("no plugin allowed the request".into()),
+            asked: Vec::new(),
+        },
     }
 }
 

@@ -8,8 +8,8 @@
 //! will when they are persisted to disk.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 use tokio::net::TcpListener;
@@ -21,10 +21,14 @@ use crate::codec;
 use crate::config::Config;
 use crate::listener;
 use crate::message::Message;
+use crate::metrics_http;
 use crate::packet::QoS;
+use crate::reload::{self, ReloadReport};
 use crate::router::Router;
 use crate::session::{Delivery, SessionLimits};
 use crate::session_store::{SessionHandle, SessionStore};
+use crate::stats::Stats;
+use crate::sys;
 use crate::tls::TlsError;
 use crate::topic;
 use crate::transport::Transport;
@@ -37,6 +41,8 @@ pub enum BrokerError {
     Bind { listener: String, addr: SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error("metrics endpoint: cannot bind {addr}: {source}")]
+    MetricsBind { addr: SocketAddr, source: std::io::Error },
     #[error("the broker is already running")]
     AlreadyRunning,
     #[error("invalid topic name `{0}`")]
@@ -49,16 +55,43 @@ pub enum BrokerError {
 
 /// What connections and listeners share.
 pub struct Context {
+    /// The configuration the broker was started with. `reload` swaps the
+    /// access control only; the rest of a new file needs a restart.
     pub config: Config,
     pub router: Router,
     pub sessions: SessionStore,
-    pub access: AccessControl,
+    /// The one set of counters ($SYS and Prometheus read it).
+    pub stats: Arc<Stats>,
+    /// Swapped whole by `Broker::reload`; read once per CONNECT or topic check,
+    /// never held across an `.await`.
+    access: RwLock<Arc<AccessControl>>,
+    /// Whether the current access control checks topics: lets the PUBLISH
+    /// path skip the lock when topic checks are off.
+    checks_topics: AtomicBool,
+    /// The auth and topic-check settings last applied (for reload diffs).
+    applied: Mutex<Config>,
     next_conn: AtomicU64,
 }
 
 impl Context {
     pub fn next_conn_id(&self) -> u64 {
         self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The access control in force now.
+    pub fn access(&self) -> Arc<AccessControl> {
+        self.access.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether topic checks are on (one relaxed load).
+    pub fn checks_topics(&self) -> bool {
+        self.checks_topics.load(Ordering::Relaxed)
+    }
+
+    fn set_access(&self, access: AccessControl) {
+        let checks = access.checks_topics();
+        *self.access.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(access);
+        self.checks_topics.store(checks, Ordering::Relaxed);
     }
 }
 
@@ -77,6 +110,7 @@ pub struct Broker {
     addrs: Arc<Mutex<Vec<(String, SocketAddr)>>>,
     /// One per configured listener, in the same order.
     transports: Arc<Vec<Arc<Transport>>>,
+    metrics_addr: Arc<Mutex<Option<SocketAddr>>>,
 }
 
 impl Broker {
@@ -90,20 +124,31 @@ impl Broker {
             .iter()
             .map(|l| Transport::new(l, config.limits.max_packet_size).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
+        let stats = Arc::new(Stats::new());
+        for l in &config.listeners {
+            // Registered up front so the metrics show every listener at 0.
+            stats.listener(&l.name);
+        }
         Ok(Broker {
             ctx: Arc::new(Context {
+                applied: Mutex::new(config.clone()),
                 config,
-                router: Router::new(),
+                router: Router::with_stats(stats.clone()),
                 sessions: SessionStore::new(),
-                access,
+                stats,
+                checks_topics: AtomicBool::new(access.checks_topics()),
+                access: RwLock::new(Arc::new(access)),
                 next_conn: AtomicU64::new(0),
             }),
             running: Arc::new(tokio::sync::Mutex::new(None)),
             addrs: Arc::new(Mutex::new(Vec::new())),
             transports: Arc::new(transports),
+            metrics_addr: Arc::new(Mutex::new(None)),
         })
     }
 
+    /// The configuration the broker was built with. [`Broker::reload`] does
+    /// not change it (it swaps the access control only).
     pub fn config(&self) -> &Config {
         &self.ctx.config
     }
@@ -125,6 +170,16 @@ impl Broker {
             let addr = socket.local_addr().unwrap_or(l.bind);
             sockets.push((l.clone(), transport.clone(), socket, addr));
         }
+        let metrics = match &self.ctx.config.metrics {
+            None => None,
+            Some(m) => {
+                let socket = TcpListener::bind(m.bind)
+                    .await
+                    .map_err(|source| BrokerError::MetricsBind { addr: m.bind, source })?;
+                let addr = socket.local_addr().unwrap_or(m.bind);
+                Some((socket, addr, m.path.clone()))
+            }
+        };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (done_tx, done) = mpsc::channel(1);
         let mut addrs = Vec::new();
@@ -143,6 +198,18 @@ impl Broker {
                 done_tx.clone(),
             ));
         }
+        if let Some((socket, addr, path)) = metrics {
+            info!(%addr, path = %path, "metrics endpoint listening");
+            *self.metrics_addr.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr);
+            tokio::spawn(metrics_http::run(self.ctx.clone(), socket, path, shutdown_rx.clone(), done_tx.clone()));
+        }
+        self.ctx.stats.mark_started();
+        sys::publish_version(&self.ctx);
+        let interval = self.ctx.config.sys_interval;
+        if !interval.is_zero() {
+            info!(interval_secs = interval.as_secs_f64(), "publishing $SYS topics");
+            tokio::spawn(sys::run(self.ctx.clone(), interval, shutdown_rx.clone(), done_tx.clone()));
+        }
         *self.addrs.lock().unwrap_or_else(|e| e.into_inner()) = addrs.clone();
         *running = Some(Running { shutdown, done, addrs });
         Ok(())
@@ -160,6 +227,7 @@ impl Broker {
         while r.done.recv().await.is_some() {}
         drop(r.addrs);
         self.addrs.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        *self.metrics_addr.lock().unwrap_or_else(|e| e.into_inner()) = None;
         info!("stopped");
     }
 
@@ -228,14 +296,55 @@ impl Broker {
         self.ctx.sessions.len()
     }
 
-    /// Number of retained messages held.
+    /// Number of retained messages held, not counting the broker's own
+    /// `$SYS/broker/...` ones (`$SYS/broker/version`).
     pub fn retained_count(&self) -> usize {
-        self.ctx.router.retained_count()
+        self.ctx.router.retained_count_outside_sys()
     }
 
     /// Messages dropped so far because a subscriber's queue was full.
     pub fn dropped_messages(&self) -> u64 {
         self.ctx.router.dropped()
+    }
+
+    /// The address of the Prometheus endpoint, while running with a `metrics` section.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        *self.metrics_addr.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The broker's counters (what `$SYS` and the metrics endpoint show).
+    pub fn stats(&self) -> &Stats {
+        &self.ctx.stats
+    }
+
+    /// The current figures, as the next `$SYS` round would publish them.
+    pub fn snapshot(&self) -> sys::Snapshot {
+        sys::Snapshot::take(&self.ctx)
+    }
+
+    /// The Prometheus text the metrics endpoint would serve now.
+    pub fn render_metrics(&self) -> String {
+        crate::metrics::render(&self.snapshot(), &self.ctx.stats)
+    }
+
+    /// Applies what can change without a restart from `new`: the
+    /// authentication chain and its settings (`auth`), and topic checks
+    /// (`topic-check`). New CONNECTs and topic checks use them at once;
+    /// connected clients stay connected. Everything else that differs from
+    /// the running configuration (listeners, limits, `sys_interval`,
+    /// `metrics`) is listed in the report as needing a restart, and ignored.
+    /// On error (an unknown plugin, say) nothing changes.
+    pub fn reload(&self, new: Config) -> Result<ReloadReport, BrokerError> {
+        let mut applied = self.ctx.applied.lock().unwrap_or_else(|e| e.into_inner());
+        let report = reload::diff(&self.ctx.config, &applied, &new);
+        // Rebuilt even when the settings are the same: the plugins re-read
+        // their files (a password file, say) when they are built.
+        let access = AccessControl::from_config(&new)?;
+        self.ctx.set_access(access);
+        applied.auth = new.auth;
+        applied.topic_check = new.topic_check;
+        applied.log_level = new.log_level;
+        Ok(report)
     }
 }
 

@@ -46,6 +46,12 @@
 //!   acl:                         # user name -> topic filters that user may subscribe to
 //!     alice: ['repositories/+/master', 'calendar/#']
 //!     anonymous: []              # `anonymous` = clients without a user name
+//! metrics:                       # moth only: Prometheus endpoint; absent = off
+//!   bind: 127.0.0.1:9100         # required; same forms as a listener's `bind`
+//!   path: /metrics               # default /metrics
+//!   enabled: true                # default true; false keeps the section but serves nothing
+//! log-level: info                # moth only: RUST_LOG-style filter (`info`, `moth=debug`); SIGHUP re-reads it
+//! log-format: text               # moth only: `text` (default) or `json` (one JSON object per line)
 //! ```
 //!
 //! # Rules
@@ -150,9 +156,36 @@ pub struct Config {
     pub topic_check: TopicCheckConfig,
     /// moth's resource limits (top-level keys).
     pub limits: Limits,
+    /// The `metrics` section: `Some` when the Prometheus endpoint is on.
+    pub metrics: Option<MetricsConfig>,
+    /// `log-level`: a `RUST_LOG`-style filter for the `moth` program; `None`
+    /// = not set (`info`, or what `-v`/`RUST_LOG` say).
+    pub log_level: Option<String>,
+    /// `log-format`: how the `moth` program writes log lines.
+    pub log_format: LogFormat,
     /// Non-fatal findings (unknown keys, deprecated spellings) for the caller to log.
     /// Each is one line in the same `file:line:column: key: message` form as errors.
     pub warnings: Vec<String>,
+}
+
+/// The Prometheus endpoint (`metrics` section).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsConfig {
+    /// `bind`: where the HTTP endpoint listens.
+    pub bind: SocketAddr,
+    /// `path`: the URL path that answers; default `/metrics`.
+    pub path: String,
+}
+
+/// `log-format`: plain text lines or one JSON object per line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 /// One network listener to start.
@@ -361,6 +394,26 @@ pub struct ConfigFile {
     /// `max-queued-messages`.
     #[serde(rename = "max-queued-messages")]
     pub max_queued_messages: Option<usize>,
+    /// `metrics`: the Prometheus endpoint.
+    pub metrics: Option<MetricsFile>,
+    /// `log-level`: a `RUST_LOG`-style filter.
+    #[serde(rename = "log-level")]
+    pub log_level: Option<String>,
+    /// `log-format`: `text` or `json`.
+    #[serde(rename = "log-format")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// The `metrics` section, as written.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct MetricsFile {
+    /// `bind`: the address text, as for listeners.
+    #[serde(default, deserialize_with = "de_bind")]
+    pub bind: Option<String>,
+    /// `path`: the URL path, starting with `/`.
+    pub path: Option<String>,
+    /// `enabled`: default true.
+    pub enabled: Option<bool>,
 }
 
 /// One entry under `listeners`, as written.
@@ -827,6 +880,12 @@ fn expectation(path: &[Seg]) -> Option<&'static str> {
         ["max-packet-size"] => "a positive number of bytes",
         ["max-inflight"] => "an integer from 1 to 65535",
         ["max-queued-messages"] => "a non-negative integer",
+        ["metrics"] => "a mapping of metrics settings (`bind`, `path`)",
+        ["metrics", "bind"] => "an address such as `127.0.0.1:9100`",
+        ["metrics", "path"] => "a URL path such as `/metrics`",
+        ["metrics", "enabled"] => BOOLEAN,
+        ["log-level"] => "a log filter such as `info` or `moth=debug`",
+        ["log-format"] => "`text` or `json`",
         ["auth"] => "a mapping of authentication settings",
         ["topic-check" | "topic_check"] => "a mapping of topic-check settings",
         ["auth" | "topic-check" | "topic_check", "plugins"] => "a list of plugin names",
@@ -1103,6 +1162,9 @@ const TOP_KEYS: &[&str] = &[
     "max-packet-size",
     "max-inflight",
     "max-queued-messages",
+    "metrics",
+    "log-level",
+    "log-format",
 ];
 const LISTENER_KEYS: &[&str] = &[
     "bind",
@@ -1123,6 +1185,7 @@ const LISTENER_KEYS: &[&str] = &[
 ];
 const AUTH_KEYS: &[&str] = &["plugins", "allow-anonymous", "allow_anonymous", "password-file", "password_file"];
 const TOPIC_CHECK_KEYS: &[&str] = &["enabled", "plugins", "acl"];
+const METRICS_KEYS: &[&str] = &["bind", "path", "enabled"];
 
 /// Warns about every key given twice in one mapping. PyYAML, and so hbmqtt,
 /// silently keeps the last value (hbmqtt's own documented example repeats
@@ -1172,6 +1235,7 @@ fn unknown_keys(root: Option<&Node>, ctx: &mut Ctx<'_>) {
             }
             "auth" => check_keys(&path(&["auth"]), section, AUTH_KEYS, ctx),
             "topic-check" | "topic_check" => check_keys(&path(&[&key.0]), section, TOPIC_CHECK_KEYS, ctx),
+            "metrics" => check_keys(&path(&["metrics"]), section, METRICS_KEYS, ctx),
             _ => {}
         }
     }
@@ -1376,6 +1440,28 @@ fn resolve(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<Config, ConfigError> {
             None => resolve_topic_check(TopicCheckFile::default(), "topic-check", ctx)?,
         };
     let limits = resolve_limits(raw.max_packet_size, raw.max_inflight, raw.max_queued_messages, ctx)?;
+    let metrics = match raw.metrics {
+        Some(section) => resolve_metrics(section, ctx)?,
+        None => None,
+    };
+    if let Some(m) = &metrics
+        && m.bind.port() != 0
+        && let Some(l) = listeners.iter().find(|l| l.bind == m.bind)
+    {
+        return Err(ctx.invalid(
+            &ctx.spot(&path(&["metrics", "bind"]), At::Value),
+            format!("address `{}` is already used by listener `{}`", m.bind, one_line(&l.name)),
+        ));
+    }
+    if let Some(level) = &raw.log_level
+        && let Err(e) = tracing_subscriber::EnvFilter::builder().parse(level)
+    {
+        let key = path(&["log-level"]);
+        return Err(ctx.invalid(
+            &ctx.spot(&key, At::Value),
+            format!("invalid log filter {}: {}", ctx.found(&key, level), one_line(&e.to_string())),
+        ));
+    }
 
     let config = Config {
         listeners,
@@ -1385,6 +1471,9 @@ fn resolve(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<Config, ConfigError> {
         auth,
         topic_check,
         limits,
+        metrics,
+        log_level: raw.log_level,
+        log_format: raw.log_format.unwrap_or_default(),
         warnings: std::mem::take(&mut ctx.warnings),
     };
     Ok(config)
@@ -1762,6 +1851,29 @@ fn resolve_topic_check(section: TopicCheckFile, key: &str, ctx: &Ctx<'_>) -> Res
         plugins: section.plugins,
         acl: section.acl.unwrap_or_default(),
     })
+}
+
+fn resolve_metrics(section: MetricsFile, ctx: &Ctx<'_>) -> Result<Option<MetricsConfig>, ConfigError> {
+    if section.enabled == Some(false) {
+        return Ok(None);
+    }
+    let Some(bind_text) = &section.bind else {
+        let spot = ctx.spot(&path(&["metrics"]), At::Key);
+        return Err(ctx.invalid(&spot, "`bind` is missing: the address the metrics endpoint listens on"));
+    };
+    let bind_key = path(&["metrics", "bind"]);
+    let bind = parse_bind(bind_text).map_err(|reason| {
+        ctx.invalid(&ctx.spot(&bind_key, At::Value), format!("invalid address `{}`: {reason}", one_line(bind_text)))
+    })?;
+    let metrics_path = section.path.unwrap_or_else(|| "/metrics".to_string());
+    if !metrics_path.starts_with('/') || metrics_path.chars().any(|c| c.is_whitespace() || c.is_control() || c == '?') {
+        let key = path(&["metrics", "path"]);
+        return Err(ctx.invalid(
+            &ctx.spot(&key, At::Value),
+            format!("expected a URL path starting with `/`, found {}", ctx.found(&key, &metrics_path)),
+        ));
+    }
+    Ok(Some(MetricsConfig { bind, path: metrics_path }))
 }
 
 fn resolve_limits(
@@ -2700,6 +2812,37 @@ topic_check:
         let e = err("listeners:\n  a:\n    bind: \"127.0.0.1\\n:99999\"\n");
         assert!(!e.contains('\n'), "{e}");
         assert!(e.contains("127.0.0.1\\n:99999"), "{e}");
+    }
+
+    #[test]
+    fn metrics_section_is_off_by_default_and_validated_with_positions() {
+        assert_eq!(ok("").metrics, None);
+        let c = ok("metrics:\n  bind: 127.0.0.1:9100\n");
+        assert_eq!(c.metrics, Some(MetricsConfig { bind: addr("127.0.0.1:9100"), path: "/metrics".into() }));
+        let c = ok("metrics:\n  bind: 9101\n  path: /prom\n");
+        assert_eq!(c.metrics.map(|m| (m.bind.port(), m.path)), Some((9101, "/prom".to_string())));
+        assert_eq!(ok("metrics:\n  bind: 127.0.0.1:9100\n  enabled: off\n").metrics, None);
+        let e = err("metrics:\n  path: /m\n");
+        assert!(e.starts_with("<string>:1:1: metrics:") && e.contains("`bind` is missing"), "{e}");
+        let e = err("metrics:\n  bind: 127.0.0.1:9100\n  path: metrics\n");
+        assert!(e.starts_with("<string>:3:9: metrics.path:") && e.contains("starting with `/`"), "{e}");
+        let e = err("metrics:\n  bind: 127.0.0.1:99999\n");
+        assert!(e.starts_with("<string>:2:9: metrics.bind:") && e.contains("port out of range"), "{e}");
+        assert!(has_warning(&ok("metrics:\n  bind: 127.0.0.1:9100\n  port: 3\n"), "metrics.port"));
+        let e = err("listeners:\n  default:\n    bind: 127.0.0.1:1883\nmetrics:\n  bind: 127.0.0.1:1883\n");
+        assert!(e.starts_with("<string>:5:9: metrics.bind:") && e.contains("listener `default`"), "{e}");
+    }
+
+    #[test]
+    fn log_level_and_format() {
+        let c = ok("log-level: info,moth=debug\nlog-format: json\n");
+        assert_eq!(c.log_level.as_deref(), Some("info,moth=debug"));
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(ok("").log_format, LogFormat::Text);
+        let e = err("log-level: 'moth=[loud'\n");
+        assert!(e.starts_with("<string>:1:12: log-level: invalid log filter"), "{e}");
+        let e = err("log-format: xml\n");
+        assert!(e.contains("log-format") && e.contains("`text` or `json`"), "{e}");
     }
 
     #[test]

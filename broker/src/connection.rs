@@ -37,6 +37,7 @@ use crate::packet::{
 };
 use crate::session::{Delivery, SessionLimits};
 use crate::session_store::{Kick, SessionHandle};
+use crate::stats::Pending;
 
 /// How long a new connection may take to send its CONNECT. A socket that
 /// sends nothing must not hold a connection slot forever.
@@ -126,8 +127,10 @@ where
             inbuf: BytesMut::new(),
             outbuf: BytesMut::new(),
             max_packet_size: ctx.config.limits.max_packet_size,
+            pending: Pending::default(),
         };
         conn.run(&ctx, &info, shutdown).await;
+        conn.pending.flush(&ctx.stats);
     }
     .instrument(span)
     .await
@@ -139,6 +142,9 @@ struct Conn<S> {
     inbuf: BytesMut,
     outbuf: BytesMut,
     max_packet_size: usize,
+    /// Counts not yet added to the broker's stats; flushed after each socket
+    /// read and write, so a packet costs a plain integer increment.
+    pending: Pending,
 }
 
 /// The state of a connected client that the packet handlers need.
@@ -167,7 +173,11 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
             },
             _ = shutdown.changed() => return,
         };
-        let Some(mut connect) = connect else { return };
+        let Some(mut connect) = connect else {
+            // Refused for its protocol level (CONNACK 1 already sent).
+            ctx.stats.listener(&info.listener).refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        };
         if info.identity_as_username {
             // Mosquitto's `use_identity_as_username`: the certificate decides
             // who the client is; without one there is no user name to use.
@@ -180,6 +190,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
                         client_id = %connect.client_id, code = ConnectReturnCode::NotAuthorized as u8,
                         "connection refused: use_identity_as_username is set but the client sent no certificate with a CN"
                     );
+                    ctx.stats.listener(&info.listener).refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     self.refuse(ConnectReturnCode::NotAuthorized).await;
                     return;
                 }
@@ -189,29 +200,36 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
         let (client_id, assigned) = match connect::check_client_id(&connect) {
             ConnectDecision::Accept { client_id, assigned } => (client_id, assigned),
             ConnectDecision::Refuse { code, reason } => {
-                conn_log!(info, info, client_id = %connect.client_id, code = code as u8, "connection refused: {reason}");
+                conn_log!(
+                    info,
+                    info,
+                    client_id = %connect.client_id, username = ?connect.username.as_deref(), code = code as u8,
+                    "connection refused: {reason}"
+                );
+                ctx.stats.listener(&info.listener).refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.refuse(code).await;
                 return;
             }
         };
         let peer = info.peer.to_string();
-        let (decision, outcome) = connect::authenticate(
-            &ctx.access,
-            &connect,
-            &client_id,
-            &peer,
-            &info.listener,
-            info.tls_identity.as_deref(),
-        )
-        .await;
+        let access = ctx.access();
+        let (decision, outcome) =
+            connect::authenticate(&access, &connect, &client_id, &peer, &info.listener, info.tls_identity.as_deref())
+                .await;
+        drop(access);
+        for a in &outcome.asked {
+            ctx.stats.record_auth(&a.plugin, a.answer, a.latency);
+        }
         let username = connect.username.as_deref();
+        let listener_stats = ctx.stats.listener(&info.listener);
         if let ConnectDecision::Refuse { code, reason } = decision {
             conn_log!(
                 info,
                 info,
-                client_id = %client_id, ?username, plugin = outcome.decided_by.as_deref().unwrap_or("-"),
+                client_id = %client_id, ?username, auth = "denied", plugin = outcome.decided_by.as_deref().unwrap_or("-"),
                 code = code as u8, "connection refused: {reason}"
             );
+            listener_stats.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.refuse(code).await;
             return;
         }
@@ -233,6 +251,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
                 Ok(g) => g,
                 Err(_) => {
                     conn_log!(warn, info, client_id = %client_id, "previous connection did not release the session in time");
+                    listener_stats.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     ctx.sessions.close(&client_id, conn_id, false);
                     self.refuse(ConnectReturnCode::ServerUnavailable).await;
                     return;
@@ -253,21 +272,22 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
         if !removed.is_empty() {
             ctx.router.unsubscribe_all(session.id(), removed.iter().map(String::as_str));
         }
-        codec::encode(
-            &Packet::Connack(Connack { session_present: present, code: ConnectReturnCode::Accepted }),
-            &mut self.outbuf,
-        );
+        self.emit(&Packet::Connack(Connack { session_present: present, code: ConnectReturnCode::Accepted }));
+        ctx.stats.client_connected(&listener_stats);
         conn_log!(
             info,
             info,
             client_id = %client_id, ?username, assigned_id = assigned, clean_session = connect.clean_session,
-            session_present = present, keep_alive = connect.keep_alive, tls_identity = ?info.tls_identity,
+            session_present = present, keep_alive = connect.keep_alive, auth = "allowed",
+            tls_identity = ?info.tls_identity,
             plugin = outcome.decided_by.as_deref().unwrap_or("-"), "client connected"
         );
         {
             let mut state = session.lock();
-            state.resume_into(&mut self.outbuf);
-            state.drain_into(&mut self.outbuf, OUT_HIGH_WATER);
+            let (publishes, pubrels) = state.resume_into(&mut self.outbuf);
+            let drained = state.drain_into(&mut self.outbuf, OUT_HIGH_WATER);
+            self.pending.packets_sent += (publishes + pubrels + drained) as u64;
+            self.pending.publish_sent += (publishes + drained) as u64;
         }
 
         let mut client = Client {
@@ -284,7 +304,10 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
 
         // Best effort: what is already encoded (a final PUBACK, say) goes out.
         if !matches!(close, Close::Io(_) | Close::PeerClosed) && !self.outbuf.is_empty() {
-            let _ = tokio::time::timeout(Duration::from_secs(1), self.wr.write_all(&self.outbuf)).await;
+            let written = tokio::time::timeout(Duration::from_secs(1), self.wr.write_all(&self.outbuf)).await;
+            if matches!(written, Ok(Ok(()))) {
+                self.pending.bytes_sent += self.outbuf.len() as u64;
+            }
         }
         let _ = tokio::time::timeout(Duration::from_secs(1), self.wr.shutdown()).await;
 
@@ -295,6 +318,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
             ctx.router.unsubscribe_all(session.id(), filters.iter().map(String::as_str));
         }
         drop(slot);
+        ctx.stats.client_disconnected(&listener_stats);
         conn_log!(info, info, client_id = %client_id, "client disconnected: {close}");
         if close.sends_will()
             && let Some(will) = client.will.take()
@@ -308,7 +332,10 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
     async fn read_first_packet(&mut self, info: &ConnInfo) -> Result<Option<Connect>, String> {
         loop {
             match codec::decode(&mut self.inbuf, self.max_packet_size) {
-                Ok(Some(Packet::Connect(c))) => return Ok(Some(c)),
+                Ok(Some(Packet::Connect(c))) => {
+                    self.pending.packets_received += 1;
+                    return Ok(Some(c));
+                }
                 Ok(Some(other)) => return Err(format!("first packet is {} [MQTT-3.1.0-1]", other.name())),
                 Ok(None) => {}
                 Err(e) if e.is_unsupported_protocol_level() => {
@@ -322,7 +349,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
             self.inbuf.reserve(SMALL_READ);
             match self.rd.read_buf(&mut self.inbuf).await {
                 Ok(0) => return Err("connection closed".into()),
-                Ok(_) => {}
+                Ok(n) => self.pending.bytes_received += n as u64,
                 Err(e) => return Err(format!("i/o error: {e}")),
             }
         }
@@ -331,12 +358,28 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
     /// Sends a refusing CONNACK and closes [MQTT-3.2.2-5].
     async fn refuse(&mut self, code: ConnectReturnCode) {
         self.outbuf.clear();
-        codec::encode(&Packet::Connack(Connack { session_present: false, code }), &mut self.outbuf);
-        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        self.emit(&Packet::Connack(Connack { session_present: false, code }));
+        let written = tokio::time::timeout(Duration::from_secs(1), async {
             self.wr.write_all(&self.outbuf).await?;
             self.wr.shutdown().await
         })
         .await;
+        if matches!(written, Ok(Ok(()))) {
+            self.pending.bytes_sent += self.outbuf.len() as u64;
+        }
+    }
+
+    /// Encodes a packet for the client and counts it.
+    fn emit(&mut self, packet: &Packet) {
+        codec::encode(packet, &mut self.outbuf);
+        self.pending.packets_sent += 1;
+    }
+
+    /// Moves queued deliveries from the session into the output buffer, counting them.
+    fn drain(&mut self, session: &SessionHandle) {
+        let n = session.lock().drain_into(&mut self.outbuf, OUT_HIGH_WATER) as u64;
+        self.pending.packets_sent += n;
+        self.pending.publish_sent += n;
     }
 
     async fn serve_connected(
@@ -358,6 +401,8 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
         }
         self.size_inbuf(0);
         let session = client.session.clone();
+        // Counts are flushed into the stats after each socket read and write
+        // (not per packet, not per wake-up): at rest nothing is left pending.
         loop {
             tokio::select! {
                 _ = &mut *kick_rx => return Close::TakenOver,
@@ -367,22 +412,29 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
                 r = self.rd.read_buf(&mut self.inbuf), if self.outbuf.len() < OUT_READ_LIMIT => {
                     let n = match r {
                         Ok(0) => return Close::PeerClosed,
-                        Ok(n) => n,
+                        Ok(n) => {
+                            self.pending.bytes_received += n as u64;
+                            n
+                        }
                         Err(e) => return Close::Io(e),
                     };
                     last_rx = Instant::now();
-                    if let Err(close) = self.process_input(ctx, client) {
+                    let handled = self.process_input(ctx, client);
+                    self.pending.flush(&ctx.stats);
+                    if let Err(close) = handled {
                         return close;
                     }
                     self.size_inbuf(n);
                 }
                 r = self.wr.write_buf(&mut self.outbuf), if !self.outbuf.is_empty() => {
-                    if let Err(e) = r {
-                        return Close::Io(e);
+                    match r {
+                        Ok(n) => self.pending.bytes_sent += n as u64,
+                        Err(e) => return Close::Io(e),
                     }
+                    self.pending.flush(&ctx.stats);
                     if self.outbuf.is_empty() {
                         // Take more right away rather than wait for the next wake-up.
-                        session.lock().drain_into(&mut self.outbuf, OUT_HIGH_WATER);
+                        self.drain(&session);
                         if self.outbuf.is_empty()
                             && let Err(e) = self.wr.flush().await
                         {
@@ -391,7 +443,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
                     }
                 }
                 _ = session.wake.notified(), if self.outbuf.len() < OUT_HIGH_WATER => {
-                    session.lock().drain_into(&mut self.outbuf, OUT_HIGH_WATER);
+                    self.drain(&session);
                 }
                 _ = &mut keep_alive_timer => {
                     let due = deadline(last_rx);
@@ -424,11 +476,12 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
                 Err(e) => return Err(protocol_error(&e)),
             };
             handled = true;
+            self.pending.packets_received += 1;
             self.handle(ctx, client, packet)?;
         }
         if handled && self.outbuf.len() < OUT_HIGH_WATER {
             // Acknowledgements may have opened the in-flight window.
-            client.session.lock().drain_into(&mut self.outbuf, OUT_HIGH_WATER);
+            self.drain(&client.session);
         }
         Ok(())
     }
@@ -443,7 +496,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
             }
             Packet::Pubrec(id) => {
                 if client.session.lock().on_pubrec(id) == AckResult::Done {
-                    codec::encode(&Packet::Pubrel(id), &mut self.outbuf);
+                    self.emit(&Packet::Pubrel(id));
                 } else {
                     debug!(client_id = %client.client_id, packet_id = id, "PUBREC for no message in flight");
                 }
@@ -455,11 +508,11 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
             }
             Packet::Pubrel(id) => {
                 client.session.lock().on_pubrel(id);
-                codec::encode(&Packet::Pubcomp(id), &mut self.outbuf);
+                self.emit(&Packet::Pubcomp(id));
             }
             Packet::Subscribe(s) => self.on_subscribe(ctx, client, s),
             Packet::Unsubscribe(u) => self.on_unsubscribe(ctx, client, u),
-            Packet::Pingreq => codec::encode(&Packet::Pingresp, &mut self.outbuf),
+            Packet::Pingreq => self.emit(&Packet::Pingresp),
             Packet::Disconnect => {
                 client.will = None;
                 return Err(Close::Disconnect);
@@ -473,6 +526,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
     }
 
     fn on_publish(&mut self, ctx: &Arc<Context>, client: &Client, p: Publish) {
+        self.pending.publish_received += 1;
         let allowed = publish_allowed(ctx, client, &p.topic);
         match p.qos {
             QoS::AtMostOnce => {
@@ -487,14 +541,14 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
                 // Acknowledged even when refused: MQTT 3.1.1 has no negative
                 // acknowledgement, and a client that never gets one would
                 // re-send forever.
-                codec::encode(&Packet::Puback(p.packet_id), &mut self.outbuf);
+                self.emit(&Packet::Puback(p.packet_id));
             }
             QoS::ExactlyOnce => {
                 let first = client.session.lock().on_inbound_qos2(p.packet_id);
                 if first && allowed {
                     ctx.router.publish(Arc::new(Message::from_publish(&p)));
                 }
-                codec::encode(&Packet::Pubrec(p.packet_id), &mut self.outbuf);
+                self.emit(&Packet::Pubrec(p.packet_id));
             }
         }
     }
@@ -504,10 +558,9 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
         let mut retained = Vec::new();
         for f in &s.filters {
             if let Some(reason) = ctx
-                .access
                 .checks_topics()
                 .then(|| {
-                    ctx.access.check_topic(&topic_request(
+                    ctx.access().check_topic(&topic_request(
                         &client.client_id,
                         client.username.as_deref(),
                         &client.listener,
@@ -529,7 +582,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
             debug!(client_id = %client.client_id, filter = %f.filter, qos = granted as u8, "subscribed");
             codes.push(SubackCode::Granted(granted));
         }
-        codec::encode(&Packet::Suback(Suback { packet_id: s.packet_id, codes }), &mut self.outbuf);
+        self.emit(&Packet::Suback(Suback { packet_id: s.packet_id, codes }));
         // Retained messages go after the SUBACK, with RETAIN set [MQTT-3.3.1-8].
         if !retained.is_empty() {
             let mut state = client.session.lock();
@@ -547,7 +600,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
             debug!(client_id = %client.client_id, filter = %f, "unsubscribed");
         }
         // Sent even when nothing matched [MQTT-3.10.4-5].
-        codec::encode(&Packet::Unsuback(u.packet_id), &mut self.outbuf);
+        self.emit(&Packet::Unsuback(u.packet_id));
     }
 }
 
@@ -562,12 +615,12 @@ fn publish_allowed(ctx: &Context, client: &Client, topic: &str) -> bool {
         debug!(client_id = %client.client_id, topic, "publish to $SYS refused");
         return false;
     }
-    if !ctx.access.checks_topics() {
+    if !ctx.checks_topics() {
         return true;
     }
     let request =
         topic_request(&client.client_id, client.username.as_deref(), &client.listener, TopicAction::Publish, topic);
-    match ctx.access.check_topic(&request) {
+    match ctx.access().check_topic(&request) {
         None => true,
         Some(reason) => {
             conn_log!(info, client, client_id = %client.client_id, topic, "publish refused: {reason}");

@@ -16,6 +16,11 @@
 //! - `listener.rs`: accepting connections, connection limits.
 //! - `broker.rs`: the embeddable [`Broker`].
 //! - `config.rs`: the hbmqtt-compatible configuration.
+//! - `stats.rs`: every counter, in one place; `sys.rs` publishes them as
+//!   `$SYS` topics, `metrics.rs` renders them for Prometheus and
+//!   `metrics_http.rs` serves that text.
+//! - `logging.rs`: the program's log output (text or JSON) and its reloadable filter.
+//! - `reload.rs`: what a configuration reload (SIGHUP) applies and what needs a restart.
 
 pub mod access;
 pub mod broker;
@@ -26,13 +31,19 @@ pub mod connect;
 pub mod connection;
 pub mod inflight;
 pub mod listener;
+pub mod logging;
 pub mod message;
+pub mod metrics;
+pub mod metrics_http;
 pub mod packet;
+pub mod reload;
 pub mod retained;
 pub mod router;
 pub mod session;
 pub mod session_store;
+pub mod stats;
 pub mod subscriptions;
+pub mod sys;
 #[cfg(test)]
 mod test_rng;
 pub mod tls;

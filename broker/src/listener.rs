@@ -53,6 +53,7 @@ pub async fn run(
                     Ok(p) => Some(p),
                     Err(_) => {
                         info!(%peer, max_connections = config.max_connections, "connection refused: listener is full");
+                        ctx.stats.listener(&name).refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         drop(stream);
                         continue;
                     }

@@ -4,15 +4,17 @@
 //!
 //! Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM) or a passing
 //! `--check`; 2 for a configuration error; 1 when the broker cannot start
-//! (a port already in use, say).
+//! (a port already in use, say). SIGHUP re-reads the configuration file and
+//! applies what can change without a restart (see `moth::reload`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use moth::config::LogFormat;
+use moth::logging::{self, LogControl};
 use moth::{Broker, Config};
 use tracing::{error, info, warn};
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser, Debug)]
 #[command(name = "moth", version, about = "An MQTT 3.1.1 broker configured like hbmqtt")]
@@ -29,23 +31,10 @@ struct Args {
     /// Print the embedded default configuration and exit.
     #[arg(long)]
     print_default_config: bool,
-}
-
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    use std::io::IsTerminal;
-    // Logs go to stderr, as a server's should; colours only on a terminal.
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    /// Log line format: `text` or `json` (one JSON object per line).
+    /// Overrides the configuration's `log-format`.
+    #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
+    log_format: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -54,8 +43,6 @@ fn main() -> ExitCode {
         print!("{}", moth::config::DEFAULT_YAML);
         return ExitCode::SUCCESS;
     }
-    init_logging(args.verbose);
-
     let config = match &args.config {
         None => Config::default(),
         Some(path) => match Config::from_file(path) {
@@ -66,6 +53,12 @@ fn main() -> ExitCode {
             }
         },
     };
+    let format = match args.log_format.as_deref() {
+        Some("json") => LogFormat::Json,
+        Some(_) => LogFormat::Text,
+        None => config.log_format,
+    };
+    let log = logging::init(args.verbose, config.log_level.as_deref(), format);
     let origin = args.config.as_ref().map_or_else(|| "embedded default".to_string(), |p| p.display().to_string());
     for w in &config.warnings {
         warn!(config = %origin, "{w}");
@@ -110,33 +103,88 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
         info!(version = env!("CARGO_PKG_VERSION"), config = %origin, "moth started");
-        wait_for_signal().await;
+        serve_signals(&broker, args.config.as_ref(), &log).await;
         broker.shutdown().await;
         ExitCode::SUCCESS
     })
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn wait_for_signal() {
+/// Waits for SIGINT (Ctrl-C) or SIGTERM; reloads the configuration on each SIGHUP meanwhile.
+async fn serve_signals(broker: &Broker, path: Option<&PathBuf>, log: &LogControl) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => info!("SIGINT received"),
-                    _ = term.recv() => info!("SIGTERM received"),
+        let (mut term, mut hup) = match (signal(SignalKind::terminate()), signal(SignalKind::hangup())) {
+            (Ok(t), Ok(h)) => (t, h),
+            (t, h) => {
+                for e in [t.err(), h.err()].into_iter().flatten() {
+                    warn!("cannot listen for SIGTERM/SIGHUP: {e}");
                 }
-            }
-            Err(e) => {
-                warn!("cannot listen for SIGTERM: {e}");
                 let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => { info!("SIGINT received"); return; }
+                _ = term.recv() => { info!("SIGTERM received"); return; }
+                _ = hup.recv() => {
+                    info!("SIGHUP received");
+                    reload(broker, path, log).await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
+        let _ = (broker, path, log);
         let _ = tokio::signal::ctrl_c().await;
         info!("Ctrl-C received");
+    }
+}
+
+/// Re-reads the configuration file and applies what can change while running.
+/// A broken file changes nothing; it is logged with its position.
+#[cfg_attr(not(unix), allow(dead_code))]
+async fn reload(broker: &Broker, path: Option<&PathBuf>, log: &LogControl) {
+    let Some(path) = path else {
+        warn!("reload: running on the embedded default configuration; there is no file to re-read");
+        return;
+    };
+    let file = path.clone();
+    // Reading may resolve host names (blocking).
+    let new = match tokio::task::spawn_blocking(move || Config::from_file(&file)).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            error!("reload failed, the running configuration is kept: {e}");
+            return;
+        }
+        Err(e) => {
+            error!("reload failed, the running configuration is kept: {e}");
+            return;
+        }
+    };
+    for w in &new.warnings {
+        warn!(config = %path.display(), "{w}");
+    }
+    let level = new.log_level.clone();
+    match broker.reload(new) {
+        Err(e) => error!(config = %path.display(), "reload failed, the running configuration is kept: {e}"),
+        Ok(report) => {
+            if report.applied.iter().any(|c| c.starts_with("log-level"))
+                && let Err(why) = log.apply_config_level(level.as_deref())
+            {
+                warn!("log-level not applied: {why}");
+            }
+            for change in &report.applied {
+                info!(config = %path.display(), "reload applied: {change}");
+            }
+            for change in &report.needs_restart {
+                warn!(config = %path.display(), "reload: needs a restart, not applied: {change}");
+            }
+            if report.applied.is_empty() && report.needs_restart.is_empty() {
+                info!(config = %path.display(), "reload: no setting changed (authentication plugins rebuilt)");
+            }
+        }
     }
 }

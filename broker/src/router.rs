@@ -7,7 +7,6 @@
 //! `.await`, and a full subscriber queue drops for that subscriber alone.
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::message::Message;
@@ -15,6 +14,7 @@ use crate::packet::QoS;
 use crate::retained::RetainedStore;
 use crate::session::{Delivery, Enqueued};
 use crate::session_store::SessionHandle;
+use crate::stats::{Counter, Stats};
 use crate::subscriptions::{SubscriberId, SubscriptionTree};
 
 type Matches = Vec<(SubscriberId, Arc<SessionHandle>, QoS)>;
@@ -28,7 +28,8 @@ thread_local! {
 pub struct Router {
     tree: RwLock<SubscriptionTree<Arc<SessionHandle>>>,
     retained: RwLock<RetainedStore>,
-    dropped: AtomicU64,
+    /// The broker's counters; routing adds the dropped deliveries.
+    stats: Arc<Stats>,
 }
 
 /// What routing one message did, for logs and counters.
@@ -43,6 +44,11 @@ pub struct Routed {
 impl Router {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A router that counts into the broker's `stats`.
+    pub fn with_stats(stats: Arc<Stats>) -> Self {
+        Router { stats, ..Self::default() }
     }
 
     fn tree(&self) -> RwLockReadGuard<'_, SubscriptionTree<Arc<SessionHandle>>> {
@@ -70,7 +76,7 @@ impl Router {
             for (_, session, granted) in matches.drain(..) {
                 let qos = message.qos.min(granted);
                 let delivery = Delivery { message: message.clone(), qos, retain: false };
-                if deliver(&session, delivery, &self.dropped) {
+                if deliver(&session, delivery, &self.stats) {
                     routed.queued += 1;
                 } else {
                     routed.dropped += 1;
@@ -112,16 +118,25 @@ impl Router {
         self.retained.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
+    /// Number of retained messages outside the broker's own `$SYS/broker/`
+    /// tree (where `$SYS/broker/version` is retained).
+    pub fn retained_count_outside_sys(&self) -> usize {
+        let store = self.retained.read().unwrap_or_else(|e| e.into_inner());
+        let mut sys = Vec::new();
+        store.matching("$SYS/broker/#", &mut sys);
+        store.len() - sys.len()
+    }
+
     /// Messages dropped because a subscriber's queue was full, since start.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.stats.get(Counter::PublishDropped)
     }
 }
 
 /// Queues `delivery` for `session` and wakes its connection. Returns false
 /// when a message was dropped to respect the queue limit (logged once per
 /// episode of drops).
-pub fn deliver(session: &SessionHandle, delivery: Delivery, dropped: &AtomicU64) -> bool {
+pub fn deliver(session: &SessionHandle, delivery: Delivery, stats: &Stats) -> bool {
     let mut state = session.lock();
     let result = state.enqueue(delivery);
     let online = state.is_online();
@@ -129,7 +144,7 @@ pub fn deliver(session: &SessionHandle, delivery: Delivery, dropped: &AtomicU64)
     let total = state.dropped();
     drop(state);
     if result.dropped() {
-        dropped.fetch_add(1, Ordering::Relaxed);
+        stats.add(Counter::PublishDropped, 1);
         if first_drop {
             tracing::warn!(
                 client_id = session.client_id(),

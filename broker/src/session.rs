@@ -237,21 +237,27 @@ impl Session {
 
     /// Encodes the packets a resumed persistent session must send again
     /// [MQTT-4.4.0-1]: unacknowledged PUBLISHes with DUP set, then PUBRELs,
-    /// in their original order.
-    pub fn resume_into(&self, out: &mut BytesMut) -> usize {
+    /// in their original order. Returns the number of PUBLISH and of PUBREL
+    /// packets written (for the counters).
+    pub fn resume_into(&self, out: &mut BytesMut) -> (usize, usize) {
         let resend = self.inflight.resume();
+        let (mut publishes, mut pubrels) = (0, 0);
         for r in &resend {
             match *r {
                 Resend::Publish { packet_id } => {
                     if let Some(e) = self.inflight.get(packet_id) {
                         let m = &e.message;
                         codec::encode_publish(&m.topic, &m.payload, e.qos, e.retain, true, packet_id, out);
+                        publishes += 1;
                     }
                 }
-                Resend::Pubrel(id) => codec::encode(&Packet::Pubrel(id), out),
+                Resend::Pubrel(id) => {
+                    codec::encode(&Packet::Pubrel(id), out);
+                    pubrels += 1;
+                }
             }
         }
-        resend.len()
+        (publishes, pubrels)
     }
 
     pub fn on_puback(&mut self, packet_id: u16) -> AckResult {

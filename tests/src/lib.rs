@@ -8,6 +8,8 @@ pub mod clients;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub mod prom;
+
 use bytes::BytesMut;
 use moth::codec;
 use moth::packet::{Connect, Packet, Protocol};

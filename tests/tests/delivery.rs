@@ -417,6 +417,8 @@ async fn clients_cannot_publish_to_sys() {
     let tb = TestBroker::start("").await;
     let mut s = Client::connect(&tb, "sys-sub").await;
     s.subscribed("$SYS/#", Q1).await;
+    // The broker's own retained version comes first.
+    assert_eq!(s.recv_text().await.0, "$SYS/broker/version");
     s.subscribed("end", Q1).await;
     let mut p = Client::connect(&tb, "sys-pub").await;
     // Acknowledged (3.1.1 has no negative PUBACK) but not routed.

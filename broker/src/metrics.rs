@@ -1,0 +1,184 @@
+//! The Prometheus text exposition (format 0.0.4) of the broker's counters:
+//! the same figures as `$SYS`, plus per-listener connection gauges and the
+//! answers and latency of each authentication plugin.
+//!
+//! Pure: [`render`] turns a [`sys::Snapshot`] and the stats tables into text.
+//! `metrics_http.rs` serves it.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use crate::stats::{AUTH_LATENCY_BUCKETS, AuthAnswer, AuthPluginStats, ListenerStats, Stats};
+use crate::sys::Snapshot;
+
+/// `Content-Type` of the exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+struct Out(String);
+
+impl Out {
+    fn header(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}");
+        let _ = writeln!(self.0, "# TYPE {name} {kind}");
+    }
+
+    fn one(&mut self, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+        self.header(name, kind, help);
+        let _ = writeln!(self.0, "{name} {value}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            self.0.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.0.push(',');
+                }
+                let _ = write!(self.0, "{k}=\"{}\"", escape_label(v));
+            }
+            self.0.push('}');
+        }
+        let _ = writeln!(self.0, " {value}");
+    }
+}
+
+/// Escapes a label value: backslash, double quote and line feed.
+pub fn escape_label(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Renders every metric.
+pub fn render(s: &Snapshot, stats: &Stats) -> String {
+    let mut o = Out(String::with_capacity(4096));
+    let t = &s.totals;
+    o.header("moth_build_info", "gauge", "Always 1; the label carries the moth version.");
+    o.sample("moth_build_info", &[("version", env!("CARGO_PKG_VERSION"))], 1);
+    o.one("moth_uptime_seconds", "gauge", "Seconds since the broker started.", s.uptime.as_secs_f64());
+    o.one("moth_bytes_received_total", "counter", "Bytes read from client connections.", t.bytes_received);
+    o.one("moth_bytes_sent_total", "counter", "Bytes written to client connections.", t.bytes_sent);
+    o.one("moth_packets_received_total", "counter", "MQTT packets received from clients.", t.packets_received);
+    o.one("moth_packets_sent_total", "counter", "MQTT packets sent to clients.", t.packets_sent);
+    o.one("moth_publish_received_total", "counter", "PUBLISH packets received from clients.", t.publish_received);
+    o.one("moth_publish_sent_total", "counter", "PUBLISH packets sent to clients.", t.publish_sent);
+    o.one(
+        "moth_publish_dropped_total",
+        "counter",
+        "Deliveries dropped because a subscriber's queue was full.",
+        t.publish_dropped,
+    );
+    o.one("moth_clients_connected", "gauge", "Clients connected now.", s.clients_connected);
+    o.one("moth_clients_maximum", "gauge", "Most clients connected at once since start.", s.clients_maximum);
+    o.one("moth_clients_disconnected_total", "counter", "Client disconnections since start.", s.clients_disconnected);
+    o.header("moth_messages_inflight", "gauge", "Unacknowledged QoS 1/2 messages, by direction.");
+    o.sample("moth_messages_inflight", &[("direction", "in")], s.inflight_in);
+    o.sample("moth_messages_inflight", &[("direction", "out")], s.inflight_out);
+    o.one("moth_messages_queued", "gauge", "Messages waiting in session queues.", s.queued);
+    o.one("moth_sessions", "gauge", "Sessions held, connected or persistent.", s.sessions);
+    o.one("moth_sessions_offline", "gauge", "Persistent sessions whose client is away.", s.sessions_offline);
+    o.one("moth_retained_messages", "gauge", "Retained messages held.", s.retained);
+    o.one("moth_subscriptions", "gauge", "Subscriptions held.", s.subscriptions);
+    if let Some((current, peak)) = s.memory {
+        o.one("moth_resident_memory_bytes", "gauge", "Resident memory of the process.", current);
+        o.one("moth_resident_memory_max_bytes", "gauge", "Peak resident memory of the process.", peak);
+    }
+
+    let listeners = stats.listeners();
+    listener_metric(
+        &mut o,
+        &listeners,
+        "moth_listener_connections",
+        "gauge",
+        "Clients connected now, by listener.",
+        |l| l.connected.load(Ordering::Relaxed).max(0).unsigned_abs(),
+    );
+    listener_metric(
+        &mut o,
+        &listeners,
+        "moth_listener_connections_accepted_total",
+        "counter",
+        "Connections accepted (CONNACK 0), by listener.",
+        |l| l.accepted.load(Ordering::Relaxed),
+    );
+    listener_metric(
+        &mut o,
+        &listeners,
+        "moth_listener_connections_refused_total",
+        "counter",
+        "Connections refused (listener full, bad CONNECT, authentication), by listener.",
+        |l| l.refused.load(Ordering::Relaxed),
+    );
+
+    let plugins = stats.auth_plugins();
+    o.header("moth_auth_results_total", "counter", "Answers of each authentication plugin.");
+    for (name, p) in &plugins {
+        for answer in [AuthAnswer::Allowed, AuthAnswer::Denied, AuthAnswer::Ignored, AuthAnswer::Error] {
+            o.sample(
+                "moth_auth_results_total",
+                &[("plugin", name), ("result", answer.as_str())],
+                p.answers[answer as usize].load(Ordering::Relaxed),
+            );
+        }
+    }
+    o.header("moth_auth_latency_seconds", "histogram", "Time each authentication plugin took to answer.");
+    for (name, p) in &plugins {
+        auth_histogram(&mut o, name, p);
+    }
+    o.0
+}
+
+fn listener_metric(
+    o: &mut Out,
+    listeners: &[(String, std::sync::Arc<ListenerStats>)],
+    name: &str,
+    kind: &str,
+    help: &str,
+    value: impl Fn(&ListenerStats) -> u64,
+) {
+    o.header(name, kind, help);
+    for (listener, l) in listeners {
+        o.sample(name, &[("listener", listener)], value(l));
+    }
+}
+
+fn auth_histogram(o: &mut Out, plugin: &str, p: &AuthPluginStats) {
+    let mut cumulative = 0u64;
+    for (i, bound) in AUTH_LATENCY_BUCKETS.iter().enumerate() {
+        cumulative += p.latency_buckets[i].load(Ordering::Relaxed);
+        o.sample("moth_auth_latency_seconds_bucket", &[("plugin", plugin), ("le", &bound.to_string())], cumulative);
+    }
+    cumulative += p.latency_buckets[AUTH_LATENCY_BUCKETS.len()].load(Ordering::Relaxed);
+    o.sample("moth_auth_latency_seconds_bucket", &[("plugin", plugin), ("le", "+Inf")], cumulative);
+    let sum = p.latency_sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+    o.sample("moth_auth_latency_seconds_sum", &[("plugin", plugin)], sum);
+    o.sample("moth_auth_latency_seconds_count", &[("plugin", plugin)], cumulative);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn renders_counters_listeners_and_auth_histogram() {
+        let stats = Stats::new();
+        let l = stats.listener("my \"tcp\"");
+        stats.client_connected(&l);
+        stats.record_auth("auth_anonymous", AuthAnswer::Allowed, Duration::from_micros(50));
+        let text = render(&Snapshot::default(), &stats);
+        assert!(text.contains("moth_listener_connections{listener=\"my \\\"tcp\\\"\"} 1\n"), "{text}");
+        assert!(text.contains("moth_auth_results_total{plugin=\"auth_anonymous\",result=\"allowed\"} 1\n"));
+        assert!(text.contains("moth_auth_latency_seconds_bucket{plugin=\"auth_anonymous\",le=\"0.0001\"} 1\n"));
+        assert!(text.contains("moth_auth_latency_seconds_count{plugin=\"auth_anonymous\"} 1\n"));
+        assert!(text.ends_with('\n'));
+    }
+}

@@ -1,0 +1,83 @@
+//! What a configuration reload (SIGHUP, or `Broker::reload`) changes, and
+//! what it cannot: a pure comparison of the running, the last applied and
+//! the new configuration.
+//!
+//! Applied at once: `auth` (the plugin chain, `allow-anonymous`, the password
+//! file), `topic-check`, and `log-level` (by the `moth` program, which owns
+//! the log filter). Everything else needs a restart: it is reported, not
+//! applied, so a reload never closes a listener or a connection.
+
+use crate::config::Config;
+
+/// The outcome of one reload, for the log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// Settings that changed and now apply, e.g. `auth.allow-anonymous: true -> false`.
+    pub applied: Vec<String>,
+    /// Settings that changed but need a restart to apply.
+    pub needs_restart: Vec<String>,
+}
+
+fn changed<T: std::fmt::Debug + PartialEq>(out: &mut Vec<String>, key: &str, old: &T, new: &T) {
+    if old != new {
+        out.push(format!("{key}: {old:?} -> {new:?}"));
+    }
+}
+
+/// Compares `new` with the running configuration (for settings that need a
+/// restart) and with the last applied one (for settings a reload applies).
+pub fn diff(running: &Config, applied: &Config, new: &Config) -> ReloadReport {
+    let mut r = ReloadReport::default();
+    let (a, n) = (&applied.auth, &new.auth);
+    changed(&mut r.applied, "auth.plugins", &a.plugins, &n.plugins);
+    changed(&mut r.applied, "auth.allow-anonymous", &a.allow_anonymous, &n.allow_anonymous);
+    changed(&mut r.applied, "auth.password-file", &a.password_file, &n.password_file);
+    let (a, n) = (&applied.topic_check, &new.topic_check);
+    changed(&mut r.applied, "topic-check.enabled", &a.enabled, &n.enabled);
+    changed(&mut r.applied, "topic-check.plugins", &a.plugins, &n.plugins);
+    changed(&mut r.applied, "topic-check.acl", &a.acl, &n.acl);
+    changed(&mut r.applied, "log-level", &applied.log_level, &new.log_level);
+
+    let restart = &mut r.needs_restart;
+    if running.listeners != new.listeners {
+        let names = |c: &Config| c.listeners.iter().map(|l| format!("{} ({})", l.name, l.bind)).collect::<Vec<_>>();
+        let (old, new_names) = (names(running), names(new));
+        if old == new_names {
+            restart.push("listeners: settings changed".to_string());
+        } else {
+            restart.push(format!("listeners: {old:?} -> {new_names:?}"));
+        }
+    }
+    changed(restart, "timeout-disconnect-delay", &running.timeout_disconnect_delay, &new.timeout_disconnect_delay);
+    changed(restart, "sys_interval", &running.sys_interval, &new.sys_interval);
+    changed(restart, "max-qos", &running.max_qos, &new.max_qos);
+    changed(restart, "max-packet-size", &running.limits.max_packet_size, &new.limits.max_packet_size);
+    changed(restart, "max-inflight", &running.limits.max_inflight, &new.limits.max_inflight);
+    changed(restart, "max-queued-messages", &running.limits.max_queued_messages, &new.limits.max_queued_messages);
+    changed(restart, "metrics", &running.metrics, &new.metrics);
+    changed(restart, "log-format", &running.log_format, &new.log_format);
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(yaml: &str) -> Config {
+        Config::from_yaml_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn auth_changes_apply_and_listener_changes_need_a_restart() {
+        let old = config("listeners:\n  default:\n    bind: 127.0.0.1:1883\nauth:\n  allow-anonymous: true\n");
+        let new = config(
+            "listeners:\n  default:\n    bind: 127.0.0.1:1884\nauth:\n  allow-anonymous: false\nmax-inflight: 5\n",
+        );
+        let r = diff(&old, &old, &new);
+        assert_eq!(r.applied, vec!["auth.allow-anonymous: true -> false".to_string()]);
+        assert_eq!(r.needs_restart.len(), 2, "{:?}", r.needs_restart);
+        assert!(r.needs_restart[0].contains("1884"));
+        assert!(r.needs_restart[1].starts_with("max-inflight"));
+        assert_eq!(diff(&old, &new, &new).applied, Vec::<String>::new());
+    }
+}

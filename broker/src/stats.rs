@@ -1,0 +1,326 @@
+//! The broker's counters, in one place: what `$SYS` publishes and what the
+//! Prometheus endpoint serves are both read from here.
+//!
+//! The message path must not pay for them. Hot counters (bytes, packets,
+//! publishes) are sharded: each thread adds to its own cache-line-sized shard
+//! with a relaxed atomic add (no lock, no line shared with another core), and
+//! a reader sums the shards. Connections also batch their additions, once per
+//! socket read or write rather than once per packet. Rare events (a client
+//! connecting, an authentication) use plain atomics; the per-listener and
+//! per-plugin tables take a lock only when an entry is created.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Number of shards; threads beyond this share shards (still lock-free).
+const SHARDS: usize = 16;
+
+/// The hot counters, one set per shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum Counter {
+    /// Bytes read from client sockets.
+    BytesReceived,
+    /// Bytes written to client sockets.
+    BytesSent,
+    /// MQTT packets received (hbmqtt's `messages/received`).
+    PacketsReceived,
+    /// MQTT packets sent (hbmqtt's `messages/sent`).
+    PacketsSent,
+    /// PUBLISH packets received from clients.
+    PublishReceived,
+    /// PUBLISH packets sent to clients.
+    PublishSent,
+    /// Deliveries dropped because a subscriber's queue was full.
+    PublishDropped,
+}
+
+const COUNTERS: usize = 7;
+
+#[derive(Default)]
+#[repr(align(128))]
+struct Shard([AtomicU64; COUNTERS]);
+
+thread_local! {
+    /// This thread's shard, picked round-robin the first time it counts.
+    static SHARD: usize = {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS
+    };
+}
+
+/// Counters of one listener.
+#[derive(Debug, Default)]
+pub struct ListenerStats {
+    /// Clients connected through this listener now (after a CONNACK 0).
+    pub connected: AtomicI64,
+    /// Connections that got CONNACK 0.
+    pub accepted: AtomicU64,
+    /// Connections refused: listener full, bad CONNECT, authentication.
+    pub refused: AtomicU64,
+}
+
+/// Upper bounds, in seconds, of the authentication latency histogram.
+pub const AUTH_LATENCY_BUCKETS: [f64; 10] = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
+
+/// What one authentication plugin answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthAnswer {
+    Allowed,
+    Denied,
+    Ignored,
+    /// The plugin failed (the plugin host reports these).
+    Error,
+}
+
+impl AuthAnswer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthAnswer::Allowed => "allowed",
+            AuthAnswer::Denied => "denied",
+            AuthAnswer::Ignored => "ignored",
+            AuthAnswer::Error => "error",
+        }
+    }
+}
+
+/// Answers and latency of one authentication plugin.
+#[derive(Debug, Default)]
+pub struct AuthPluginStats {
+    /// Indexed like [`AuthAnswer`]: allowed, denied, ignored, error.
+    pub answers: [AtomicU64; 4],
+    /// Cumulative counts are computed on read; these are per-bucket counts,
+    /// the last one for answers slower than every bound.
+    pub latency_buckets: [AtomicU64; AUTH_LATENCY_BUCKETS.len() + 1],
+    pub latency_sum_nanos: AtomicU64,
+}
+
+/// A consistent-enough copy of the hot counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    pub packets_received: u64,
+    pub packets_sent: u64,
+    pub publish_received: u64,
+    pub publish_sent: u64,
+    pub publish_dropped: u64,
+}
+
+/// Every counter of one broker.
+pub struct Stats {
+    shards: Box<[Shard]>,
+    /// When the broker last started (set again by every `start`, as hbmqtt does).
+    started: Mutex<(Instant, SystemTime)>,
+    connected: AtomicI64,
+    maximum: AtomicI64,
+    disconnected: AtomicU64,
+    listeners: Mutex<BTreeMap<String, Arc<ListenerStats>>>,
+    auth: Mutex<BTreeMap<String, Arc<AuthPluginStats>>>,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            started: Mutex::new((Instant::now(), SystemTime::now())),
+            connected: AtomicI64::new(0),
+            maximum: AtomicI64::new(0),
+            disconnected: AtomicU64::new(0),
+            listeners: Mutex::new(BTreeMap::new()),
+            auth: Mutex::new(BTreeMap::new()),
+        }
+    }
+}
+
+impl Stats {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `n` to a hot counter, on this thread's shard.
+    #[inline]
+    pub fn add(&self, counter: Counter, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let shard = SHARD.with(|s| *s);
+        self.shards[shard].0[counter as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The sum of one hot counter over all shards.
+    pub fn get(&self, counter: Counter) -> u64 {
+        self.shards.iter().map(|s| s.0[counter as usize].load(Ordering::Relaxed)).sum()
+    }
+
+    pub fn totals(&self) -> Totals {
+        Totals {
+            bytes_received: self.get(Counter::BytesReceived),
+            bytes_sent: self.get(Counter::BytesSent),
+            packets_received: self.get(Counter::PacketsReceived),
+            packets_sent: self.get(Counter::PacketsSent),
+            publish_received: self.get(Counter::PublishReceived),
+            publish_sent: self.get(Counter::PublishSent),
+            publish_dropped: self.get(Counter::PublishDropped),
+        }
+    }
+
+    /// Records that the broker started now: uptime counts from here.
+    pub fn mark_started(&self) {
+        *self.started.lock().unwrap_or_else(|e| e.into_inner()) = (Instant::now(), SystemTime::now());
+    }
+
+    /// Time since the broker started (or was created, before any start).
+    pub fn uptime(&self) -> Duration {
+        self.started.lock().unwrap_or_else(|e| e.into_inner()).0.elapsed()
+    }
+
+    /// Wall-clock time the broker started.
+    pub fn started_at(&self) -> SystemTime {
+        self.started.lock().unwrap_or_else(|e| e.into_inner()).1
+    }
+
+    /// A client got CONNACK 0.
+    pub fn client_connected(&self, listener: &ListenerStats) {
+        let now = self.connected.fetch_add(1, Ordering::Relaxed) + 1;
+        self.maximum.fetch_max(now, Ordering::Relaxed);
+        listener.connected.fetch_add(1, Ordering::Relaxed);
+        listener.accepted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A client that had got CONNACK 0 is gone.
+    pub fn client_disconnected(&self, listener: &ListenerStats) {
+        self.connected.fetch_sub(1, Ordering::Relaxed);
+        self.disconnected.fetch_add(1, Ordering::Relaxed);
+        listener.connected.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Clients connected now.
+    pub fn clients_connected(&self) -> u64 {
+        u64::try_from(self.connected.load(Ordering::Relaxed)).unwrap_or(0)
+    }
+
+    /// The most clients connected at once since start.
+    pub fn clients_maximum(&self) -> u64 {
+        u64::try_from(self.maximum.load(Ordering::Relaxed)).unwrap_or(0)
+    }
+
+    /// Disconnections since start (hbmqtt's `clients/disconnected`).
+    pub fn clients_disconnected(&self) -> u64 {
+        self.disconnected.load(Ordering::Relaxed)
+    }
+
+    /// The counters of listener `name`, created on first use.
+    pub fn listener(&self, name: &str) -> Arc<ListenerStats> {
+        let mut map = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(name.to_string()).or_default().clone()
+    }
+
+    /// Every listener's counters, by name.
+    pub fn listeners(&self) -> Vec<(String, Arc<ListenerStats>)> {
+        let map = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// Records one authentication plugin's answer and how long it took.
+    pub fn record_auth(&self, plugin: &str, answer: AuthAnswer, latency: Duration) {
+        let entry = {
+            let mut map = self.auth.lock().unwrap_or_else(|e| e.into_inner());
+            match map.get(plugin) {
+                Some(e) => e.clone(),
+                None => map.entry(plugin.to_string()).or_default().clone(),
+            }
+        };
+        entry.answers[answer as usize].fetch_add(1, Ordering::Relaxed);
+        let secs = latency.as_secs_f64();
+        let bucket = AUTH_LATENCY_BUCKETS.iter().position(|b| secs <= *b).unwrap_or(AUTH_LATENCY_BUCKETS.len());
+        entry.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+        entry.latency_sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Every authentication plugin's counters, by name.
+    pub fn auth_plugins(&self) -> Vec<(String, Arc<AuthPluginStats>)> {
+        let map = self.auth.lock().unwrap_or_else(|e| e.into_inner());
+        map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+/// Counts a connection accumulates between two flushes into [`Stats`], so
+/// that the per-packet cost is a plain integer increment.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Pending {
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    pub packets_received: u64,
+    pub packets_sent: u64,
+    pub publish_received: u64,
+    pub publish_sent: u64,
+}
+
+impl Pending {
+    /// Adds what was accumulated to `stats` and starts again from zero.
+    pub fn flush(&mut self, stats: &Stats) {
+        stats.add(Counter::BytesReceived, self.bytes_received);
+        stats.add(Counter::BytesSent, self.bytes_sent);
+        stats.add(Counter::PacketsReceived, self.packets_received);
+        stats.add(Counter::PacketsSent, self.packets_sent);
+        stats.add(Counter::PublishReceived, self.publish_received);
+        stats.add(Counter::PublishSent, self.publish_sent);
+        *self = Pending::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_sum_across_threads() {
+        let stats = Arc::new(Stats::new());
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let s = stats.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..1000 {
+                        s.add(Counter::PublishReceived, 1);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(stats.get(Counter::PublishReceived), 8000);
+        assert_eq!(stats.get(Counter::PublishSent), 0);
+    }
+
+    #[test]
+    fn maximum_keeps_the_peak() {
+        let stats = Stats::new();
+        let l = stats.listener("a");
+        stats.client_connected(&l);
+        stats.client_connected(&l);
+        stats.client_disconnected(&l);
+        assert_eq!(stats.clients_connected(), 1);
+        assert_eq!(stats.clients_maximum(), 2);
+        assert_eq!(stats.clients_disconnected(), 1);
+        assert_eq!(l.connected.load(Ordering::Relaxed), 1);
+        assert_eq!(l.accepted.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn auth_latency_lands_in_its_bucket() {
+        let stats = Stats::new();
+        stats.record_auth("p", AuthAnswer::Allowed, Duration::from_micros(300));
+        stats.record_auth("p", AuthAnswer::Denied, Duration::from_secs(60));
+        let (name, p) = &stats.auth_plugins()[0];
+        assert_eq!(name, "p");
+        assert_eq!(p.answers[0].load(Ordering::Relaxed), 1);
+        assert_eq!(p.answers[1].load(Ordering::Relaxed), 1);
+        assert_eq!(p.latency_buckets[1].load(Ordering::Relaxed), 1);
+        assert_eq!(p.latency_buckets[AUTH_LATENCY_BUCKETS.len()].load(Ordering::Relaxed), 1);
+    }
+}
