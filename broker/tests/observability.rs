@@ -390,8 +390,8 @@ fn json_log_lines_are_one_object_each_with_structured_fields() {
     let v = connected.expect("a `client connected` line");
     assert_eq!(v["fields"]["client_id"], "json-client");
     assert_eq!(v["fields"]["plugin"], "auth_anonymous");
-    assert_eq!(v["span"]["listener"], "default");
-    assert!(v["span"]["peer"].as_str().is_some_and(|p| p.starts_with("127.0.0.1:")), "{v}");
+    assert_eq!(v["fields"]["listener"], "default");
+    assert!(v["fields"]["peer"].as_str().is_some_and(|p| p.starts_with("127.0.0.1:")), "{v}");
 
     // The same from the configuration file.
     let config = dir.file(
