@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tracing::info;
 
-use crate::access::{AccessControl, AccessError};
+use crate::access::{AccessControl, AccessError, PluginListing};
 use crate::codec;
 use crate::config::{Config, ListenerKind};
 use crate::listener;
@@ -76,10 +76,18 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Builds a broker from a configuration. Resolves the plugins it names;
-    /// opens no socket yet.
+    /// Builds a broker from a configuration. Resolves the plugins it names
+    /// (loading plugin libraries of the namespace `moth.broker.plugins` from
+    /// `plugins-dir`); opens no socket yet.
     pub fn new(config: Config) -> Result<Broker, BrokerError> {
-        let access = AccessControl::from_config(&config)?;
+        Broker::with_namespace(config, moth_plugin_api::DEFAULT_NAMESPACE)
+    }
+
+    /// Like [`Broker::new`], but registers the plugin libraries that declare
+    /// `plugin_namespace` (hbmqtt's `Broker(config, plugin_namespace=...)`);
+    /// libraries of other namespaces are skipped.
+    pub fn with_namespace(config: Config, plugin_namespace: &str) -> Result<Broker, BrokerError> {
+        let access = AccessControl::with_namespace(&config, plugin_namespace)?;
         Ok(Broker {
             ctx: Arc::new(Context {
                 config,
@@ -214,6 +222,31 @@ impl Broker {
     /// Number of retained messages held.
     pub fn retained_count(&self) -> usize {
         self.ctx.router.retained_count()
+    }
+
+    /// Re-scans the plugin directories and rebuilds the authentication and
+    /// topic-check chains from `config` (its `auth`, `topic-check`,
+    /// `plugins-dir`, `plugins-config` and `plugin-*` settings; listeners and
+    /// limits are not changed by a reload). New plugin options reach the
+    /// plugins, a replaced library file is loaded anew. Every later CONNECT
+    /// and topic check uses the new chains; open connections stay open. On
+    /// error (an unknown name, a plugin that refuses its options) the chains
+    /// in force are kept.
+    pub fn reload(&self, config: &Config) -> Result<(), BrokerError> {
+        self.ctx.access.reload(config)?;
+        info!(auth = ?self.ctx.access.auth_chain(), "plugin chains reloaded");
+        Ok(())
+    }
+
+    /// The plugin registry and the chains in force (what `moth plugins` prints).
+    pub fn plugins(&self) -> PluginListing {
+        self.ctx.access.describe()
+    }
+
+    /// Plugin errors, panics and timeouts so far (each counted as a refusal),
+    /// for the plugins in the chains in force.
+    pub fn plugin_failures(&self) -> u64 {
+        self.ctx.access.plugin_failures()
     }
 
     /// Messages dropped so far because a subscriber's queue was full.

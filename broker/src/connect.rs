@@ -11,9 +11,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use moth_plugin_api::AuthRequest;
-
-use crate::access::{AccessControl, AuthOutcome};
+use crate::access::{AccessControl, AuthInput, AuthOutcome};
 use crate::packet::{Connect, ConnectReturnCode, Protocol};
 
 /// The broker's answer to a CONNECT, before the session is attached.
@@ -72,24 +70,28 @@ pub async fn authenticate(
     peer_addr: &str,
     listener: &str,
 ) -> (ConnectDecision, AuthOutcome) {
-    let request = AuthRequest {
-        client_id,
-        username: connect.username.as_deref(),
-        password: connect.password.as_deref(),
-        peer_addr,
-        listener,
+    let input = AuthInput {
+        client_id: client_id.to_string(),
+        username: connect.username.clone(),
+        password: connect.password.as_deref().map(<[u8]>::to_vec),
+        peer_addr: peer_addr.to_string(),
+        listener: listener.to_string(),
         protocol_level: connect.protocol.level(),
+        tls: None,
     };
-    let outcome = access.authenticate(&request).await;
+    let outcome = access.authenticate(input).await;
     let decision = if outcome.allowed {
         ConnectDecision::Accept { client_id: client_id.to_string(), assigned: false }
     } else {
-        // 5 "not authorized" rather than 4: hbmqtt's plugins say no without
-        // telling why, and 4 would tell a guesser the user name was wrong.
-        ConnectDecision::Refuse {
-            code: ConnectReturnCode::NotAuthorized,
-            reason: outcome.reason.clone().unwrap_or_else(|| "not authorized".into()),
-        }
+        // 4 only when a plugin says the credentials are wrong
+        // (`BAD_CREDENTIALS`); every other refusal, timeouts and plugin
+        // errors included, is 5 "not authorized".
+        let code = if outcome.bad_credentials {
+            ConnectReturnCode::BadUsernameOrPassword
+        } else {
+            ConnectReturnCode::NotAuthorized
+        };
+        ConnectDecision::Refuse { code, reason: outcome.reason.clone().unwrap_or_else(|| "not authorized".into()) }
     };
     (decision, outcome)
 }

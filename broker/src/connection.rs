@@ -450,7 +450,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
                         &client.client_id,
                         client.username.as_deref(),
                         &client.listener,
-                        TopicAction::Subscribe,
+                        TopicAction::SUBSCRIBE,
                         &f.filter,
                     ))
                 })
@@ -505,7 +505,7 @@ fn publish_allowed(ctx: &Context, client: &Client, topic: &str) -> bool {
         return true;
     }
     let request =
-        topic_request(&client.client_id, client.username.as_deref(), &client.listener, TopicAction::Publish, topic);
+        topic_request(&client.client_id, client.username.as_deref(), &client.listener, TopicAction::PUBLISH, topic);
     match ctx.access.check_topic(&request) {
         None => true,
         Some(reason) => {

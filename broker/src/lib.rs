@@ -8,7 +8,10 @@
 //! - `inflight.rs`: the QoS 1 and QoS 2 flows, both directions.
 //! - `session_store.rs`: all sessions by client id; takeover; persistence seam.
 //! - `subscriptions.rs`, `retained.rs`, `router.rs`: where a PUBLISH is routed.
-//! - `access.rs`: the one place CONNECT auth and topic checks go through (plugin seam).
+//! - `access.rs`: the one place CONNECT auth and topic checks go through: the chains in force.
+//! - `chain.rs`: the chain rule (how plugin answers combine), pure.
+//! - `registry.rs`: every plugin by name, built-in or from a library.
+//! - `plugin_loader.rs`: loading one plugin library through abi_stable.
 //! - `connection.rs`: the I/O driver of one client connection.
 //! - `listener.rs`: accepting connections, connection limits.
 //! - `broker.rs`: the embeddable [`Broker`].
@@ -16,6 +19,7 @@
 
 pub mod access;
 pub mod broker;
+pub mod chain;
 pub mod codec;
 pub mod config;
 pub mod connect;
@@ -24,6 +28,8 @@ pub mod inflight;
 pub mod listener;
 pub mod message;
 pub mod packet;
+pub mod plugin_loader;
+pub mod registry;
 pub mod retained;
 pub mod router;
 pub mod session;
