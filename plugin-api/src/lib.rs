@@ -85,6 +85,11 @@ pub mod std_types {
     pub use abi_stable::std_types::{RNone, ROption, RResult, RSlice, RSome, RStr, RString};
 }
 
+/// A JSON parser for the plugin's options (they arrive as JSON text), so a
+/// plugin needs no other dependency. A source-level convenience: nothing of
+/// serde_json crosses the ABI.
+pub use serde_json;
+
 /// Used by [`export_plugin!`]; not part of the contract.
 #[doc(hidden)]
 pub mod __private {

@@ -48,7 +48,7 @@ impl Plugin for TopicAcl {
 /// Whether the allowed filter `allowed` covers `requested` (a topic name or a
 /// filter whose wildcards are compared as they are). `$` topics are only
 /// covered by filters that name their first level.
-fn covers(allowed: &str, requested: &str) -> bool {
+pub fn covers(allowed: &str, requested: &str) -> bool {
     if requested.starts_with('$') && (allowed.starts_with('+') || allowed.starts_with('#')) {
         return false;
     }
