@@ -265,7 +265,14 @@ impl AccessControl {
     /// Errors, panics and timeouts of plugins in the current chains.
     pub fn plugin_failures(&self) -> u64 {
         let c = self.chains();
-        c.auth.iter().chain(c.topic.iter().flatten()).map(|p| p.failures.load(Ordering::Relaxed)).sum()
+        // A plugin in both chains is one instance: count it once.
+        let mut seen: Vec<&Arc<ChainPlugin>> = Vec::new();
+        for p in c.auth.iter().chain(c.topic.iter().flatten()) {
+            if !seen.iter().any(|s| Arc::ptr_eq(s, p)) {
+                seen.push(p);
+            }
+        }
+        seen.iter().map(|p| p.failures.load(Ordering::Relaxed)).sum()
     }
 
     /// Runs the authentication chain for one CONNECT.

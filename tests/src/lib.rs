@@ -1,5 +1,8 @@
 //! Helpers shared by the end-to-end tests: start a broker on an ephemeral
-//! port, and a raw MQTT client for byte-level tests.
+//! port, and a raw MQTT client for byte-level tests. `plugins` builds the
+//! plugin libraries.
+
+pub mod plugins;
 
 use std::net::SocketAddr;
 use std::time::Duration;
