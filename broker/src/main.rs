@@ -179,9 +179,11 @@ async fn wait_for_signal(on_hup: impl Fn()) {
         match (signal(SignalKind::terminate()), signal(SignalKind::hangup())) {
             (Ok(mut term), Ok(mut hup)) => loop {
                 tokio::select! {
+                    // A SIGHUP sent before a SIGTERM is handled before it.
+                    biased;
+                    _ = hup.recv() => { info!("SIGHUP received: reloading plugins"); on_hup(); }
                     _ = tokio::signal::ctrl_c() => { info!("SIGINT received"); return; }
                     _ = term.recv() => { info!("SIGTERM received"); return; }
-                    _ = hup.recv() => { info!("SIGHUP received: reloading plugins"); on_hup(); }
                 }
             },
             (term, hup) => {
