@@ -81,6 +81,7 @@ fn load_fresh(path: &Path) -> Result<LoadedLibrary, LoadError> {
     let loaded = lib_header_from_path(&private).and_then(|h| h.init_root_module::<PluginModRef>());
     // The mapping outlives the file; nothing is left behind in /tmp.
     let _ = std::fs::remove_file(&private);
+    let _ = std::fs::remove_dir(&dir);
     let module = loaded.map_err(|e| describe(path, &private, e))?;
     let metadata = (module.metadata())();
     if metadata.api_version.major != API_VERSION.major {
