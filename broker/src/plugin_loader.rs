@@ -33,7 +33,7 @@ pub enum LoadError {
     NotAPlugin { path: PathBuf, reason: String },
     #[error("{path}: built against plugin-api {found}, this broker expects {expected}")]
     IncompatibleVersion { path: PathBuf, found: String, expected: String },
-    #[error("{path}: incompatible plugin interface (built against another plugin-api?): {summary}")]
+    #[error("{path}: built against an incompatible plugin-api: {summary}")]
     Incompatible { path: PathBuf, summary: String },
 }
 
@@ -119,18 +119,33 @@ fn describe(path: &Path, private: &Path, e: LibraryError) -> LoadError {
     }
 }
 
-/// The first line and the `Error:` lines of abi_stable's (huge) text, at
-/// most 400 characters.
+/// The `Error:` lines of abi_stable's (huge: 20-100 KB) layout report, each
+/// with the expected and found values that follow it, without repeats, at
+/// most 400 characters: `incompatible type size (expected 184, found 192); ...`.
 pub fn summarize(text: &str) -> String {
-    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-    let mut parts: Vec<String> = lines.next().map(|l| vec![l.to_string()]).unwrap_or_default();
-    for l in lines.filter(|l| l.starts_with("Error:")) {
-        let l = l.to_string();
-        if !parts.contains(&l) {
-            parts.push(l);
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    // The value under `label`, looking no further than this error's own lines.
+    let value_after = |from: usize, label: &str| -> Option<&str> {
+        let own = lines[from..].iter().take(6).take_while(|l| !l.starts_with("Error:")).count();
+        let at = lines[from..from + own].iter().position(|l| *l == label)? + from;
+        lines[from..from + own].get(at + 1 - from).copied().filter(|v| !v.is_empty() && !v.ends_with(':'))
+    };
+    let mut parts: Vec<String> = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(what) = line.strip_prefix("Error:") else { continue };
+        let part = match (value_after(i + 1, "Expected:"), value_after(i + 1, "Found:")) {
+            (Some(e), Some(f)) => format!("{what} (expected {e}, found {f})"),
+            _ => what.to_string(),
+        };
+        if !parts.contains(&part) {
+            parts.push(part);
         }
     }
-    let mut s = parts.join(" | ");
+    let mut s = if parts.is_empty() {
+        lines.iter().find(|l| !l.is_empty()).map(|l| l.to_string()).unwrap_or_default()
+    } else {
+        parts.join("; ")
+    };
     if s.len() > 400 {
         let mut cut = 400;
         while !s.is_char_boundary(cut) {
@@ -167,8 +182,13 @@ mod tests {
 
     #[test]
     fn summary_keeps_first_and_error_lines() {
-        let text = "\nCompatibility errors:\n  lots of layout\nError:too many fields Expected: 3 Found: 2\n  more\nError:too many fields Expected: 3 Found: 2\n";
-        assert_eq!(summarize(text), "Compatibility errors: | Error:too many fields Expected: 3 Found: 2");
+        let text = "\nCompared <this>:\n  lots of layout\nError:incompatible type size\nExpected:\n    184\nFound:\n    192\n\n\
+                    Error:too many fields\nExpected:\nError:too many fields\nExpected:\n    8\nFound:\n    9\n\
+                    Error:incompatible type size\nExpected:\n    184\nFound:\n    192\n";
+        assert_eq!(
+            summarize(text),
+            "incompatible type size (expected 184, found 192); too many fields; too many fields (expected 8, found 9)"
+        );
         assert!(summarize(&"x".repeat(5000)).len() < 420);
     }
 

@@ -36,7 +36,9 @@ pub fn built_plugins() -> &'static Path {
     BUILT.get_or_init(|| {
         cargo_build(&["-p", "moth-auth-allowlist", "-p", "scripted-a", "-p", "scripted-b", "-p", "foreign"]);
         cargo_build(&["--manifest-path", "tests/fixtures/api-1.0/Cargo.toml"]);
-        cargo_build(&["--manifest-path", "tests/fixtures/api-2.0/Cargo.toml"]);
+        // Separately: the two need the 2.0 interface with different features.
+        cargo_build(&["--manifest-path", "tests/fixtures/api-2.0/Cargo.toml", "-p", "from-the-future"]);
+        cargo_build(&["--manifest-path", "tests/fixtures/api-2.0/Cargo.toml", "-p", "layout-mismatch"]);
         cargo_build(&["--manifest-path", "examples/auth-plugin-template/Cargo.toml"]);
         workspace_root().join("target/plugin-tests/debug")
     })

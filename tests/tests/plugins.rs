@@ -250,6 +250,17 @@ async fn a_library_built_against_an_incompatible_api_is_refused_with_a_short_mes
 }
 
 #[tokio::test]
+async fn a_library_whose_layout_differs_is_refused_with_a_summary_of_abi_stables_report() {
+    // Its root module claims 1.0.0, so only abi_stable's layout check (a
+    // report of ~100 KB) catches it.
+    let dir = PluginDir::with(&["layout_mismatch"]);
+    let e = build_error(&format!("{}auth:\n  plugins: [layout_mismatch]\n", dir.yaml()));
+    assert!(e.contains("liblayout_mismatch.so: built against an incompatible plugin-api"), "{e}");
+    assert!(e.contains("incompatible package versions (expected 1.1.0, found 2.0.0)"), "{e}");
+    assert!(e.len() < 800, "short, not abi_stable's whole report ({} bytes): {e}", e.len());
+}
+
+#[tokio::test]
 async fn a_library_of_another_namespace_is_skipped() {
     let dir = PluginDir::with(&["foreign", "moth_auth_allowlist"]);
     let yaml = format!(
