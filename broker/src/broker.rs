@@ -231,7 +231,9 @@ impl Broker {
     /// plugins, a replaced library file is loaded anew. Every later CONNECT
     /// and topic check uses the new chains; open connections stay open. On
     /// error (an unknown name, a plugin that refuses its options) the chains
-    /// in force are kept.
+    /// in force are kept. It loads libraries and runs plugin constructors,
+    /// which may block: from a latency-sensitive task, call it through
+    /// `spawn_blocking`.
     pub fn reload(&self, config: &Config) -> Result<(), BrokerError> {
         self.ctx.access.reload(config)?;
         info!(auth = ?self.ctx.access.auth_chain(), "plugin chains reloaded");

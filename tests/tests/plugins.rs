@@ -173,7 +173,7 @@ async fn a_plugin_that_sleeps_past_the_timeout_is_refused_while_others_publish()
     let dir = PluginDir::with(&["scripted_a"]);
     let tb = TestBroker::start(&format!(
         "{}plugin-timeout: 0.5\nplugin-concurrency: 1\nauth:\n  plugins: [scripted_a]\n\
-         plugins-config:\n  scripted_a: {{auth: {{slow: sleep, slow2: sleep}}, sleep-ms: 3000, auth-default: allow}}\n",
+         plugins-config:\n  scripted_a: {{auth: {{slow: sleep, slow2: sleep}}, sleep-ms: 5000, auth-default: allow}}\n",
         dir.yaml()
     ))
     .await;
@@ -203,9 +203,20 @@ async fn a_plugin_that_sleeps_past_the_timeout_is_refused_while_others_publish()
     }
     let ((first, second), elapsed) = slow.await.expect("slow connects");
     assert_eq!((first, second), (5, 5), "a timed-out plugin call counts as deny");
-    // Each waited plugin-timeout (0.5 s), not the plugin's 3 s.
+    // Each waited plugin-timeout (0.5 s), not the plugin's 5 s.
     assert!(elapsed < Duration::from_millis(2500), "slow CONNACKs took {elapsed:?}");
-    assert!(tb.broker.plugin_failures() >= 2);
+
+    // plugin-concurrency: 1. The first call still sleeps in the plugin and
+    // holds the only permit, so even a quick client waits for it, and times out.
+    assert_eq!(code_of(&tb, "quick").await, 5, "the hung call holds the plugin's only permit");
+    assert!(started.elapsed() < Duration::from_secs(4), "the check above ran after the plugin woke up");
+    // Once the plugin returns, the permit is free again (retry with a deadline).
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    while code_of(&tb, "quick").await != 0 {
+        assert!(Instant::now() < deadline, "the permit was never released");
+    }
+    assert!(started.elapsed() >= Duration::from_secs(5), "the permit came back before the plugin returned");
+    assert!(tb.broker.plugin_failures() >= 3);
     tb.broker.shutdown().await;
 }
 
