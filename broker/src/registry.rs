@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use moth_auth_anonymous::AnonymousAuth;
+use moth_auth_file::PasswordFile;
 use moth_plugin_api::std_types::{RResult, RStr};
 use moth_plugin_api::{API_VERSION, ApiVersion, HostContext, PluginBox, PluginModRef, into_plugin_box};
 use moth_topic_acl::TopicAcl;
@@ -100,11 +101,15 @@ impl Registry {
                 "lets in clients without a user name when auth.allow-anonymous is true (hbmqtt)",
                 |c| Ok(into_plugin_box(AnonymousAuth::new(c.auth.allow_anonymous))),
             ),
-            builtin("auth_file", &["auth.file"], "users and password hashes from auth.password-file (hbmqtt)", |_| {
-                Err("the password-file plugin (`auth_file`) is not available in this version of moth yet; \
-                     remove it (and `password-file`) or use a plugin library"
-                    .into())
-            }),
+            builtin(
+                PasswordFile::NAME,
+                &["auth.file"],
+                "users and argon2id password hashes from auth.password-file (hbmqtt's format)",
+                |c| match &c.auth.password_file {
+                    None => Err("needs `auth.password-file` (the file of `user:hash` lines)".into()),
+                    Some(path) => PasswordFile::load(path).map(into_plugin_box),
+                },
+            ),
             builtin(
                 TopicTaboo::NAME,
                 &["topic.taboo"],
@@ -254,7 +259,7 @@ mod tests {
         assert!(r.find("topic_acl").is_some());
         assert!(r.find("nope").is_none());
         let e = r.instantiate("auth.file", &Config::default()).unwrap().err().unwrap();
-        assert!(e.contains("not available"), "{e}");
+        assert!(e.contains("auth.password-file"), "{e}");
     }
 
     #[test]

@@ -401,3 +401,28 @@ fn plugin_log_lines_reach_the_broker_log_with_the_plugin_name() {
     assert!(line.contains("plugin=\"scripted_a\"") && line.contains("auth-default"), "{line}");
     drop(broker);
 }
+
+/// `wonderland`, argon2id with cheap parameters (m=256 KiB, t=1), as a test fixture should be.
+const ALICE_ARGON2ID: &str =
+    "$argon2id$v=19$m=256,t=1,p=1$bW90aC10ZXN0LXNhbHQtMQ$PXoWP4feW+IYpYdgFWgrcrDbFFZvjUUbIAqz2JdVmso";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_file_reads_argon2id_and_refuses_other_formats_with_file_and_line() {
+    let dir = PluginDir::with(&[]);
+    let passwd = dir.path.join("passwd");
+    std::fs::write(&passwd, format!("# moth users\nalice:{ALICE_ARGON2ID}\n")).unwrap();
+    // hbmqtt's stock chain: password-file set, no auth.plugins.
+    let tb = TestBroker::start(&format!(
+        "auth:\n  allow-anonymous: false\n  password-file: '{}'\n  plugins: [auth.file, auth_anonymous]\n",
+        passwd.display()
+    ))
+    .await;
+    assert_eq!(connect(&tb, "f1", Some("alice"), Some("wonderland")).await.1, 0);
+    assert_eq!(connect(&tb, "f2", Some("alice"), Some("builder")).await.1, 4, "wrong password");
+    assert_eq!(connect(&tb, "f3", Some("carol"), Some("x")).await.1, 5, "not in the file: nobody allows");
+    tb.broker.shutdown().await;
+
+    std::fs::write(&passwd, "alice:$6$l4zQEHEcowc1Pnv4$HHrh8xnsZoLItQ8BmpFHM4r6q5UqK3DnXp2GaTm5zp5buQ7NheY3Xt9f6godVKbEtA.hOC7IEDwnok3pbAOip.\n").unwrap();
+    let e = build_error(&format!("auth:\n  password-file: '{}'\n", passwd.display()));
+    assert!(e.contains(&format!("{}:1: user `alice`: hash format $6$ is not supported yet", passwd.display())), "{e}");
+}
