@@ -29,7 +29,7 @@ use std::time::Duration;
 use moth_plugin_api::std_types::{RNone, ROption, RSlice, RStr};
 use moth_plugin_api::{AuthRequest, Capabilities, PluginBox, TlsIdentity, TopicAction, TopicRequest};
 use tokio::sync::Semaphore;
-use tracing::{info, warn};
+use tracing::warn;
 
 use crate::chain::{Answer, Step, Tally, Verdict};
 use crate::config::{ChainDefault, Config};
@@ -377,10 +377,8 @@ async fn call_authenticate(p: &Arc<ChainPlugin>, input: &Arc<AuthInput>, timeout
     };
     match tokio::time::timeout(timeout, call).await {
         Ok(answer) => answer,
-        Err(_) => {
-            info!(plugin = %p.name, timeout_ms = timeout.as_millis() as u64, "authentication plugin timed out");
-            Err(format!("no answer within {} ms (plugin-timeout)", timeout.as_millis()))
-        }
+        // Logged (with the plugin's name) and counted by the caller.
+        Err(_) => Err(format!("no answer within {} ms (plugin-timeout)", timeout.as_millis())),
     }
 }
 
