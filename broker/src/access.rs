@@ -17,7 +17,10 @@
 //! - topic checks (every SUBSCRIBE filter, every PUBLISH) are called in place
 //!   when the plugin declares `FAST_TOPIC_CHECK` (the built-ins do); other
 //!   plugins are called under `block_in_place` on a multi-threaded runtime,
-//!   so a slow one holds up only its own client.
+//!   so a slow one holds up only its own client;
+//! - delivery checks (`RECEIVE`) go only to topic plugins that declare
+//!   `CHECK_RECEIVE`, on the delivering connection's thread, and drop the
+//!   message for that client when refused.
 //!
 //! A plugin error or panic (caught on the plugin's side by the export glue)
 //! refuses, is logged with the plugin's name and counted.
@@ -332,6 +335,36 @@ impl AccessControl {
             Some(by) => format!("{by}: {reason}"),
             None => reason,
         })
+    }
+
+    /// Whether a topic plugin in force wants delivery checks
+    /// ([`Capabilities::CHECK_RECEIVE`]); the delivery path skips them otherwise.
+    pub fn checks_receive(&self) -> bool {
+        self.chains().topic.iter().flatten().any(|p| p.caps.contains(Capabilities::CHECK_RECEIVE))
+    }
+
+    /// Whether a message may be delivered to a client: asks, in order, only
+    /// the topic plugins that declare [`Capabilities::CHECK_RECEIVE`]; the
+    /// first refusal (or error) drops it, otherwise it is delivered (its
+    /// subscription was allowed already).
+    pub fn check_receive(&self, request: &TopicRequest<'_>) -> bool {
+        let chains = self.chains();
+        let mut tally = Tally::default();
+        for p in chains.topic.iter().flatten().filter(|p| p.caps.contains(Capabilities::CHECK_RECEIVE)) {
+            let answer = call_check_topic(p, request);
+            if let Err(e) = &answer {
+                p.failures.fetch_add(1, Ordering::Relaxed);
+                warn!(plugin = %p.name, client_id = request.client_id(), "topic plugin failed, counted as deny: {e}");
+            }
+            if let Step::Stop(v) = tally.answer(&p.name, answer) {
+                tracing::debug!(
+                    client_id = request.client_id(), topic = request.topic(), plugin = %p.name,
+                    "delivery refused: {}", v.reason.unwrap_or_default()
+                );
+                return false;
+            }
+        }
+        true
     }
 
     /// What `moth plugins` lists: every registered plugin, and the chains in force.

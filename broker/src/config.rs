@@ -34,7 +34,7 @@
 //! max-inflight: 32               # moth only: unacknowledged QoS 1/2 deliveries per session
 //! max-queued-messages: 1000      # moth only: messages queued per session
 //! auth:
-//!   plugins: [auth_anonymous, auth_file]  # absent = every authentication plugin is asked
+//!   plugins: [auth_anonymous, auth_file]  # absent = auth_anonymous (+ auth_file when password-file is set)
 //!   allow-anonymous: true        # also allow_anonymous; default true
 //!   password-file: /etc/moth/passwd       # also password_file
 //! topic-check:                   # also topic_check

@@ -34,7 +34,7 @@ use crate::message::Message;
 use crate::packet::{
     Connack, Connect, ConnectReturnCode, Packet, Publish, QoS, Suback, SubackCode, Subscribe, Unsubscribe,
 };
-use crate::session::{Delivery, SessionLimits};
+use crate::session::{Delivery, Session, SessionLimits};
 use crate::session_store::{Kick, SessionHandle};
 
 /// How long a new connection may take to send its CONNECT. A socket that
@@ -216,7 +216,8 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
         {
             let mut state = session.lock();
             state.resume_into(&mut self.outbuf);
-            state.drain_into(&mut self.outbuf, OUT_HIGH_WATER);
+            let who = Who { client_id: &client_id, username: connect.username.as_deref(), listener: &info.listener };
+            drain(ctx, &mut state, &mut self.outbuf, &who);
         }
 
         let mut client = Client {
@@ -331,7 +332,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
                     }
                     if self.outbuf.is_empty() {
                         // Take more right away rather than wait for the next wake-up.
-                        session.lock().drain_into(&mut self.outbuf, OUT_HIGH_WATER);
+                        drain(ctx, &mut session.lock(), &mut self.outbuf, &client.who());
                         if self.outbuf.is_empty()
                             && let Err(e) = self.wr.flush().await
                         {
@@ -340,7 +341,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
                     }
                 }
                 _ = session.wake.notified(), if self.outbuf.len() < OUT_HIGH_WATER => {
-                    session.lock().drain_into(&mut self.outbuf, OUT_HIGH_WATER);
+                    drain(ctx, &mut session.lock(), &mut self.outbuf, &client.who());
                 }
                 _ = &mut keep_alive_timer => {
                     let due = deadline(last_rx);
@@ -367,7 +368,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
         }
         if handled && self.outbuf.len() < OUT_HIGH_WATER {
             // Acknowledgements may have opened the in-flight window.
-            client.session.lock().drain_into(&mut self.outbuf, OUT_HIGH_WATER);
+            drain(ctx, &mut client.session.lock(), &mut self.outbuf, &client.who());
         }
         Ok(())
     }
@@ -488,6 +489,37 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
         // Sent even when nothing matched [MQTT-3.10.4-5].
         codec::encode(&Packet::Unsuback(u.packet_id), &mut self.outbuf);
     }
+}
+
+/// The client a delivery check is about.
+struct Who<'a> {
+    client_id: &'a str,
+    username: Option<&'a str>,
+    listener: &'a str,
+}
+
+impl Client {
+    fn who(&self) -> Who<'_> {
+        Who { client_id: &self.client_id, username: self.username.as_deref(), listener: &self.listener }
+    }
+}
+
+/// Moves queued deliveries into the output buffer, asking the topic plugins
+/// that want delivery checks (none, usually: then this is the plain drain).
+fn drain(ctx: &Context, state: &mut Session, out: &mut BytesMut, who: &Who<'_>) {
+    if !ctx.access.checks_receive() {
+        state.drain_into(out, OUT_HIGH_WATER);
+        return;
+    }
+    state.drain_into_checked(out, OUT_HIGH_WATER, &mut |m| {
+        ctx.access.check_receive(&topic_request(
+            who.client_id,
+            who.username,
+            who.listener,
+            TopicAction::RECEIVE,
+            &m.topic,
+        ))
+    });
 }
 
 fn protocol_error(e: &DecodeError) -> Close {

@@ -25,6 +25,12 @@ impl Capabilities {
     /// may call it directly on a network thread instead of moving the call
     /// off it. Only set it when true.
     pub const FAST_TOPIC_CHECK: Capabilities = Capabilities(1 << 2);
+    /// (1.1) Wants `check_topic` with [`crate::TopicAction::RECEIVE`] for every
+    /// message about to be delivered to a client (after its subscription was
+    /// allowed). Only plugins that set this bit are asked, on the network
+    /// thread that delivers: answer from memory. A refusal drops the message
+    /// for that client; `IGNORE` from all delivers it.
+    pub const CHECK_RECEIVE: Capabilities = Capabilities(1 << 3);
 
     pub const fn union(self, other: Capabilities) -> Capabilities {
         Capabilities(self.0 | other.0)

@@ -95,7 +95,8 @@ impl TopicAction {
     pub const SUBSCRIBE: TopicAction = TopicAction(1);
     /// PUBLISH from the client (its will message too): the topic is a topic name.
     pub const PUBLISH: TopicAction = TopicAction(2);
-    /// Delivery of a message to the client. Reserved: moth does not ask it yet.
+    /// Delivery of a message to the client: the topic is a topic name. Asked
+    /// only of plugins that declare [`crate::Capabilities::CHECK_RECEIVE`] (1.1).
     pub const RECEIVE: TopicAction = TopicAction(3);
 }
 

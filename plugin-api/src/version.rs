@@ -24,7 +24,8 @@ impl std::fmt::Display for ApiVersion {
 }
 
 /// The version of this copy of the interface. 1.1 added, without changing
-/// any layout: [`crate::Capabilities::FAST_TOPIC_CHECK`] and
+/// any layout: [`crate::Capabilities::FAST_TOPIC_CHECK`],
+/// [`crate::Capabilities::CHECK_RECEIVE`] (delivery checks) and
 /// [`crate::log::LogLevel::TRACE`].
 pub const API_VERSION: ApiVersion = ApiVersion { major: 1, minor: 1 };
 

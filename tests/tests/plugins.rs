@@ -426,3 +426,26 @@ async fn auth_file_reads_argon2id_and_refuses_other_formats_with_file_and_line()
     let e = build_error(&format!("auth:\n  password-file: '{}'\n", passwd.display()));
     assert!(e.contains(&format!("{}:1: user `alice`: hash format $6$ is not supported yet", passwd.display())), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_checks_ask_only_plugins_that_want_them() {
+    let dir = PluginDir::with(&["scripted_a"]);
+    let tb = TestBroker::start(&format!(
+        "{}auth:\n  plugins: [scripted_a]\ntopic-check:\n  enabled: true\n  plugins: [scripted_a]\n  default: allow\n\
+         plugins-config:\n  scripted_a: {{auth-default: allow, receive: {{rx/secret: deny}}}}\n",
+        dir.yaml()
+    ))
+    .await;
+    let (mut sub, code) = connect(&tb, "rx-sub", Some("sub"), Some("pw")).await;
+    assert_eq!(code, 0);
+    assert_eq!(subscribe(&mut sub, 1, &["rx/#"]).await, vec![SubackCode::Granted(QoS::AtLeastOnce)]);
+    let (mut publisher, code) = connect(&tb, "rx-pub", Some("pub"), Some("pw")).await;
+    assert_eq!(code, 0);
+    publish(&mut publisher, 1, "rx/secret", b"hidden").await;
+    publish(&mut publisher, 2, "rx/ok", b"shown").await;
+    match sub.recv().await {
+        Some(Packet::Publish(p)) => assert_eq!(&*p.topic, "rx/ok", "rx/secret must not be delivered"),
+        other => panic!("expected a PUBLISH, got {other:?}"),
+    }
+    tb.broker.shutdown().await;
+}
