@@ -25,7 +25,7 @@
 //! A plugin error or panic (caught on the plugin's side by the export glue)
 //! refuses, is logged with the plugin's name and counted.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -114,6 +114,10 @@ impl AuthInput {
 }
 
 impl Chains {
+    fn wants_receive_checks(&self) -> bool {
+        self.topic.iter().flatten().any(|p| p.caps.contains(Capabilities::CHECK_RECEIVE))
+    }
+
     /// Resolves and constructs the chains a configuration names.
     ///
     /// When `auth.plugins` is absent, the chain is `auth_anonymous` (and
@@ -209,6 +213,9 @@ impl Chains {
 /// The chains in force, swappable at run time.
 pub struct AccessControl {
     current: RwLock<Arc<Chains>>,
+    /// Whether the chains in force want delivery checks: read on every
+    /// delivery, so kept apart from the lock.
+    receive_checks: AtomicBool,
     namespace: String,
 }
 
@@ -222,7 +229,11 @@ impl AccessControl {
     /// that declare `namespace`.
     pub fn with_namespace(config: &Config, namespace: &str) -> Result<Self, AccessError> {
         let chains = Chains::build(config, namespace)?;
-        Ok(AccessControl { current: RwLock::new(Arc::new(chains)), namespace: namespace.to_string() })
+        Ok(AccessControl {
+            receive_checks: AtomicBool::new(chains.wants_receive_checks()),
+            current: RwLock::new(Arc::new(chains)),
+            namespace: namespace.to_string(),
+        })
     }
 
     /// An access control that admits everyone and checks no topic.
@@ -244,14 +255,20 @@ impl AccessControl {
             timeout: crate::config::DEFAULT_PLUGIN_TIMEOUT,
             registry: Registry::builtins(),
         };
-        AccessControl { current: RwLock::new(Arc::new(chains)), namespace: moth_plugin_api::DEFAULT_NAMESPACE.into() }
+        AccessControl {
+            receive_checks: AtomicBool::new(false),
+            current: RwLock::new(Arc::new(chains)),
+            namespace: moth_plugin_api::DEFAULT_NAMESPACE.into(),
+        }
     }
 
     /// Builds the chains of `config` (re-scanning the plugin directories)
     /// and puts them in force. On error the current chains stay.
     pub fn reload(&self, config: &Config) -> Result<(), AccessError> {
         let chains = Arc::new(Chains::build(config, &self.namespace)?);
+        let wants = chains.wants_receive_checks();
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = chains;
+        self.receive_checks.store(wants, Ordering::Relaxed);
         Ok(())
     }
 
@@ -340,7 +357,7 @@ impl AccessControl {
     /// Whether a topic plugin in force wants delivery checks
     /// ([`Capabilities::CHECK_RECEIVE`]); the delivery path skips them otherwise.
     pub fn checks_receive(&self) -> bool {
-        self.chains().topic.iter().flatten().any(|p| p.caps.contains(Capabilities::CHECK_RECEIVE))
+        self.receive_checks.load(Ordering::Relaxed)
     }
 
     /// Whether a message may be delivered to a client: asks, in order, only
