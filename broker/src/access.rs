@@ -29,13 +29,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use moth_plugin_api::std_types::{RNone, ROption, RSlice, RStr};
-use moth_plugin_api::{AuthRequest, Capabilities, PluginBox, TlsIdentity, TopicAction, TopicRequest};
+use moth_plugin_api::{Capabilities, PluginBox, TopicRequest};
 use tokio::sync::Semaphore;
 use tracing::warn;
 
-use crate::chain::{Answer, Step, Tally, Verdict};
+pub use crate::auth_input::{AuthInput, TlsInput, topic_request};
+use crate::chain::{Step, Tally, Verdict};
 use crate::config::{ChainDefault, Config};
+use crate::plugin_call::{call_authenticate, call_check_topic};
 use crate::registry::{Registry, canonical};
 
 #[derive(Debug, thiserror::Error)]
@@ -54,9 +55,9 @@ pub type AuthOutcome = Verdict;
 /// One plugin in a chain.
 pub struct ChainPlugin {
     pub name: String,
-    object: PluginBox,
-    caps: Capabilities,
-    permits: Arc<Semaphore>,
+    pub(crate) object: PluginBox,
+    pub(crate) caps: Capabilities,
+    pub(crate) permits: Arc<Semaphore>,
     /// Errors, panics and timeouts so far.
     failures: AtomicU64,
 }
@@ -71,46 +72,6 @@ pub struct Chains {
     allow_anonymous: bool,
     timeout: Duration,
     registry: Registry,
-}
-
-/// A CONNECT's data, owned, so that plugin calls can run on another thread.
-#[derive(Debug, Clone, Default)]
-pub struct AuthInput {
-    pub client_id: String,
-    pub username: Option<String>,
-    pub password: Option<Vec<u8>>,
-    pub peer_addr: String,
-    pub listener: String,
-    pub protocol_level: u8,
-    pub tls: Option<TlsInput>,
-}
-
-/// A verified TLS client certificate, owned.
-#[derive(Debug, Clone, Default)]
-pub struct TlsInput {
-    pub subject: String,
-    pub common_name: Option<String>,
-    pub certificate_der: Vec<u8>,
-}
-
-impl AuthInput {
-    /// The borrowed, FFI-safe view handed to plugins.
-    pub fn request(&self) -> AuthRequest<'_> {
-        AuthRequest {
-            client_id: RStr::from_str(&self.client_id),
-            username: ROption::from(self.username.as_deref().map(RStr::from_str)),
-            password: ROption::from(self.password.as_deref().map(RSlice::from_slice)),
-            peer_addr: RStr::from_str(&self.peer_addr),
-            listener: RStr::from_str(&self.listener),
-            protocol_level: self.protocol_level,
-            tls: ROption::from(self.tls.as_ref().map(|t| TlsIdentity {
-                subject: RStr::from_str(&t.subject),
-                common_name: ROption::from(t.common_name.as_deref().map(RStr::from_str)),
-                certificate_der: RSlice::from_slice(&t.certificate_der),
-            })),
-            extra: RSlice::EMPTY,
-        }
-    }
 }
 
 impl Chains {
@@ -404,63 +365,6 @@ pub struct PluginListing {
     pub auth_chain: Vec<String>,
     /// `None` when topic checking is disabled.
     pub topic_chain: Option<Vec<String>>,
-}
-
-/// One authentication call: off the async threads, bounded in time and in
-/// concurrency. The permit is released when the plugin returns, not when the
-/// caller gives up waiting.
-async fn call_authenticate(p: &Arc<ChainPlugin>, input: &Arc<AuthInput>, timeout: Duration) -> Answer {
-    let (plugin, input) = (p.clone(), input.clone());
-    let call = async move {
-        let permit = plugin
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| "the plugin's call limit was closed".to_string())?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            plugin.object.authenticate(&input.request()).into_result().map_err(|e| e.into_string())
-        })
-        .await
-        .map_err(|e| format!("the plugin call did not complete: {e}"))?
-    };
-    match tokio::time::timeout(timeout, call).await {
-        Ok(answer) => answer,
-        // Logged (with the plugin's name) and counted by the caller.
-        Err(_) => Err(format!("no answer within {} ms (plugin-timeout)", timeout.as_millis())),
-    }
-}
-
-/// One topic check: in place for plugins that declare themselves fast,
-/// otherwise out of the way of the other tasks of this worker thread.
-fn call_check_topic(p: &ChainPlugin, request: &TopicRequest<'_>) -> Answer {
-    let call = || p.object.check_topic(request).into_result().map_err(|e| e.into_string());
-    let multi_thread = tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    if p.caps.contains(Capabilities::FAST_TOPIC_CHECK) || !multi_thread {
-        call()
-    } else {
-        tokio::task::block_in_place(call)
-    }
-}
-
-/// Shorthand used by the connection for a topic request.
-pub fn topic_request<'a>(
-    client_id: &'a str,
-    username: Option<&'a str>,
-    listener: &'a str,
-    action: TopicAction,
-    topic: &'a str,
-) -> TopicRequest<'a> {
-    TopicRequest {
-        client_id: RStr::from_str(client_id),
-        username: username.map(RStr::from_str).map_or(RNone, ROption::RSome),
-        listener: RStr::from_str(listener),
-        action,
-        topic: RStr::from_str(topic),
-        extra: RSlice::EMPTY,
-    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! - `subscriptions.rs`, `retained.rs`, `router.rs`: where a PUBLISH is routed.
 //! - `access.rs`: the one place CONNECT auth and topic checks go through: the chains in force.
 //! - `chain.rs`: the chain rule (how plugin answers combine), pure.
+//! - `auth_input.rs`, `plugin_call.rs`: what plugins are handed, and how one is called.
 //! - `registry.rs`: every plugin by name, built-in or from a library.
 //! - `plugin_loader.rs`: loading one plugin library through abi_stable.
 //! - `connection.rs`: the I/O driver of one client connection.
@@ -18,6 +19,7 @@
 //! - `config.rs`: the hbmqtt-compatible configuration.
 
 pub mod access;
+pub mod auth_input;
 pub mod broker;
 pub mod chain;
 pub mod codec;
@@ -28,6 +30,7 @@ pub mod inflight;
 pub mod listener;
 pub mod message;
 pub mod packet;
+pub mod plugin_call;
 pub mod plugin_loader;
 pub mod registry;
 pub mod retained;
