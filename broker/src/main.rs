@@ -102,7 +102,13 @@ fn main() -> ExitCode {
             .iter()
             .map(|l| format!("{} ({:?} on {})", l.name, l.kind, l.bind).to_lowercase())
             .collect();
-        println!("{origin}: configuration OK; listeners: {}", listeners.join(", "));
+        let plugins = broker.plugins();
+        let topic = plugins.topic_chain.map_or_else(|| "off".to_string(), |t| t.join(", "));
+        println!(
+            "{origin}: configuration OK; listeners: {}; auth: {}; topic-check: {topic}",
+            listeners.join(", "),
+            plugins.auth_chain.join(", ")
+        );
         return ExitCode::SUCCESS;
     }
 

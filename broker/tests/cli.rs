@@ -317,6 +317,7 @@ fn check_accepts_a_valid_config_and_names_its_listeners() {
     let stdout = text(&out.stdout);
     assert!(stdout.contains("my-tcp"), "--check should name the listener:\n{stdout}");
     assert!(stdout.contains("127.0.0.1:1883"), "--check should show the bind address:\n{stdout}");
+    assert!(stdout.contains("auth: auth_anonymous; topic-check: off"), "--check should show the chains:\n{stdout}");
     assert!(stderr_lines(&out).is_empty(), "a valid config prints nothing on stderr\n{}", describe(&out));
 }
 
