@@ -39,8 +39,12 @@
 //! look-up); the broker bounds its time (`plugin-timeout`) and how many
 //! calls of one plugin run at once (`plugin-concurrency`). Several calls may
 //! run at once: a plugin object is `Send + Sync`. `check_topic` is called for
-//! every SUBSCRIBE filter and every PUBLISH, so it must be fast: keep the
-//! rules in memory.
+//! every SUBSCRIBE filter and every PUBLISH (and, for a plugin that declares
+//! [`Capabilities::CHECK_RECEIVE`], every delivery), so it must be fast: keep
+//! the rules in memory, and declare [`Capabilities::FAST_TOPIC_CHECK`] so the
+//! broker calls it in place; otherwise the broker moves the call out of the
+//! way of other clients, at a cost per call. There is no timeout on topic
+//! checks.
 //!
 //! # Compatibility
 //!

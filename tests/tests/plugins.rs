@@ -298,7 +298,8 @@ async fn a_plugin_built_against_the_frozen_1_0_interface_loads_and_works() {
     let listing = tb.broker.plugins();
     let p = listing.plugins.iter().find(|p| p.name == "frozen_v1_0").expect("registered");
     assert_eq!((p.api_version.major, p.api_version.minor), (1, 0));
-    assert_eq!(moth_plugin_api_version(), (1, 1), "this test proves something only while the broker is newer");
+    let (major, minor) = moth_plugin_api_version();
+    assert!(major == 1 && minor > 0, "this proves something only while the broker's 1.x is newer than 1.0");
     tb.broker.shutdown().await;
 }
 
