@@ -92,6 +92,15 @@ impl Chains {
     }
 
     fn build_with(config: &Config, registry: Registry) -> Result<Chains, AccessError> {
+        for name in config.plugins.options.keys() {
+            if registry.find(name).is_none() {
+                warn!(
+                    "plugins-config.{name}: no plugin of that name is registered, so these options reach nobody \
+                     (registered: {})",
+                    registry.names()
+                );
+            }
+        }
         let auth_names = config.auth.plugins.clone().unwrap_or_else(|| {
             let mut v = vec!["auth_anonymous".to_string()];
             if config.auth.password_file.is_some() {
