@@ -132,4 +132,37 @@ async fn main() {
     println!("CONNECT+CONNACK per second ({clients} clients x {per_client}, new TCP connection each):");
     println!("  auth_anonymous             {builtin_rate:8.0}");
     println!("  scripted_a (plugin library){dynamic_rate:8.0}");
+
+    // What a hot swap leaves behind: load a changed library N times.
+    let swaps = 100;
+    let scratch = std::env::temp_dir().join(format!("moth-swap-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).expect("scratch dir");
+    let lib = scratch.join("libscripted_a.so");
+    let source = std::path::Path::new(&dir).join("libscripted_a.so");
+    let before = rss_kib();
+    for i in 0..swaps {
+        let _ = std::fs::remove_file(&lib);
+        std::fs::copy(&source, &lib).expect("copy library");
+        // A different modification time makes it a changed file.
+        let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000 + i);
+        std::fs::File::options().write(true).open(&lib).and_then(|f| f.set_modified(t)).expect("set mtime");
+        moth::plugin_loader::load(&lib).expect("loads");
+    }
+    let after = rss_kib();
+    let _ = std::fs::remove_dir_all(&scratch);
+    println!(
+        "hot swap: {swaps} loads of a changed library: RSS +{} KiB ({} KiB per swap)",
+        after - before,
+        (after - before) / swaps
+    );
+}
+
+/// Resident set size of this process, KiB (Linux).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
 }
