@@ -1,241 +1,448 @@
 //! The one place where a CONNECT is authenticated and a topic is checked.
 //!
 //! The configuration names plugins (`auth.plugins`, `topic-check.plugins`);
-//! this module resolves those names against the built-in plugins and asks
-//! them, in order. The plugin host (shared-library plugins loaded by name)
-//! fills this same registry.
+//! [`Chains::build`] resolves those names against the [`Registry`] (built-in
+//! plugins and plugin libraries) and constructs each plugin once with its
+//! options. [`AccessControl`] holds the current chains and swaps them on
+//! [`AccessControl::reload`]: calls already running finish on the old
+//! chains, every later call uses the new ones.
 //!
-//! Chain rule, the same for authentication and topic checks:
-//! every plugin is asked in the configured order; the first `Deny` ends the
-//! chain and refuses; otherwise one `Allow` or more admits; when every plugin
-//! answers `Ignore`, the request is refused (fail closed). An empty topic
-//! chain, or `topic-check.enabled: false`, checks nothing.
+//! How the answers combine is `chain.rs`. How plugins are called:
+//! - authentication: each call runs on tokio's blocking pool
+//!   (`spawn_blocking`), never on a network thread, bounded by
+//!   `plugin-timeout` (a call that takes longer counts as a refusal, and is
+//!   logged) and by `plugin-concurrency` calls of one plugin at a time (a
+//!   permit is held until the plugin really returns, so a hung backend cannot
+//!   fill the blocking pool: later calls wait, then time out);
+//! - topic checks (every SUBSCRIBE filter, every PUBLISH) are called in place
+//!   when the plugin declares `FAST_TOPIC_CHECK` (the built-ins do); other
+//!   plugins are called under `block_in_place` on a multi-threaded runtime,
+//!   so a slow one holds up only its own client;
+//! - delivery checks (`RECEIVE`) go only to topic plugins that declare
+//!   `CHECK_RECEIVE`, on the delivering connection's thread, and drop the
+//!   message for that client when refused.
+//!
+//! A plugin error or panic (caught on the plugin's side by the export glue)
+//! refuses, is logged with the plugin's name and counted.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use moth_auth_anonymous::AnonymousAuth;
-use moth_plugin_api::{AuthPlugin, AuthRequest, Decision, TopicAction, TopicPlugin, TopicRequest};
-use moth_topic_acl::TopicAcl;
-use moth_topic_taboo::TopicTaboo;
+use moth_plugin_api::{Capabilities, PluginBox, TopicRequest};
+use tokio::sync::Semaphore;
+use tracing::warn;
 
-use crate::config::Config;
+pub use crate::auth_input::{AuthInput, TlsInput, topic_request};
+use crate::chain::{Step, Tally, Verdict};
+use crate::config::{ChainDefault, Config};
+use crate::plugin_call::{call_authenticate, call_check_topic};
+use crate::registry::{Registry, canonical};
 use crate::stats::AuthAnswer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
-    #[error("auth.plugins: unknown plugin `{0}` (built-in plugins: auth_anonymous)")]
-    UnknownAuthPlugin(String),
-    #[error("topic-check.plugins: unknown plugin `{0}` (built-in plugins: topic_taboo, topic_acl)")]
-    UnknownTopicPlugin(String),
-    #[error(
-        "auth: the password-file plugin (`{0}`) is not available in this version of moth yet; remove it and `password-file` to run with anonymous access"
-    )]
-    PasswordFileUnavailable(String),
+    #[error("{chain}: unknown plugin `{name}` (available: {available}){skipped}")]
+    UnknownPlugin { chain: &'static str, name: String, available: String, skipped: String },
+    #[error("{chain}: plugin `{name}` cannot start: {reason}")]
+    PluginFailed { chain: &'static str, name: String, reason: String },
+    #[error("{chain}: plugin `{name}` does not {what}")]
+    WrongKind { chain: &'static str, name: String, what: &'static str },
 }
 
-/// The outcome of an authentication chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthOutcome {
-    pub allowed: bool,
-    /// The plugin whose answer decided, `None` when none had an opinion.
-    pub decided_by: Option<String>,
-    /// Why a plugin refused (for the log; never sent to the client).
-    pub reason: Option<String>,
-    /// Every plugin asked, in order, with its answer and how long it took
-    /// (for the per-plugin metrics). Plugins after a deny are not asked.
-    pub asked: Vec<PluginAnswer>,
+/// The verdict of an authentication chain.
+pub type AuthOutcome = Verdict;
+
+/// One plugin in a chain.
+pub struct ChainPlugin {
+    pub name: String,
+    pub(crate) object: PluginBox,
+    pub(crate) caps: Capabilities,
+    pub(crate) permits: Arc<Semaphore>,
+    /// Errors, panics and timeouts so far.
+    failures: AtomicU64,
 }
 
-/// One plugin's answer within an authentication chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginAnswer {
-    pub plugin: String,
-    pub answer: AuthAnswer,
-    pub latency: Duration,
-}
-
-/// Canonical name of a plugin: hbmqtt's entry point names use `_`, its docs
-/// use `.` (`auth.anonymous`); both are accepted.
-fn canonical(name: &str) -> String {
-    name.trim().replace('.', "_")
-}
-
-pub struct AccessControl {
-    auth: Vec<Arc<dyn AuthPlugin>>,
+/// The chains built from one configuration.
+pub struct Chains {
+    auth: Vec<Arc<ChainPlugin>>,
     /// `None` when topic checking is disabled.
-    topic: Option<Vec<Arc<dyn TopicPlugin>>>,
+    topic: Option<Vec<Arc<ChainPlugin>>>,
+    auth_default: ChainDefault,
+    topic_default: ChainDefault,
+    allow_anonymous: bool,
+    timeout: Duration,
+    registry: Registry,
+}
+
+impl Chains {
+    fn checks_topics(&self) -> bool {
+        self.topic.as_ref().is_some_and(|c| !c.is_empty())
+    }
+
+    fn wants_receive_checks(&self) -> bool {
+        self.topic.iter().flatten().any(|p| p.caps.contains(Capabilities::CHECK_RECEIVE))
+    }
+
+    /// Resolves and constructs the chains a configuration names.
+    ///
+    /// When `auth.plugins` is absent, the chain is `auth_anonymous` (and
+    /// `auth_file` when `password-file` is set), which is what hbmqtt's stock
+    /// configuration amounts to. When `topic-check.plugins` is absent, the
+    /// built-in topic plugins are asked, as in hbmqtt. Plugin libraries are
+    /// only used when a chain names them.
+    pub fn build(config: &Config, namespace: &str) -> Result<Chains, AccessError> {
+        let registry = Registry::scan(&config.plugins.dirs, namespace);
+        Chains::build_with(config, registry)
+    }
+
+    fn build_with(config: &Config, registry: Registry) -> Result<Chains, AccessError> {
+        for name in config.plugins.options.keys() {
+            if registry.find(name).is_none() {
+                warn!(
+                    "plugins-config.{name}: no plugin of that name is registered, so these options reach nobody \
+                     (registered: {})",
+                    registry.names()
+                );
+            }
+        }
+        let auth_names = config.auth.plugins.clone().unwrap_or_else(|| {
+            let mut v = vec!["auth_anonymous".to_string()];
+            if config.auth.password_file.is_some() {
+                v.push("auth_file".to_string());
+            }
+            v
+        });
+        let topic_names = config.topic_check.enabled.then(|| {
+            config.topic_check.plugins.clone().unwrap_or_else(|| vec!["topic_taboo".into(), "topic_acl".into()])
+        });
+        // One instance per plugin, shared by both chains.
+        let mut made: Vec<Arc<ChainPlugin>> = Vec::new();
+        let mut get = |chain: &'static str, name: &str| -> Result<Arc<ChainPlugin>, AccessError> {
+            let unknown = || AccessError::UnknownPlugin {
+                chain,
+                name: name.to_string(),
+                available: registry.names(),
+                skipped: if registry.failures.is_empty() {
+                    String::new()
+                } else {
+                    format!("; plugin libraries skipped: {}", registry.failures.join("; "))
+                },
+            };
+            let info = registry.find(name).ok_or_else(unknown)?;
+            let key = canonical(&info.name);
+            if let Some(p) = made.iter().find(|p| canonical(&p.name) == key) {
+                return Ok(p.clone());
+            }
+            let object = match registry.instantiate(name, config) {
+                Some(Ok(o)) => o,
+                Some(Err(reason)) => return Err(AccessError::PluginFailed { chain, name: name.to_string(), reason }),
+                None => return Err(unknown()),
+            };
+            let caps = object.capabilities();
+            let p = Arc::new(ChainPlugin {
+                name: info.name.clone(),
+                object,
+                caps,
+                permits: Arc::new(Semaphore::new(config.plugins.concurrency)),
+                failures: AtomicU64::new(0),
+            });
+            made.push(p.clone());
+            Ok(p)
+        };
+        let mut auth = Vec::new();
+        for name in &auth_names {
+            let p = get("auth.plugins", name)?;
+            if !p.caps.contains(Capabilities::AUTHENTICATE) {
+                return Err(AccessError::WrongKind { chain: "auth.plugins", name: name.clone(), what: "authenticate" });
+            }
+            auth.push(p);
+        }
+        let topic = match topic_names {
+            None => None,
+            Some(names) => {
+                let mut v = Vec::new();
+                for name in &names {
+                    let p = get("topic-check.plugins", name)?;
+                    if !p.caps.contains(Capabilities::CHECK_TOPIC) {
+                        let what = "check topics";
+                        return Err(AccessError::WrongKind { chain: "topic-check.plugins", name: name.clone(), what });
+                    }
+                    v.push(p);
+                }
+                Some(v)
+            }
+        };
+        Ok(Chains {
+            auth,
+            topic,
+            auth_default: config.auth.default,
+            topic_default: config.topic_check.default,
+            allow_anonymous: config.auth.allow_anonymous,
+            timeout: config.plugins.timeout,
+            registry,
+        })
+    }
+}
+
+/// The chains in force, swappable at run time.
+pub struct AccessControl {
+    current: RwLock<Arc<Chains>>,
+    /// Whether the chains in force want delivery checks: read on every
+    /// delivery, so kept apart from the lock.
+    receive_checks: AtomicBool,
+    /// Whether the chains in force check topics at all: read on every
+    /// PUBLISH, so kept apart from the lock too.
+    topic_checks: AtomicBool,
+    namespace: String,
 }
 
 impl AccessControl {
-    /// Resolves the configured plugin names.
-    ///
-    /// When `auth.plugins` is absent, the chain is `auth_anonymous` (and the
-    /// password-file plugin when `password-file` is set), which is what
-    /// hbmqtt's stock configuration amounts to. When `topic-check.plugins` is
-    /// absent, every built-in topic plugin is asked, as in hbmqtt.
+    /// Resolves the configured plugin names; see [`Chains::build`].
     pub fn from_config(config: &Config) -> Result<Self, AccessError> {
-        let auth_names = match &config.auth.plugins {
-            Some(names) => names.clone(),
-            None => {
-                let mut v = vec!["auth_anonymous".to_string()];
-                if config.auth.password_file.is_some() {
-                    v.push("auth_file".to_string());
-                }
-                v
-            }
-        };
-        let mut auth: Vec<Arc<dyn AuthPlugin>> = Vec::new();
-        for name in &auth_names {
-            match canonical(name).as_str() {
-                "auth_anonymous" => auth.push(Arc::new(AnonymousAuth::new(config.auth.allow_anonymous))),
-                "auth_file" => return Err(AccessError::PasswordFileUnavailable(name.clone())),
-                _ => return Err(AccessError::UnknownAuthPlugin(name.clone())),
-            }
-        }
-        let topic = if config.topic_check.enabled {
-            let names = config
-                .topic_check
-                .plugins
-                .clone()
-                .unwrap_or_else(|| vec![TopicTaboo::NAME.to_string(), TopicAcl::NAME.to_string()]);
-            let mut plugins: Vec<Arc<dyn TopicPlugin>> = Vec::new();
-            for name in &names {
-                match canonical(name).as_str() {
-                    "topic_taboo" => plugins.push(Arc::new(TopicTaboo)),
-                    "topic_acl" => plugins.push(Arc::new(TopicAcl::new(config.topic_check.acl.clone()))),
-                    _ => return Err(AccessError::UnknownTopicPlugin(name.clone())),
-                }
-            }
-            Some(plugins)
-        } else {
-            None
-        };
-        Ok(AccessControl { auth, topic })
+        Self::with_namespace(config, moth_plugin_api::DEFAULT_NAMESPACE)
+    }
+
+    /// Like [`AccessControl::from_config`], registering the plugin libraries
+    /// that declare `namespace`.
+    pub fn with_namespace(config: &Config, namespace: &str) -> Result<Self, AccessError> {
+        let chains = Chains::build(config, namespace)?;
+        Ok(AccessControl {
+            receive_checks: AtomicBool::new(chains.wants_receive_checks()),
+            topic_checks: AtomicBool::new(chains.checks_topics()),
+            current: RwLock::new(Arc::new(chains)),
+            namespace: namespace.to_string(),
+        })
     }
 
     /// An access control that admits everyone and checks no topic.
     pub fn allow_all() -> Self {
-        AccessControl { auth: vec![Arc::new(AnonymousAuth::new(true))], topic: None }
+        let object = moth_plugin_api::into_plugin_box(moth_auth_anonymous::AnonymousAuth::new(true));
+        let anonymous = ChainPlugin {
+            name: moth_auth_anonymous::AnonymousAuth::NAME.into(),
+            caps: object.capabilities(),
+            object,
+            permits: Arc::new(Semaphore::new(crate::config::DEFAULT_PLUGIN_CONCURRENCY)),
+            failures: AtomicU64::new(0),
+        };
+        let chains = Chains {
+            auth: vec![Arc::new(anonymous)],
+            topic: None,
+            auth_default: ChainDefault::Deny,
+            topic_default: ChainDefault::Deny,
+            allow_anonymous: true,
+            timeout: crate::config::DEFAULT_PLUGIN_TIMEOUT,
+            registry: Registry::builtins(),
+        };
+        AccessControl {
+            receive_checks: AtomicBool::new(false),
+            topic_checks: AtomicBool::new(false),
+            current: RwLock::new(Arc::new(chains)),
+            namespace: moth_plugin_api::DEFAULT_NAMESPACE.into(),
+        }
     }
 
-    /// An access control with the given authentication chain, for tests of
-    /// what reaches a plugin.
-    #[cfg(test)]
-    pub(crate) fn with_auth_chain(auth: Vec<Arc<dyn AuthPlugin>>) -> Self {
-        AccessControl { auth, topic: None }
+    /// Builds the chains of `config` (re-scanning the plugin directories)
+    /// and puts them in force. On error the current chains stay.
+    pub fn reload(&self, config: &Config) -> Result<(), AccessError> {
+        let chains = Arc::new(Chains::build(config, &self.namespace)?);
+        let wants = chains.wants_receive_checks();
+        let topics = chains.checks_topics();
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = chains;
+        self.receive_checks.store(wants, Ordering::Relaxed);
+        self.topic_checks.store(topics, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The chains in force.
+    pub fn chains(&self) -> Arc<Chains> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Names of the authentication chain, in order.
     pub fn auth_chain(&self) -> Vec<String> {
-        self.auth.iter().map(|p| p.name().to_string()).collect()
+        self.chains().auth.iter().map(|p| p.name.clone()).collect()
+    }
+
+    /// Errors, panics and timeouts of plugins in the current chains.
+    pub fn plugin_failures(&self) -> u64 {
+        let c = self.chains();
+        // A plugin in both chains is one instance: count it once.
+        let mut seen: Vec<&Arc<ChainPlugin>> = Vec::new();
+        for p in c.auth.iter().chain(c.topic.iter().flatten()) {
+            if !seen.iter().any(|s| Arc::ptr_eq(s, p)) {
+                seen.push(p);
+            }
+        }
+        seen.iter().map(|p| p.failures.load(Ordering::Relaxed)).sum()
     }
 
     /// Runs the authentication chain for one CONNECT.
-    ///
-    /// `async` on purpose: plugins that block (password hashes, network
-    /// look-ups) are run off the network threads by the plugin host.
-    pub async fn authenticate(&self, request: &AuthRequest<'_>) -> AuthOutcome {
-        // Observability: each plugin's answer and latency are recorded on the
-        // way through the chain; the chain rule itself is `run_chain`'s.
-        let mut asked = Vec::with_capacity(self.auth.len());
-        let mut outcome = run_chain(self.auth.iter().map(|p| {
+    pub async fn authenticate(&self, input: AuthInput) -> AuthOutcome {
+        self.authenticate_recorded(input, |_, _, _| {}).await
+    }
+
+    /// Runs the authentication chain for one CONNECT, reporting each plugin's
+    /// answer and how long it took to `record` (the per-plugin metrics).
+    /// Plugins after a refusal are not asked, so not reported.
+    pub async fn authenticate_recorded(
+        &self,
+        input: AuthInput,
+        mut record: impl FnMut(&str, AuthAnswer, Duration),
+    ) -> AuthOutcome {
+        let chains = self.chains();
+        let input = Arc::new(input);
+        let mut tally = Tally::default();
+        for p in &chains.auth {
             let started = Instant::now();
-            let decision = p.authenticate(request);
-            let answer = match decision {
-                Decision::Allow => AuthAnswer::Allowed,
-                Decision::Deny(_) => AuthAnswer::Denied,
-                Decision::Ignore => AuthAnswer::Ignored,
-            };
-            asked.push(PluginAnswer { plugin: p.name().to_string(), answer, latency: started.elapsed() });
-            (p.name(), decision)
-        }));
-        outcome.asked = asked;
-        outcome
+            let answer = call_authenticate(p, &input, chains.timeout).await;
+            record(&p.name, AuthAnswer::of(&answer), started.elapsed());
+            if let Err(e) = &answer {
+                p.failures.fetch_add(1, Ordering::Relaxed);
+                warn!(plugin = %p.name, client_id = %input.client_id, "authentication plugin failed, counted as deny: {e}");
+            }
+            if let Step::Stop(v) = tally.answer(&p.name, answer) {
+                return v;
+            }
+        }
+        tally.finish(|| match chains.auth_default {
+            ChainDefault::Allow => Verdict::by_default(true, ""),
+            ChainDefault::Deny if chains.allow_anonymous && input.username.is_none() => Verdict::by_default(true, ""),
+            ChainDefault::Deny => Verdict::by_default(false, "no authentication plugin allowed the client"),
+        })
     }
 
     /// Whether topic checks are on at all (the PUBLISH hot path skips them when off).
     pub fn checks_topics(&self) -> bool {
-        self.topic.as_ref().is_some_and(|c| !c.is_empty())
+        self.topic_checks.load(Ordering::Relaxed)
     }
 
     /// Checks one topic for one client. Returns the refusal reason, `None` when allowed.
     pub fn check_topic(&self, request: &TopicRequest<'_>) -> Option<String> {
-        let chain = self.topic.as_ref().filter(|c| !c.is_empty())?;
-        let outcome = run_chain(chain.iter().map(|p| (p.name(), p.check_topic(request))));
-        if outcome.allowed {
-            None
-        } else {
-            let by = outcome.decided_by.unwrap_or_else(|| "no topic plugin allowed it".into());
-            Some(match outcome.reason {
-                Some(r) => format!("{by}: {r}"),
-                None => by,
+        let chains = self.chains();
+        let chain = chains.topic.as_ref().filter(|c| !c.is_empty())?;
+        let mut tally = Tally::default();
+        let mut verdict = None;
+        for p in chain {
+            let answer = call_check_topic(p, request);
+            if let Err(e) = &answer {
+                p.failures.fetch_add(1, Ordering::Relaxed);
+                warn!(plugin = %p.name, client_id = request.client_id(), "topic plugin failed, counted as deny: {e}");
+            }
+            if let Step::Stop(v) = tally.answer(&p.name, answer) {
+                verdict = Some(v);
+                break;
+            }
+        }
+        let verdict = verdict.unwrap_or_else(|| {
+            tally.finish(|| {
+                Verdict::by_default(chains.topic_default == ChainDefault::Allow, "no topic plugin allowed it")
             })
+        });
+        if verdict.allowed {
+            return None;
+        }
+        let reason = verdict.reason.unwrap_or_else(|| "refused".into());
+        Some(match verdict.decided_by {
+            Some(by) => format!("{by}: {reason}"),
+            None => reason,
+        })
+    }
+
+    /// Whether a topic plugin in force wants delivery checks
+    /// ([`Capabilities::CHECK_RECEIVE`]); the delivery path skips them otherwise.
+    pub fn checks_receive(&self) -> bool {
+        self.receive_checks.load(Ordering::Relaxed)
+    }
+
+    /// Whether a message may be delivered to a client: asks, in order, only
+    /// the topic plugins that declare [`Capabilities::CHECK_RECEIVE`]; the
+    /// first refusal (or error) drops it, otherwise it is delivered (its
+    /// subscription was allowed already).
+    pub fn check_receive(&self, request: &TopicRequest<'_>) -> bool {
+        let chains = self.chains();
+        let mut tally = Tally::default();
+        for p in chains.topic.iter().flatten().filter(|p| p.caps.contains(Capabilities::CHECK_RECEIVE)) {
+            let answer = call_check_topic(p, request);
+            if let Err(e) = &answer {
+                p.failures.fetch_add(1, Ordering::Relaxed);
+                warn!(plugin = %p.name, client_id = request.client_id(), "topic plugin failed, counted as deny: {e}");
+            }
+            if let Step::Stop(v) = tally.answer(&p.name, answer) {
+                tracing::debug!(
+                    client_id = request.client_id(), topic = request.topic(), plugin = %p.name,
+                    "delivery refused: {}", v.reason.unwrap_or_default()
+                );
+                return false;
+            }
+        }
+        true
+    }
+
+    /// What `moth plugins` lists: every registered plugin, and the chains in force.
+    pub fn describe(&self) -> PluginListing {
+        let c = self.chains();
+        PluginListing {
+            plugins: c.registry.plugins().cloned().collect(),
+            failures: c.registry.failures.clone(),
+            auth_chain: c.auth.iter().map(|p| p.name.clone()).collect(),
+            topic_chain: c.topic.as_ref().map(|t| t.iter().map(|p| p.name.clone()).collect()),
         }
     }
 }
 
-/// Applies the chain rule of the module docs to answers given in order.
-fn run_chain<'a>(answers: impl Iterator<Item = (&'a str, Decision)>) -> AuthOutcome {
-    let mut first_allow: Option<String> = None;
-    for (name, decision) in answers {
-        match decision {
-            Decision::Deny(reason) => {
-                return AuthOutcome {
-                    allowed: false,
-                    decided_by: Some(name.to_string()),
-                    reason: Some(reason),
-                    asked: Vec::new(),
-                };
-            }
-            Decision::Allow => {
-                first_allow.get_or_insert_with(|| name.to_string());
-            }
-            Decision::Ignore => {}
-        }
-    }
-    match first_allow {
-        Some(name) => AuthOutcome { allowed: true, decided_by: Some(name), reason: None, asked: Vec::new() },
-        None => AuthOutcome {
-            allowed: false,
-            decided_by: None,
-            reason: Some("no plugin allowed the request".into()),
-            asked: Vec::new(),
-        },
-    }
-}
-
-/// Shorthand used by the connection for a topic request.
-pub fn topic_request<'a>(
-    client_id: &'a str,
-    username: Option<&'a str>,
-    listener: &'a str,
-    action: TopicAction,
-    topic: &'a str,
-) -> TopicRequest<'a> {
-    TopicRequest { client_id, username, listener, action, topic }
+/// A snapshot of the registry and the chains; see [`AccessControl::describe`].
+#[derive(Debug, Clone)]
+pub struct PluginListing {
+    pub plugins: Vec<crate::registry::PluginInfo>,
+    pub failures: Vec<String>,
+    pub auth_chain: Vec<String>,
+    /// `None` when topic checking is disabled.
+    pub topic_chain: Option<Vec<String>>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn chain_first_deny_wins_and_all_ignore_refuses() {
-        let o = run_chain([("a", Decision::Allow), ("b", Decision::Deny("no".into()))].into_iter());
-        assert!(!o.allowed);
-        assert_eq!(o.decided_by.as_deref(), Some("b"));
-        let o = run_chain([("a", Decision::Ignore), ("b", Decision::Allow)].into_iter());
-        assert!(o.allowed);
-        assert_eq!(o.decided_by.as_deref(), Some("b"));
-        let o = run_chain([("a", Decision::Ignore)].into_iter());
-        assert!(!o.allowed);
-        assert!(!run_chain(std::iter::empty()).allowed);
+    fn input(username: Option<&str>) -> AuthInput {
+        AuthInput {
+            client_id: "c".into(),
+            username: username.map(String::from),
+            peer_addr: "127.0.0.1:1".into(),
+            listener: "default".into(),
+            protocol_level: 4,
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn anonymous_exception_of_the_deny_default() {
+        let mut config = Config::default();
+        config.auth.plugins = Some(vec![]);
+        config.auth.allow_anonymous = true;
+        let access = AccessControl::from_config(&config).unwrap();
+        assert!(access.authenticate(input(None)).await.allowed);
+        assert!(!access.authenticate(input(Some("bob"))).await.allowed);
+        config.auth.default = ChainDefault::Allow;
+        access.reload(&config).unwrap();
+        assert!(access.authenticate(input(Some("bob"))).await.allowed);
     }
 
     #[test]
-    fn plugin_names_in_both_spellings() {
-        assert_eq!(canonical("auth.anonymous"), "auth_anonymous");
-        assert_eq!(canonical("auth_anonymous"), "auth_anonymous");
+    fn unknown_names_list_what_is_available() {
+        let mut config = Config::default();
+        config.auth.plugins = Some(vec!["auth_ldap".into()]);
+        let e = AccessControl::from_config(&config).err().unwrap().to_string();
+        assert!(e.contains("auth.plugins: unknown plugin `auth_ldap`"), "{e}");
+        assert!(e.contains("auth_anonymous, auth_file, topic_taboo, topic_acl"), "{e}");
+    }
+
+    #[test]
+    fn a_topic_plugin_cannot_authenticate() {
+        let mut config = Config::default();
+        config.auth.plugins = Some(vec!["topic_acl".into()]);
+        let e = AccessControl::from_config(&config).err().unwrap().to_string();
+        assert!(e.contains("does not authenticate"), "{e}");
     }
 }

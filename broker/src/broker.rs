@@ -8,15 +8,15 @@
 //! will when they are persisted to disk.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tracing::info;
 
-use crate::access::{AccessControl, AccessError};
+use crate::access::{AccessControl, AccessError, PluginListing};
 use crate::codec;
 use crate::config::Config;
 use crate::listener;
@@ -62,12 +62,9 @@ pub struct Context {
     pub sessions: SessionStore,
     /// The one set of counters ($SYS and Prometheus read it).
     pub stats: Arc<Stats>,
-    /// Swapped whole by `Broker::reload`; read once per CONNECT or topic check,
-    /// never held across an `.await`.
-    access: RwLock<Arc<AccessControl>>,
-    /// Whether the current access control checks topics: lets the PUBLISH
-    /// path skip the lock when topic checks are off.
-    checks_topics: AtomicBool,
+    /// The authentication and topic-check chains; `Broker::reload` swaps
+    /// them inside.
+    pub access: AccessControl,
     /// The auth and topic-check settings last applied (for reload diffs).
     applied: Mutex<Config>,
     next_conn: AtomicU64,
@@ -76,22 +73,6 @@ pub struct Context {
 impl Context {
     pub fn next_conn_id(&self) -> u64 {
         self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    /// The access control in force now.
-    pub fn access(&self) -> Arc<AccessControl> {
-        self.access.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Whether topic checks are on (one relaxed load).
-    pub fn checks_topics(&self) -> bool {
-        self.checks_topics.load(Ordering::Relaxed)
-    }
-
-    fn set_access(&self, access: AccessControl) {
-        let checks = access.checks_topics();
-        *self.access.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(access);
-        self.checks_topics.store(checks, Ordering::Relaxed);
     }
 }
 
@@ -115,10 +96,19 @@ pub struct Broker {
 
 impl Broker {
     /// Builds a broker from a configuration. Resolves the plugins it names
-    /// and loads every listener's TLS material (certificates, keys, CAs), so
-    /// a bad file is reported here, naming the listener; opens no socket yet.
+    /// (loading plugin libraries of the namespace `moth.broker.plugins` from
+    /// `plugins-dir`) and loads every listener's TLS material (certificates,
+    /// keys, CAs), so a bad file is reported here, naming the listener; opens
+    /// no socket yet.
     pub fn new(config: Config) -> Result<Broker, BrokerError> {
-        let access = AccessControl::from_config(&config)?;
+        Broker::with_namespace(config, moth_plugin_api::DEFAULT_NAMESPACE)
+    }
+
+    /// Like [`Broker::new`], but registers the plugin libraries that declare
+    /// `plugin_namespace` (hbmqtt's `Broker(config, plugin_namespace=...)`);
+    /// libraries of other namespaces are skipped.
+    pub fn with_namespace(config: Config, plugin_namespace: &str) -> Result<Broker, BrokerError> {
+        let access = AccessControl::with_namespace(&config, plugin_namespace)?;
         let transports = config
             .listeners
             .iter()
@@ -136,8 +126,7 @@ impl Broker {
                 router: Router::with_stats(stats.clone()),
                 sessions: SessionStore::new(),
                 stats,
-                checks_topics: AtomicBool::new(access.checks_topics()),
-                access: RwLock::new(Arc::new(access)),
+                access,
                 next_conn: AtomicU64::new(0),
             }),
             running: Arc::new(tokio::sync::Mutex::new(None)),
@@ -302,6 +291,17 @@ impl Broker {
         self.ctx.router.retained_count_outside_sys()
     }
 
+    /// The plugin registry and the chains in force (what `moth plugins` prints).
+    pub fn plugins(&self) -> PluginListing {
+        self.ctx.access.describe()
+    }
+
+    /// Plugin errors, panics and timeouts so far (each counted as a refusal),
+    /// for the plugins in the chains in force.
+    pub fn plugin_failures(&self) -> u64 {
+        self.ctx.access.plugin_failures()
+    }
+
     /// Messages dropped so far because a subscriber's queue was full.
     pub fn dropped_messages(&self) -> u64 {
         self.ctx.router.dropped()
@@ -328,22 +328,28 @@ impl Broker {
     }
 
     /// Applies what can change without a restart from `new`: the
-    /// authentication chain and its settings (`auth`), and topic checks
-    /// (`topic-check`). New CONNECTs and topic checks use them at once;
-    /// connected clients stay connected. Everything else that differs from
-    /// the running configuration (listeners, limits, `sys_interval`,
-    /// `metrics`) is listed in the report as needing a restart, and ignored.
-    /// On error (an unknown plugin, say) nothing changes.
-    pub fn reload(&self, new: Config) -> Result<ReloadReport, BrokerError> {
+    /// authentication and topic-check chains and their settings (`auth`,
+    /// `topic-check`, `plugins-dir`, `plugins-config`, `plugin-timeout`,
+    /// `plugin-concurrency`), re-scanning the plugin directories so a replaced
+    /// library is loaded anew and new options reach the plugins. New CONNECTs
+    /// and topic checks use them at once; connected clients stay connected.
+    /// Everything else that differs from the running configuration
+    /// (listeners, limits, `sys_interval`, `metrics`) is listed in the report
+    /// as needing a restart, and ignored. On error (an unknown plugin, a
+    /// plugin that refuses its options) nothing changes. It loads libraries
+    /// and runs plugin constructors, which may block: from a
+    /// latency-sensitive task, call it through `spawn_blocking`.
+    pub fn reload(&self, new: &Config) -> Result<ReloadReport, BrokerError> {
         let mut applied = self.ctx.applied.lock().unwrap_or_else(|e| e.into_inner());
-        let report = reload::diff(&self.ctx.config, &applied, &new);
+        let report = reload::diff(&self.ctx.config, &applied, new);
         // Rebuilt even when the settings are the same: the plugins re-read
         // their files (a password file, say) when they are built.
-        let access = AccessControl::from_config(&new)?;
-        self.ctx.set_access(access);
-        applied.auth = new.auth;
-        applied.topic_check = new.topic_check;
-        applied.log_level = new.log_level;
+        self.ctx.access.reload(new)?;
+        info!(auth = ?self.ctx.access.auth_chain(), "plugin chains reloaded");
+        applied.auth = new.auth.clone();
+        applied.topic_check = new.topic_check.clone();
+        applied.plugins = new.plugins.clone();
+        applied.log_level = new.log_level.clone();
         Ok(report)
     }
 }

@@ -37,7 +37,7 @@
 //! max-inflight: 32               # moth only: unacknowledged QoS 1/2 deliveries per session
 //! max-queued-messages: 1000      # moth only: messages queued per session
 //! auth:
-//!   plugins: [auth_anonymous, auth_file]  # absent = every authentication plugin is asked
+//!   plugins: [auth_anonymous, auth_file]  # absent = auth_anonymous (+ auth_file when password-file is set)
 //!   allow-anonymous: true        # also allow_anonymous; default true
 //!   password-file: /etc/moth/passwd       # also password_file
 //! topic-check:                   # also topic_check
@@ -52,7 +52,17 @@
 //!   enabled: true                # default true; false keeps the section but serves nothing
 //! log-level: info                # moth only: RUST_LOG-style filter (`info`, `moth=debug`); SIGHUP re-reads it
 //! log-format: text               # moth only: `text` (default) or `json` (one JSON object per line)
+//!   default: deny                # moth only: answer when every topic plugin says `ignore` (deny|allow)
+//! plugins-dir: /usr/lib/moth/plugins  # moth only: a directory (or a list) of plugin libraries (*.so)
+//! plugins-config:                # moth only: plugin name -> its options (any YAML)
+//!   allowlist: {users: {alice: {password: secret}}}
+//! plugin-timeout: 5              # moth only: seconds an authentication plugin may take; then it counts as deny
+//! plugin-concurrency: 16         # moth only: calls of one plugin running at once
 //! ```
+//!
+//! `auth` also takes `default: deny` (moth only): the answer when every
+//! authentication plugin says `ignore`; with `deny`, a client without a user
+//! name is still let in when `allow-anonymous` is true.
 //!
 //! # Rules
 //!
@@ -125,6 +135,10 @@ pub const MAX_PACKET_SIZE_CAP: usize = 268_435_460;
 pub const DEFAULT_MAX_INFLIGHT: u16 = 32;
 /// Default of `max-queued-messages`.
 pub const DEFAULT_MAX_QUEUED_MESSAGES: usize = 1000;
+/// Default of `plugin-timeout`.
+pub const DEFAULT_PLUGIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default of `plugin-concurrency`.
+pub const DEFAULT_PLUGIN_CONCURRENCY: usize = 16;
 /// A configuration file larger than this is refused (4 MiB).
 pub const MAX_CONFIG_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
@@ -163,6 +177,8 @@ pub struct Config {
     pub log_level: Option<String>,
     /// `log-format`: how the `moth` program writes log lines.
     pub log_format: LogFormat,
+    /// Where plugin libraries are and what options each plugin gets.
+    pub plugins: PluginsConfig,
     /// Non-fatal findings (unknown keys, deprecated spellings) for the caller to log.
     /// Each is one line in the same `file:line:column: key: message` form as errors.
     pub warnings: Vec<String>,
@@ -268,6 +284,48 @@ pub struct AuthConfig {
     pub allow_anonymous: bool,
     /// `password-file` (also `password_file`): the password file of `auth_file`.
     pub password_file: Option<PathBuf>,
+    /// `default` (moth only): the answer when every plugin says `ignore`.
+    pub default: ChainDefault,
+}
+
+/// `auth.default` and `topic-check.default`: what a chain answers when every
+/// plugin in it had no opinion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChainDefault {
+    /// Refuse (the default). For authentication, a client without a user
+    /// name is still admitted when `allow-anonymous` is true.
+    #[default]
+    Deny,
+    /// Admit.
+    Allow,
+}
+
+/// The plugin host's settings (top-level keys, moth only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginsConfig {
+    /// `plugins-dir`: directories searched for plugin libraries (`*.so`), in order.
+    pub dirs: Vec<PathBuf>,
+    /// `plugins-config`: plugin name (as written) -> its options, handed to
+    /// the plugin as JSON text.
+    pub options: BTreeMap<String, serde_json::Value>,
+    /// `plugin-timeout`: how long one authentication call may take; a call
+    /// that takes longer counts as a refusal. Default 5 s.
+    pub timeout: Duration,
+    /// `plugin-concurrency`: calls of one plugin running at once; more wait.
+    /// Default 16.
+    pub concurrency: usize,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        PluginsConfig {
+            dirs: Vec::new(),
+            options: BTreeMap::new(),
+            timeout: DEFAULT_PLUGIN_TIMEOUT,
+            concurrency: DEFAULT_PLUGIN_CONCURRENCY,
+        }
+    }
 }
 
 /// The `topic-check` section (also spelled `topic_check`).
@@ -280,6 +338,8 @@ pub struct TopicCheckConfig {
     /// `acl`: user name -> topic filters that user may use; the key
     /// `anonymous` covers clients without a user name.
     pub acl: BTreeMap<String, Vec<String>>,
+    /// `default` (moth only): the answer when every plugin says `ignore`.
+    pub default: ChainDefault,
 }
 
 /// moth's resource limits (top-level keys; hbmqtt has none of them).
@@ -402,6 +462,26 @@ pub struct ConfigFile {
     /// `log-format`: `text` or `json`.
     #[serde(rename = "log-format")]
     pub log_format: Option<LogFormat>,
+    /// `plugins-dir`: one directory or a list.
+    #[serde(rename = "plugins-dir")]
+    pub plugins_dir: Option<OneOrMany>,
+    /// `plugins-config`: plugin name -> options (any YAML; null = none).
+    #[serde(rename = "plugins-config")]
+    pub plugins_config: Option<BTreeMap<String, serde_json::Value>>,
+    /// `plugin-timeout`, seconds.
+    #[serde(rename = "plugin-timeout")]
+    pub plugin_timeout: Option<f64>,
+    /// `plugin-concurrency`.
+    #[serde(rename = "plugin-concurrency")]
+    pub plugin_concurrency: Option<usize>,
+}
+
+/// A value that may be written as one item or as a list of them.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(PathBuf),
+    Many(Vec<PathBuf>),
 }
 
 /// The `metrics` section, as written.
@@ -475,6 +555,8 @@ pub struct AuthFile {
     /// `password_file`.
     #[serde(rename = "password_file")]
     pub password_file_alt: Option<PathBuf>,
+    /// `default`: `deny` or `allow`.
+    pub default: Option<ChainDefault>,
 }
 
 /// The `topic-check` section, as written.
@@ -487,6 +569,8 @@ pub struct TopicCheckFile {
     /// `acl`: user name -> topic filters. A null list (`alice:`) is empty.
     #[serde(default, deserialize_with = "de_acl")]
     pub acl: Option<BTreeMap<String, Vec<String>>>,
+    /// `default`: `deny` or `allow`.
+    pub default: Option<ChainDefault>,
 }
 
 fn de_listeners<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<(String, ListenerFile)>>, D::Error> {
@@ -896,6 +980,11 @@ fn expectation(path: &[Seg]) -> Option<&'static str> {
         ["topic-check" | "topic_check", "acl"] => "a mapping from user names to lists of topic filters",
         ["topic-check" | "topic_check", "acl", _] => "a list of topic filters",
         ["topic-check" | "topic_check", "acl", _, "[]"] => "a topic filter",
+        ["auth" | "topic-check" | "topic_check", "default"] => "`deny` or `allow`",
+        ["plugins-dir"] => "a directory path or a list of them",
+        ["plugins-config"] => "a mapping from plugin names to their options",
+        ["plugin-timeout"] => "a non-negative number of seconds",
+        ["plugin-concurrency"] => "a positive integer",
         _ => return None,
     })
 }
@@ -1165,6 +1254,10 @@ const TOP_KEYS: &[&str] = &[
     "metrics",
     "log-level",
     "log-format",
+    "plugins-dir",
+    "plugins-config",
+    "plugin-timeout",
+    "plugin-concurrency",
 ];
 const LISTENER_KEYS: &[&str] = &[
     "bind",
@@ -1183,8 +1276,9 @@ const LISTENER_KEYS: &[&str] = &[
     "use_identity_as_username",
     "use-identity-as-username",
 ];
-const AUTH_KEYS: &[&str] = &["plugins", "allow-anonymous", "allow_anonymous", "password-file", "password_file"];
-const TOPIC_CHECK_KEYS: &[&str] = &["enabled", "plugins", "acl"];
+const AUTH_KEYS: &[&str] =
+    &["plugins", "allow-anonymous", "allow_anonymous", "password-file", "password_file", "default"];
+const TOPIC_CHECK_KEYS: &[&str] = &["enabled", "plugins", "acl", "default"];
 const METRICS_KEYS: &[&str] = &["bind", "path", "enabled"];
 
 /// Warns about every key given twice in one mapping. PyYAML, and so hbmqtt,
@@ -1462,6 +1556,8 @@ fn resolve(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<Config, ConfigError> {
             format!("invalid log filter {}: {}", ctx.found(&key, level), one_line(&e.to_string())),
         ));
     }
+    let plugins =
+        resolve_plugins(raw.plugins_dir, raw.plugins_config, raw.plugin_timeout, raw.plugin_concurrency, ctx)?;
 
     let config = Config {
         listeners,
@@ -1474,6 +1570,7 @@ fn resolve(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<Config, ConfigError> {
         metrics,
         log_level: raw.log_level,
         log_format: raw.log_format.unwrap_or_default(),
+        plugins,
         warnings: std::mem::take(&mut ctx.warnings),
     };
     Ok(config)
@@ -1841,7 +1938,7 @@ fn resolve_auth(auth: AuthFile, ctx: &mut Ctx<'_>) -> Result<AuthConfig, ConfigE
         )?
         .map(|(v, _)| v);
     check_plugin_names(&base, &auth.plugins, ctx)?;
-    Ok(AuthConfig { plugins: auth.plugins, allow_anonymous, password_file })
+    Ok(AuthConfig { plugins: auth.plugins, allow_anonymous, password_file, default: auth.default.unwrap_or_default() })
 }
 
 fn resolve_topic_check(section: TopicCheckFile, key: &str, ctx: &Ctx<'_>) -> Result<TopicCheckConfig, ConfigError> {
@@ -1850,6 +1947,7 @@ fn resolve_topic_check(section: TopicCheckFile, key: &str, ctx: &Ctx<'_>) -> Res
         enabled: section.enabled.unwrap_or(false),
         plugins: section.plugins,
         acl: section.acl.unwrap_or_default(),
+        default: section.default.unwrap_or_default(),
     })
 }
 
@@ -1874,6 +1972,48 @@ fn resolve_metrics(section: MetricsFile, ctx: &Ctx<'_>) -> Result<Option<Metrics
         ));
     }
     Ok(Some(MetricsConfig { bind, path: metrics_path }))
+}
+
+fn resolve_plugins(
+    dirs: Option<OneOrMany>,
+    options: Option<BTreeMap<String, serde_json::Value>>,
+    timeout: Option<f64>,
+    concurrency: Option<usize>,
+    ctx: &Ctx<'_>,
+) -> Result<PluginsConfig, ConfigError> {
+    let dirs = match dirs {
+        None => Vec::new(),
+        Some(OneOrMany::One(d)) => vec![d],
+        Some(OneOrMany::Many(v)) => v,
+    };
+    let mut plugins = PluginsConfig { dirs, ..PluginsConfig::default() };
+    for (i, d) in plugins.dirs.iter().enumerate() {
+        if d.as_os_str().is_empty() {
+            let mut p = path(&["plugins-dir"]);
+            p.push(Seg::Index(i));
+            return Err(ctx.invalid(&ctx.spot(&p, At::Value), "empty directory path"));
+        }
+    }
+    for (name, value) in options.into_iter().flatten() {
+        // `name:` with nothing after it means "no options".
+        let value = if value.is_null() { serde_json::Value::Object(Default::default()) } else { value };
+        plugins.options.insert(name, value);
+    }
+    if let Some(t) = timeout {
+        let key = path(&["plugin-timeout"]);
+        plugins.timeout = ctx.seconds(&key, t)?;
+        if plugins.timeout.is_zero() {
+            return Err(ctx.invalid(&ctx.spot(&key, At::Value), "expected a positive number of seconds, found `0`"));
+        }
+    }
+    if let Some(c) = concurrency {
+        if c == 0 {
+            let spot = ctx.spot(&path(&["plugin-concurrency"]), At::Value);
+            return Err(ctx.invalid(&spot, "expected a positive integer, found `0`"));
+        }
+        plugins.concurrency = c;
+    }
+    Ok(plugins)
 }
 
 fn resolve_limits(
@@ -1927,6 +2067,30 @@ mod tests {
 
     fn addr(text: &str) -> SocketAddr {
         text.parse().expect("test address")
+    }
+
+    #[test]
+    fn plugin_host_keys() {
+        let c = ok(
+            "plugins-dir: /a\nplugins-config:\n  allowlist: {users: {alice: {password: x}}, n: [1, 2]}\n  bare:\n\
+                    plugin-timeout: 0.5\nplugin-concurrency: 3\nauth: {default: allow}\ntopic-check: {default: allow}\n",
+        );
+        assert!(c.warnings.iter().all(|w| w.contains("no listener")), "{:?}", c.warnings);
+        assert_eq!(c.plugins.dirs, vec![PathBuf::from("/a")]);
+        assert_eq!(c.plugins.options["allowlist"]["users"]["alice"]["password"], "x");
+        assert_eq!(c.plugins.options["allowlist"]["n"][1], 2);
+        assert_eq!(c.plugins.options["bare"], serde_json::json!({}));
+        assert_eq!(c.plugins.timeout, Duration::from_millis(500));
+        assert_eq!(c.plugins.concurrency, 3);
+        assert_eq!(c.auth.default, ChainDefault::Allow);
+        assert_eq!(c.topic_check.default, ChainDefault::Allow);
+        let c = ok("plugins-dir: [/a, /b]\n");
+        assert_eq!(c.plugins.dirs.len(), 2);
+        assert_eq!(ok("{}").plugins, PluginsConfig::default());
+        let e = err("plugin-concurrency: 0\n");
+        assert!(e.starts_with("<string>:1:21: plugin-concurrency:"), "{e}");
+        let e = err("auth: {default: maybe}\n");
+        assert!(e.contains("auth.default"), "{e}");
     }
 
     fn has_warning(config: &Config, needle: &str) -> bool {
@@ -2060,6 +2224,7 @@ topic-check:
                 plugins: Some(vec!["auth.anonymous".into()]),
                 allow_anonymous: true,
                 password_file: Some("/some/passwd_file".into()),
+                default: ChainDefault::Deny,
             }
         );
         // The documentation's own example repeats `capath`: PyYAML keeps the last one.

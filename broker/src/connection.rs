@@ -26,7 +26,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::{Instant, sleep_until};
 use tracing::{Instrument, debug};
 
-use crate::access::topic_request;
+use crate::access::{TlsInput, topic_request};
 use crate::broker::Context;
 use crate::codec::{self, DecodeError};
 use crate::connect::{self, ConnectDecision};
@@ -35,7 +35,7 @@ use crate::message::Message;
 use crate::packet::{
     Connack, Connect, ConnectReturnCode, Packet, Publish, QoS, Suback, SubackCode, Subscribe, Unsubscribe,
 };
-use crate::session::{Delivery, SessionLimits};
+use crate::session::{Delivery, Session, SessionLimits};
 use crate::session_store::{Kick, SessionHandle};
 use crate::stats::Pending;
 
@@ -70,6 +70,8 @@ pub struct ConnInfo {
     pub listener: Arc<str>,
     /// Subject CN of the client certificate verified by the TLS handshake.
     pub tls_identity: Option<Arc<str>>,
+    /// That certificate itself (DER), for plugins.
+    pub tls_certificate: Option<Arc<[u8]>>,
     /// The listener's `use_identity_as_username`: the user name is
     /// `tls_identity`, whatever CONNECT says, and a client without one is refused.
     pub identity_as_username: bool,
@@ -212,14 +214,23 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
             }
         };
         let peer = info.peer.to_string();
-        let access = ctx.access();
-        let (decision, outcome) =
-            connect::authenticate(&access, &connect, &client_id, &peer, &info.listener, info.tls_identity.as_deref())
-                .await;
-        drop(access);
-        for a in &outcome.asked {
-            ctx.stats.record_auth(&a.plugin, a.answer, a.latency);
-        }
+        // The subject DN is not decoded yet: plugins get the CN (as `CN=...`)
+        // and the certificate itself.
+        let tls = info.tls_certificate.as_ref().map(|der| TlsInput {
+            subject: info.tls_identity.as_ref().map(|cn| format!("CN={cn}")).unwrap_or_default(),
+            common_name: info.tls_identity.as_deref().map(str::to_string),
+            certificate_der: der.to_vec(),
+        });
+        let (decision, outcome) = connect::authenticate(
+            &ctx.access,
+            &connect,
+            &client_id,
+            &peer,
+            &info.listener,
+            tls,
+            |plugin, answer, t| ctx.stats.record_auth(plugin, answer, t),
+        )
+        .await;
         let username = connect.username.as_deref();
         let listener_stats = ctx.stats.listener(&info.listener);
         if let ConnectDecision::Refuse { code, reason } = decision {
@@ -285,7 +296,8 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
         {
             let mut state = session.lock();
             let (publishes, pubrels) = state.resume_into(&mut self.outbuf);
-            let drained = state.drain_into(&mut self.outbuf, OUT_HIGH_WATER);
+            let who = Who { client_id: &client_id, username: connect.username.as_deref(), listener: &info.listener };
+            let drained = drain(ctx, &mut state, &mut self.outbuf, &who);
             self.pending.packets_sent += (publishes + pubrels + drained) as u64;
             self.pending.publish_sent += (publishes + drained) as u64;
         }
@@ -376,8 +388,9 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
     }
 
     /// Moves queued deliveries from the session into the output buffer, counting them.
-    fn drain(&mut self, session: &SessionHandle) {
-        let n = session.lock().drain_into(&mut self.outbuf, OUT_HIGH_WATER) as u64;
+    /// Moves queued deliveries into the output buffer, counting them.
+    fn drain(&mut self, ctx: &Context, session: &SessionHandle, who: &Who<'_>) {
+        let n = drain(ctx, &mut session.lock(), &mut self.outbuf, who) as u64;
         self.pending.packets_sent += n;
         self.pending.publish_sent += n;
     }
@@ -434,7 +447,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
                     self.pending.flush(&ctx.stats);
                     if self.outbuf.is_empty() {
                         // Take more right away rather than wait for the next wake-up.
-                        self.drain(&session);
+                        self.drain(ctx, &session, &client.who());
                         if self.outbuf.is_empty()
                             && let Err(e) = self.wr.flush().await
                         {
@@ -443,7 +456,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
                     }
                 }
                 _ = session.wake.notified(), if self.outbuf.len() < OUT_HIGH_WATER => {
-                    self.drain(&session);
+                    self.drain(ctx, &session, &client.who());
                 }
                 _ = &mut keep_alive_timer => {
                     let due = deadline(last_rx);
@@ -481,7 +494,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
         }
         if handled && self.outbuf.len() < OUT_HIGH_WATER {
             // Acknowledgements may have opened the in-flight window.
-            self.drain(&client.session);
+            self.drain(ctx, &client.session, &client.who());
         }
         Ok(())
     }
@@ -558,13 +571,14 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
         let mut retained = Vec::new();
         for f in &s.filters {
             if let Some(reason) = ctx
+                .access
                 .checks_topics()
                 .then(|| {
-                    ctx.access().check_topic(&topic_request(
+                    ctx.access.check_topic(&topic_request(
                         &client.client_id,
                         client.username.as_deref(),
                         &client.listener,
-                        TopicAction::Subscribe,
+                        TopicAction::SUBSCRIBE,
                         &f.filter,
                     ))
                 })
@@ -604,6 +618,36 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
     }
 }
 
+/// The client a delivery check is about.
+struct Who<'a> {
+    client_id: &'a str,
+    username: Option<&'a str>,
+    listener: &'a str,
+}
+
+impl Client {
+    fn who(&self) -> Who<'_> {
+        Who { client_id: &self.client_id, username: self.username.as_deref(), listener: &self.listener }
+    }
+}
+
+/// Moves queued deliveries into the output buffer, asking the topic plugins
+/// that want delivery checks (none, usually: then this is the plain drain).
+fn drain(ctx: &Context, state: &mut Session, out: &mut BytesMut, who: &Who<'_>) -> usize {
+    if !ctx.access.checks_receive() {
+        return state.drain_into(out, OUT_HIGH_WATER);
+    }
+    state.drain_into_checked(out, OUT_HIGH_WATER, &mut |m| {
+        ctx.access.check_receive(&topic_request(
+            who.client_id,
+            who.username,
+            who.listener,
+            TopicAction::RECEIVE,
+            &m.topic,
+        ))
+    })
+}
+
 fn protocol_error(e: &DecodeError) -> Close {
     Close::Protocol(e.to_string())
 }
@@ -615,12 +659,12 @@ fn publish_allowed(ctx: &Context, client: &Client, topic: &str) -> bool {
         debug!(client_id = %client.client_id, topic, "publish to $SYS refused");
         return false;
     }
-    if !ctx.checks_topics() {
+    if !ctx.access.checks_topics() {
         return true;
     }
     let request =
-        topic_request(&client.client_id, client.username.as_deref(), &client.listener, TopicAction::Publish, topic);
-    match ctx.access().check_topic(&request) {
+        topic_request(&client.client_id, client.username.as_deref(), &client.listener, TopicAction::PUBLISH, topic);
+    match ctx.access.check_topic(&request) {
         None => true,
         Some(reason) => {
             conn_log!(info, client, client_id = %client.client_id, topic, "publish refused: {reason}");

@@ -8,7 +8,11 @@
 //! - `inflight.rs`: the QoS 1 and QoS 2 flows, both directions.
 //! - `session_store.rs`: all sessions by client id; takeover; persistence seam.
 //! - `subscriptions.rs`, `retained.rs`, `router.rs`: where a PUBLISH is routed.
-//! - `access.rs`: the one place CONNECT auth and topic checks go through (plugin seam).
+//! - `access.rs`: the one place CONNECT auth and topic checks go through: the chains in force.
+//! - `chain.rs`: the chain rule (how plugin answers combine), pure.
+//! - `auth_input.rs`, `plugin_call.rs`: what plugins are handed, and how one is called.
+//! - `registry.rs`: every plugin by name, built-in or from a library.
+//! - `plugin_loader.rs`: loading one plugin library through abi_stable.
 //! - `connection.rs`: the I/O driver of one client connection.
 //! - `transport.rs`: TLS handshake and WebSocket upgrade before MQTT, under one timeout;
 //!   `tls.rs` (certificates, client CAs, client identity), `cert_identity.rs` (the CN, pure),
@@ -23,8 +27,10 @@
 //! - `reload.rs`: what a configuration reload (SIGHUP) applies and what needs a restart.
 
 pub mod access;
+pub mod auth_input;
 pub mod broker;
 pub mod cert_identity;
+pub mod chain;
 pub mod codec;
 pub mod config;
 pub mod connect;
@@ -36,6 +42,9 @@ pub mod message;
 pub mod metrics;
 pub mod metrics_http;
 pub mod packet;
+pub mod plugin_call;
+pub mod plugin_loader;
+pub mod registry;
 pub mod reload;
 pub mod retained;
 pub mod router;

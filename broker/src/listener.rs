@@ -78,6 +78,7 @@ pub async fn run(
                             peer,
                             listener: name,
                             tls_identity: e.tls_identity,
+                            tls_certificate: e.tls_certificate,
                             identity_as_username: transport.identity_as_username,
                         };
                         connection::serve(ctx, e.stream, info, shutdown).await;

@@ -4,13 +4,17 @@
 //!
 //! Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM) or a passing
 //! `--check`; 2 for a configuration error; 1 when the broker cannot start
-//! (a port already in use, say). SIGHUP re-reads the configuration file and
-//! applies what can change without a restart (see `moth::reload`).
+//! (a port already in use, say).
+//!
+//! SIGHUP re-reads the configuration file and applies what can change
+//! without a restart (see `moth::reload`): the plugin chains, their options
+//! and libraries, and the log level; a file or plugin that fails keeps what
+//! is in force. `moth plugins [-c FILE]` lists the plugin registry.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use moth::config::LogFormat;
 use moth::logging::{self, LogControl};
 use moth::{Broker, Config};
@@ -20,8 +24,10 @@ use tracing::{error, info, warn};
 #[command(name = "moth", version, about = "An MQTT 3.1.1 broker configured like hbmqtt")]
 struct Args {
     /// Configuration file (hbmqtt YAML). Without it, the embedded default is used.
-    #[arg(short = 'c', long = "config", value_name = "FILE")]
+    #[arg(short = 'c', long = "config", value_name = "FILE", global = true)]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Check the configuration and exit: 0 when valid, 2 otherwise.
     #[arg(long)]
     check: bool,
@@ -35,6 +41,14 @@ struct Args {
     /// Overrides the configuration's `log-format`.
     #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
     log_format: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List the plugins the configuration can use: name, built-in or file,
+    /// plugin version, plugin-api version, description, and the chains that
+    /// use it. Exits 2 when the configuration's chains cannot be built.
+    Plugins,
 }
 
 fn main() -> ExitCode {
@@ -70,6 +84,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if matches!(args.command, Some(Command::Plugins)) {
+        print_plugins(&broker);
+        return ExitCode::SUCCESS;
+    }
     if args.check {
         let listeners: Vec<String> = broker
             .config()
@@ -85,7 +103,13 @@ fn main() -> ExitCode {
                 format!("{} ({transport} on {})", l.name, l.bind)
             })
             .collect();
-        println!("{origin}: configuration OK; listeners: {}", listeners.join(", "));
+        let plugins = broker.plugins();
+        let topic = plugins.topic_chain.map_or_else(|| "off".to_string(), |t| t.join(", "));
+        println!(
+            "{origin}: configuration OK; listeners: {}; auth: {}; topic-check: {topic}",
+            listeners.join(", "),
+            plugins.auth_chain.join(", ")
+        );
         return ExitCode::SUCCESS;
     }
 
@@ -109,6 +133,34 @@ fn main() -> ExitCode {
     })
 }
 
+/// Prints the registry and the chains, one plugin per line.
+fn print_plugins(broker: &Broker) {
+    let listing = broker.plugins();
+    println!("{:<20} {:<9} {:<6} {:<40} {:<12} DESCRIPTION", "NAME", "VERSION", "API", "ORIGIN", "CHAINS");
+    for p in &listing.plugins {
+        let mut chains = Vec::new();
+        if listing.auth_chain.contains(&p.name) {
+            chains.push("auth");
+        }
+        if listing.topic_chain.as_ref().is_some_and(|t| t.contains(&p.name)) {
+            chains.push("topic-check");
+        }
+        let chains = if chains.is_empty() { "-".to_string() } else { chains.join(",") };
+        println!(
+            "{:<20} {:<9} {:<6} {:<40} {:<12} {}",
+            p.name,
+            p.plugin_version,
+            p.api_version.to_string(),
+            p.origin.to_string(),
+            chains,
+            p.description
+        );
+    }
+    for f in &listing.failures {
+        println!("skipped: {f}");
+    }
+}
+
 /// Waits for SIGINT (Ctrl-C) or SIGTERM; reloads the configuration on each SIGHUP meanwhile.
 async fn serve_signals(broker: &Broker, path: Option<&PathBuf>, log: &LogControl) {
     #[cfg(unix)]
@@ -126,12 +178,14 @@ async fn serve_signals(broker: &Broker, path: Option<&PathBuf>, log: &LogControl
         };
         loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => { info!("SIGINT received"); return; }
-                _ = term.recv() => { info!("SIGTERM received"); return; }
+                // A SIGHUP sent before a SIGTERM is handled before it.
+                biased;
                 _ = hup.recv() => {
                     info!("SIGHUP received");
                     reload(broker, path, log).await;
                 }
+                _ = tokio::signal::ctrl_c() => { info!("SIGINT received"); return; }
+                _ = term.recv() => { info!("SIGTERM received"); return; }
             }
         }
     }
@@ -168,7 +222,7 @@ async fn reload(broker: &Broker, path: Option<&PathBuf>, log: &LogControl) {
         warn!(config = %path.display(), "{w}");
     }
     let level = new.log_level.clone();
-    match broker.reload(new) {
+    match broker.reload(&new) {
         Err(e) => error!(config = %path.display(), "reload failed, the running configuration is kept: {e}"),
         Ok(report) => {
             if report.applied.iter().any(|c| c.starts_with("log-level"))
@@ -183,7 +237,7 @@ async fn reload(broker: &Broker, path: Option<&PathBuf>, log: &LogControl) {
                 warn!(config = %path.display(), "reload: needs a restart, not applied: {change}");
             }
             if report.applied.is_empty() && report.needs_restart.is_empty() {
-                info!(config = %path.display(), "reload: no setting changed (authentication plugins rebuilt)");
+                info!(config = %path.display(), "reload: no setting changed (plugin chains rebuilt)");
             }
         }
     }

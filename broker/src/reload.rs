@@ -3,8 +3,9 @@
 //! the new configuration.
 //!
 //! Applied at once: `auth` (the plugin chain, `allow-anonymous`, the password
-//! file), `topic-check`, and `log-level` (by the `moth` program, which owns
-//! the log filter). Everything else needs a restart: it is reported, not
+//! file, `default`), `topic-check`, the plugin settings (`plugins-dir`,
+//! `plugins-config`, `plugin-timeout`, `plugin-concurrency`), and `log-level`
+//! (by the `moth` program, which owns the log filter). Everything else needs a restart: it is reported, not
 //! applied, so a reload never closes a listener or a connection.
 
 use crate::config::Config;
@@ -32,10 +33,17 @@ pub fn diff(running: &Config, applied: &Config, new: &Config) -> ReloadReport {
     changed(&mut r.applied, "auth.plugins", &a.plugins, &n.plugins);
     changed(&mut r.applied, "auth.allow-anonymous", &a.allow_anonymous, &n.allow_anonymous);
     changed(&mut r.applied, "auth.password-file", &a.password_file, &n.password_file);
+    changed(&mut r.applied, "auth.default", &a.default, &n.default);
     let (a, n) = (&applied.topic_check, &new.topic_check);
     changed(&mut r.applied, "topic-check.enabled", &a.enabled, &n.enabled);
     changed(&mut r.applied, "topic-check.plugins", &a.plugins, &n.plugins);
     changed(&mut r.applied, "topic-check.acl", &a.acl, &n.acl);
+    changed(&mut r.applied, "topic-check.default", &a.default, &n.default);
+    let (a, n) = (&applied.plugins, &new.plugins);
+    changed(&mut r.applied, "plugins-dir", &a.dirs, &n.dirs);
+    changed(&mut r.applied, "plugins-config", &a.options, &n.options);
+    changed(&mut r.applied, "plugin-timeout", &a.timeout, &n.timeout);
+    changed(&mut r.applied, "plugin-concurrency", &a.concurrency, &n.concurrency);
     changed(&mut r.applied, "log-level", &applied.log_level, &new.log_level);
 
     let restart = &mut r.needs_restart;

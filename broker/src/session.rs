@@ -212,6 +212,18 @@ impl Session {
     /// packets written. Order is kept: a QoS 1/2 message that does not fit the
     /// window holds back the messages behind it [MQTT-4.6.0-6].
     pub fn drain_into(&mut self, out: &mut BytesMut, max_bytes: usize) -> usize {
+        self.drain_into_checked(out, max_bytes, &mut |_| true)
+    }
+
+    /// Like [`Session::drain_into`], but a delivery for which `allow`
+    /// answers false (a delivery check of the topic plugins) is dropped: not
+    /// sent, not in flight.
+    pub fn drain_into_checked(
+        &mut self,
+        out: &mut BytesMut,
+        max_bytes: usize,
+        allow: &mut dyn FnMut(&Message) -> bool,
+    ) -> usize {
         let mut sent = 0;
         while out.len() < max_bytes {
             let Some(front) = self.queue.front() else { break };
@@ -219,6 +231,12 @@ impl Session {
                 break;
             }
             let Some(d) = self.queue.pop_front() else { break };
+            if !allow(&d.message) {
+                if d.qos == QoS::AtMostOnce {
+                    self.queued_qos0 -= 1;
+                }
+                continue;
+            }
             let packet_id = if d.qos == QoS::AtMostOnce {
                 self.queued_qos0 -= 1;
                 0
@@ -393,6 +411,21 @@ mod tests {
         assert!(s.has_sendable());
         assert_eq!(s.drain_into(&mut out, 1 << 20), 2, "c takes the freed slot, d follows");
         assert_eq!(s.queued(), 0);
+    }
+
+    #[test]
+    fn refused_deliveries_are_dropped_not_in_flight() {
+        let limits = SessionLimits { max_inflight: 1, max_queued: 10 };
+        let mut s = Session::new(limits);
+        s.attach(true, limits);
+        s.enqueue(delivery("no", QoS::AtLeastOnce));
+        s.enqueue(delivery("no", QoS::AtMostOnce));
+        s.enqueue(delivery("yes", QoS::AtLeastOnce));
+        let mut out = BytesMut::new();
+        let sent = s.drain_into_checked(&mut out, 1 << 20, &mut |m| &m.payload[..] == b"yes");
+        assert_eq!(sent, 1, "the refused QoS 1 message does not take the window of 1");
+        assert_eq!(s.queued(), 0);
+        assert_eq!(decode_all(&mut out).len(), 1);
     }
 
     #[test]

@@ -84,6 +84,11 @@ pub fn acceptor(listener: &str, config: &TlsConfig) -> Result<TlsAcceptor, TlsEr
     Ok(TlsAcceptor::from(Arc::new(server)))
 }
 
+/// The verified client certificate (DER), for plugins that want more than the CN.
+pub fn client_certificate(connection: &rustls::ServerConnection) -> Option<Arc<[u8]>> {
+    connection.peer_certificates()?.first().map(|c| Arc::from(c.as_ref()))
+}
+
 /// The identity a verified client certificate gives: its subject CN.
 pub fn client_identity(connection: &rustls::ServerConnection) -> Option<String> {
     let cert = connection.peer_certificates()?.first()?;

@@ -40,6 +40,8 @@ pub struct Established {
     pub stream: Box<dyn ByteStream>,
     /// Subject CN of the client certificate the TLS handshake verified.
     pub tls_identity: Option<Arc<str>>,
+    /// The verified client certificate itself (DER).
+    pub tls_certificate: Option<Arc<[u8]>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,18 +88,21 @@ impl Transport {
 
     async fn handshake(&self, tcp: TcpStream) -> Result<Established, HandshakeError> {
         match (&self.tls, &self.ws) {
-            (None, None) => Ok(Established { stream: Box::new(tcp), tls_identity: None }),
-            (None, Some(ws)) => {
-                Ok(Established { stream: Box::new(websocket::accept(tcp, ws).await?), tls_identity: None })
-            }
+            (None, None) => Ok(Established { stream: Box::new(tcp), tls_identity: None, tls_certificate: None }),
+            (None, Some(ws)) => Ok(Established {
+                stream: Box::new(websocket::accept(tcp, ws).await?),
+                tls_identity: None,
+                tls_certificate: None,
+            }),
             (Some(acceptor), ws) => {
                 let stream = acceptor.accept(tcp).await.map_err(HandshakeError::Tls)?;
                 let tls_identity = tls::client_identity(stream.get_ref().1).map(Arc::from);
+                let tls_certificate = tls::client_certificate(stream.get_ref().1);
                 let stream: Box<dyn ByteStream> = match ws {
                     None => Box::new(stream),
                     Some(ws) => Box::new(websocket::accept(stream, ws).await?),
                 };
-                Ok(Established { stream, tls_identity })
+                Ok(Established { stream, tls_identity, tls_certificate })
             }
         }
     }

@@ -1,86 +1,101 @@
-//! The interface between the moth broker and its plugins.
+//! The interface between the moth broker and its plugins: the contract a
+//! third-party plugin is built against. Read it top to bottom, like
+//! Mosquitto's `mosquitto_plugin.h`.
 //!
-//! A plugin answers two kinds of question:
-//! - [`AuthPlugin::authenticate`]: may this CONNECT proceed?
-//! - [`TopicPlugin::check_topic`]: may this client subscribe to, publish to,
-//!   or receive on this topic?
+//! # What a plugin is
 //!
-//! Each answer is a [`Decision`]: `Allow`, `Deny` (with a reason for the
-//! broker's log) or `Ignore` (no opinion: ask the next plugin in the chain).
+//! A plugin is a shared library (`crate-type = ["cdylib"]`) that exports one
+//! *root module* ([`PluginMod`]): a function that describes the plugin
+//! ([`PluginMetadata`]: name, namespace, versions, description) and a
+//! constructor that takes the plugin's options (the YAML subtree configured
+//! under `plugins-config.<name>`, passed as JSON text) and returns a plugin
+//! object ([`PluginBox`]) or an error message. moth's built-in plugins sit
+//! behind the very same object type.
 //!
-//! This version is the in-process Rust interface used by the plugins that
-//! are linked into moth. The stable-ABI layer for plugins loaded from shared
-//! libraries wraps these same types; see the plugin-host documentation.
+//! A plugin object answers two kinds of question, each with a [`Decision`]
+//! (`ALLOW`, `DENY` with a reason for the log, `BAD_CREDENTIALS`, or
+//! `IGNORE`: no opinion, ask the next plugin):
+//! - [`PluginObject::authenticate`]: may this CONNECT proceed ([`AuthRequest`])?
+//! - [`PluginObject::check_topic`]: may this client subscribe to or publish
+//!   on this topic ([`TopicRequest`])?
+//!
+//! # How to write one
+//!
+//! Implement the plain-Rust [`Plugin`] trait and call [`export_plugin!`]. The
+//! macro emits the root module and wraps every entry point in
+//! `catch_unwind`: a panic in a plugin becomes an error (the broker logs it,
+//! counts it and treats it as a `DENY`) instead of ending the broker.
+//! `examples/auth-plugin-template` in moth's repository is a crate to copy.
+//!
+//! Log with [`log::info`] and friends: a plugin has its own copy of std and
+//! of `tracing`, so it cannot see the broker's log subscriber; these
+//! functions call back into the broker, which logs the line with the
+//! plugin's name.
+//!
+//! # Threads
+//!
+//! `authenticate` is called on a thread of the broker's blocking pool, never
+//! on a network thread, so it may block (a password hash, an LDAP or HTTP
+//! look-up); the broker bounds its time (`plugin-timeout`) and how many
+//! calls of one plugin run at once (`plugin-concurrency`). Several calls may
+//! run at once: a plugin object is `Send + Sync`. `check_topic` is called for
+//! every SUBSCRIBE filter and every PUBLISH (and, for a plugin that declares
+//! [`Capabilities::CHECK_RECEIVE`], every delivery), so it must be fast: keep
+//! the rules in memory, and declare [`Capabilities::FAST_TOPIC_CHECK`] so the
+//! broker calls it in place; otherwise the broker moves the call out of the
+//! way of other clients, at a cost per call. There is no timeout on topic
+//! checks.
+//!
+//! # Compatibility
+//!
+//! The ABI is checked by abi_stable when the library is loaded (type layouts
+//! and the interface's major version) and by the broker ([`ApiVersion`]).
+//! Within a major version the contract is frozen: a plugin built against
+//! plugin-api 1.0 keeps loading and working in every later 1.x broker. That
+//! is why nothing in the root module, the requests, the decision or the
+//! plugin object ever changes within 1.x. Growth happens without changing a
+//! layout:
+//! - decisions ([`DecisionKind`]) and topic actions ([`TopicAction`]) are
+//!   integer newtypes, not enums: new codes can be added, and an unknown
+//!   decision code counts as `DENY` (fail closed);
+//! - a plugin declares what it implements ([`Capabilities`]), queried at run
+//!   time, so new kinds of call can be offered only to plugins that opt in;
+//! - new request data travels in the requests' `extra` key/value list
+//!   ([`Property`]);
+//! - new calls go through [`PluginObject::extension`], a named, versioned
+//!   entry point (`"name/version"`, JSON text in and out) that a plugin
+//!   which does not know the name answers with `RNone`.
+#![allow(non_local_definitions)]
 
-/// Version of this interface. Bumped on any change a plugin author must know of.
-pub const API_VERSION: (u16, u16) = (0, 1);
+pub mod decision;
+pub mod export;
+pub mod log;
+pub mod module;
+pub mod object;
+pub mod request;
+pub mod version;
 
-/// The answer of a plugin to one question.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    /// The plugin vouches for the request.
-    Allow,
-    /// The plugin refuses it; the reason goes to the broker's log, never to the client.
-    Deny(String),
-    /// The plugin has no opinion (for example an unknown user): ask the next one.
-    Ignore,
+pub use decision::{Decision, DecisionKind};
+pub use export::{Plugin, into_plugin_box};
+pub use log::LogLevel;
+pub use module::{HostContext, PluginMetadata, PluginMod, PluginModRef};
+pub use object::{Capabilities, PluginBox, PluginObject, PluginObject_TO};
+pub use request::{AuthRequest, Property, TlsIdentity, TopicAction, TopicRequest};
+pub use version::{API_VERSION, ApiVersion, DEFAULT_NAMESPACE};
+
+/// The FFI-safe types a plugin author meets in requests and results, so a
+/// plugin needs no direct dependency on abi_stable.
+pub mod std_types {
+    pub use abi_stable::std_types::{RNone, ROption, RResult, RSlice, RSome, RStr, RString};
 }
 
-/// Everything the broker knows about a connecting client when it asks for authentication.
-#[derive(Debug, Clone, Copy)]
-pub struct AuthRequest<'a> {
-    /// The client identifier (the one the broker assigned when the client sent an empty one).
-    pub client_id: &'a str,
-    /// `None` when the CONNECT carried no user name.
-    pub username: Option<&'a str>,
-    /// Raw password bytes; MQTT 3.1.1 allows any binary data. `None` when absent.
-    pub password: Option<&'a [u8]>,
-    /// The client's address as `ip:port`.
-    pub peer_addr: &'a str,
-    /// The name of the listener (key in `listeners`) the client connected to.
-    pub listener: &'a str,
-    /// 3 for MQTT 3.1, 4 for MQTT 3.1.1.
-    pub protocol_level: u8,
-    /// The subject common name (CN) of the client certificate the TLS
-    /// handshake verified against the listener's CAs; `None` without TLS,
-    /// without a client certificate, or when the certificate has no CN.
-    pub tls_identity: Option<&'a str>,
-}
+/// A JSON parser for the plugin's options (they arrive as JSON text), so a
+/// plugin needs no other dependency. A source-level convenience: nothing of
+/// serde_json crosses the ABI.
+pub use serde_json;
 
-/// What a client wants to do with a topic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum TopicAction {
-    /// SUBSCRIBE: the topic is a filter and may hold wildcards.
-    Subscribe,
-    /// PUBLISH from the client: the topic is a topic name.
-    Publish,
-    /// Delivery of a message to the client: the topic is a topic name.
-    Receive,
-}
-
-/// The client a topic question is about.
-#[derive(Debug, Clone, Copy)]
-pub struct TopicRequest<'a> {
-    pub client_id: &'a str,
-    pub username: Option<&'a str>,
-    pub listener: &'a str,
-    pub action: TopicAction,
-    /// A topic filter for [`TopicAction::Subscribe`], a topic name otherwise.
-    pub topic: &'a str,
-}
-
-/// A plugin that authenticates CONNECTs. Called for every CONNECT, off the
-/// broker's network threads, so it may block (on a file, a hash, a network call).
-pub trait AuthPlugin: Send + Sync {
-    /// The name the configuration uses for this plugin, e.g. `auth_anonymous`.
-    fn name(&self) -> &str;
-    fn authenticate(&self, request: &AuthRequest<'_>) -> Decision;
-}
-
-/// A plugin that checks topic access.
-pub trait TopicPlugin: Send + Sync {
-    /// The name the configuration uses for this plugin, e.g. `topic_acl`.
-    fn name(&self) -> &str;
-    fn check_topic(&self, request: &TopicRequest<'_>) -> Decision;
+/// Used by [`export_plugin!`]; not part of the contract.
+#[doc(hidden)]
+pub mod __private {
+    pub use abi_stable;
 }

@@ -1,9 +1,11 @@
 //! Helpers shared by the end-to-end tests: start a broker on an ephemeral
 //! port, and a raw MQTT client for byte-level tests. `certs` makes test
-//! certificates; `clients` runs a rumqttc round trip over any transport.
+//! certificates; `clients` runs a rumqttc round trip over any transport;
+//! `plugins` builds the plugin libraries.
 
 pub mod certs;
 pub mod clients;
+pub mod plugins;
 
 use std::net::SocketAddr;
 use std::time::Duration;

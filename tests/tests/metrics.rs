@@ -116,7 +116,7 @@ async fn metrics_endpoint_counts_known_traffic_and_auth_answers_after_reload() {
     }
 
     // Reload: anonymous clients are refused from now on.
-    let report = broker.reload(config(false)).expect("reload");
+    let report = broker.reload(&config(false)).expect("reload");
     assert_eq!(report.applied, vec!["auth.allow-anonymous: true -> false".to_string()]);
     assert!(report.needs_restart.is_empty(), "{:?}", report.needs_restart);
     let (mut refused, ack) = RawClient::handshake(b, "m-anon", true).await;
@@ -234,7 +234,7 @@ async fn reload_with_an_unknown_plugin_changes_nothing() {
     let broker = Broker::new(config(true)).expect("broker");
     broker.start().await.expect("start");
     let bad = Config::from_yaml_str("auth:\n  plugins: [no_such_plugin]\n").expect("parses");
-    let err = broker.reload(bad).expect_err("an unknown plugin is refused");
+    let err = broker.reload(&bad).expect_err("an unknown plugin is refused");
     assert!(err.to_string().contains("no_such_plugin"), "{err}");
     let (_c, ack) = RawClient::handshake(broker.local_addr("lst-a").expect("lst-a"), "after-bad-reload", true).await;
     assert!(matches!(ack, Packet::Connack(ref k) if k.code == ConnectReturnCode::Accepted), "{ack:?}");

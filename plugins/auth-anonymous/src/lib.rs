@@ -8,7 +8,7 @@
 //! `allow-anonymous: true` it allows every client, as hbmqtt does, unless another
 //! plugin denies it.
 
-use moth_plugin_api::{AuthPlugin, AuthRequest, Decision};
+use moth_plugin_api::{AuthRequest, Capabilities, Decision, Plugin};
 
 pub struct AnonymousAuth {
     allow_anonymous: bool,
@@ -22,16 +22,16 @@ impl AnonymousAuth {
     }
 }
 
-impl AuthPlugin for AnonymousAuth {
-    fn name(&self) -> &str {
-        Self::NAME
+impl Plugin for AnonymousAuth {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::AUTHENTICATE
     }
 
     fn authenticate(&self, request: &AuthRequest<'_>) -> Decision {
-        match (self.allow_anonymous, request.username) {
-            (true, _) => Decision::Allow,
-            (false, None) => Decision::Deny("anonymous access is disabled (auth.allow-anonymous: false)".into()),
-            (false, Some(_)) => Decision::Ignore,
+        match (self.allow_anonymous, request.username()) {
+            (true, _) => Decision::allow(),
+            (false, None) => Decision::deny("anonymous access is disabled (auth.allow-anonymous: false)"),
+            (false, Some(_)) => Decision::ignore(),
         }
     }
 }
@@ -40,29 +40,32 @@ impl AuthPlugin for AnonymousAuth {
 mod tests {
     use super::*;
 
+    use moth_plugin_api::std_types::{RNone, ROption, RSlice, RStr};
+
     fn req(username: Option<&str>) -> AuthRequest<'_> {
         AuthRequest {
-            client_id: "c",
-            username,
-            password: None,
-            peer_addr: "127.0.0.1:1",
-            listener: "default",
+            client_id: RStr::from_str("c"),
+            username: ROption::from(username.map(RStr::from_str)),
+            password: RNone,
+            peer_addr: RStr::from_str("127.0.0.1:1"),
+            listener: RStr::from_str("default"),
             protocol_level: 4,
-            tls_identity: None,
+            tls: RNone,
+            extra: RSlice::EMPTY,
         }
     }
 
     #[test]
     fn allows_everyone_when_anonymous_allowed() {
         let p = AnonymousAuth::new(true);
-        assert_eq!(p.authenticate(&req(None)), Decision::Allow);
-        assert_eq!(p.authenticate(&req(Some("bob"))), Decision::Allow);
+        assert_eq!(p.authenticate(&req(None)), Decision::allow());
+        assert_eq!(p.authenticate(&req(Some("bob"))), Decision::allow());
     }
 
     #[test]
     fn denies_anonymous_and_defers_named_when_disallowed() {
         let p = AnonymousAuth::new(false);
-        assert!(matches!(p.authenticate(&req(None)), Decision::Deny(_)));
-        assert_eq!(p.authenticate(&req(Some("bob"))), Decision::Ignore);
+        assert!(p.authenticate(&req(None)).is_refusal());
+        assert_eq!(p.authenticate(&req(Some("bob"))), Decision::ignore());
     }
 }

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use moth_plugin_api::{Decision, TopicAction, TopicPlugin, TopicRequest};
+use moth_plugin_api::{Capabilities, Decision, Plugin, TopicAction, TopicRequest};
 
 pub struct TopicAcl {
     acl: BTreeMap<String, Vec<String>>,
@@ -26,21 +26,21 @@ impl TopicAcl {
     }
 }
 
-impl TopicPlugin for TopicAcl {
-    fn name(&self) -> &str {
-        Self::NAME
+impl Plugin for TopicAcl {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::CHECK_TOPIC | Capabilities::FAST_TOPIC_CHECK
     }
 
     fn check_topic(&self, request: &TopicRequest<'_>) -> Decision {
-        if request.action == TopicAction::Receive {
-            return Decision::Ignore;
+        if request.action != TopicAction::SUBSCRIBE && request.action != TopicAction::PUBLISH {
+            return Decision::ignore();
         }
-        let user = request.username.unwrap_or(Self::ANONYMOUS);
+        let user = request.username().unwrap_or(Self::ANONYMOUS);
         let allowed = self.acl.get(user).map(Vec::as_slice).unwrap_or(&[]);
-        if allowed.iter().any(|f| covers(f, request.topic)) {
-            Decision::Allow
+        if allowed.iter().any(|f| covers(f, request.topic())) {
+            Decision::allow()
         } else {
-            Decision::Deny(format!("topic `{}` is not in the ACL of `{user}`", request.topic))
+            Decision::deny(format!("topic `{}` is not in the ACL of `{user}`", request.topic()))
         }
     }
 }
@@ -48,7 +48,7 @@ impl TopicPlugin for TopicAcl {
 /// Whether the allowed filter `allowed` covers `requested` (a topic name or a
 /// filter whose wildcards are compared as they are). `$` topics are only
 /// covered by filters that name their first level.
-fn covers(allowed: &str, requested: &str) -> bool {
+pub fn covers(allowed: &str, requested: &str) -> bool {
     if requested.starts_with('$') && (allowed.starts_with('+') || allowed.starts_with('#')) {
         return false;
     }
@@ -76,27 +76,36 @@ mod tests {
         TopicAcl::new(m)
     }
 
+    use moth_plugin_api::std_types::{ROption, RSlice, RStr};
+
     fn req<'a>(username: Option<&'a str>, action: TopicAction, topic: &'a str) -> TopicRequest<'a> {
-        TopicRequest { client_id: "c", username, listener: "l", action, topic }
+        TopicRequest {
+            client_id: RStr::from_str("c"),
+            username: ROption::from(username.map(RStr::from_str)),
+            listener: RStr::from_str("l"),
+            action,
+            topic: RStr::from_str(topic),
+            extra: RSlice::EMPTY,
+        }
     }
 
     #[test]
     fn user_filters_cover_requests() {
         let p = acl();
         let alice = Some("alice");
-        assert_eq!(p.check_topic(&req(alice, TopicAction::Subscribe, "repositories/moth/master")), Decision::Allow);
-        assert_eq!(p.check_topic(&req(alice, TopicAction::Subscribe, "repositories/+/master")), Decision::Allow);
-        assert_eq!(p.check_topic(&req(alice, TopicAction::Subscribe, "calendar/2026/#")), Decision::Allow);
-        assert_eq!(p.check_topic(&req(alice, TopicAction::Publish, "calendar/x")), Decision::Allow);
-        assert!(matches!(p.check_topic(&req(alice, TopicAction::Subscribe, "repositories/#")), Decision::Deny(_)));
-        assert!(matches!(p.check_topic(&req(alice, TopicAction::Publish, "other")), Decision::Deny(_)));
+        assert_eq!(p.check_topic(&req(alice, TopicAction::SUBSCRIBE, "repositories/moth/master")), Decision::allow());
+        assert_eq!(p.check_topic(&req(alice, TopicAction::SUBSCRIBE, "repositories/+/master")), Decision::allow());
+        assert_eq!(p.check_topic(&req(alice, TopicAction::SUBSCRIBE, "calendar/2026/#")), Decision::allow());
+        assert_eq!(p.check_topic(&req(alice, TopicAction::PUBLISH, "calendar/x")), Decision::allow());
+        assert!(p.check_topic(&req(alice, TopicAction::SUBSCRIBE, "repositories/#")).is_refusal());
+        assert!(p.check_topic(&req(alice, TopicAction::PUBLISH, "other")).is_refusal());
     }
 
     #[test]
     fn anonymous_key_and_unknown_users() {
         let p = acl();
-        assert!(matches!(p.check_topic(&req(None, TopicAction::Subscribe, "calendar/x")), Decision::Deny(_)));
-        assert!(matches!(p.check_topic(&req(Some("mallory"), TopicAction::Publish, "calendar/x")), Decision::Deny(_)));
+        assert!(p.check_topic(&req(None, TopicAction::SUBSCRIBE, "calendar/x")).is_refusal());
+        assert!(p.check_topic(&req(Some("mallory"), TopicAction::PUBLISH, "calendar/x")).is_refusal());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! `top-secret` and `data/classified` are refused to everyone except the user
 //! `admin`; every other topic gets no opinion.
 
-use moth_plugin_api::{Decision, TopicPlugin, TopicRequest};
+use moth_plugin_api::{Capabilities, Decision, Plugin, TopicRequest};
 
 const TABOO: [&str; 3] = ["prohibited", "top-secret", "data/classified"];
 
@@ -13,16 +13,16 @@ impl TopicTaboo {
     pub const NAME: &'static str = "topic_taboo";
 }
 
-impl TopicPlugin for TopicTaboo {
-    fn name(&self) -> &str {
-        Self::NAME
+impl Plugin for TopicTaboo {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::CHECK_TOPIC | Capabilities::FAST_TOPIC_CHECK
     }
 
     fn check_topic(&self, request: &TopicRequest<'_>) -> Decision {
-        if request.username == Some("admin") || !TABOO.contains(&request.topic) {
-            Decision::Allow
+        if request.username() == Some("admin") || !TABOO.contains(&request.topic()) {
+            Decision::allow()
         } else {
-            Decision::Deny(format!("topic `{}` is taboo", request.topic))
+            Decision::deny(format!("topic `{}` is taboo", request.topic()))
         }
     }
 }
@@ -31,17 +31,25 @@ impl TopicPlugin for TopicTaboo {
 mod tests {
     use super::*;
     use moth_plugin_api::TopicAction;
+    use moth_plugin_api::std_types::{ROption, RSlice, RStr};
 
     fn req<'a>(username: Option<&'a str>, topic: &'a str) -> TopicRequest<'a> {
-        TopicRequest { client_id: "c", username, listener: "l", action: TopicAction::Subscribe, topic }
+        TopicRequest {
+            client_id: RStr::from_str("c"),
+            username: ROption::from(username.map(RStr::from_str)),
+            listener: RStr::from_str("l"),
+            action: TopicAction::SUBSCRIBE,
+            topic: RStr::from_str(topic),
+            extra: RSlice::EMPTY,
+        }
     }
 
     #[test]
     fn taboo_topics_only_for_admin() {
         let p = TopicTaboo;
-        assert!(matches!(p.check_topic(&req(None, "prohibited")), Decision::Deny(_)));
-        assert!(matches!(p.check_topic(&req(Some("bob"), "data/classified")), Decision::Deny(_)));
-        assert_eq!(p.check_topic(&req(Some("admin"), "top-secret")), Decision::Allow);
-        assert_eq!(p.check_topic(&req(None, "weather")), Decision::Allow);
+        assert!(p.check_topic(&req(None, "prohibited")).is_refusal());
+        assert!(p.check_topic(&req(Some("bob"), "data/classified")).is_refusal());
+        assert_eq!(p.check_topic(&req(Some("admin"), "top-secret")), Decision::allow());
+        assert_eq!(p.check_topic(&req(None, "weather")), Decision::allow());
     }
 }

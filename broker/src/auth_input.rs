@@ -1,0 +1,63 @@
+//! What the broker hands plugins: a CONNECT's data owned (so that the call
+//! can run on another thread) and turned into the FFI-safe request views.
+
+use moth_plugin_api::std_types::{RNone, ROption, RSlice, RStr};
+use moth_plugin_api::{AuthRequest, TlsIdentity, TopicAction, TopicRequest};
+
+/// A CONNECT's data, owned, so that plugin calls can run on another thread.
+#[derive(Debug, Clone, Default)]
+pub struct AuthInput {
+    pub client_id: String,
+    pub username: Option<String>,
+    pub password: Option<Vec<u8>>,
+    pub peer_addr: String,
+    pub listener: String,
+    pub protocol_level: u8,
+    pub tls: Option<TlsInput>,
+}
+
+/// A verified TLS client certificate, owned.
+#[derive(Debug, Clone, Default)]
+pub struct TlsInput {
+    pub subject: String,
+    pub common_name: Option<String>,
+    pub certificate_der: Vec<u8>,
+}
+
+impl AuthInput {
+    /// The borrowed, FFI-safe view handed to plugins.
+    pub fn request(&self) -> AuthRequest<'_> {
+        AuthRequest {
+            client_id: RStr::from_str(&self.client_id),
+            username: ROption::from(self.username.as_deref().map(RStr::from_str)),
+            password: ROption::from(self.password.as_deref().map(RSlice::from_slice)),
+            peer_addr: RStr::from_str(&self.peer_addr),
+            listener: RStr::from_str(&self.listener),
+            protocol_level: self.protocol_level,
+            tls: ROption::from(self.tls.as_ref().map(|t| TlsIdentity {
+                subject: RStr::from_str(&t.subject),
+                common_name: ROption::from(t.common_name.as_deref().map(RStr::from_str)),
+                certificate_der: RSlice::from_slice(&t.certificate_der),
+            })),
+            extra: RSlice::EMPTY,
+        }
+    }
+}
+
+/// Shorthand used by the connection for a topic request.
+pub fn topic_request<'a>(
+    client_id: &'a str,
+    username: Option<&'a str>,
+    listener: &'a str,
+    action: TopicAction,
+    topic: &'a str,
+) -> TopicRequest<'a> {
+    TopicRequest {
+        client_id: RStr::from_str(client_id),
+        username: username.map(RStr::from_str).map_or(RNone, ROption::RSome),
+        listener: RStr::from_str(listener),
+        action,
+        topic: RStr::from_str(topic),
+        extra: RSlice::EMPTY,
+    }
+}

@@ -1,0 +1,272 @@
+//! The plugin registry: every plugin the broker can put in a chain, by name.
+//! Built-in plugins (statically linked) and plugin libraries found in the
+//! `plugins-dir` directories are registered alike and constructed alike,
+//! behind the same object type ([`PluginBox`]).
+//!
+//! Names are matched with `.` and `_` as the same character, as hbmqtt
+//! documents `auth.anonymous` and registers `auth_anonymous`.
+
+use std::path::{Path, PathBuf};
+
+use moth_auth_anonymous::AnonymousAuth;
+use moth_auth_file::PasswordFile;
+use moth_plugin_api::std_types::{RResult, RStr};
+use moth_plugin_api::{API_VERSION, ApiVersion, HostContext, PluginBox, PluginModRef, into_plugin_box};
+use moth_topic_acl::TopicAcl;
+use moth_topic_taboo::TopicTaboo;
+use tracing::{debug, warn};
+
+use crate::config::Config;
+use crate::plugin_loader;
+
+/// Canonical form of a plugin name: `.` and `_` are the same, spaces around
+/// are ignored.
+pub fn canonical(name: &str) -> String {
+    name.trim().replace('.', "_")
+}
+
+/// Where a plugin comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    BuiltIn,
+    Library(PathBuf),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::BuiltIn => f.write_str("built-in"),
+            Origin::Library(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// What the registry knows about a plugin before constructing it.
+#[derive(Debug, Clone)]
+pub struct PluginInfo {
+    /// The name the configuration uses.
+    pub name: String,
+    /// Other accepted spellings (hbmqtt's documented names).
+    pub aliases: Vec<String>,
+    pub origin: Origin,
+    pub plugin_version: String,
+    pub api_version: ApiVersion,
+    pub description: String,
+}
+
+type BuiltInFactory = fn(&Config) -> Result<PluginBox, String>;
+
+#[derive(Clone, Copy)]
+enum Factory {
+    BuiltIn(BuiltInFactory),
+    Library(PluginModRef),
+}
+
+#[derive(Clone)]
+struct Entry {
+    info: PluginInfo,
+    factory: Factory,
+}
+
+/// All plugins available to one configuration.
+#[derive(Clone, Default)]
+pub struct Registry {
+    entries: Vec<Entry>,
+    /// Library files that could not be registered, with why (for the log,
+    /// and for the "unknown plugin" error).
+    pub failures: Vec<String>,
+}
+
+fn builtin(name: &str, aliases: &[&str], description: &str, factory: BuiltInFactory) -> Entry {
+    Entry {
+        info: PluginInfo {
+            name: name.to_string(),
+            aliases: aliases.iter().map(|a| a.to_string()).collect(),
+            origin: Origin::BuiltIn,
+            plugin_version: env!("CARGO_PKG_VERSION").to_string(),
+            api_version: API_VERSION,
+            description: description.to_string(),
+        },
+        factory: Factory::BuiltIn(factory),
+    }
+}
+
+impl Registry {
+    /// The built-in plugins only.
+    pub fn builtins() -> Registry {
+        let entries = vec![
+            builtin(
+                AnonymousAuth::NAME,
+                &["auth.anonymous"],
+                "lets in clients without a user name when auth.allow-anonymous is true (hbmqtt)",
+                |c| Ok(into_plugin_box(AnonymousAuth::new(c.auth.allow_anonymous))),
+            ),
+            builtin(
+                PasswordFile::NAME,
+                &["auth.file"],
+                "users and argon2id password hashes from auth.password-file (hbmqtt's format)",
+                |c| match &c.auth.password_file {
+                    None => Err("needs `auth.password-file` (the file of `user:hash` lines)".into()),
+                    Some(path) => PasswordFile::load(path).map(into_plugin_box),
+                },
+            ),
+            builtin(
+                TopicTaboo::NAME,
+                &["topic.taboo"],
+                "refuses the topics prohibited, top-secret and data/classified to all but admin (hbmqtt)",
+                |_| Ok(into_plugin_box(TopicTaboo)),
+            ),
+            builtin(
+                TopicAcl::NAME,
+                &["topic.acl"],
+                "per-user topic filters from topic-check.acl, on subscribe and publish",
+                |c| Ok(into_plugin_box(TopicAcl::new(c.topic_check.acl.clone()))),
+            ),
+        ];
+        Registry { entries, failures: Vec::new() }
+    }
+
+    /// The built-ins plus every plugin library (`*.so`, `*.dylib`, `*.dll`)
+    /// in `dirs` whose root module declares `namespace`. A library that
+    /// cannot be loaded, or whose name is taken, is left out and recorded in
+    /// [`Registry::failures`] (and logged); it never stops the broker unless
+    /// a chain names it.
+    pub fn scan(dirs: &[PathBuf], namespace: &str) -> Registry {
+        let mut registry = Registry::builtins();
+        for dir in dirs {
+            let mut files = match std::fs::read_dir(dir) {
+                Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_library(p)).collect::<Vec<_>>(),
+                Err(e) => {
+                    registry.fail(format!("plugins-dir {}: cannot read: {e}", dir.display()));
+                    continue;
+                }
+            };
+            files.sort();
+            for file in files {
+                registry.add_library(&file, namespace);
+            }
+        }
+        registry
+    }
+
+    fn fail(&mut self, why: String) {
+        warn!("plugin library skipped: {why}");
+        self.failures.push(why);
+    }
+
+    fn add_library(&mut self, file: &Path, namespace: &str) {
+        let lib = match plugin_loader::load(file) {
+            Ok(lib) => lib,
+            Err(e) => return self.fail(e.to_string()),
+        };
+        let m = lib.metadata;
+        if m.namespace.as_str() != namespace {
+            debug!(
+                path = %file.display(), plugin = m.name.as_str(), namespace = m.namespace.as_str(),
+                expected = namespace, "plugin library of another namespace skipped"
+            );
+            return;
+        }
+        let name = m.name.as_str().to_string();
+        if let Some(taken) = self.find(&name) {
+            let by = taken.origin.to_string();
+            return self.fail(format!("{}: plugin name `{name}` is already taken by {by}", file.display()));
+        }
+        self.entries.push(Entry {
+            info: PluginInfo {
+                name,
+                aliases: Vec::new(),
+                origin: Origin::Library(file.to_path_buf()),
+                plugin_version: m.plugin_version.as_str().to_string(),
+                api_version: m.api_version,
+                description: m.description.as_str().to_string(),
+            },
+            factory: Factory::Library(lib.module),
+        });
+    }
+
+    /// The plugin registered under `name` (either spelling).
+    pub fn find(&self, name: &str) -> Option<&PluginInfo> {
+        self.entry(name).map(|e| &e.info)
+    }
+
+    fn entry(&self, name: &str) -> Option<&Entry> {
+        let want = canonical(name);
+        self.entries
+            .iter()
+            .find(|e| canonical(&e.info.name) == want || e.info.aliases.iter().any(|a| canonical(a) == want))
+    }
+
+    /// Every registered plugin, built-ins first.
+    pub fn plugins(&self) -> impl Iterator<Item = &PluginInfo> {
+        self.entries.iter().map(|e| &e.info)
+    }
+
+    /// The registered names, for error messages.
+    pub fn names(&self) -> String {
+        self.entries.iter().map(|e| e.info.name.as_str()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Constructs the plugin registered under `name` with its options from
+    /// `plugins-config` (built-ins read their hbmqtt settings instead).
+    /// `None` when no such plugin is registered.
+    pub fn instantiate(&self, name: &str, config: &Config) -> Option<Result<PluginBox, String>> {
+        let entry = self.entry(name)?;
+        Some(match entry.factory {
+            Factory::BuiltIn(make) => make(config),
+            Factory::Library(module) => {
+                let options = options_for(&entry.info, config);
+                let host = HostContext {
+                    api_version: API_VERSION,
+                    broker_version: RStr::from_str(env!("CARGO_PKG_VERSION")),
+                    log: plugin_loader::host_log,
+                };
+                match (module.new())(RStr::from_str(&options), host) {
+                    RResult::ROk(b) => Ok(b),
+                    RResult::RErr(e) => Err(e.into_string()),
+                }
+            }
+        })
+    }
+}
+
+/// The plugin's options as JSON text: `plugins-config.<name>` under either
+/// spelling of the name, `{}` when absent.
+fn options_for(info: &PluginInfo, config: &Config) -> String {
+    let want = canonical(&info.name);
+    config
+        .plugins
+        .options
+        .iter()
+        .find(|(k, _)| canonical(k) == want)
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_else(|| "{}".into())
+}
+
+fn is_library(p: &Path) -> bool {
+    p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("so" | "dylib" | "dll"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_under_both_spellings() {
+        let r = Registry::builtins();
+        assert_eq!(r.find("auth.anonymous").map(|p| p.name.as_str()), Some("auth_anonymous"));
+        assert_eq!(r.find("auth_file").map(|p| p.name.as_str()), Some("auth_file"));
+        assert!(r.find("topic_acl").is_some());
+        assert!(r.find("nope").is_none());
+        let e = r.instantiate("auth.file", &Config::default()).unwrap().err().unwrap();
+        assert!(e.contains("auth.password-file"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_directory_is_recorded_not_fatal() {
+        let r = Registry::scan(&[PathBuf::from("/nonexistent/moth-plugins")], "moth.broker.plugins");
+        assert_eq!(r.failures.len(), 1);
+        assert!(r.failures[0].contains("/nonexistent/moth-plugins"), "{:?}", r.failures);
+        assert!(r.find("auth_anonymous").is_some());
+    }
+}

@@ -1,0 +1,35 @@
+//! The interface version a plugin declares it was built against, and the
+//! namespace plugins register under by default.
+
+use abi_stable::StableAbi;
+
+/// A version of this interface, `major.minor`.
+///
+/// The broker loads a plugin whose `major` equals its own, whatever the
+/// minor: within a major version nothing a plugin relies on changes. A
+/// plugin built against a newer minor than the broker's is loaded too; it
+/// must not expect the newer minor's additions (it can discover them through
+/// [`crate::Capabilities`] and [`crate::PluginObject::extension`]).
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ApiVersion {
+    pub major: u16,
+    pub minor: u16,
+}
+
+impl std::fmt::Display for ApiVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// The version of this copy of the interface. 1.1 added, without changing
+/// any layout: [`crate::Capabilities::FAST_TOPIC_CHECK`],
+/// [`crate::Capabilities::CHECK_RECEIVE`] (delivery checks) and
+/// [`crate::log::LogLevel::TRACE`].
+pub const API_VERSION: ApiVersion = ApiVersion { major: 1, minor: 1 };
+
+/// The namespace moth looks for in plugin libraries unless the embedding
+/// application sets another (hbmqtt's `plugin_namespace`). A library that
+/// declares another namespace is skipped.
+pub const DEFAULT_NAMESPACE: &str = "moth.broker.plugins";

@@ -1,0 +1,452 @@
+//! The plugin host end to end: plugin libraries built in this test run,
+//! loaded through the real configuration path (`plugins-dir`,
+//! `plugins-config`, `auth.plugins`, `topic-check.plugins`), and driven by
+//! MQTT clients over TCP.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use moth::packet::{ConnectReturnCode, Packet, Publish, QoS, SubackCode, Subscribe, SubscribeFilter};
+use moth::{Broker, Config};
+use moth_tests::plugins::PluginDir;
+use moth_tests::{EVENT_TIMEOUT, RawClient, TestBroker, connect_packet};
+
+/// Connects with the given credentials and returns the client and the CONNACK code.
+async fn connect(tb: &TestBroker, client_id: &str, user: Option<&str>, pass: Option<&str>) -> (RawClient, u8) {
+    let mut c = RawClient::connect(tb.addr).await;
+    let mut p = connect_packet(client_id, true);
+    p.username = user.map(String::from);
+    p.password = pass.map(|s| Bytes::copy_from_slice(s.as_bytes()));
+    c.send(&Packet::Connect(p)).await;
+    match c.recv().await {
+        Some(Packet::Connack(a)) => {
+            let code = a.code as u8;
+            (c, code)
+        }
+        other => panic!("expected a CONNACK, got {other:?}"),
+    }
+}
+
+async fn code(tb: &TestBroker, user: &str) -> u8 {
+    connect(tb, &format!("c-{user}"), Some(user), Some("pw")).await.1
+}
+
+fn build_error(yaml: &str) -> String {
+    let config = Config::from_yaml_str(yaml).expect("valid YAML config");
+    match Broker::new(config) {
+        Ok(_) => panic!("expected the broker to refuse this configuration"),
+        Err(e) => e.to_string(),
+    }
+}
+
+async fn subscribe(c: &mut RawClient, packet_id: u16, filters: &[&str]) -> Vec<SubackCode> {
+    let filters = filters.iter().map(|f| SubscribeFilter { filter: f.to_string(), qos: QoS::AtLeastOnce }).collect();
+    c.send(&Packet::Subscribe(Subscribe { packet_id, filters })).await;
+    match c.recv().await {
+        Some(Packet::Suback(s)) => s.codes,
+        other => panic!("expected a SUBACK, got {other:?}"),
+    }
+}
+
+async fn publish(c: &mut RawClient, packet_id: u16, topic: &str, payload: &'static [u8]) {
+    c.send(&Packet::Publish(Publish {
+        dup: false,
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        topic: topic.into(),
+        packet_id,
+        payload: Bytes::from_static(payload),
+    }))
+    .await;
+    match c.recv().await {
+        Some(Packet::Puback(id)) => assert_eq!(id, packet_id),
+        other => panic!("expected a PUBACK, got {other:?}"),
+    }
+}
+
+const SCRIPTS: &str = "plugins-config:
+  scripted_a: {auth: {alice: allow, bob: allow, carol: ignore, dave: ignore, erin: bad}}
+  scripted_b: {auth: {alice: deny, bob: ignore, carol: allow, dave: ignore, erin: allow}}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chains_in_several_orders() {
+    let dir = PluginDir::with(&["scripted_a", "scripted_b"]);
+    for (order, expected) in [
+        // alice: allow then deny -> the deny wins (the first Allow does not end the chain).
+        ("[scripted_a, scripted_b]", [5, 0, 0, 5, 4]),
+        // alice: deny first; erin: allow then bad credentials -> 4.
+        ("[scripted_b, scripted_a]", [5, 0, 0, 5, 4]),
+        ("[scripted_a]", [0, 0, 5, 5, 4]),
+        ("[scripted_b]", [5, 5, 0, 5, 0]),
+    ] {
+        let tb =
+            TestBroker::start(&format!("{}auth:\n  plugins: {order}\n  allow-anonymous: false\n{SCRIPTS}", dir.yaml()))
+                .await;
+        let mut got = Vec::new();
+        for user in ["alice", "bob", "carol", "dave", "erin"] {
+            got.push(code(&tb, user).await);
+        }
+        assert_eq!(got, expected, "chain {order}: CONNACK codes for alice, bob, carol, dave, erin");
+        tb.broker.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_ignore_takes_the_configured_default() {
+    let dir = PluginDir::with(&["scripted_a", "scripted_b"]);
+    let chain = "  plugins: [scripted_a, scripted_b]\n";
+    // Default deny, with the anonymous exception.
+    let tb = TestBroker::start(&format!("{}auth:\n{chain}  allow-anonymous: true\n{SCRIPTS}", dir.yaml())).await;
+    assert_eq!(code(&tb, "dave").await, 5, "a named client that every plugin ignored");
+    assert_eq!(connect(&tb, "anon-1", None, None).await.1, 0, "no user name and allow-anonymous: true");
+    tb.broker.shutdown().await;
+    let tb = TestBroker::start(&format!("{}auth:\n{chain}  allow-anonymous: false\n{SCRIPTS}", dir.yaml())).await;
+    assert_eq!(connect(&tb, "anon-1", None, None).await.1, 5, "no user name and allow-anonymous: false");
+    tb.broker.shutdown().await;
+    let tb = TestBroker::start(&format!("{}auth:\n{chain}  default: allow\n{SCRIPTS}", dir.yaml())).await;
+    assert_eq!(code(&tb, "dave").await, 0, "auth.default: allow");
+    assert_eq!(code(&tb, "alice").await, 5, "a deny still refuses");
+    tb.broker.shutdown().await;
+}
+
+const ALLOWLIST: &str = "auth:
+  plugins: [allowlist]
+  allow-anonymous: false
+topic-check:
+  enabled: true
+  plugins: [allowlist]
+plugins-config:
+  allowlist:
+    users:
+      alice: {password: wonderland, topics: ['sensors/#']}
+    unknown-users: deny
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn options_reach_the_plugin_and_topics_are_checked_on_subscribe_and_publish() {
+    let dir = PluginDir::with(&["moth_auth_allowlist"]);
+    let tb = TestBroker::start(&format!("{}{ALLOWLIST}", dir.yaml())).await;
+    assert_eq!(connect(&tb, "a1", Some("alice"), Some("nope")).await.1, 4, "wrong password: bad credentials");
+    assert_eq!(connect(&tb, "m1", Some("mallory"), Some("x")).await.1, 5, "unknown-users: deny");
+    let (mut alice, code) = connect(&tb, "a2", Some("alice"), Some("wonderland")).await;
+    assert_eq!(code, 0);
+
+    let codes = subscribe(&mut alice, 1, &["sensors/#", "secret/#", "sensors/+/temp"]).await;
+    assert_eq!(
+        codes,
+        vec![SubackCode::Granted(QoS::AtLeastOnce), SubackCode::Failure, SubackCode::Granted(QoS::AtLeastOnce)]
+    );
+
+    // A refused PUBLISH is dropped: the in-process subscriber sees only the allowed one.
+    let mut everything = tb.broker.subscribe("#", QoS::AtLeastOnce).expect("local subscription");
+    publish(&mut alice, 2, "secret/plans", b"no").await;
+    publish(&mut alice, 3, "sensors/kitchen", b"yes").await;
+    let m = tokio::time::timeout(EVENT_TIMEOUT, everything.recv()).await.expect("the allowed message");
+    assert_eq!(&*m.topic, "sensors/kitchen");
+    assert!(everything.try_recv().is_none());
+    tb.broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_panics_refuses_and_the_broker_keeps_running() {
+    let dir = PluginDir::with(&["scripted_a"]);
+    let tb = TestBroker::start(&format!(
+        "{}auth:\n  plugins: [scripted_a]\ntopic-check:\n  enabled: true\n  plugins: [scripted_a]\n  default: allow\n\
+         plugins-config:\n  scripted_a: {{auth: {{boom: panic}}, auth-default: allow, topics: {{bad/topic: panic}}}}\n",
+        dir.yaml()
+    ))
+    .await;
+    assert_eq!(code(&tb, "boom").await, 5, "a panic in authenticate is a refusal");
+    let (mut c, code) = connect(&tb, "fine", Some("fine"), Some("pw")).await;
+    assert_eq!(code, 0, "the broker still serves");
+    assert_eq!(
+        subscribe(&mut c, 1, &["bad/topic", "good/topic"]).await,
+        vec![SubackCode::Failure, SubackCode::Granted(QoS::AtLeastOnce)]
+    );
+    assert_eq!(tb.broker.plugin_failures(), 2, "both panics counted");
+    tb.broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_sleeps_past_the_timeout_is_refused_while_others_publish() {
+    let dir = PluginDir::with(&["scripted_a"]);
+    let tb = TestBroker::start(&format!(
+        "{}plugin-timeout: 0.5\nplugin-concurrency: 1\nauth:\n  plugins: [scripted_a]\n\
+         plugins-config:\n  scripted_a: {{auth: {{slow: sleep, slow2: sleep}}, sleep-ms: 5000, auth-default: allow}}\n",
+        dir.yaml()
+    ))
+    .await;
+    let (mut sub, code) = connect(&tb, "sub", Some("sub"), Some("pw")).await;
+    assert_eq!(code, 0);
+    assert_eq!(subscribe(&mut sub, 1, &["t"]).await, vec![SubackCode::Granted(QoS::AtLeastOnce)]);
+    let (mut publisher, code) = connect(&tb, "pub", Some("pub"), Some("pw")).await;
+    assert_eq!(code, 0);
+
+    let started = Instant::now();
+    let tb2 = TestBroker { broker: tb.broker.clone(), addr: tb.addr };
+    let slow = tokio::spawn(async move {
+        let r = (code_of(&tb2, "slow").await, code_of(&tb2, "slow2").await);
+        (r, started.elapsed())
+    });
+    // Both slow CONNECTs hold plugin calls; message traffic goes on meanwhile.
+    for i in 0..20u16 {
+        let t = Instant::now();
+        publish(&mut publisher, i + 1, "t", b"tick").await;
+        match sub.recv().await {
+            Some(Packet::Publish(p)) => {
+                sub.send(&Packet::Puback(p.packet_id)).await;
+            }
+            other => panic!("expected a PUBLISH, got {other:?}"),
+        }
+        assert!(t.elapsed() < Duration::from_secs(1), "a round trip took {:?} during a slow plugin call", t.elapsed());
+    }
+    let ((first, second), elapsed) = slow.await.expect("slow connects");
+    assert_eq!((first, second), (5, 5), "a timed-out plugin call counts as deny");
+    // Each waited plugin-timeout (0.5 s), not the plugin's 5 s.
+    assert!(elapsed < Duration::from_millis(2500), "slow CONNACKs took {elapsed:?}");
+
+    // plugin-concurrency: 1. The first call still sleeps in the plugin and
+    // holds the only permit, so even a quick client waits for it, and times out.
+    assert_eq!(code_of(&tb, "quick").await, 5, "the hung call holds the plugin's only permit");
+    assert!(started.elapsed() < Duration::from_secs(4), "the check above ran after the plugin woke up");
+    // Once the plugin returns, the permit is free again (retry with a deadline).
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    while code_of(&tb, "quick").await != 0 {
+        assert!(Instant::now() < deadline, "the permit was never released");
+    }
+    assert!(started.elapsed() >= Duration::from_secs(5), "the permit came back before the plugin returned");
+    assert!(tb.broker.plugin_failures() >= 3);
+    tb.broker.shutdown().await;
+}
+
+async fn code_of(tb: &TestBroker, user: &str) -> u8 {
+    code(tb, user).await
+}
+
+#[tokio::test]
+async fn an_unknown_plugin_name_is_a_start_up_error_listing_the_names() {
+    let dir = PluginDir::with(&["moth_auth_allowlist"]);
+    let e = build_error(&format!("{}auth:\n  plugins: [auth_anonymous, auth_ldap]\n", dir.yaml()));
+    assert!(e.contains("auth.plugins: unknown plugin `auth_ldap`"), "{e}");
+    assert!(e.contains("auth_anonymous") && e.contains("topic_acl") && e.contains("allowlist"), "{e}");
+    let e = build_error(&format!("{}topic-check:\n  enabled: true\n  plugins: [nope]\n", dir.yaml()));
+    assert!(e.contains("topic-check.plugins: unknown plugin `nope`"), "{e}");
+}
+
+#[tokio::test]
+async fn bad_plugin_options_are_a_start_up_error() {
+    let dir = PluginDir::with(&["moth_auth_allowlist"]);
+    let e = build_error(&format!(
+        "{}auth:\n  plugins: [allowlist]\nplugins-config:\n  allowlist: {{users: {{alice: {{}}}}}}\n",
+        dir.yaml()
+    ));
+    assert!(e.contains("plugin `allowlist` cannot start") && e.contains("password"), "{e}");
+}
+
+#[tokio::test]
+async fn a_library_built_against_an_incompatible_api_is_refused_with_a_short_message() {
+    let dir = PluginDir::with(&["from_the_future", "scripted_a"]);
+    let e = build_error(&format!("{}auth:\n  plugins: [from_the_future]\n", dir.yaml()));
+    assert!(e.contains("libfrom_the_future.so"), "names the file: {e}");
+    assert!(e.contains("2.0.0") && e.contains("1.0.0"), "names both versions: {e}");
+    assert!(e.len() < 600, "short, not abi_stable's whole report ({} bytes): {e}", e.len());
+    // The broker starts without it when no chain names it.
+    let tb = TestBroker::start(&format!("{}auth:\n  plugins: [scripted_a]\n  default: allow\n", dir.yaml())).await;
+    assert_eq!(code(&tb, "anyone").await, 0);
+    let listing = tb.broker.plugins();
+    assert_eq!(listing.failures.len(), 1, "{:?}", listing.failures);
+    assert!(listing.plugins.iter().all(|p| p.name != "from_the_future"));
+    tb.broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_library_whose_layout_differs_is_refused_with_a_summary_of_abi_stables_report() {
+    // Its root module claims 1.0.0, so only abi_stable's layout check (a
+    // report of ~100 KB) catches it.
+    let dir = PluginDir::with(&["layout_mismatch"]);
+    let e = build_error(&format!("{}auth:\n  plugins: [layout_mismatch]\n", dir.yaml()));
+    assert!(e.contains("liblayout_mismatch.so: built against an incompatible plugin-api"), "{e}");
+    assert!(e.contains("incompatible package versions (expected 1.1.0, found 2.0.0)"), "{e}");
+    assert!(e.len() < 800, "short, not abi_stable's whole report ({} bytes): {e}", e.len());
+}
+
+#[tokio::test]
+async fn a_library_of_another_namespace_is_skipped() {
+    let dir = PluginDir::with(&["foreign", "moth_auth_allowlist"]);
+    let yaml = format!(
+        "{}listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:0\nauth:\n  plugins: [foreign]\n",
+        dir.yaml()
+    );
+    let e = build_error(&yaml);
+    assert!(e.contains("unknown plugin `foreign`"), "{e}");
+    // A broker of that namespace registers it (and not moth's allowlist).
+    let broker = Broker::with_namespace(Config::from_yaml_str(&yaml).unwrap(), "someone.else.plugins").expect("builds");
+    broker.start().await.expect("starts");
+    let tb = TestBroker { addr: broker.local_addrs()[0].1, broker };
+    assert_eq!(code(&tb, "anyone").await, 0, "foreign allows everyone");
+    assert!(tb.broker.plugins().plugins.iter().all(|p| p.name != "allowlist"));
+    tb.broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_plugin_built_against_the_frozen_1_0_interface_loads_and_works() {
+    let dir = PluginDir::with(&["frozen_v1_0"]);
+    let tb = TestBroker::start(&format!("{}auth:\n  plugins: [frozen_v1_0]\n", dir.yaml())).await;
+    assert_eq!(code(&tb, "v10").await, 0);
+    assert_eq!(code(&tb, "someone").await, 5);
+    let listing = tb.broker.plugins();
+    let p = listing.plugins.iter().find(|p| p.name == "frozen_v1_0").expect("registered");
+    assert_eq!((p.api_version.major, p.api_version.minor), (1, 0));
+    let (major, minor) = moth_plugin_api_version();
+    assert!(major == 1 && minor > 0, "this proves something only while the broker's 1.x is newer than 1.0");
+    tb.broker.shutdown().await;
+}
+
+fn moth_plugin_api_version() -> (u16, u16) {
+    let listing = Broker::new(Config::from_yaml_str("{}").unwrap()).unwrap().plugins();
+    let builtin = listing.plugins.iter().find(|p| p.name == "auth_anonymous").unwrap();
+    (builtin.api_version.major, builtin.api_version.minor)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_swaps_plugins_and_options_and_keeps_connections() {
+    let dir = PluginDir::with(&[]);
+    dir.add("scripted_a", Some("libswap.so"));
+    let yaml = |auth: &str, opts: &str| {
+        format!("{}auth:\n  plugins: [{auth}]\nplugins-config:\n  {auth}: {opts}\n", dir.yaml())
+    };
+    let tb = TestBroker::start(&yaml("scripted_a", "{auth: {u: deny}, auth-default: allow}")).await;
+    assert_eq!(code(&tb, "u").await, 5);
+    let (mut kept, c) = connect(&tb, "kept", Some("kept"), Some("pw")).await;
+    assert_eq!(c, 0);
+    assert_eq!(subscribe(&mut kept, 1, &["k"]).await, vec![SubackCode::Granted(QoS::AtLeastOnce)]);
+
+    // New options for the same library.
+    let config = Config::from_yaml_str(&format!(
+        "listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:0\n{}",
+        yaml("scripted_a", "{auth: {u: allow, kept: deny}}")
+    ))
+    .unwrap();
+    tb.broker.reload(&config).expect("reload");
+    assert_eq!(code(&tb, "u").await, 0, "new options in force");
+
+    // Replace the library file with another plugin and name it.
+    dir.add("scripted_b", Some("libswap.so"));
+    let config = Config::from_yaml_str(&yaml("scripted_b", "{auth: {u: bad}, auth-default: allow}")).unwrap();
+    tb.broker.reload(&config).expect("reload with the new library");
+    assert_eq!(code(&tb, "u").await, 4, "the new library answers");
+    assert!(tb.broker.plugins().plugins.iter().all(|p| p.name != "scripted_a"), "the old library is gone");
+
+    // A failing reload keeps the chain in force.
+    let bad = Config::from_yaml_str(&yaml("scripted_zzz", "{}")).unwrap();
+    let e = tb.broker.reload(&bad).expect_err("unknown plugin").to_string();
+    assert!(e.contains("scripted_zzz"), "{e}");
+    assert_eq!(code(&tb, "u").await, 4, "still the previous chain");
+
+    // The connection opened before the reloads still works (its own PUBLISH comes back).
+    publish(&mut kept, 2, "k", b"still here").await;
+    match kept.recv().await {
+        Some(Packet::Publish(p)) => assert_eq!(&p.payload[..], b"still here"),
+        other => panic!("expected the message back, got {other:?}"),
+    }
+    tb.broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_template_builds_standalone_and_loads() {
+    let dir = PluginDir::with(&["my_auth_plugin"]);
+    let tb = TestBroker::start(&format!(
+        "{}auth:\n  plugins: [my_auth]\n  allow-anonymous: false\nplugins-config:\n  my_auth: {{users: {{alice: secret}}}}\n",
+        dir.yaml()
+    ))
+    .await;
+    assert_eq!(connect(&tb, "t1", Some("alice"), Some("secret")).await.1, 0);
+    assert_eq!(
+        connect(&tb, "t2", Some("alice"), Some("wrong")).await.1,
+        ConnectReturnCode::BadUsernameOrPassword as u8
+    );
+    assert_eq!(connect(&tb, "t3", Some("bob"), Some("x")).await.1, 5, "ignored, then the default refuses");
+    tb.broker.shutdown().await;
+}
+
+/// A `tracing` writer that keeps everything in memory.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn plugin_log_lines_reach_the_broker_log_with_the_plugin_name() {
+    let dir = PluginDir::with(&["scripted_a"]);
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+    let config = Config::from_yaml_str(&format!(
+        "{}auth:\n  plugins: [scripted_a]\nplugins-config:\n  scripted_a: {{auth-default: allow}}\n",
+        dir.yaml()
+    ))
+    .unwrap();
+    // The plugin's constructor runs on this thread, inside Broker::new.
+    let broker = tracing::subscriber::with_default(subscriber, || Broker::new(config)).expect("builds");
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let line = log.lines().find(|l| l.contains("constructed with options")).unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains("plugin=\"scripted_a\"") && line.contains("auth-default"), "{line}");
+    drop(broker);
+}
+
+/// `wonderland`, argon2id with cheap parameters (m=256 KiB, t=1), as a test fixture should be.
+const ALICE_ARGON2ID: &str =
+    "$argon2id$v=19$m=256,t=1,p=1$bW90aC10ZXN0LXNhbHQtMQ$PXoWP4feW+IYpYdgFWgrcrDbFFZvjUUbIAqz2JdVmso";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_file_reads_argon2id_and_refuses_other_formats_with_file_and_line() {
+    let dir = PluginDir::with(&[]);
+    let passwd = dir.path.join("passwd");
+    std::fs::write(&passwd, format!("# moth users\nalice:{ALICE_ARGON2ID}\n")).unwrap();
+    // hbmqtt's stock chain: password-file set, no auth.plugins.
+    let tb = TestBroker::start(&format!(
+        "auth:\n  allow-anonymous: false\n  password-file: '{}'\n  plugins: [auth.file, auth_anonymous]\n",
+        passwd.display()
+    ))
+    .await;
+    assert_eq!(connect(&tb, "f1", Some("alice"), Some("wonderland")).await.1, 0);
+    assert_eq!(connect(&tb, "f2", Some("alice"), Some("builder")).await.1, 4, "wrong password");
+    assert_eq!(connect(&tb, "f3", Some("carol"), Some("x")).await.1, 5, "not in the file: nobody allows");
+    tb.broker.shutdown().await;
+
+    std::fs::write(&passwd, "alice:$6$l4zQEHEcowc1Pnv4$HHrh8xnsZoLItQ8BmpFHM4r6q5UqK3DnXp2GaTm5zp5buQ7NheY3Xt9f6godVKbEtA.hOC7IEDwnok3pbAOip.\n").unwrap();
+    let e = build_error(&format!("auth:\n  password-file: '{}'\n", passwd.display()));
+    assert!(e.contains(&format!("{}:1: user `alice`: hash format $6$ is not supported yet", passwd.display())), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_checks_ask_only_plugins_that_want_them() {
+    let dir = PluginDir::with(&["scripted_a"]);
+    let tb = TestBroker::start(&format!(
+        "{}auth:\n  plugins: [scripted_a]\ntopic-check:\n  enabled: true\n  plugins: [scripted_a]\n  default: allow\n\
+         plugins-config:\n  scripted_a: {{auth-default: allow, receive: {{rx/secret: deny}}}}\n",
+        dir.yaml()
+    ))
+    .await;
+    let (mut sub, code) = connect(&tb, "rx-sub", Some("sub"), Some("pw")).await;
+    assert_eq!(code, 0);
+    assert_eq!(subscribe(&mut sub, 1, &["rx/#"]).await, vec![SubackCode::Granted(QoS::AtLeastOnce)]);
+    let (mut publisher, code) = connect(&tb, "rx-pub", Some("pub"), Some("pw")).await;
+    assert_eq!(code, 0);
+    publish(&mut publisher, 1, "rx/secret", b"hidden").await;
+    publish(&mut publisher, 2, "rx/ok", b"shown").await;
+    match sub.recv().await {
+        Some(Packet::Publish(p)) => assert_eq!(&*p.topic, "rx/ok", "rx/secret must not be delivered"),
+        other => panic!("expected a PUBLISH, got {other:?}"),
+    }
+    tb.broker.shutdown().await;
+}
