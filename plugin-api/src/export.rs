@@ -103,7 +103,7 @@ pub fn construct<P: Plugin>(
 
 /// Exports a plugin: emits the library's root module.
 ///
-/// ```ignore
+/// ```text
 /// moth_plugin_api::export_plugin! {
 ///     name: "my_auth",                    // the name used in the configuration
 ///     version: env!("CARGO_PKG_VERSION"), // the plugin's own version
