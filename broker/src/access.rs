@@ -16,8 +16,9 @@
 //!   fill the blocking pool: later calls wait, then time out);
 //! - topic checks (every SUBSCRIBE filter, every PUBLISH) are called in place
 //!   when the plugin declares `FAST_TOPIC_CHECK` (the built-ins do); other
-//!   plugins are called under `block_in_place` on a multi-threaded runtime,
-//!   so a slow one holds up only its own client;
+//!   plugins run on the blocking pool under the same timeout and concurrency
+//!   bound, while the connection's worker thread hands its other tasks over
+//!   (`block_in_place`), so a slow one holds up only its own client;
 //! - delivery checks (`RECEIVE`) go only to topic plugins that declare
 //!   `CHECK_RECEIVE`, on the delivering connection's thread, and drop the
 //!   message for that client when refused.
@@ -324,7 +325,7 @@ impl AccessControl {
         let mut tally = Tally::default();
         let mut verdict = None;
         for p in chain {
-            let answer = call_check_topic(p, request);
+            let answer = call_check_topic(p, request, chains.timeout);
             if let Err(e) = &answer {
                 p.failures.fetch_add(1, Ordering::Relaxed);
                 warn!(plugin = %p.name, client_id = request.client_id(), "topic plugin failed, counted as deny: {e}");
@@ -363,7 +364,7 @@ impl AccessControl {
         let chains = self.chains();
         let mut tally = Tally::default();
         for p in chains.topic.iter().flatten().filter(|p| p.caps.contains(Capabilities::CHECK_RECEIVE)) {
-            let answer = call_check_topic(p, request);
+            let answer = call_check_topic(p, request, chains.timeout);
             if let Err(e) = &answer {
                 p.failures.fetch_add(1, Ordering::Relaxed);
                 warn!(plugin = %p.name, client_id = request.client_id(), "topic plugin failed, counted as deny: {e}");

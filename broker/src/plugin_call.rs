@@ -1,13 +1,13 @@
-//! How one plugin is called: authentication on the blocking pool, bounded
-//! in time and concurrency; topic checks in place or out of the way.
+//! How one plugin is called: authentication and slow topic checks on the
+//! blocking pool, bounded in time and concurrency; fast topic checks in place.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use moth_plugin_api::{Capabilities, TopicRequest};
+use moth_plugin_api::{Capabilities, TopicAction, TopicRequest};
 
 use crate::access::ChainPlugin;
-use crate::auth_input::AuthInput;
+use crate::auth_input::{AuthInput, topic_request};
 use crate::chain::Answer;
 
 /// One authentication call: off the async threads, bounded in time and in
@@ -36,15 +36,66 @@ pub async fn call_authenticate(p: &Arc<ChainPlugin>, input: &Arc<AuthInput>, tim
     }
 }
 
-/// One topic check: in place for plugins that declare themselves fast,
-/// otherwise out of the way of the other tasks of this worker thread.
-pub fn call_check_topic(p: &ChainPlugin, request: &TopicRequest<'_>) -> Answer {
-    let call = || p.object.check_topic(request).into_result().map_err(|e| e.into_string());
-    let multi_thread = tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    if p.caps.contains(Capabilities::FAST_TOPIC_CHECK) || !multi_thread {
-        call()
-    } else {
-        tokio::task::block_in_place(call)
+/// One topic check. Plugins that declare themselves fast are called in
+/// place. Any other is called on the blocking pool, bounded by `timeout`
+/// (plugin-timeout: no answer in time counts as a refusal) and by the
+/// plugin's concurrency limit, while this worker thread hands its other
+/// tasks over (`block_in_place`), so a slow or hung plugin holds up only
+/// the client being checked. Outside a multi-threaded runtime (an embedding
+/// application's current-thread runtime) the call is made in place.
+pub fn call_check_topic(p: &Arc<ChainPlugin>, request: &TopicRequest<'_>, timeout: Duration) -> Answer {
+    let in_place = || p.object.check_topic(request).into_result().map_err(|e| e.into_string());
+    if p.caps.contains(Capabilities::FAST_TOPIC_CHECK) {
+        return in_place();
+    }
+    let handle = match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => h,
+        _ => return in_place(),
+    };
+    let (plugin, owned) = (p.clone(), OwnedTopicRequest::from(request));
+    let call = async move {
+        let permit = plugin
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| "the plugin's call limit was closed".to_string())?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            plugin.object.check_topic(&owned.request()).into_result().map_err(|e| e.into_string())
+        })
+        .await
+        .map_err(|e| format!("the plugin call did not complete: {e}"))?
+    };
+    match tokio::task::block_in_place(|| handle.block_on(tokio::time::timeout(timeout, call))) {
+        Ok(answer) => answer,
+        Err(_) => Err(format!("no answer within {} ms (plugin-timeout)", timeout.as_millis())),
+    }
+}
+
+/// A topic request owned, so that the call can run on another thread.
+struct OwnedTopicRequest {
+    client_id: String,
+    username: Option<String>,
+    listener: String,
+    action: TopicAction,
+    topic: String,
+}
+
+impl From<&TopicRequest<'_>> for OwnedTopicRequest {
+    fn from(r: &TopicRequest<'_>) -> Self {
+        OwnedTopicRequest {
+            client_id: r.client_id().to_string(),
+            username: r.username().map(str::to_string),
+            listener: r.listener().to_string(),
+            action: r.action,
+            topic: r.topic().to_string(),
+        }
+    }
+}
+
+impl OwnedTopicRequest {
+    fn request(&self) -> TopicRequest<'_> {
+        topic_request(&self.client_id, self.username.as_deref(), &self.listener, self.action, &self.topic)
     }
 }

@@ -220,6 +220,48 @@ async fn a_plugin_that_sleeps_past_the_timeout_is_refused_while_others_publish()
     tb.broker.shutdown().await;
 }
 
+/// A topic plugin that does not declare itself fast runs under the same
+/// plugin-timeout as authentication: a check that hangs refuses the filter
+/// after the timeout, and other clients' traffic goes on meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_check_that_sleeps_past_the_timeout_refuses_while_others_publish() {
+    let dir = PluginDir::with(&["scripted_a"]);
+    let tb = TestBroker::start(&format!(
+        "{}plugin-timeout: 0.5\nauth:\n  plugins: [auth_anonymous]\n\
+         topic-check:\n  enabled: true\n  plugins: [scripted_a]\n  default: allow\n\
+         plugins-config:\n  scripted_a: {{topics: {{slow: sleep}}, sleep-ms: 3000}}\n",
+        dir.yaml()
+    ))
+    .await;
+    let (mut sub, code) = connect(&tb, "sub", None, None).await;
+    assert_eq!(code, 0);
+    assert_eq!(subscribe(&mut sub, 1, &["t"]).await, vec![SubackCode::Granted(QoS::AtLeastOnce)]);
+    let (mut publisher, code) = connect(&tb, "pub", None, None).await;
+    assert_eq!(code, 0);
+    let (mut slow, code) = connect(&tb, "slow-sub", None, None).await;
+    assert_eq!(code, 0);
+
+    let started = Instant::now();
+    let slow_check = tokio::spawn(async move {
+        let codes = subscribe(&mut slow, 1, &["slow"]).await;
+        (codes, started.elapsed())
+    });
+    for i in 0..20u16 {
+        let t = Instant::now();
+        publish(&mut publisher, i + 1, "t", b"tick").await;
+        match sub.recv().await {
+            Some(Packet::Publish(p)) => sub.send(&Packet::Puback(p.packet_id)).await,
+            other => panic!("expected a PUBLISH, got {other:?}"),
+        }
+        assert!(t.elapsed() < Duration::from_secs(1), "a round trip took {:?} during a slow topic check", t.elapsed());
+    }
+    let (codes, elapsed) = slow_check.await.expect("slow subscribe");
+    assert_eq!(codes, vec![SubackCode::Failure], "a timed-out topic check refuses");
+    assert!(elapsed < Duration::from_millis(2500), "the SUBACK waited {elapsed:?}, not plugin-timeout");
+    assert!(tb.broker.plugin_failures() >= 1);
+    tb.broker.shutdown().await;
+}
+
 async fn code_of(tb: &TestBroker, user: &str) -> u8 {
     code(tb, user).await
 }
