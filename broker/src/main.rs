@@ -222,7 +222,13 @@ async fn reload(broker: &Broker, path: Option<&PathBuf>, log: &LogControl) {
         warn!(config = %path.display(), "{w}");
     }
     let level = new.log_level.clone();
-    match broker.reload(&new) {
+    // Loading libraries and constructing plugins may block: not on a network thread.
+    let reloading = broker.clone();
+    let outcome = match tokio::task::spawn_blocking(move || reloading.reload(&new)).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("the reload did not complete: {e}")),
+    };
+    match outcome {
         Err(e) => error!(config = %path.display(), "reload failed, the running configuration is kept: {e}"),
         Ok(report) => {
             if report.applied.iter().any(|c| c.starts_with("log-level"))
