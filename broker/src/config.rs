@@ -739,9 +739,6 @@ pub enum ConfigError {
     /// address, conflicting spellings, missing certificate.
     #[error("{0}")]
     Invalid(Diagnostic),
-    /// A valid setting this version of moth does not implement yet.
-    #[error("{0}")]
-    Unsupported(Diagnostic),
 }
 
 impl ConfigError {
@@ -749,7 +746,7 @@ impl ConfigError {
     pub fn diagnostic(&self) -> Option<&Diagnostic> {
         match self {
             ConfigError::Read { .. } => None,
-            ConfigError::Syntax(d) | ConfigError::Invalid(d) | ConfigError::Unsupported(d) => Some(d),
+            ConfigError::Syntax(d) | ConfigError::Invalid(d) => Some(d),
         }
     }
 

@@ -68,8 +68,10 @@ pub async fn run(
             let transport = transport.clone();
             let name = name.clone();
             tokio::spawn(async move {
+                // Boxed: the handshake futures (TLS, WebSocket) are large, and
+                // kept inline they would size this task for its whole life.
                 let established = tokio::select! {
-                    r = transport.establish(stream) => r,
+                    r = Box::pin(transport.establish(stream)) => r,
                     _ = shutdown.changed() => return,
                 };
                 match established {
