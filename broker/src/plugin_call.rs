@@ -11,9 +11,13 @@ use crate::auth_input::{AuthInput, topic_request};
 use crate::chain::Answer;
 
 /// One authentication call: off the async threads, bounded in time and in
-/// concurrency. The permit is released when the plugin returns, not when the
+/// concurrency, unless the plugin declares `FAST_AUTHENTICATE`. The permit is released when the plugin returns, not when the
 /// caller gives up waiting.
 pub async fn call_authenticate(p: &Arc<ChainPlugin>, input: &Arc<AuthInput>, timeout: Duration) -> Answer {
+    if p.caps.contains(Capabilities::FAST_AUTHENTICATE) {
+        // Declared non-blocking (the built-in auth_anonymous): in place.
+        return p.object.authenticate(&input.request()).into_result().map_err(|e| e.into_string());
+    }
     let (plugin, input) = (p.clone(), input.clone());
     let call = async move {
         let permit = plugin

@@ -31,6 +31,11 @@ impl Capabilities {
     /// thread that delivers: answer from memory. A refusal drops the message
     /// for that client; `IGNORE` from all delivers it.
     pub const CHECK_RECEIVE: Capabilities = Capabilities(1 << 3);
+    /// (1.1) `authenticate` answers from memory without blocking (no
+    /// password hash, no network): the broker calls it in place on the
+    /// connection's thread, sparing the hop to the blocking pool, and
+    /// `plugin-timeout` does not apply. Only set it when true.
+    pub const FAST_AUTHENTICATE: Capabilities = Capabilities(1 << 4);
 
     pub const fn union(self, other: Capabilities) -> Capabilities {
         Capabilities(self.0 | other.0)

@@ -24,7 +24,8 @@ impl AnonymousAuth {
 
 impl Plugin for AnonymousAuth {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::AUTHENTICATE
+        // A comparison of two fields: no reason to leave the connection's thread.
+        Capabilities::AUTHENTICATE | Capabilities::FAST_AUTHENTICATE
     }
 
     fn authenticate(&self, request: &AuthRequest<'_>) -> Decision {
