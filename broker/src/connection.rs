@@ -162,7 +162,7 @@ struct Client {
 impl<S: AsyncRead + AsyncWrite> Conn<S> {
     async fn run(&mut self, ctx: &Arc<Context>, info: &ConnInfo, mut shutdown: watch::Receiver<bool>) {
         let connect = tokio::select! {
-            r = tokio::time::timeout(CONNECT_TIMEOUT, self.read_first_packet(info)) => match r {
+            r = Box::pin(tokio::time::timeout(CONNECT_TIMEOUT, self.read_first_packet(info))) => match r {
                 Err(_) => {
                     conn_log!(info, info, "closed: no CONNECT within {}s", CONNECT_TIMEOUT.as_secs());
                     return;
@@ -193,7 +193,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
                         "connection refused: use_identity_as_username is set but the client sent no certificate with a CN"
                     );
                     ctx.stats.listener(&info.listener).refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    self.refuse(ConnectReturnCode::NotAuthorized).await;
+                    Box::pin(self.refuse(ConnectReturnCode::NotAuthorized)).await;
                     return;
                 }
             }
@@ -209,7 +209,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
                     "connection refused: {reason}"
                 );
                 ctx.stats.listener(&info.listener).refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                self.refuse(code).await;
+                Box::pin(self.refuse(code)).await;
                 return;
             }
         };
@@ -221,7 +221,9 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
             common_name: info.tls_identity.as_deref().map(str::to_string),
             certificate_der: der.to_vec(),
         });
-        let (decision, outcome) = connect::authenticate(
+        // Boxed, like every wait of this connect phase: kept inline, the
+        // phase's futures would size the task for the connection's life.
+        let (decision, outcome) = Box::pin(connect::authenticate(
             &ctx.access,
             &connect,
             &client_id,
@@ -229,7 +231,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
             &info.listener,
             tls,
             |plugin, answer, t| ctx.stats.record_auth(plugin, answer, t),
-        )
+        ))
         .await;
         let username = connect.username.as_deref();
         let listener_stats = ctx.stats.listener(&info.listener);
@@ -241,7 +243,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
                 code = code as u8, "connection refused: {reason}"
             );
             listener_stats.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.refuse(code).await;
+            Box::pin(self.refuse(code)).await;
             return;
         }
 
@@ -258,13 +260,13 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
         let session = opened.session;
         // Wait for the previous connection, if any, to let go of the session.
         let slot = tokio::select! {
-            g = tokio::time::timeout(TAKEOVER_TIMEOUT, session.slot.clone().lock_owned()) => match g {
+            g = Box::pin(tokio::time::timeout(TAKEOVER_TIMEOUT, session.slot.clone().lock_owned())) => match g {
                 Ok(g) => g,
                 Err(_) => {
                     conn_log!(warn, info, client_id = %client_id, "previous connection did not release the session in time");
                     listener_stats.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     ctx.sessions.close(&client_id, conn_id, false);
-                    self.refuse(ConnectReturnCode::ServerUnavailable).await;
+                    Box::pin(self.refuse(ConnectReturnCode::ServerUnavailable)).await;
                     return;
                 }
             },
