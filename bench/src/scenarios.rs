@@ -211,6 +211,17 @@ async fn publisher(io: Io, topic: &str, qos: QoS, count: u64) -> std::io::Result
     Ok(())
 }
 
+/// Total received by several receivers, and when the last one got its last.
+async fn collect(rx: Vec<tokio::task::JoinHandle<Received>>, start: Instant) -> std::io::Result<(u64, Instant)> {
+    let (mut total, mut last) = (0, start);
+    for r in rx {
+        let got = r.await.map_err(std::io::Error::other)?;
+        total += got.count;
+        last = last.max(got.last.unwrap_or(start));
+    }
+    Ok((total, last))
+}
+
 fn check(expected: u64, received: u64, lossless: bool) -> Option<String> {
     (lossless && received != expected).then(|| format!("received {received} of {expected}"))
 }
@@ -254,13 +265,7 @@ pub async fn fan_out(t: &Target, subscribers: usize, messages: u64, qos: QoS) ->
     let start = Instant::now();
     let rx: Vec<_> = subs.into_iter().map(|io| tokio::spawn(receive(io, expected, None))).collect();
     publisher(publisher_io, "bench/out", qos, messages).await?;
-    let mut total = 0;
-    let mut last = start;
-    for r in rx {
-        let got = r.await.map_err(std::io::Error::other)?;
-        total += got.count;
-        last = last.max(got.last.unwrap_or(start));
-    }
+    let (total, last) = collect(rx, start).await?;
     let want = expected * subscribers as u64;
     Ok(Outcome {
         value: total as f64 / last.duration_since(start).as_secs_f64(),
@@ -288,12 +293,7 @@ pub async fn pairs(t: &Target, pairs: usize, per_pair: u64, qos: QoS) -> std::io
     for task in tasks {
         task.await.map_err(std::io::Error::other)??;
     }
-    let (mut total, mut last) = (0, start);
-    for r in rx {
-        let got = r.await.map_err(std::io::Error::other)?;
-        total += got.count;
-        last = last.max(got.last.unwrap_or(start));
-    }
+    let (total, last) = collect(rx, start).await?;
     let want = per_pair * pairs as u64;
     Ok(Outcome {
         value: total as f64 / last.duration_since(start).as_secs_f64(),

@@ -11,42 +11,25 @@ use crate::auth_input::{AuthInput, topic_request};
 use crate::chain::Answer;
 
 /// One authentication call: off the async threads, bounded in time and in
-/// concurrency, unless the plugin declares `FAST_AUTHENTICATE`. The permit is released when the plugin returns, not when the
-/// caller gives up waiting.
+/// concurrency, unless the plugin declares `FAST_AUTHENTICATE`.
 pub async fn call_authenticate(p: &Arc<ChainPlugin>, input: &Arc<AuthInput>, timeout: Duration) -> Answer {
     if p.caps.contains(Capabilities::FAST_AUTHENTICATE) {
         // Declared non-blocking (the built-in auth_anonymous): in place.
         return p.object.authenticate(&input.request()).into_result().map_err(|e| e.into_string());
     }
-    let (plugin, input) = (p.clone(), input.clone());
-    let call = async move {
-        let permit = plugin
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| "the plugin's call limit was closed".to_string())?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            plugin.object.authenticate(&input.request()).into_result().map_err(|e| e.into_string())
-        })
-        .await
-        .map_err(|e| format!("the plugin call did not complete: {e}"))?
-    };
-    match tokio::time::timeout(timeout, call).await {
-        Ok(answer) => answer,
-        // Logged (with the plugin's name) and counted by the caller.
-        Err(_) => Err(format!("no answer within {} ms (plugin-timeout)", timeout.as_millis())),
-    }
+    let input = input.clone();
+    on_blocking_pool(p, timeout, move |plugin| {
+        plugin.object.authenticate(&input.request()).into_result().map_err(|e| e.into_string())
+    })
+    .await
 }
 
 /// One topic check. Plugins that declare themselves fast are called in
-/// place. Any other is called on the blocking pool, bounded by `timeout`
-/// (plugin-timeout: no answer in time counts as a refusal) and by the
-/// plugin's concurrency limit, while this worker thread hands its other
-/// tasks over (`block_in_place`), so a slow or hung plugin holds up only
-/// the client being checked. Outside a multi-threaded runtime (an embedding
-/// application's current-thread runtime) the call is made in place.
+/// place. Any other is called on the blocking pool like `authenticate`,
+/// while this worker thread hands its other tasks over (`block_in_place`),
+/// so a slow or hung plugin holds up only the client being checked. Outside
+/// a multi-threaded runtime (an embedding application's current-thread
+/// runtime) the call is made in place.
 pub fn call_check_topic(p: &Arc<ChainPlugin>, request: &TopicRequest<'_>, timeout: Duration) -> Answer {
     let in_place = || p.object.check_topic(request).into_result().map_err(|e| e.into_string());
     if p.caps.contains(Capabilities::FAST_TOPIC_CHECK) {
@@ -56,7 +39,23 @@ pub fn call_check_topic(p: &Arc<ChainPlugin>, request: &TopicRequest<'_>, timeou
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => h,
         _ => return in_place(),
     };
-    let (plugin, owned) = (p.clone(), OwnedTopicRequest::from(request));
+    let owned = OwnedTopicRequest::from(request);
+    let call = on_blocking_pool(p, timeout, move |plugin| {
+        plugin.object.check_topic(&owned.request()).into_result().map_err(|e| e.into_string())
+    });
+    tokio::task::block_in_place(|| handle.block_on(call))
+}
+
+/// Runs `f` on the blocking pool under the plugin's concurrency permit and
+/// `timeout` (plugin-timeout). The permit is released when the plugin
+/// returns, not when the caller gives up waiting, so a hung backend cannot
+/// fill the pool.
+async fn on_blocking_pool(
+    p: &Arc<ChainPlugin>,
+    timeout: Duration,
+    f: impl FnOnce(&ChainPlugin) -> Answer + Send + 'static,
+) -> Answer {
+    let plugin = p.clone();
     let call = async move {
         let permit = plugin
             .permits
@@ -66,13 +65,14 @@ pub fn call_check_topic(p: &Arc<ChainPlugin>, request: &TopicRequest<'_>, timeou
             .map_err(|_| "the plugin's call limit was closed".to_string())?;
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            plugin.object.check_topic(&owned.request()).into_result().map_err(|e| e.into_string())
+            f(&plugin)
         })
         .await
         .map_err(|e| format!("the plugin call did not complete: {e}"))?
     };
-    match tokio::task::block_in_place(|| handle.block_on(tokio::time::timeout(timeout, call))) {
+    match tokio::time::timeout(timeout, call).await {
         Ok(answer) => answer,
+        // Logged (with the plugin's name) and counted by the caller.
         Err(_) => Err(format!("no answer within {} ms (plugin-timeout)", timeout.as_millis())),
     }
 }
