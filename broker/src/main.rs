@@ -121,13 +121,16 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        // Before the broker starts: a signal that arrives once clients can
+        // connect must find its handler, not the default that kills.
+        let signals = Signals::install();
         if let Err(e) = broker.start().await {
             error!("{e}");
             eprintln!("moth: {e}");
             return ExitCode::FAILURE;
         }
         info!(version = env!("CARGO_PKG_VERSION"), config = %origin, "moth started");
-        serve_signals(&broker, args.config.as_ref(), &log).await;
+        serve_signals(signals, &broker, args.config.as_ref(), &log).await;
         broker.shutdown().await;
         ExitCode::SUCCESS
     })
@@ -161,20 +164,46 @@ fn print_plugins(broker: &Broker) {
     }
 }
 
+/// The signal streams the program reacts to, registered once at start.
+#[cfg(unix)]
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+#[cfg(not(unix))]
+struct Signals;
+
+impl Signals {
+    /// `None` when the handlers cannot be registered (logged); the program
+    /// then stops on Ctrl-C only.
+    #[cfg(unix)]
+    fn install() -> Option<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let all = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()));
+        match all {
+            (Ok(term), Ok(int), Ok(hup)) => Some(Signals { term, int, hup }),
+            (t, i, h) => {
+                for e in [t.err(), i.err(), h.err()].into_iter().flatten() {
+                    warn!("cannot listen for SIGTERM/SIGINT/SIGHUP: {e}");
+                }
+                None
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    fn install() -> Option<Signals> {
+        Some(Signals)
+    }
+}
+
 /// Waits for SIGINT (Ctrl-C) or SIGTERM; reloads the configuration on each SIGHUP meanwhile.
-async fn serve_signals(broker: &Broker, path: Option<&PathBuf>, log: &LogControl) {
+async fn serve_signals(signals: Option<Signals>, broker: &Broker, path: Option<&PathBuf>, log: &LogControl) {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (mut term, mut hup) = match (signal(SignalKind::terminate()), signal(SignalKind::hangup())) {
-            (Ok(t), Ok(h)) => (t, h),
-            (t, h) => {
-                for e in [t.err(), h.err()].into_iter().flatten() {
-                    warn!("cannot listen for SIGTERM/SIGHUP: {e}");
-                }
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
+        let Some(Signals { mut term, mut int, mut hup }) = signals else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
         };
         loop {
             tokio::select! {
@@ -184,14 +213,14 @@ async fn serve_signals(broker: &Broker, path: Option<&PathBuf>, log: &LogControl
                     info!("SIGHUP received");
                     reload(broker, path, log).await;
                 }
-                _ = tokio::signal::ctrl_c() => { info!("SIGINT received"); return; }
+                _ = int.recv() => { info!("SIGINT received"); return; }
                 _ = term.recv() => { info!("SIGTERM received"); return; }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = (broker, path, log);
+        let _ = (signals, broker, path, log);
         let _ = tokio::signal::ctrl_c().await;
         info!("Ctrl-C received");
     }

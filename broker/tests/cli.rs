@@ -7,13 +7,15 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use bytes::BytesMut;
+use common::{TempDir, free_port};
 use moth::codec;
 use moth::packet::{Connect, ConnectReturnCode, Packet, Protocol, Publish, QoS, Subscribe, SubscribeFilter};
 
@@ -23,36 +25,6 @@ const DEADLINE: Duration = Duration::from_secs(15);
 
 // ---------------------------------------------------------------------------
 // Helpers: temp files, processes with deadlines, a tiny blocking MQTT client.
-
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "moth-cli-{tag}-{}-{nanos}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
-    }
-
-    /// Writes `text` to `name` in this directory and returns its path.
-    fn file(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, text).expect("write config file");
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn moth() -> Command {
     let mut c = Command::new(MOTH);
@@ -134,12 +106,6 @@ fn describe(out: &Output) -> String {
 /// The non-empty lines of stderr; a configuration error must be exactly one.
 fn stderr_lines(out: &Output) -> Vec<String> {
     text(&out.stderr).lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect()
-}
-
-/// A port nobody listens on right now: bind port 0, read it, let it go.
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().unwrap().port()
 }
 
 /// Retries a TCP connect until it succeeds, `moth` exits, or the deadline passes.
