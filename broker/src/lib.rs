@@ -24,6 +24,8 @@
 //!   `$SYS` topics, `metrics.rs` renders them for Prometheus and
 //!   `metrics_http.rs` serves that text.
 //! - `logging.rs`: the program's log output (text or JSON) and its reloadable filter.
+//! - `passwd.rs`: password-file edits, pure; `passwd_cmd.rs` is the `moth passwd` command around them,
+//!   `file_replace.rs` the atomic write it uses.
 //! - `reload.rs`: what a configuration reload (SIGHUP) applies and what needs a restart.
 
 pub mod access;
@@ -35,6 +37,7 @@ pub mod codec;
 pub mod config;
 pub mod connect;
 pub mod connection;
+pub mod file_replace;
 pub mod inflight;
 pub mod listener;
 pub mod logging;
@@ -42,6 +45,8 @@ pub mod message;
 pub mod metrics;
 pub mod metrics_http;
 pub mod packet;
+pub mod passwd;
+pub mod passwd_cmd;
 pub mod plugin_call;
 pub mod plugin_loader;
 pub mod registry;

@@ -9,7 +9,8 @@
 //! SIGHUP re-reads the configuration file and applies what can change
 //! without a restart (see `moth::reload`): the plugin chains, their options
 //! and libraries, and the log level; a file or plugin that fails keeps what
-//! is in force. `moth plugins [-c FILE]` lists the plugin registry.
+//! is in force. `moth plugins [-c FILE]` lists the plugin registry;
+//! `moth passwd` creates and edits password files (see `moth::passwd_cmd`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,6 +18,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use moth::config::LogFormat;
 use moth::logging::{self, LogControl};
+use moth::passwd_cmd::PasswdArgs;
 use moth::{Broker, Config};
 use tracing::{error, info, warn};
 
@@ -24,7 +26,8 @@ use tracing::{error, info, warn};
 #[command(name = "moth", version, about = "An MQTT 3.1.1 broker configured like hbmqtt")]
 struct Args {
     /// Configuration file (hbmqtt YAML). Without it, the embedded default is used.
-    #[arg(short = 'c', long = "config", value_name = "FILE", global = true)]
+    /// (Not global: `moth passwd -c` means "create", as in mosquitto_passwd.)
+    #[arg(short = 'c', long = "config", value_name = "FILE")]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
@@ -48,11 +51,29 @@ enum Command {
     /// List the plugins the configuration can use: name, built-in or file,
     /// plugin version, plugin-api version, description, and the chains that
     /// use it. Exits 2 when the configuration's chains cannot be built.
-    Plugins,
+    Plugins {
+        /// Configuration file (hbmqtt YAML), as `moth -c FILE plugins`.
+        #[arg(short = 'c', long = "config", value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Create or edit a password file for `auth.password-file` (argon2id).
+    Passwd(PasswdArgs),
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(Command::Passwd(p)) = &args.command {
+        return match moth::passwd_cmd::run(p) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("moth passwd: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        };
+    }
+    if let Some(Command::Plugins { config: Some(path) }) = &args.command {
+        args.config = Some(path.clone());
+    }
     if args.print_default_config {
         print!("{}", moth::config::DEFAULT_YAML);
         return ExitCode::SUCCESS;
@@ -84,7 +105,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if matches!(args.command, Some(Command::Plugins)) {
+    if matches!(args.command, Some(Command::Plugins { .. })) {
         print_plugins(&broker);
         return ExitCode::SUCCESS;
     }

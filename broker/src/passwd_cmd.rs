@@ -1,0 +1,177 @@
+//! `moth passwd`: the command that creates and edits password files,
+//! modelled on `mosquitto_passwd` (`-c`, `-b`, `-D`, `-U`, `-H`, `-I`).
+//!
+//! This is the thin I/O layer: arguments, reading the file, asking for the
+//! password, and replacing the file atomically. The edits themselves are
+//! in `passwd.rs`. A password is never printed, logged or put in an error.
+//!
+//! Exit codes: 0 on success, 2 for bad usage (arguments, a username the
+//! file cannot hold, an empty password, bad argon2 parameters), 1 when the
+//! file cannot be read or written or the edit is refused.
+
+use std::io::{self, BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use thiserror::Error;
+
+use crate::file_replace::replace_file;
+use crate::passwd::{self, HashParams, PasswdError};
+
+/// Arguments of `moth passwd`.
+#[derive(Args, Debug)]
+#[command(
+    about = "Create or edit a password file (argon2id hashes), like mosquitto_passwd",
+    after_help = "Forms:\n  moth passwd [-c] FILE USER            add or update USER, the password asked twice\n  \
+                  moth passwd [-c] -b FILE USER PASSWORD  batch mode: the password on the command line\n  \
+                  moth passwd -D FILE USER              delete USER\n  \
+                  moth passwd -U FILE                   hash a plain-text user:password file in place\n\n\
+                  Without a terminal, the password is read from the first line of standard input\n\
+                  (a second line, if present, must repeat it)."
+)]
+pub struct PasswdArgs {
+    /// Create the file, or overwrite it if it exists.
+    #[arg(short = 'c', conflicts_with_all = ["delete", "upgrade"])]
+    pub create: bool,
+    /// Batch mode: take the password from the command line (it shows in `ps` and shell history).
+    #[arg(short = 'b', conflicts_with_all = ["delete", "upgrade"])]
+    pub batch: bool,
+    /// Delete USER from the file.
+    #[arg(short = 'D', conflicts_with = "upgrade")]
+    pub delete: bool,
+    /// Upgrade a plain-text `user:password` file to hashes. A file with any
+    /// line already hashed is refused unchanged, so running it twice is safe.
+    #[arg(short = 'U')]
+    pub upgrade: bool,
+    /// Hash algorithm; moth writes argon2id only.
+    #[arg(short = 'H', value_name = "HASH", default_value = "argon2id", value_parser = ["argon2id"])]
+    pub hash: String,
+    /// Argon2 memory cost in KiB (OWASP: 19456).
+    #[arg(long = "memory", value_name = "KiB", default_value_t = HashParams::default().memory_kib)]
+    pub memory: u32,
+    /// Argon2 iterations (time cost; OWASP: 2).
+    #[arg(short = 'I', long = "iterations", value_name = "N", default_value_t = HashParams::default().iterations)]
+    pub iterations: u32,
+    /// Argon2 parallelism (lanes; OWASP: 1).
+    #[arg(long = "parallelism", value_name = "N", default_value_t = HashParams::default().parallelism)]
+    pub parallelism: u32,
+    /// The password file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The user to add, update or delete.
+    #[arg(value_name = "USER")]
+    pub user: Option<String>,
+    /// The password, with -b only.
+    #[arg(value_name = "PASSWORD")]
+    pub password: Option<String>,
+}
+
+/// Why `moth passwd` failed; [`CmdError::exit_code`] maps it to 1 or 2.
+#[derive(Debug, Error)]
+pub enum CmdError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{file}: {source}")]
+    Edit { file: String, source: PasswdError },
+    #[error("{0}")]
+    Invalid(PasswdError),
+    #[error("{file}: cannot read: {source}{hint}")]
+    Read { file: String, source: io::Error, hint: &'static str },
+    #[error("{file}: cannot write (the file is unchanged): {source}")]
+    Write { file: String, source: io::Error },
+    #[error("cannot read the password: {0}")]
+    Prompt(io::Error),
+    #[error("no password given on standard input")]
+    NoPassword,
+    #[error("the passwords do not match")]
+    Mismatch,
+}
+
+impl CmdError {
+    /// 2 for bad usage, 1 for everything that went wrong while working.
+    pub fn exit_code(&self) -> u8 {
+        let usage = |e: &PasswdError| {
+            matches!(e, PasswdError::BadUser(_) | PasswdError::EmptyPassword | PasswdError::BadParams { .. })
+        };
+        match self {
+            CmdError::Usage(_) => 2,
+            CmdError::Edit { source, .. } | CmdError::Invalid(source) if usage(source) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Runs `moth passwd`.
+pub fn run(args: &PasswdArgs) -> Result<(), CmdError> {
+    let params = HashParams { memory_kib: args.memory, iterations: args.iterations, parallelism: args.parallelism };
+    let file = args.file.display().to_string();
+    if args.upgrade {
+        expect_positionals(args, 0, "-U takes FILE only")?;
+        let text = read(&args.file)?;
+        let new = passwd::upgrade(&text, |pw| passwd::hash_password(pw, params))
+            .map_err(|source| CmdError::Edit { file: file.clone(), source })?;
+        return write(&args.file, &new);
+    }
+    let Some(user) = args.user.as_deref() else {
+        return Err(CmdError::Usage("USER is missing (see `moth passwd --help`)".into()));
+    };
+    passwd::validate_user(user).map_err(CmdError::Invalid)?;
+    if args.delete {
+        expect_positionals(args, 1, "-D takes FILE USER")?;
+        let text = read(&args.file)?;
+        let new = passwd::delete_user(&text, user).map_err(|source| CmdError::Edit { file: file.clone(), source })?;
+        return write(&args.file, &new);
+    }
+    let password = if args.batch {
+        args.password.clone().ok_or_else(|| CmdError::Usage("-b takes FILE USER PASSWORD".into()))?
+    } else {
+        expect_positionals(args, 1, "PASSWORD is given with -b only; without it the password is asked")?;
+        ask_password()?
+    };
+    // Before hashing: a missing file is reported without a 40 ms wait.
+    let text = if args.create { String::new() } else { read(&args.file)? };
+    let hash = passwd::hash_password(&password, params).map_err(CmdError::Invalid)?;
+    write(&args.file, &passwd::set_user(&text, user, &hash))
+}
+
+/// Refuses more positional arguments than the form takes.
+fn expect_positionals(args: &PasswdArgs, after_file: usize, form: &str) -> Result<(), CmdError> {
+    let given = usize::from(args.user.is_some()) + usize::from(args.password.is_some());
+    if given > after_file { Err(CmdError::Usage(format!("too many arguments: {form}"))) } else { Ok(()) }
+}
+
+fn read(path: &Path) -> Result<String, CmdError> {
+    std::fs::read_to_string(path).map_err(|source| CmdError::Read {
+        file: path.display().to_string(),
+        hint: if source.kind() == io::ErrorKind::NotFound { " (use -c to create it)" } else { "" },
+        source,
+    })
+}
+
+fn write(path: &Path, text: &str) -> Result<(), CmdError> {
+    replace_file(path, text.as_bytes()).map_err(|source| CmdError::Write { file: path.display().to_string(), source })
+}
+
+/// The password, asked twice without echo on a terminal. Without one
+/// (scripts, tests), the first line of standard input; a second line, when
+/// there is one, is the confirmation and must match.
+fn ask_password() -> Result<String, CmdError> {
+    if io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("Password: ").map_err(CmdError::Prompt)?;
+        let second = rpassword::prompt_password("Reenter password: ").map_err(CmdError::Prompt)?;
+        return if first == second { Ok(first) } else { Err(CmdError::Mismatch) };
+    }
+    let mut lines = io::stdin().lock().lines();
+    let first = match lines.next() {
+        Some(line) => line.map_err(CmdError::Prompt)?,
+        None => return Err(CmdError::NoPassword),
+    };
+    let first = first.trim_end_matches('\r').to_string();
+    if let Some(second) = lines.next() {
+        let second = second.map_err(CmdError::Prompt)?;
+        if second.trim_end_matches('\r') != first {
+            return Err(CmdError::Mismatch);
+        }
+    }
+    Ok(first)
+}
