@@ -36,6 +36,7 @@ impl Drop for TempDir {
 }
 
 /// A port nobody listens on right now: bind port 0, read it, let it go.
+#[allow(dead_code)] // not every test binary uses it
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     l.local_addr().unwrap().port()

@@ -1,0 +1,258 @@
+//! `moth passwd`, driven as a user would: the real binary, real files, the
+//! password on standard input (no terminal), and a running moth with the
+//! `auth_file` plugin that must accept what the tool wrote.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+mod common;
+
+use bytes::BytesMut;
+use common::TempDir;
+use moth::codec;
+use moth::packet::{Connect, ConnectReturnCode, Packet, Protocol};
+use moth::{Broker, Config};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const MOTH: &str = env!("CARGO_BIN_EXE_moth");
+/// How long a command or an event may take before the test fails.
+const DEADLINE: Duration = Duration::from_secs(15);
+/// Cheap argon2 parameters: a test login should not cost 40 ms each.
+const CHEAP: [&str; 4] = ["--memory", "64", "-I", "1"];
+
+/// Runs `moth passwd ARGS` with `stdin` as its standard input, with a deadline.
+fn passwd(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(MOTH)
+        .arg("passwd")
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn moth passwd");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).unwrap();
+    drop(input);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    rx.recv_timeout(DEADLINE)
+        .unwrap_or_else(|_| panic!("moth passwd {args:?} did not exit within {DEADLINE:?}"))
+        .unwrap()
+}
+
+/// The exit code and stderr, for assertions and failure messages.
+fn outcome(out: &Output) -> (i32, String) {
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn ok(out: &Output) {
+    let (code, err) = outcome(out);
+    assert_eq!(code, 0, "moth passwd failed: {err}");
+    assert!(out.stdout.is_empty() && err.is_empty(), "a successful run prints nothing");
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap()
+}
+
+/// The `user:hash` lines of a file, as (user, hash).
+fn entries(p: &Path) -> Vec<(String, String)> {
+    read(p)
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (u, h) = l.split_once(':').unwrap();
+            (u.to_string(), h.to_string())
+        })
+        .collect()
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn create_add_update_and_delete_users() {
+    let dir = TempDir::new("passwd-edit");
+    let f = dir.0.join("passwd");
+    let file = f.to_str().unwrap();
+    ok(&passwd(&[&CHEAP[..], &["-c", "-b", file, "alice", "wonderland"]].concat(), ""));
+    assert_eq!(mode(&f), 0o600, "a new password file is private");
+    let alice = entries(&f);
+    assert_eq!(alice.len(), 1);
+    assert_eq!(alice[0].0, "alice");
+    assert!(alice[0].1.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{}", alice[0].1);
+    assert!(!read(&f).contains("wonderland"), "the password itself is never stored");
+
+    // Prompted (stdin, no terminal): the password and its confirmation.
+    ok(&passwd(&[&CHEAP[..], &[file, "bob"]].concat(), "builder\nbuilder\n"));
+    // Operators' comments survive edits; the mode they chose is kept.
+    let text = read(&f);
+    std::fs::write(&f, format!("# moth users\n{text}")).unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
+    ok(&passwd(&[&CHEAP[..], &["-b", file, "alice", "looking-glass"]].concat(), ""));
+    let after = entries(&f);
+    assert_eq!(after.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["alice", "bob"], "updated in place");
+    assert_ne!(after[0].1, alice[0].1, "alice has a new hash");
+    assert!(read(&f).starts_with("# moth users\n"));
+    assert_eq!(mode(&f), 0o640, "an existing file keeps its mode");
+
+    ok(&passwd(&[&["-D"][..], &[file, "alice"]].concat(), ""));
+    assert_eq!(entries(&f).iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["bob"]);
+    let (code, err) = outcome(&passwd(&["-D", file, "alice"], ""));
+    assert_eq!((code, err.trim()), (1, format!("moth passwd: {file}: user `alice` is not in the file").as_str()));
+
+    // -c overwrites.
+    ok(&passwd(&[&CHEAP[..], &["-c", "-b", file, "carol", "x"]].concat(), ""));
+    assert_eq!(entries(&f).iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["carol"]);
+}
+
+#[test]
+fn mismatched_or_missing_passwords_are_refused_and_the_file_is_unchanged() {
+    let dir = TempDir::new("passwd-mismatch");
+    let f = dir.file("passwd", "# empty\n");
+    let file = f.to_str().unwrap();
+    let (code, err) = outcome(&passwd(&[&CHEAP[..], &[file, "alice"]].concat(), "secret\nsecreT\n"));
+    assert_eq!((code, err.trim()), (1, "moth passwd: the passwords do not match"));
+    assert!(!err.contains("secret"), "a password never appears in a message");
+    let (code, err) = outcome(&passwd(&[&CHEAP[..], &[file, "alice"]].concat(), ""));
+    assert_eq!((code, err.trim()), (1, "moth passwd: no password given on standard input"));
+    let (code, err) = outcome(&passwd(&[&CHEAP[..], &[file, "alice"]].concat(), "\n"));
+    assert_eq!((code, err.trim()), (2, "moth passwd: the password is empty"));
+    assert_eq!(read(&f), "# empty\n");
+}
+
+#[test]
+fn bad_usage_exits_2_and_io_errors_exit_1_with_one_line_naming_the_file() {
+    let dir = TempDir::new("passwd-usage");
+    let f = dir.file("passwd", "alice:x\n");
+    let file = f.to_str().unwrap();
+    let usage: &[&[&str]] = &[
+        &["-b", file, "alice"],
+        &["-b", file, "a:b", "pw"],
+        &["-U", file, "alice"],
+        &["-c", "-D", file, "alice"],
+        &["-H", "sha512", "-b", file, "alice", "pw"],
+        &["--memory", "1", "-b", file, "alice", "pw"],
+        &[file],
+    ];
+    for args in usage {
+        let (code, err) = outcome(&passwd(args, ""));
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(!err.contains("pw\n"), "{err}");
+    }
+    let missing = dir.0.join("nope");
+    let (code, err) = outcome(&passwd(&["-b", missing.to_str().unwrap(), "alice", "pw"], ""));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.starts_with(&format!("moth passwd: {}: cannot read:", missing.display())), "{err}");
+    assert!(err.contains("use -c to create it"), "{err}");
+    assert_eq!(read(&f), "alice:x\n");
+}
+
+#[test]
+fn a_failed_write_leaves_the_target_intact_and_no_temporary_file() {
+    // A non-empty directory where the file should go: the temporary file is
+    // written, the rename fails, and nothing is left behind. (Tests may run
+    // as root, for whom a read-only directory is no obstacle.)
+    let dir = TempDir::new("passwd-atomic");
+    let target = dir.0.join("passwd");
+    std::fs::create_dir(&target).unwrap();
+    std::fs::write(target.join("keep"), "x").unwrap();
+    let (code, err) = outcome(&passwd(&[&CHEAP[..], &["-c", "-b", target.to_str().unwrap(), "a", "pw"]].concat(), ""));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot write (the file is unchanged)"), "{err}");
+    assert_eq!(read(&target.join("keep")), "x");
+    let names: Vec<_> = std::fs::read_dir(&dir.0).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["passwd"], "no temporary file is left behind");
+}
+
+#[test]
+fn upgrade_hashes_a_plain_text_file_once_and_refuses_a_second_run() {
+    let dir = TempDir::new("passwd-upgrade");
+    let f = dir.file("passwd", "# plain\nalice:wonderland\nbob:builder\n");
+    let file = f.to_str().unwrap();
+    ok(&passwd(&[&CHEAP[..], &["-U", file]].concat(), ""));
+    let hashed = read(&f);
+    assert!(hashed.starts_with("# plain\n"), "{hashed}");
+    let e = entries(&f);
+    assert_eq!(e.iter().map(|e| e.0.as_str()).collect::<Vec<_>>(), ["alice", "bob"]);
+    assert!(e.iter().all(|(_, h)| h.starts_with("$argon2id$")), "{hashed}");
+    assert!(!hashed.contains("wonderland") && !hashed.contains("builder"));
+
+    let (code, err) = outcome(&passwd(&[&CHEAP[..], &["-U", file]].concat(), ""));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("{file}: line 2: user `alice` already has a $argon2id$ hash")),
+        "the second run names the line: {err}"
+    );
+    assert_eq!(read(&f), hashed, "a refused upgrade changes nothing");
+}
+
+/// CONNECT with a username and password; the CONNACK return code.
+async fn connack(addr: std::net::SocketAddr, user: &str, password: &str) -> ConnectReturnCode {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to moth");
+    let mut out = BytesMut::new();
+    codec::encode(
+        &Packet::Connect(Connect {
+            protocol: Protocol::V311,
+            clean_session: true,
+            keep_alive: 30,
+            client_id: format!("pw-{user}"),
+            will: None,
+            username: Some(user.to_string()),
+            password: Some(password.as_bytes().to_vec().into()),
+        }),
+        &mut out,
+    );
+    stream.write_all(&out).await.unwrap();
+    let mut buf = BytesMut::new();
+    let read = async {
+        loop {
+            if let Some(p) = codec::decode(&mut buf, 1 << 16).expect("well-formed packet") {
+                return p;
+            }
+            let mut chunk = [0u8; 256];
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "moth closed the connection without a CONNACK");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    };
+    match tokio::time::timeout(DEADLINE, read).await.expect("CONNACK in time") {
+        Packet::Connack(c) => c.code,
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_written_by_moth_passwd_is_accepted_by_auth_file() {
+    let dir = TempDir::new("passwd-roundtrip");
+    let f = dir.0.join("passwd");
+    let file = f.to_str().unwrap();
+    // Default (OWASP) parameters for one user, cheap ones for the rest, one upgraded from plain text.
+    ok(&passwd(&["-c", "-b", file, "alice", "wonderland"], ""));
+    ok(&passwd(&[&CHEAP[..], &[file, "bob"]].concat(), "builder\nbuilder\n"));
+    let plain = dir.file("plain", "carol:s3cret\n");
+    ok(&passwd(&[&CHEAP[..], &["-U", plain.to_str().unwrap()]].concat(), ""));
+    std::fs::write(&f, format!("{}{}", read(&f), read(&plain))).unwrap();
+
+    let yaml = format!(
+        "listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:0\n\
+         auth:\n  allow-anonymous: false\n  password-file: '{file}'\n  plugins: [auth_file]\n"
+    );
+    let broker = Broker::new(Config::from_yaml_str(&yaml).unwrap()).expect("broker builds from the file");
+    broker.start().await.expect("broker starts");
+    let addr = broker.local_addrs()[0].1;
+    assert_eq!(connack(addr, "alice", "wonderland").await, ConnectReturnCode::Accepted);
+    assert_eq!(connack(addr, "bob", "builder").await, ConnectReturnCode::Accepted);
+    assert_eq!(connack(addr, "carol", "s3cret").await, ConnectReturnCode::Accepted);
+    assert_eq!(connack(addr, "alice", "builder").await, ConnectReturnCode::BadUsernameOrPassword);
+    assert_eq!(connack(addr, "carol", "s3cret ").await, ConnectReturnCode::BadUsernameOrPassword);
+    broker.shutdown().await;
+}
