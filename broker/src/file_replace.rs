@@ -6,6 +6,11 @@
 //! over the target; then the directory itself is flushed so the rename
 //! survives a power cut. Used by `moth passwd`, where a torn password file
 //! would lock every user out.
+//!
+//! A rename makes a new inode, so what the old one carried is copied over
+//! explicitly: its mode and its owner (root editing a file owned by the
+//! broker's user must not leave a root-owned `0600` file the broker cannot
+//! read). A symbolic link is followed: its target is replaced, the link stays.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -19,14 +24,20 @@ pub const NEW_FILE_MODE: u32 = 0o600;
 /// permission bits; a new one gets [`NEW_FILE_MODE`]. On failure the
 /// temporary file is removed and the target is untouched.
 pub fn replace_file(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let resolved = match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => fs::canonicalize(path)?,
+        _ => path.to_path_buf(),
+    };
+    let path = resolved.as_path();
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
     let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
-    let mode = existing_mode(path)?.unwrap_or(NEW_FILE_MODE);
+    let existing = existing(path)?;
+    let mode = existing.as_ref().map_or(NEW_FILE_MODE, mode_of);
     let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
-    let written = write_new(&tmp, contents, mode).and_then(|()| fs::rename(&tmp, path));
+    let written = write_new(&tmp, contents, mode, existing.as_ref()).and_then(|()| fs::rename(&tmp, path));
     if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
         return Err(e);
@@ -34,10 +45,10 @@ pub fn replace_file(path: &Path, contents: &[u8]) -> io::Result<()> {
     sync_dir(&dir)
 }
 
-/// The permission bits of `path`, `None` when it does not exist.
-fn existing_mode(path: &Path) -> io::Result<Option<u32>> {
+/// The metadata of `path`, `None` when it does not exist.
+fn existing(path: &Path) -> io::Result<Option<fs::Metadata>> {
     match fs::metadata(path) {
-        Ok(m) => Ok(Some(mode_of(&m))),
+        Ok(m) => Ok(Some(m)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
@@ -55,7 +66,7 @@ fn mode_of(_: &fs::Metadata) -> u32 {
 
 /// Creates `tmp` (it must not exist) with `mode` from the start, so the
 /// hashes are never readable by others even for an instant, and flushes it.
-fn write_new(tmp: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+fn write_new(tmp: &Path, contents: &[u8], mode: u32, old: Option<&fs::Metadata>) -> io::Result<()> {
     let mut opts = OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -64,6 +75,16 @@ fn write_new(tmp: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
         opts.mode(mode & 0o777);
     }
     let mut f = opts.open(tmp)?;
+    #[cfg(unix)]
+    if let Some(old) = old {
+        use std::os::unix::fs::MetadataExt;
+        let now = f.metadata()?;
+        if (now.uid(), now.gid()) != (old.uid(), old.gid()) {
+            std::os::unix::fs::fchown(&f, Some(old.uid()), Some(old.gid()))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = old;
     // The umask may have narrowed `mode`, and set-id bits are not applied by open: set them exactly.
     #[cfg(unix)]
     {
@@ -90,7 +111,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     fn temp_dir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("moth-replace-{tag}-{}", std::process::id()));
@@ -133,6 +154,26 @@ mod tests {
         let mut names: Vec<_> = fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
         names.sort();
         assert_eq!(names, ["passwd", "sub"], "no temporary file is left behind");
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn the_owner_is_kept_and_a_symlink_is_followed() {
+        let d = temp_dir("owner");
+        let real = d.join("real");
+        fs::write(&real, "a\n").unwrap();
+        let me = fs::metadata(&real).unwrap().uid();
+        // As root (CI containers), hand the file to another user as an operator would to the broker's.
+        let (uid, gid) = if me == 0 { (Some(4321), Some(4321)) } else { (Some(me), None) };
+        std::os::unix::fs::chown(&real, uid, gid).unwrap();
+        let before = fs::metadata(&real).unwrap();
+        let link = d.join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        replace_file(&link, b"b\n").unwrap();
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays a link");
+        assert_eq!(fs::read_to_string(&real).unwrap(), "b\n");
+        let after = fs::metadata(&real).unwrap();
+        assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
         fs::remove_dir_all(&d).unwrap();
     }
 }
