@@ -79,6 +79,8 @@ pub enum CmdError {
     Read { file: String, source: io::Error, hint: &'static str },
     #[error("{file}: cannot write (the file is unchanged): {source}")]
     Write { file: String, source: io::Error },
+    #[error("{dir}: cannot lock the directory against a concurrent `moth passwd`: {source}")]
+    Lock { dir: String, source: io::Error },
     #[error("cannot read the password: {0}")]
     Prompt(io::Error),
     #[error("no password given on standard input")]
@@ -106,6 +108,7 @@ pub fn run(args: &PasswdArgs) -> Result<(), CmdError> {
     let params = HashParams { memory_kib: args.memory, iterations: args.iterations, parallelism: args.parallelism };
     let file = args.file.display().to_string();
     if args.upgrade {
+        let _lock = lock_dir(&args.file)?;
         expect_positionals(args, 0, "-U takes FILE only")?;
         let text = read(&args.file)?;
         let new = passwd::upgrade(&text, |pw| passwd::hash_password(pw, params))
@@ -118,6 +121,7 @@ pub fn run(args: &PasswdArgs) -> Result<(), CmdError> {
     passwd::validate_user(user).map_err(CmdError::Invalid)?;
     if args.delete {
         expect_positionals(args, 1, "-D takes FILE USER")?;
+        let _lock = lock_dir(&args.file)?;
         let text = read(&args.file)?;
         let new = passwd::delete_user(&text, user).map_err(|source| CmdError::Edit { file: file.clone(), source })?;
         return write(&args.file, &new);
@@ -129,6 +133,7 @@ pub fn run(args: &PasswdArgs) -> Result<(), CmdError> {
         ask_password()?
     };
     // Before hashing: a missing file is reported without a 40 ms wait.
+    let _lock = lock_dir(&args.file)?;
     let text = if args.create { String::new() } else { read(&args.file)? };
     let hash = passwd::hash_password(&password, params).map_err(CmdError::Invalid)?;
     write(&args.file, &passwd::set_user(&text, user, &hash))
@@ -138,6 +143,21 @@ pub fn run(args: &PasswdArgs) -> Result<(), CmdError> {
 fn expect_positionals(args: &PasswdArgs, after_file: usize, form: &str) -> Result<(), CmdError> {
     let given = usize::from(args.user.is_some()) + usize::from(args.password.is_some());
     if given > after_file { Err(CmdError::Usage(format!("too many arguments: {form}"))) } else { Ok(()) }
+}
+
+/// Takes an exclusive lock on the file's directory, held until the new file
+/// is in place, so two `moth passwd` runs on one file cannot lose each
+/// other's edit (each reads, edits and renames). The directory, not the
+/// file: the rename replaces the file's inode, and with it any lock on it.
+fn lock_dir(path: &Path) -> Result<std::fs::File, CmdError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let fail = |source| CmdError::Lock { dir: dir.display().to_string(), source };
+    let f = std::fs::File::open(dir).map_err(fail)?;
+    f.lock().map_err(fail)?;
+    Ok(f)
 }
 
 fn read(path: &Path) -> Result<String, CmdError> {

@@ -256,3 +256,22 @@ async fn a_file_written_by_moth_passwd_is_accepted_by_auth_file() {
     assert_eq!(connack(addr, "carol", "s3cret ").await, ConnectReturnCode::BadUsernameOrPassword);
     broker.shutdown().await;
 }
+
+#[test]
+fn concurrent_runs_on_one_file_lose_no_edit() {
+    let dir = TempDir::new("passwd-concurrent");
+    let f = dir.file("passwd", "");
+    let file = f.to_str().unwrap().to_string();
+    let runs: Vec<_> = (0..8)
+        .map(|i| {
+            let file = file.clone();
+            std::thread::spawn(move || passwd(&[&CHEAP[..], &["-b", &file, &format!("user{i}"), "pw"]].concat(), ""))
+        })
+        .collect();
+    for r in runs {
+        ok(&r.join().unwrap());
+    }
+    let mut users: Vec<String> = entries(&f).into_iter().map(|e| e.0).collect();
+    users.sort();
+    assert_eq!(users, (0..8).map(|i| format!("user{i}")).collect::<Vec<_>>(), "every run's user is in the file");
+}
