@@ -13,7 +13,8 @@ as_root() {
 
 # Debian packages: the mosquitto command-line clients (mosquitto_pub/_sub),
 # openssl (RSA test keys), Node.js with npm (MQTT.js), Chromium (the
-# browser test) and curl (the metrics endpoint tests scrape with it). Only
+# browser test), curl (the metrics endpoint tests scrape with it) and
+# script(1) (a pseudo-terminal for the `moth passwd` prompts). Only
 # what is missing is installed.
 apt_missing=()
 command -v mosquitto_pub >/dev/null && command -v mosquitto_sub >/dev/null || apt_missing+=(mosquitto-clients)
@@ -22,6 +23,7 @@ command -v node >/dev/null || apt_missing+=(nodejs)
 command -v npm >/dev/null || apt_missing+=(npm)
 command -v chromium >/dev/null || apt_missing+=(chromium)
 command -v curl >/dev/null || apt_missing+=(curl)
+command -v script >/dev/null || apt_missing+=(bsdutils) # script(1): a terminal for the `moth passwd` prompt test
 if [ ${#apt_missing[@]} -gt 0 ]; then
   echo "==> installing ${apt_missing[*]}"
   as_root apt-get update -qq

@@ -275,3 +275,96 @@ fn concurrent_runs_on_one_file_lose_no_edit() {
     users.sort();
     assert_eq!(users, (0..8).map(|i| format!("user{i}")).collect::<Vec<_>>(), "every run's user is in the file");
 }
+
+/// `moth passwd ARGS` on a pseudo-terminal (util-linux `script`), so the
+/// prompts go through the terminal as they do for an operator.
+struct OnTty {
+    child: std::process::Child,
+    out: mpsc::Receiver<Vec<u8>>,
+    seen: String,
+}
+
+impl OnTty {
+    fn spawn(args: &str) -> OnTty {
+        let mut child = Command::new("script")
+            .args(["-qec", &format!("{MOTH} passwd {args}"), "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run script(1) from util-linux (scripts/test.sh installs it)");
+        let mut stdout = child.stdout.take().unwrap();
+        let (tx, out) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 1024];
+            while let Ok(n) = std::io::Read::read(&mut stdout, &mut chunk) {
+                if n == 0 || tx.send(chunk[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        OnTty { child, out, seen: String::new() }
+    }
+
+    /// Waits until the terminal has shown `text` (after what was already awaited).
+    fn expect(&mut self, text: &str) {
+        let deadline = std::time::Instant::now() + DEADLINE;
+        while !self.seen.contains(text) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.out.recv_timeout(left) {
+                Ok(bytes) => self.seen.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(_) => panic!("the terminal did not show {text:?} within {DEADLINE:?}; it showed {:?}", self.seen),
+            }
+        }
+        let at = self.seen.find(text).unwrap() + text.len();
+        self.seen.drain(..at);
+    }
+
+    fn type_line(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(format!("{line}\r").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The exit code of `moth passwd` (script -e passes it on), with a deadline.
+    fn exit_code(mut self) -> i32 {
+        drop(self.child.stdin.take());
+        let (tx, rx) = mpsc::channel();
+        let mut child = self.child;
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        let status = rx.recv_timeout(DEADLINE).expect("moth passwd exits in time").unwrap();
+        status.code().unwrap_or(-1)
+    }
+}
+
+#[test]
+fn on_a_terminal_the_password_is_asked_twice() {
+    let dir = TempDir::new("passwd-tty");
+    let f = dir.0.join("passwd");
+    let file = f.to_str().unwrap();
+    let cheap = CHEAP.join(" ");
+
+    let mut tty = OnTty::spawn(&format!("{cheap} -c {file} alice"));
+    tty.expect("Password: ");
+    tty.type_line("wonderland");
+    tty.expect("Reenter password: ");
+    tty.type_line("wonderland");
+    assert_eq!(tty.exit_code(), 0);
+    let e = entries(&f);
+    assert_eq!(e.len(), 1);
+    let hash = argon2::PasswordHash::new(&e[0].1).unwrap();
+    use argon2::PasswordVerifier;
+    assert!(argon2::Argon2::default().verify_password(b"wonderland", &hash).is_ok(), "the typed password was stored");
+
+    let before = read(&f);
+    let mut tty = OnTty::spawn(&format!("{cheap} {file} alice"));
+    tty.expect("Password: ");
+    tty.type_line("one");
+    tty.expect("Reenter password: ");
+    tty.type_line("two");
+    tty.expect("the passwords do not match");
+    assert_eq!(tty.exit_code(), 1);
+    assert_eq!(read(&f), before, "a mismatch changes nothing");
+}
