@@ -26,7 +26,7 @@ use tracing::{error, info, warn};
 #[command(name = "moth", version, about = "An MQTT 3.1.1 broker configured like hbmqtt")]
 struct Args {
     /// Configuration file (hbmqtt YAML). Without it, the embedded default is used.
-    /// (Not global: `moth passwd -c` means "create", as in mosquitto_passwd.)
+    // Not global: `moth passwd -c` means "create", as in mosquitto_passwd.
     #[arg(short = 'c', long = "config", value_name = "FILE")]
     config: Option<PathBuf>,
     #[command(subcommand)]
