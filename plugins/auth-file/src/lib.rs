@@ -17,6 +17,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+pub mod hash;
+
 use argon2::{Argon2, PasswordHash, PasswordVerifier};
 use moth_plugin_api::{AuthRequest, Capabilities, Decision, Plugin};
 
