@@ -16,8 +16,8 @@
 use argon2::{Argon2, PasswordVerifier};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use sha2::{Digest, Sha512};
 use sha_crypt::ShaCrypt;
+use sha2::{Digest, Sha512};
 use subtle::ConstantTimeEq;
 
 /// Why a hash string could not be read. One line, without the hash itself.
@@ -77,7 +77,8 @@ impl PasswordHash {
         let scheme = text.split('$').nth(1).unwrap_or_default();
         match scheme {
             "argon2id" => {
-                argon2::password_hash::phc::PasswordHash::new(text).map_err(|e| malformed("$argon2id$", e.to_string()))?;
+                argon2::password_hash::phc::PasswordHash::new(text)
+                    .map_err(|e| malformed("$argon2id$", e.to_string()))?;
                 Ok(PasswordHash::Argon2id(text.to_string()))
             }
             "6" | "5" => {
@@ -93,11 +94,9 @@ impl PasswordHash {
                 let [iterations, salt, digest] = fields[..] else {
                     return Err(malformed("$7$", "expected $7$<iterations>$<salt>$<hash>"));
                 };
-                let iterations: u32 = iterations
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| malformed("$7$", format!("iteration count `{iterations}` is not a positive number")))?;
+                let iterations: u32 = iterations.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    malformed("$7$", format!("iteration count `{iterations}` is not a positive number"))
+                })?;
                 let salt = STANDARD.decode(salt).map_err(|e| malformed("$7$", format!("salt: {e}")))?;
                 let digest = STANDARD.decode(digest).map_err(|e| malformed("$7$", format!("hash: {e}")))?;
                 if digest.is_empty() || digest.len() > 64 {
@@ -138,7 +137,10 @@ impl PasswordHash {
         }
         let want = if scheme == "6" { 86 } else { 43 };
         if hash.len() != want || !is_crypt_text(hash) {
-            return Err(malformed(name, format!("hash must be {want} characters of ./0-9A-Za-z, found {}", hash.len())));
+            return Err(malformed(
+                name,
+                format!("hash must be {want} characters of ./0-9A-Za-z, found {}", hash.len()),
+            ));
         }
         Ok(())
     }
@@ -185,8 +187,7 @@ mod tests {
     /// Mosquitto samples (anchors.md 5.2), password `secret`.
     const MOSQ6: &str =
         "$6$AAECAwQFBgcICQoL$JqsxEv/ucyxjA5DKsQ+Y8CDWaQDNQI9FpAkmfwAqWfwZLk/JEGgM0EpylrJHAZKKyFQjJeZ3nFaHjPzOzPPmPw==";
-    const MOSQ7: &str =
-        "$7$101$AAECAwQFBgcICQoL$Xr99N9ym9ys8TWxis5ajETJq6EVYzmc6nb8t3pUYnPBbCAbICS4xejTltonXWCtJNBvA+By+TXUqU6qCblO00w==";
+    const MOSQ7: &str = "$7$101$AAECAwQFBgcICQoL$Xr99N9ym9ys8TWxis5ajETJq6EVYzmc6nb8t3pUYnPBbCAbICS4xejTltonXWCtJNBvA+By+TXUqU6qCblO00w==";
 
     #[test]
     fn published_samples_verify_and_wrong_passwords_do_not() {
