@@ -21,6 +21,10 @@
 //! At load, a file readable by group or others is warned about. Passwords
 //! and hashes are never logged.
 //!
+//! Successful logins are remembered for a minute ([`cache`], keyed by an
+//! HMAC so the password is never stored): a reconnect storm does not re-run
+//! a slow hash for every client.
+//!
 //! Verifying a hash takes up to tens of milliseconds of CPU: the broker calls
 //! this plugin on its blocking pool, never on a network thread.
 
@@ -31,9 +35,11 @@ use std::time::{Duration, Instant, SystemTime};
 use moth_plugin_api::std_types::RStr;
 use moth_plugin_api::{AuthRequest, Capabilities, Decision, LogLevel, Plugin};
 
+pub mod cache;
 pub mod hash;
 pub mod users;
 
+use cache::SuccessCache;
 use users::{Entry, Users};
 
 /// The broker's log callback (`HostContext::log`'s type).
@@ -46,6 +52,8 @@ pub struct PasswordFile {
     users: RwLock<Arc<Users>>,
     watch: Option<Watch>,
     log: LogFn,
+    /// Recent successful logins (see [`cache`]); `None` without randomness.
+    cache: Option<SuccessCache>,
 }
 
 /// The file on disk and what it looked like when last read.
@@ -96,6 +104,7 @@ impl PasswordFile {
                 state: Mutex::new(WatchState { checked: Instant::now(), stamp }),
             }),
             log,
+            cache: SuccessCache::new(),
         };
         file.warn_if_readable_by_others(path);
         Ok(file)
@@ -107,7 +116,7 @@ impl PasswordFile {
         for w in warnings {
             emit(log, LogLevel::WARN, &w);
         }
-        PasswordFile { users: RwLock::new(Arc::new(users)), watch: None, log }
+        PasswordFile { users: RwLock::new(Arc::new(users)), watch: None, log, cache: SuccessCache::new() }
     }
 
     /// How many users can log in.
@@ -162,6 +171,9 @@ impl PasswordFile {
             Ok(users) => {
                 let n = users.len();
                 *self.users.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(users);
+                if let Some(c) = &self.cache {
+                    c.clear();
+                }
                 emit(
                     self.log,
                     LogLevel::INFO,
@@ -211,10 +223,20 @@ impl Plugin for PasswordFile {
                 users.burn(password);
                 Decision::bad_credentials(format!("`{user}` cannot log in: its line in the password file is broken"))
             }
-            (Entry::Hash(hash), Some(password)) => match hash.verify(password) {
-                true => Decision::allow(),
-                false => Decision::bad_credentials(format!("wrong password for `{user}`")),
-            },
+            (Entry::Hash(hash), Some(password)) => {
+                if self.cache.as_ref().is_some_and(|c| c.hit(user, password)) {
+                    return Decision::allow();
+                }
+                match hash.verify(password) {
+                    true => {
+                        if let Some(c) = &self.cache {
+                            c.remember(user, password);
+                        }
+                        Decision::allow()
+                    }
+                    false => Decision::bad_credentials(format!("wrong password for `{user}`")),
+                }
+            }
         }
     }
 }
@@ -335,6 +357,24 @@ user7:$7$101$AAECAwQFBgcICQoL$Xr99N9ym9ys8TWxis5ajETJq6EVYzmc6nb8t3pUYnPBbCAbICS
         assert!(none * 10 < wrong, "the no-hash path {none:?} should be far cheaper than {wrong:?}");
         let ratio = unknown.as_secs_f64() / wrong.as_secs_f64();
         assert!((0.5..2.0).contains(&ratio), "wrong password {wrong:?}, unknown user {unknown:?}");
+    }
+
+    #[test]
+    fn a_repeated_success_is_answered_from_the_cache() {
+        let costly = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(8192, 2, 1, None).unwrap())
+            .hash_password_with_salt(b"pw", b"saltsaltsaltsalt")
+            .unwrap()
+            .to_string();
+        let f = PasswordFile::parse(&format!("alice:{costly}\n"), "cache-passwd", capture);
+        let t = Instant::now();
+        assert!(f.authenticate(&req(Some("alice"), Some(b"pw"))).is_allow());
+        let first = t.elapsed();
+        let t = Instant::now();
+        assert!(f.authenticate(&req(Some("alice"), Some(b"pw"))).is_allow());
+        let again = t.elapsed();
+        assert!(again * 10 < first, "first {first:?}, again {again:?}");
+        // A wrong password is never answered from the cache.
+        assert_eq!(f.authenticate(&req(Some("alice"), Some(b"pW"))).kind, BAD);
     }
 
     fn time_plain(f: &PasswordFile) -> Duration {
