@@ -24,6 +24,7 @@ command -v npm >/dev/null || apt_missing+=(npm)
 command -v chromium >/dev/null || apt_missing+=(chromium)
 command -v curl >/dev/null || apt_missing+=(curl)
 command -v script >/dev/null || apt_missing+=(bsdutils) # script(1): a terminal for the `moth passwd` prompt test
+command -v mosquitto_passwd >/dev/null || apt_missing+=(mosquitto)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   echo "==> installing ${apt_missing[*]}"
   as_root apt-get update -qq

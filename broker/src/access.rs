@@ -145,7 +145,7 @@ impl Chains {
                 name: info.name.clone(),
                 object,
                 caps,
-                permits: Arc::new(Semaphore::new(config.plugins.concurrency)),
+                permits: Arc::new(Semaphore::new(concurrency_of(&key, config.plugins.concurrency))),
                 failures: AtomicU64::new(0),
             });
             made.push(p.clone());
@@ -402,6 +402,18 @@ pub struct PluginListing {
     pub topic_chain: Option<Vec<String>>,
 }
 
+/// Calls of one plugin allowed at once. `auth_file` gets at most one per
+/// CPU: each argon2 check is pure CPU and tens of MiB of memory, so more
+/// concurrent checks than cores add memory, never throughput.
+fn concurrency_of(canonical_name: &str, configured: usize) -> usize {
+    if canonical_name == moth_auth_file::PasswordFile::NAME {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        configured.min(cpus).max(1)
+    } else {
+        configured
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,5 +457,13 @@ mod tests {
         config.auth.plugins = Some(vec!["topic_acl".into()]);
         let e = AccessControl::from_config(&config).err().unwrap().to_string();
         assert!(e.contains("does not authenticate"), "{e}");
+    }
+
+    #[test]
+    fn auth_file_runs_at_most_one_hash_check_per_cpu() {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(concurrency_of("auth_file", 10_000), cpus);
+        assert_eq!(concurrency_of("auth_file", 1), 1);
+        assert_eq!(concurrency_of("topic_acl", 10_000), 10_000);
     }
 }

@@ -57,7 +57,7 @@
 //! plugins-config:                # moth only: plugin name -> its options (any YAML)
 //!   allowlist: {users: {alice: {password: secret}}}
 //! plugin-timeout: 5              # moth only: seconds an authentication plugin may take; then it counts as deny
-//! plugin-concurrency: 16         # moth only: calls of one plugin running at once
+//! plugin-concurrency: 16         # moth only: calls of one plugin running at once; auth_file: at most one per CPU
 //! ```
 //!
 //! `auth` also takes `default: deny` (moth only): the answer when every

@@ -104,10 +104,10 @@ impl Registry {
             builtin(
                 PasswordFile::NAME,
                 &["auth.file"],
-                "users and argon2id password hashes from auth.password-file (hbmqtt's format)",
+                "users and password hashes (argon2id, sha-crypt, Mosquitto $6$/$7$) from auth.password-file",
                 |c| match &c.auth.password_file {
                     None => Err("needs `auth.password-file` (the file of `user:hash` lines)".into()),
-                    Some(path) => PasswordFile::load(path).map(into_plugin_box),
+                    Some(path) => PasswordFile::load(path, plugin_loader::host_log).map(into_plugin_box),
                 },
             ),
             builtin(

@@ -2,75 +2,205 @@
 //! named by `auth.password-file`, hbmqtt's format: one `user:hash` per line,
 //! `#` starts a comment line, blank lines are skipped.
 //!
-//! This first version reads **argon2id** hashes only (PHC strings,
-//! `$argon2id$v=19$m=...,t=...,p=...$salt$hash`, what amqtt and
-//! `argon2` write). A line with another format (`$6$` sha512-crypt from
-//! hbmqtt, `$7$` from Mosquitto) is refused at start with its file and line:
-//! the password-file work (issue 5) adds them.
+//! Formats ([`hash`]): `$argon2id$` PHC strings, `$6$`/`$5$` Unix sha-crypt
+//! (hbmqtt, passlib, `mkpasswd`), Mosquitto `$6$` (salted SHA-512) and `$7$`
+//! (PBKDF2-SHA512). A broken line is a warning with `file:line` at load
+//! ([`users`]); the rest of the file loads and that user cannot log in.
 //!
-//! Answers: a listed user with the right password is allowed; with a wrong or
-//! missing password, `BAD_CREDENTIALS` (CONNACK 4); a user not in the file,
-//! or a client without user name, gets no opinion (the rest of the chain
-//! decides). Verifying an argon2 hash takes tens of milliseconds of CPU: the
-//! broker calls it on its blocking pool, never on a network thread.
+//! Answers: a listed user with the right password is allowed; with a wrong
+//! password, or **no password at all** (MQTT allows a user name without a
+//! password; a listed user must prove who they are), `BAD_CREDENTIALS`
+//! (CONNACK 4); a user not in the file, or a client without user name, gets
+//! no opinion (the rest of the chain decides). An unknown user's password is
+//! still verified against a hash of the same kind and cost as the file's, so
+//! unknown user and wrong password take the same time.
+//!
+//! The file is re-read when its size, mtime or inode changes (checked at most
+//! once a second, from `authenticate`) and on SIGHUP (the broker rebuilds its
+//! plugins). A new file that cannot be read keeps the users loaded before.
+//! At load, a file readable by group or others is warned about. Passwords
+//! and hashes are never logged.
+//!
+//! Successful logins are remembered for a minute ([`cache`], keyed by an
+//! HMAC so the password is never stored): a reconnect storm does not re-run
+//! a slow hash for every client.
+//!
+//! Verifying a hash takes up to tens of milliseconds of CPU: the broker calls
+//! this plugin on its blocking pool, never on a network thread.
 
-use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
-use argon2::{Argon2, PasswordHash, PasswordVerifier};
-use moth_plugin_api::{AuthRequest, Capabilities, Decision, Plugin};
+use moth_plugin_api::std_types::RStr;
+use moth_plugin_api::{AuthRequest, Capabilities, Decision, LogLevel, Plugin};
+
+pub mod cache;
+pub mod hash;
+pub mod users;
+
+use cache::SuccessCache;
+use users::{Entry, Users};
+
+/// The broker's log callback (`HostContext::log`'s type).
+pub type LogFn = extern "C" fn(LogLevel, RStr<'_>, RStr<'_>);
+
+/// How often `authenticate` may look at the file's metadata.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
 
 pub struct PasswordFile {
-    /// User name -> PHC hash string (checked to parse when loaded).
-    users: HashMap<String, String>,
+    users: RwLock<Arc<Users>>,
+    watch: Option<Watch>,
+    log: LogFn,
+    /// Recent successful logins (see [`cache`]); `None` without randomness.
+    cache: Option<SuccessCache>,
+}
+
+/// The file on disk and what it looked like when last read.
+struct Watch {
+    path: PathBuf,
+    state: Mutex<WatchState>,
+}
+
+struct WatchState {
+    checked: Instant,
+    stamp: Option<Stamp>,
+}
+
+/// What changes when a file is rewritten in place or replaced by rename.
+#[derive(PartialEq, Eq, Clone, Copy)]
+struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    inode: u64,
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let m = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&m);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some(Stamp { len: m.len(), modified: m.modified().ok(), inode })
+}
+
+/// A log callback for callers without a broker (tests, tools): stderr.
+pub extern "C" fn stderr_log(level: LogLevel, plugin: RStr<'_>, message: RStr<'_>) {
+    eprintln!("[{plugin} {}] {message}", level.0);
 }
 
 impl PasswordFile {
     pub const NAME: &'static str = "auth_file";
 
-    /// Reads and checks the whole file. Errors are one line starting with
-    /// `file:line:`.
-    pub fn load(path: &Path) -> Result<PasswordFile, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-        Self::parse(&text, &path.display().to_string())
+    /// Reads the file; only an unreadable file is an error (one line naming
+    /// it). Broken lines and loose permissions are warnings through `log`.
+    pub fn load(path: &Path, log: LogFn) -> Result<PasswordFile, String> {
+        let stamp = stamp(path);
+        let users = read(path, log)?;
+        let file = PasswordFile {
+            users: RwLock::new(Arc::new(users)),
+            watch: Some(Watch {
+                path: path.to_path_buf(),
+                state: Mutex::new(WatchState { checked: Instant::now(), stamp }),
+            }),
+            log,
+            cache: SuccessCache::new(),
+        };
+        file.warn_if_readable_by_others(path);
+        Ok(file)
     }
 
-    /// Parses the text of a password file; `origin` names it in errors.
-    pub fn parse(text: &str, origin: &str) -> Result<PasswordFile, String> {
-        let mut users = HashMap::new();
-        for (i, line) in text.lines().enumerate() {
-            let at = format!("{origin}:{}", i + 1);
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let Some((user, hash)) = line.split_once(':') else {
-                return Err(format!("{at}: expected `user:hash`"));
-            };
-            if user.is_empty() {
-                return Err(format!("{at}: empty user name"));
-            }
-            if !hash.starts_with("$argon2id$") {
-                let scheme = hash.split('$').nth(1).map_or_else(|| "plain text".to_string(), |s| format!("${s}$"));
-                return Err(format!(
-                    "{at}: user `{user}`: hash format {scheme} is not supported yet; this version of moth reads argon2id (`$argon2id$...`) only"
-                ));
-            }
-            PasswordHash::new(hash).map_err(|e| format!("{at}: user `{user}`: malformed argon2id hash: {e}"))?;
-            if users.insert(user.to_string(), hash.to_string()).is_some() {
-                return Err(format!("{at}: user `{user}` is listed twice"));
-            }
+    /// A password file from text, not watched; `origin` names it in warnings.
+    pub fn parse(text: &str, origin: &str, log: LogFn) -> PasswordFile {
+        let (users, warnings) = Users::parse(text, origin);
+        for w in warnings {
+            emit(log, LogLevel::WARN, &w);
         }
-        Ok(PasswordFile { users })
+        PasswordFile { users: RwLock::new(Arc::new(users)), watch: None, log, cache: SuccessCache::new() }
     }
 
+    /// How many users can log in.
     pub fn len(&self) -> usize {
-        self.users.len()
+        self.current().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.users.is_empty()
+        self.len() == 0
     }
+
+    fn current(&self) -> Arc<Users> {
+        self.users.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    #[cfg(unix)]
+    fn warn_if_readable_by_others(&self, path: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = std::fs::metadata(path) {
+            let mode = m.permissions().mode() & 0o777;
+            if mode & 0o044 != 0 {
+                emit(
+                    self.log,
+                    LogLevel::WARN,
+                    &format!(
+                        "{}: password file is readable by group or others (mode {mode:o}); `chmod 600` it",
+                        path.display()
+                    ),
+                );
+            }
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn warn_if_readable_by_others(&self, _path: &Path) {}
+
+    /// Re-reads the file if it changed since the last look, at most once per
+    /// [`CHECK_EVERY`]; a concurrent caller skips the check rather than wait.
+    fn refresh(&self) {
+        let Some(watch) = &self.watch else { return };
+        let Ok(mut state) = watch.state.try_lock() else { return };
+        if state.checked.elapsed() < CHECK_EVERY {
+            return;
+        }
+        state.checked = Instant::now();
+        let now = stamp(&watch.path);
+        if now == state.stamp {
+            return;
+        }
+        state.stamp = now;
+        match read(&watch.path, self.log) {
+            Ok(users) => {
+                let n = users.len();
+                *self.users.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(users);
+                if let Some(c) = &self.cache {
+                    c.clear();
+                }
+                emit(
+                    self.log,
+                    LogLevel::INFO,
+                    &format!("{}: changed on disk, reloaded {n} users", watch.path.display()),
+                );
+            }
+            Err(e) => emit(
+                self.log,
+                LogLevel::WARN,
+                &format!("{e}; keeping the {} users loaded before", self.current().len()),
+            ),
+        }
+    }
+}
+
+/// Reads and parses the file, logging its warnings.
+fn read(path: &Path, log: LogFn) -> Result<Users, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let (users, warnings) = Users::parse(&text, &path.display().to_string());
+    for w in warnings {
+        emit(log, LogLevel::WARN, &w);
+    }
+    Ok(users)
+}
+
+fn emit(log: LogFn, level: LogLevel, message: &str) {
+    log(level, RStr::from_str(PasswordFile::NAME), RStr::from_str(message));
 }
 
 impl Plugin for PasswordFile {
@@ -80,13 +210,33 @@ impl Plugin for PasswordFile {
 
     fn authenticate(&self, request: &AuthRequest<'_>) -> Decision {
         let Some(user) = request.username() else { return Decision::ignore() };
-        let Some(hash) = self.users.get(user) else { return Decision::ignore() };
-        let Some(password) = request.password() else {
-            return Decision::bad_credentials(format!("no password for `{user}`"));
-        };
-        match Argon2::default().verify_password(password, hash.as_str()) {
-            Ok(()) => Decision::allow(),
-            Err(_) => Decision::bad_credentials(format!("wrong password for `{user}`")),
+        self.refresh();
+        let users = self.current();
+        match (users.get(user), request.password()) {
+            (Entry::Unknown, Some(password)) => {
+                users.burn(password);
+                Decision::ignore()
+            }
+            (Entry::Unknown, None) => Decision::ignore(),
+            (_, None) => Decision::bad_credentials(format!("no password for `{user}`")),
+            (Entry::Disabled, Some(password)) => {
+                users.burn(password);
+                Decision::bad_credentials(format!("`{user}` cannot log in: its line in the password file is broken"))
+            }
+            (Entry::Hash(hash), Some(password)) => {
+                if self.cache.as_ref().is_some_and(|c| c.hit(user, password)) {
+                    return Decision::allow();
+                }
+                match hash.verify(password) {
+                    true => {
+                        if let Some(c) = &self.cache {
+                            c.remember(user, password);
+                        }
+                        Decision::allow()
+                    }
+                    false => Decision::bad_credentials(format!("wrong password for `{user}`")),
+                }
+            }
         }
     }
 }
@@ -94,7 +244,7 @@ impl Plugin for PasswordFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use argon2::{Algorithm, Params, PasswordHasher, Version};
+    use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
     use moth_plugin_api::std_types::{RNone, ROption, RSlice, RStr};
 
     /// A cheap argon2id hash, as a test fixture should be.
@@ -119,29 +269,166 @@ mod tests {
         }
     }
 
+    static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    extern "C" fn capture(_level: LogLevel, _plugin: RStr<'_>, message: RStr<'_>) {
+        LOG.lock().unwrap().push(message.to_string());
+    }
+
+    /// Logged lines mentioning `origin` (tests run in parallel).
+    fn logged(origin: &str) -> Vec<String> {
+        LOG.lock().unwrap().iter().filter(|l| l.contains(origin)).cloned().collect()
+    }
+
+    const BAD: moth_plugin_api::DecisionKind = moth_plugin_api::DecisionKind::BAD_CREDENTIALS;
+
     #[test]
     fn argon2id_users() {
         let text = format!("# users\n\nalice:{}\nbob:{}\n", hash("wonderland"), hash("builder"));
-        let f = PasswordFile::parse(&text, "passwd").unwrap();
+        let f = PasswordFile::parse(&text, "argon-passwd", capture);
         assert_eq!(f.len(), 2);
         assert!(f.authenticate(&req(Some("alice"), Some(b"wonderland"))).is_allow());
-        let wrong = f.authenticate(&req(Some("alice"), Some(b"builder")));
-        assert_eq!(wrong.kind, moth_plugin_api::DecisionKind::BAD_CREDENTIALS);
-        assert_eq!(f.authenticate(&req(Some("bob"), None)).kind, moth_plugin_api::DecisionKind::BAD_CREDENTIALS);
+        assert_eq!(f.authenticate(&req(Some("alice"), Some(b"builder"))).kind, BAD);
+        // A listed user without a password: refused, not left to the chain.
+        assert_eq!(f.authenticate(&req(Some("bob"), None)).kind, BAD);
         assert!(f.authenticate(&req(Some("carol"), Some(b"x"))).is_ignore());
         assert!(f.authenticate(&req(None, None)).is_ignore());
+        assert!(logged("argon-passwd").is_empty());
     }
 
     #[test]
-    fn other_formats_and_broken_lines_name_file_and_line() {
-        let sha = "test:$6$l4zQEHEcowc1Pnv4$HHrh8xnsZoLItQ8BmpFHM4r6q5UqK3DnXp2GaTm5zp5buQ7NheY3Xt9f6godVKbEtA.hOC7IEDwnok3pbAOip.";
-        let e = PasswordFile::parse(&format!("# c\n{sha}\n"), "passwd").err().unwrap();
-        assert!(e.starts_with("passwd:2: user `test`: hash format $6$ is not supported yet"), "{e}");
-        let e = PasswordFile::parse("alice\n", "passwd").err().unwrap();
-        assert_eq!(e, "passwd:1: expected `user:hash`");
-        let e = PasswordFile::parse("alice:$argon2id$nonsense\n", "passwd").err().unwrap();
-        assert!(e.starts_with("passwd:1: user `alice`: malformed argon2id hash"), "{e}");
-        let e = PasswordFile::parse("alice:secret\n", "passwd").err().unwrap();
-        assert!(e.contains("plain text"), "{e}");
+    fn every_format_in_one_file() {
+        let text = "test:$6$l4zQEHEcowc1Pnv4$HHrh8xnsZoLItQ8BmpFHM4r6q5UqK3DnXp2GaTm5zp5buQ7NheY3Xt9f6godVKbEtA.hOC7IEDwnok3pbAOip.
+user6:$6$AAECAwQFBgcICQoL$JqsxEv/ucyxjA5DKsQ+Y8CDWaQDNQI9FpAkmfwAqWfwZLk/JEGgM0EpylrJHAZKKyFQjJeZ3nFaHjPzOzPPmPw==
+user7:$7$101$AAECAwQFBgcICQoL$Xr99N9ym9ys8TWxis5ajETJq6EVYzmc6nb8t3pUYnPBbCAbICS4xejTltonXWCtJNBvA+By+TXUqU6qCblO00w==
+";
+        let f = PasswordFile::parse(&format!("{text}argon:{}\n", hash("pw")), "all-passwd", capture);
+        assert_eq!(f.len(), 4);
+        for (user, good) in [("test", "test"), ("user6", "secret"), ("user7", "secret"), ("argon", "pw")] {
+            assert!(f.authenticate(&req(Some(user), Some(good.as_bytes()))).is_allow(), "{user}");
+            assert_eq!(f.authenticate(&req(Some(user), Some(b"wrong"))).kind, BAD, "{user}");
+        }
+    }
+
+    #[test]
+    fn broken_lines_are_warnings_with_file_and_line_and_those_users_cannot_log_in() {
+        let text = format!(
+            "# c\nalice\nbob:$2b$10$xyz\ncarol:$argon2id$nonsense\ndan:secret\nok:{}\nok:{}\nfine:{}\n",
+            hash("a"),
+            hash("b"),
+            hash("fine")
+        );
+        let f = PasswordFile::parse(&text, "broken-passwd", capture);
+        let log = logged("broken-passwd");
+        assert_eq!(log.len(), 5, "{log:?}");
+        assert_eq!(log[0], "broken-passwd:2: expected `user:hash`; line skipped");
+        assert!(log[1].starts_with("broken-passwd:3: user `bob`: unknown hash scheme $2b$"), "{}", log[1]);
+        assert!(log[2].starts_with("broken-passwd:4: user `carol`: malformed $argon2id$ hash"), "{}", log[2]);
+        assert!(log[3].starts_with("broken-passwd:5: user `dan`: plain-text password"), "{}", log[3]);
+        assert!(log[4].starts_with("broken-passwd:7: user `ok` is listed twice"), "{}", log[4]);
+        assert!(!log.iter().any(|l| l.contains("secret") || l.contains("$argon2id$v=")), "{log:?}");
+        assert!(f.authenticate(&req(Some("fine"), Some(b"fine"))).is_allow());
+        for (user, pw) in [("bob", "x"), ("carol", "x"), ("dan", "secret"), ("ok", "a"), ("ok", "b")] {
+            assert_eq!(f.authenticate(&req(Some(user), Some(pw.as_bytes()))).kind, BAD, "{user}");
+        }
+    }
+
+    /// Unknown users pay for a verification too: with an expensive hash,
+    /// their answer takes about as long as a wrong password's.
+    #[test]
+    fn unknown_user_costs_like_a_wrong_password() {
+        let costly = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(8192, 2, 1, None).unwrap())
+            .hash_password_with_salt(b"pw", b"saltsaltsaltsalt")
+            .unwrap()
+            .to_string();
+        let f = PasswordFile::parse(&format!("alice:{costly}\n"), "timing-passwd", capture);
+        let time = |user: &str| {
+            let t = Instant::now();
+            f.authenticate(&req(Some(user), Some(b"nope")));
+            t.elapsed()
+        };
+        // Interleaved, best of 5 each: other tests share the CPUs.
+        let (mut wrong, mut unknown) = (Duration::MAX, Duration::MAX);
+        for _ in 0..5 {
+            wrong = wrong.min(time("alice"));
+            unknown = unknown.min(time("mallory"));
+        }
+        let none = (0..5).map(|_| time_plain(&f)).min().unwrap();
+        assert!(none * 10 < wrong, "the no-hash path {none:?} should be far cheaper than {wrong:?}");
+        let ratio = unknown.as_secs_f64() / wrong.as_secs_f64();
+        assert!((0.5..2.0).contains(&ratio), "wrong password {wrong:?}, unknown user {unknown:?}");
+    }
+
+    #[test]
+    fn a_repeated_success_is_answered_from_the_cache() {
+        let costly = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(8192, 2, 1, None).unwrap())
+            .hash_password_with_salt(b"pw", b"saltsaltsaltsalt")
+            .unwrap()
+            .to_string();
+        let f = PasswordFile::parse(&format!("alice:{costly}\n"), "cache-passwd", capture);
+        let t = Instant::now();
+        assert!(f.authenticate(&req(Some("alice"), Some(b"pw"))).is_allow());
+        let first = t.elapsed();
+        let t = Instant::now();
+        assert!(f.authenticate(&req(Some("alice"), Some(b"pw"))).is_allow());
+        let again = t.elapsed();
+        assert!(again * 10 < first, "first {first:?}, again {again:?}");
+        // A wrong password is never answered from the cache.
+        assert_eq!(f.authenticate(&req(Some("alice"), Some(b"pW"))).kind, BAD);
+    }
+
+    fn time_plain(f: &PasswordFile) -> Duration {
+        let t = Instant::now();
+        f.authenticate(&req(None, None));
+        t.elapsed()
+    }
+
+    #[test]
+    fn reloads_when_the_file_changes_and_keeps_users_when_it_breaks() {
+        let dir = std::env::temp_dir().join(format!("moth-auth-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("passwd");
+        std::fs::write(&path, format!("alice:{}\n", hash("one"))).unwrap();
+        let f = PasswordFile::load(&path, capture).unwrap();
+        assert!(f.authenticate(&req(Some("alice"), Some(b"one"))).is_allow());
+        let wait_for = |pw: &[u8], want_allow: bool| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while f.authenticate(&req(Some("alice"), Some(pw))).is_allow() != want_allow {
+                assert!(Instant::now() < deadline, "file change not picked up");
+                std::thread::yield_now();
+            }
+        };
+        std::fs::write(&path, format!("# new\nalice:{}\n", hash("two"))).unwrap();
+        wait_for(b"two", true);
+        assert_eq!(f.authenticate(&req(Some("alice"), Some(b"one"))).kind, BAD);
+        // Replaced by something unreadable: old users stay, the log says why.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !logged(&path.display().to_string()).iter().any(|l| l.contains("keeping the 1 users")) {
+            assert!(Instant::now() < deadline, "no warning about the broken file");
+            f.authenticate(&req(Some("alice"), Some(b"two")));
+        }
+        assert!(f.authenticate(&req(Some("alice"), Some(b"two"))).is_allow());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn warns_when_readable_by_others() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("moth-auth-perm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (open, tight) = (dir.join("open"), dir.join("tight"));
+        for (p, mode) in [(&open, 0o644), (&tight, 0o600)] {
+            std::fs::write(p, format!("alice:{}\n", hash("x"))).unwrap();
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+            PasswordFile::load(p, capture).unwrap();
+        }
+        let warned =
+            |p: &Path| logged(&p.display().to_string()).iter().any(|l| l.contains("readable by group or others"));
+        assert!(warned(&open));
+        assert!(!warned(&tight));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
