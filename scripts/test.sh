@@ -13,9 +13,10 @@ as_root() {
 
 # Debian packages: the mosquitto command-line clients (mosquitto_pub/_sub),
 # openssl (RSA test keys), Node.js with npm (MQTT.js), Chromium (the
-# browser test), curl (the metrics endpoint tests scrape with it) and
-# script(1) (a pseudo-terminal for the `moth passwd` prompts). Only
-# what is missing is installed.
+# browser test), curl (the metrics endpoint tests scrape with it),
+# script(1) (a pseudo-terminal for the `moth passwd` prompts) and mosquitto
+# (its mosquitto_passwd writes files auth_file must read). Only what is
+# missing is installed.
 apt_missing=()
 command -v mosquitto_pub >/dev/null && command -v mosquitto_sub >/dev/null || apt_missing+=(mosquitto-clients)
 command -v openssl >/dev/null || apt_missing+=(openssl)
