@@ -12,8 +12,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
-SCENARIOS=${SCENARIOS:-"fanin-qos0 fanin-qos1 fanout-qos0 fanout-qos1 pairs-qos1 latency connect idle"}
+SCENARIOS=${SCENARIOS:-"fanin-qos0 fanin-qos1 fanout-qos0 fanout-qos1 pairs-qos1 latency connect idle connect-auth"}
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
+AUTH_USERS=${AUTH_USERS:-5000}
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 if ! command -v mosquitto >/dev/null; then
@@ -25,11 +26,33 @@ command -v rumqttd >/dev/null || cargo install rumqttd
 cargo build --release -q -p moth -p moth-bench
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
+# connect-auth: AUTH_USERS users user0..N with the password the generator
+# sends, in each broker's own format: moth's argon2id (OWASP parameters,
+# written by `moth passwd`), Mosquitto's $7$ (written by mosquitto_passwd).
+# One hash per file, repeated for every user: each check costs the same.
+auth=$PWD/target/bench-auth
+mkdir -p "$auth"
+./target/release/moth passwd -c -b "$auth/moth.passwd" user0 bench-secret
+mosquitto_passwd -c -b "$auth/mosquitto.passwd" user0 bench-secret
+for f in moth mosquitto; do
+  hash=$(cut -d: -f2- "$auth/$f.passwd")
+  for i in $(seq 0 $((AUTH_USERS - 1))); do echo "user$i:$hash"; done > "$auth/$f.passwd.all"
+  mv "$auth/$f.passwd.all" "$auth/$f.passwd"
+done
+# Mosquitto started as root drops to its own user, which must read its file.
+chmod 644 "$auth/mosquitto.passwd"
+sed "s|^auth:|auth:\n  plugins: [auth_file]\n  password-file: $auth/moth.passwd|; s|allow-anonymous: true|allow-anonymous: false|" \
+  bench/moth.yaml > "$auth/moth.yaml"
+{ cat bench/mosquitto.conf; echo "password_file $auth/mosquitto.passwd"; } \
+  | sed 's/^allow_anonymous true/allow_anonymous false/' > "$auth/mosquitto.conf"
+
 declare -A PORT=([moth]=18831 [mosquitto]=18832 [rumqttd]=18833)
-start() {
-  case $1 in
+start() { # start BROKER [auth]
+  case $1${2:+-$2} in
     moth) ./target/release/moth -c bench/moth.yaml >/dev/null 2>&1 & ;;
+    moth-auth) ./target/release/moth -c "$auth/moth.yaml" >/dev/null 2>&1 & ;;
     mosquitto) mosquitto -c bench/mosquitto.conf >/dev/null 2>&1 & ;;
+    mosquitto-auth) mosquitto -c "$auth/mosquitto.conf" >/dev/null 2>&1 & ;;
     rumqttd) RUST_LOG=error rumqttd -c bench/rumqttd.toml >/dev/null 2>&1 & ;;
   esac
   BROKER_PID=$!
@@ -44,10 +67,13 @@ stop() { kill "$BROKER_PID" 2>/dev/null || true; wait "$BROKER_PID" 2>/dev/null 
 out=$(mktemp)
 for round in $(seq "$ROUNDS"); do
   for scenario in $SCENARIOS; do
-    for broker in moth mosquitto rumqttd; do
-      start "$broker"
+    brokers="moth mosquitto rumqttd" mode="" connections=$IDLE_CONNECTIONS
+    # rumqttd keeps plain-text passwords in its config: nothing to compare.
+    [ "$scenario" = connect-auth ] && brokers="moth mosquitto" mode=auth connections=$AUTH_USERS
+    for broker in $brokers; do
+      start "$broker" $mode
       ./target/release/loadgen run --broker "$broker" --addr "127.0.0.1:${PORT[$broker]}" --pid "$BROKER_PID" \
-        --scenario "$scenario" --connections "$IDLE_CONNECTIONS" --sources 8 | tee -a "$out" || true
+        --scenario "$scenario" --connections "$connections" --sources 8 | tee -a "$out" || true
       stop
     done
   done

@@ -45,10 +45,10 @@ enum Command {
         /// Loopback source addresses to spread connections over (127.0.0.1..).
         #[arg(long, default_value_t = 1)]
         sources: u8,
-        /// One of: fanin-qos0 fanin-qos1 fanout-qos0 fanout-qos1 pairs-qos1 latency connect idle
+        /// One of: fanin-qos0 fanin-qos1 fanout-qos0 fanout-qos1 pairs-qos1 latency connect idle connect-auth
         #[arg(long)]
         scenario: String,
-        /// Idle connections to hold (idle scenario).
+        /// Connections to hold (idle) or clients with passwords (connect-auth).
         #[arg(long, default_value_t = 10_000)]
         connections: usize,
     },
@@ -63,12 +63,16 @@ enum Command {
     },
 }
 
+/// The password of every `userN` in the connect-auth scenario's password files.
+const AUTH_PASSWORD: &str = "bench-secret";
+
 /// Scenario name -> (unit, higher is better).
 pub fn unit(scenario: &str) -> (&'static str, bool) {
     match scenario {
         "latency" => ("p99 µs at 5k msg/s", false),
         "connect" => ("CONNECT/s", true),
         "idle" => ("bytes/idle conn", false),
+        "connect-auth" => ("s until 5k clients with passwords are in", false),
         s if s.starts_with("fanout") => ("deliveries/s", true),
         _ => ("msg/s", true),
     }
@@ -84,6 +88,7 @@ async fn run_scenario(t: &Target, scenario: &str, pid: Option<u32>, connections:
         "latency" => scenarios::latency(t, 5_000, 5).await,
         "connect" => scenarios::connect_rate(t, 5_000, 32).await,
         "idle" => scenarios::idle(t, connections, pid).await,
+        "connect-auth" => scenarios::connect_auth(t, connections, 500, AUTH_PASSWORD, pid).await,
         other => Err(std::io::Error::other(format!("unknown scenario `{other}`"))),
     }
 }

@@ -9,8 +9,17 @@ use std::path::Path;
 use crate::unit;
 
 const BROKERS: [&str; 3] = ["moth", "mosquitto", "rumqttd"];
-const ORDER: [&str; 8] =
-    ["fanin-qos0", "fanin-qos1", "fanout-qos0", "fanout-qos1", "pairs-qos1", "latency", "connect", "idle"];
+const ORDER: [&str; 9] = [
+    "fanin-qos0",
+    "fanin-qos1",
+    "fanout-qos0",
+    "fanout-qos1",
+    "pairs-qos1",
+    "latency",
+    "connect",
+    "idle",
+    "connect-auth",
+];
 
 #[derive(Default)]
 struct Cell {

@@ -43,6 +43,10 @@ pub struct Target {
 type Io = (OwnedReadHalf, OwnedWriteHalf, BytesMut);
 
 async fn open(target: &Target, client_id: &str, n: usize) -> std::io::Result<Io> {
+    open_as(target, client_id, n, None).await
+}
+
+async fn open_as(target: &Target, client_id: &str, n: usize, login: Option<(&str, &str)>) -> std::io::Result<Io> {
     let stream = if target.sources > 1 && target.addr.is_ipv4() {
         let src = Ipv4Addr::new(127, 0, 0, 1 + (n % usize::from(target.sources)) as u8);
         let socket = TcpSocket::new_v4()?;
@@ -53,8 +57,8 @@ async fn open(target: &Target, client_id: &str, n: usize) -> std::io::Result<Io>
     };
     stream.set_nodelay(true)?;
     let (mut rd, mut wr) = stream.into_split();
-    wr.write_all(&wire::connect(client_id, true, 600)).await?;
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    wr.write_all(&wire::connect_as(client_id, true, 600, login)).await?;
+    let mut buf = BytesMut::with_capacity(if login.is_some() { 256 } else { 64 * 1024 });
     await_kind(&mut rd, &mut buf, 2).await?;
     Ok((rd, wr, buf))
 }
@@ -418,6 +422,66 @@ pub async fn idle(t: &Target, count: usize, broker_pid: Option<u32>) -> std::io:
         error: (failures > 0).then(|| format!("{failures} of {count} connections failed")),
         extra: vec![("connect_rate", rate), ("rss_after_mb", after.map_or(f64::NAN, |a| a as f64 / 1048576.0))],
     })
+}
+
+/// A reconnect storm: `users` clients with passwords (`user{i}` /
+/// `password`) connect, `concurrency` at a time, and stay; then all drop and
+/// connect again. The figure is the seconds until all were connected the
+/// first time; the second storm's time and the broker's peak RSS are extras.
+pub async fn connect_auth(
+    t: &Target,
+    users: usize,
+    concurrency: usize,
+    password: &str,
+    pid: Option<u32>,
+) -> std::io::Result<Outcome> {
+    let first = storm(t, users, concurrency, password).await?;
+    let first_secs = first.0;
+    drop(first.1);
+    let (second_secs, held) = storm(t, users, concurrency, password).await?;
+    let connected = held.len() as u64;
+    drop(held);
+    let peak = pid.and_then(peak_rss_bytes);
+    Ok(Outcome {
+        value: first_secs,
+        sent: users as u64,
+        received: connected,
+        error: check(users as u64, connected, true),
+        extra: vec![("second_s", second_secs), ("peak_rss_mb", peak.map_or(f64::NAN, |b| b as f64 / 1048576.0))],
+    })
+}
+
+/// Connects `users` clients with passwords, `concurrency` at a time; the
+/// seconds it took and the connections, which stay open until dropped.
+async fn storm(t: &Target, users: usize, concurrency: usize, password: &str) -> std::io::Result<(f64, Vec<Io>)> {
+    let gate = Arc::new(Semaphore::new(concurrency));
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(users);
+    for i in 0..users {
+        let gate = gate.clone();
+        let target = Target { addr: t.addr, sources: t.sources };
+        let password = password.to_string();
+        tasks.push(tokio::spawn(async move {
+            let _permit = gate.acquire_owned().await.map_err(std::io::Error::other)?;
+            let user = format!("user{i}");
+            open_as(&target, &format!("bench-auth-{i}"), i, Some((&user, &password))).await
+        }));
+    }
+    let mut held = Vec::with_capacity(users);
+    for task in tasks {
+        if let Ok(io) = task.await.map_err(std::io::Error::other)? {
+            held.push(io);
+        }
+    }
+    Ok((start.elapsed().as_secs_f64(), held))
+}
+
+/// Peak resident set size of a process (VmHWM), from /proc.
+pub fn peak_rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 /// Resident set size of a process, from /proc.

@@ -7,7 +7,8 @@ use bytes::{Buf, BytesMut};
 use moth::codec;
 use moth::packet::{Connect, Packet, Protocol, QoS, Subscribe, SubscribeFilter};
 
-pub fn connect(client_id: &str, clean: bool, keep_alive: u16) -> BytesMut {
+/// A CONNECT with a user name and password when `login` is given.
+pub fn connect_as(client_id: &str, clean: bool, keep_alive: u16, login: Option<(&str, &str)>) -> BytesMut {
     let mut out = BytesMut::new();
     codec::encode(
         &Packet::Connect(Connect {
@@ -16,8 +17,8 @@ pub fn connect(client_id: &str, clean: bool, keep_alive: u16) -> BytesMut {
             keep_alive,
             client_id: client_id.to_string(),
             will: None,
-            username: None,
-            password: None,
+            username: login.map(|(u, _)| u.to_string()),
+            password: login.map(|(_, p)| bytes::Bytes::copy_from_slice(p.as_bytes())),
         }),
         &mut out,
     );
