@@ -435,9 +435,9 @@ pub async fn connect_auth(
     password: &str,
     pid: Option<u32>,
 ) -> std::io::Result<Outcome> {
-    let first = storm(t, users, concurrency, password).await?;
-    let first_secs = first.0;
-    drop(first.1);
+    let (first_secs, first_held) = storm(t, users, concurrency, password).await?;
+    let first_in = first_held.len() as f64;
+    drop(first_held);
     let (second_secs, held) = storm(t, users, concurrency, password).await?;
     let connected = held.len() as u64;
     drop(held);
@@ -447,7 +447,11 @@ pub async fn connect_auth(
         sent: users as u64,
         received: connected,
         error: check(users as u64, connected, true),
-        extra: vec![("second_s", second_secs), ("peak_rss_mb", peak.map_or(f64::NAN, |b| b as f64 / 1048576.0))],
+        extra: vec![
+            ("first_in", first_in),
+            ("second_s", second_secs),
+            ("peak_rss_mb", peak.map_or(f64::NAN, |b| b as f64 / 1048576.0)),
+        ],
     })
 }
 
