@@ -543,28 +543,19 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
     fn on_publish(&mut self, ctx: &Arc<Context>, client: &Client, p: Publish) {
         self.pending.publish_received += 1;
         let allowed = publish_allowed(ctx, client, &p.topic);
-        match p.qos {
-            QoS::AtMostOnce => {
-                if allowed {
-                    ctx.router.publish(Arc::new(Message::from_publish(&p)));
-                }
-            }
-            QoS::AtLeastOnce => {
-                if allowed {
-                    ctx.router.publish(Arc::new(Message::from_publish(&p)));
-                }
-                // Acknowledged even when refused: MQTT 3.1.1 has no negative
-                // acknowledgement, and a client that never gets one would
-                // re-send forever.
-                self.emit(&Packet::Puback(p.packet_id));
-            }
-            QoS::ExactlyOnce => {
-                let first = client.session.lock().on_inbound_qos2(p.packet_id);
-                if first && allowed {
-                    ctx.router.publish(Arc::new(Message::from_publish(&p)));
-                }
-                self.emit(&Packet::Pubrec(p.packet_id));
-            }
+        let (qos, packet_id) = (p.qos, p.packet_id);
+        // Inbound QoS 2 is routed on its first PUBLISH only [MQTT-4.3.3-2].
+        let first = qos != QoS::ExactlyOnce || client.session.lock().on_inbound_qos2(packet_id);
+        if allowed && first {
+            ctx.router.publish(Arc::new(Message::from_publish(p)));
+        }
+        match qos {
+            QoS::AtMostOnce => {}
+            // Acknowledged even when refused: MQTT 3.1.1 has no negative
+            // acknowledgement, and a client that never gets one would
+            // re-send forever.
+            QoS::AtLeastOnce => self.emit(&Packet::Puback(packet_id)),
+            QoS::ExactlyOnce => self.emit(&Packet::Pubrec(packet_id)),
         }
     }
 

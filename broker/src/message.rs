@@ -24,8 +24,10 @@ impl Message {
         Message { topic: topic.into(), payload: payload.into(), qos, retain }
     }
 
-    pub fn from_publish(p: &Publish) -> Self {
-        Message { topic: p.topic.clone(), payload: p.payload.clone(), qos: p.qos, retain: p.retain }
+    /// The message a received PUBLISH carries; takes it, so the topic and
+    /// payload move instead of being reference-counted once more.
+    pub fn from_publish(p: Publish) -> Self {
+        Message { topic: p.topic, payload: p.payload, qos: p.qos, retain: p.retain }
     }
 
     pub fn from_will(w: &Will) -> Self {
