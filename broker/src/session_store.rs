@@ -137,19 +137,13 @@ impl SessionStore {
         self.entries().values().map(|e| e.session.clone()).collect()
     }
 
-    /// Kicks every attached connection (broker shutdown uses its own signal;
-    /// this is for tests and administrative use).
+    /// Number of sessions held, connected or not.
     pub fn len(&self) -> usize {
         self.entries().len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// Forgets every session.
-    pub fn clear(&self) -> Vec<Arc<SessionHandle>> {
-        self.entries().drain().map(|(_, e)| e.session).collect()
     }
 }
 
