@@ -26,7 +26,7 @@ use crate::packet::QoS;
 use crate::reload::{self, ReloadReport};
 use crate::router::Router;
 use crate::session::{Delivery, SessionLimits};
-use crate::session_store::{SessionHandle, SessionStore};
+use crate::session_store::{Kick, SessionHandle, SessionStore};
 use crate::stats::Stats;
 use crate::sys;
 use crate::tls::TlsError;
@@ -212,6 +212,8 @@ impl Broker {
         let Some(mut r) = running.take() else { return };
         info!("shutting down");
         let _ = r.shutdown.send(true);
+        // Attached connections wait on their session's kick, not on `shutdown`.
+        self.ctx.sessions.kick_all(Kick::Shutdown);
         // Every task drops its sender when it ends.
         while r.done.recv().await.is_some() {}
         drop(r.addrs);
@@ -370,7 +372,7 @@ impl LocalSubscription {
                 let m = &d.message;
                 return Message { topic: m.topic.clone(), payload: m.payload.clone(), qos: d.qos, retain: d.retain };
             }
-            self.session.wake.notified().await;
+            self.session.wake.wait().await;
         }
     }
 

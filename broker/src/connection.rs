@@ -2,28 +2,43 @@
 //!
 //! A transport (TCP, TLS, WebSocket or WebSocket over TLS, see
 //! `transport.rs`) hands over a byte stream and what it learned about the
-//! peer; everything after that is the same code for all of them. This
-//! task reads CONNECT, attaches the session, then runs one loop that:
-//! - reads and decodes every complete packet in the buffer and acts on it;
-//! - moves queued deliveries from the session into one output buffer, so a
-//!   busy client gets many packets per `write` (coalescing);
-//! - writes that buffer as the socket accepts it, without ever blocking
-//!   reads (a client that is itself blocked writing cannot deadlock us);
-//! - enforces keep-alive and reacts to takeover and broker shutdown.
+//! peer; everything after that is the same code for all of them. The task
+//! goes through three phases:
+//! - **attach** (`attach`): read CONNECT, authenticate, open the session
+//!   (taking it over from an older connection), send CONNACK;
+//! - **connected** (`Live::poll_connected`): one loop that reads and decodes
+//!   every complete packet and acts on it; moves queued deliveries from the
+//!   session into one output buffer, so a busy client gets many packets per
+//!   `write` (coalescing); writes that buffer as the socket accepts it,
+//!   without ever blocking reads (a client that is itself blocked writing
+//!   cannot deadlock us); enforces keep-alive and reacts to takeover and
+//!   broker shutdown (both arrive as a [`Kick`]);
+//! - **finish** (`Live::finish`): detach the session, publish the will.
 //!
 //! The output buffer has a high-water mark: above it, no more deliveries are
 //! taken from the session queue, whose own limit then applies. Memory per
 //! connection is therefore bounded however slow the client reads.
+//!
+//! Memory of an idle connection is what limits how many clients one machine
+//! holds, so the connected phase is laid out for it: the task's future holds
+//! only a pointer to one [`Live`] struct (an `async` loop over `select!`
+//! would keep every branch's future, about 2 KB, for the connection's life);
+//! the loop is a hand-written `poll`; the attach and finish phases are boxed
+//! futures that exist only while they run; an idle client holds no input
+//! buffer and no output buffer (`bench/src/bin/connheap.rs` prints what an
+//! idle connection costs, allocation by allocation).
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use moth_plugin_api::TopicAction;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::sync::{oneshot, watch};
-use tokio::time::{Instant, sleep_until};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
+use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, mpsc, oneshot, watch};
+use tokio::time::{Instant, Sleep};
 use tracing::{Instrument, debug};
 
 use crate::access::{TlsInput, topic_request};
@@ -37,7 +52,8 @@ use crate::packet::{
 };
 use crate::session::{Delivery, Session, SessionLimits};
 use crate::session_store::{Kick, SessionHandle};
-use crate::stats::Pending;
+use crate::stats::{ListenerStats, Pending};
+use crate::transport::ByteStream;
 
 /// How long a new connection may take to send its CONNECT. A socket that
 /// sends nothing must not hold a connection slot forever.
@@ -49,10 +65,14 @@ const OUT_HIGH_WATER: usize = 64 * 1024;
 /// Above this many buffered output bytes, the client's input is not read.
 const OUT_READ_LIMIT: usize = 4 * OUT_HIGH_WATER;
 const READ_CHUNK: usize = 8 * 1024;
-/// Reads smaller than this that leave no partial packet behind release the
-/// input buffer: an idle client (a PINGREQ now and then) then holds no buffer
-/// at all, which is most of what an idle connection would otherwise cost.
+/// Reads (and writes) smaller than this that leave nothing behind release
+/// their buffer: an idle client (a PINGREQ now and then) then holds no
+/// buffer at all, which is most of what an idle connection would otherwise
+/// cost. Such a client's reads go through a stack buffer of this size.
 const SMALL_READ: usize = 1024;
+/// Events handled in one poll before the task yields to the others on its
+/// worker thread, so one busy client cannot monopolise it.
+const EVENTS_PER_POLL: usize = 32;
 
 /// An event with the connection's `listener` and `peer` fields: `$at` is
 /// anything with those two fields (`ConnInfo`, `Client`).
@@ -75,6 +95,26 @@ pub struct ConnInfo {
     /// The listener's `use_identity_as_username`: the user name is
     /// `tls_identity`, whatever CONNECT says, and a client without one is refused.
     pub identity_as_username: bool,
+}
+
+/// Everything a connection starts with, handed over in one box so that the
+/// connection's task holds a pointer, not the values.
+pub struct Start {
+    pub ctx: Arc<Context>,
+    pub stream: Box<dyn ByteStream>,
+    pub info: ConnInfo,
+    /// Broker shutdown, watched until the session is attached; after that a
+    /// shutdown arrives as a [`Kick`].
+    pub shutdown: watch::Receiver<bool>,
+    pub hold: Hold,
+}
+
+/// Held for the connection's whole life and released when it ends.
+pub struct Hold {
+    /// The listener's `max-connections` slot, if it has a limit.
+    pub permit: Option<OwnedSemaphorePermit>,
+    /// Dropped when the task ends: how `Broker::shutdown` knows all are gone.
+    pub done: mpsc::Sender<()>,
 }
 
 /// Why a connection ended, for the log and for the will.
@@ -113,239 +153,43 @@ impl std::fmt::Display for Close {
 
 /// Serves one connection to its end. Never panics on client input; every
 /// way out is logged with its reason.
-pub async fn serve<S>(ctx: Arc<Context>, stream: S, info: ConnInfo, shutdown: watch::Receiver<bool>)
-where
-    S: AsyncRead + AsyncWrite + Send + 'static,
-{
-    // A debug span: at info level a span per connection would cost its
-    // registry entry (about 450 bytes) for every idle client, so the info
-    // events name the listener and peer themselves (`conn_log!`).
-    let span = tracing::debug_span!("conn", listener = %info.listener, peer = %info.peer);
-    async move {
-        let (rd, wr) = tokio::io::split(stream);
-        let mut conn = Conn {
-            rd,
-            wr,
-            inbuf: BytesMut::new(),
-            outbuf: BytesMut::new(),
-            max_packet_size: ctx.config.limits.max_packet_size,
-            pending: Pending::default(),
-        };
-        conn.run(&ctx, &info, shutdown).await;
-        conn.pending.flush(&ctx.stats);
-    }
-    .instrument(span)
-    .await
+pub async fn serve(start: Box<Start>) {
+    let Some(mut live) = Box::pin(attach(start)).await else { return };
+    let close = std::future::poll_fn(|cx| live.poll_connected(cx)).await;
+    Box::pin(live.finish(close)).await;
 }
 
-struct Conn<S> {
-    rd: ReadHalf<S>,
-    wr: WriteHalf<S>,
+/// The size of one connection's `serve` future, which sizes its task for
+/// the connection's whole life (printed by the `connheap` profiler).
+pub fn serve_future_size() -> usize {
+    fn returned<A, F>(_: fn(A) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+    returned(serve)
+}
+
+/// The byte stream and its buffers.
+struct Io {
+    stream: Box<dyn ByteStream>,
     inbuf: BytesMut,
     outbuf: BytesMut,
-    max_packet_size: usize,
     /// Counts not yet added to the broker's stats; flushed after each socket
     /// read and write, so a packet costs a plain integer increment.
     pending: Pending,
 }
 
-/// The state of a connected client that the packet handlers need.
-struct Client {
-    session: Arc<SessionHandle>,
-    client_id: String,
-    username: Option<String>,
-    listener: Arc<str>,
-    peer: SocketAddr,
-    will: Option<Message>,
-}
-
-impl<S: AsyncRead + AsyncWrite> Conn<S> {
-    async fn run(&mut self, ctx: &Arc<Context>, info: &ConnInfo, mut shutdown: watch::Receiver<bool>) {
-        let connect = tokio::select! {
-            r = Box::pin(tokio::time::timeout(CONNECT_TIMEOUT, self.read_first_packet(info))) => match r {
-                Err(_) => {
-                    conn_log!(info, info, "closed: no CONNECT within {}s", CONNECT_TIMEOUT.as_secs());
-                    return;
-                }
-                Ok(Err(why)) => {
-                    conn_log!(info, info, "closed before CONNECT: {why}");
-                    return;
-                }
-                Ok(Ok(c)) => c,
-            },
-            _ = shutdown.changed() => return,
-        };
-        let Some(mut connect) = connect else {
-            // Refused for its protocol level (CONNACK 1 already sent).
-            ctx.stats.listener(&info.listener).refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return;
-        };
-        if info.identity_as_username {
-            // Mosquitto's `use_identity_as_username`: the certificate decides
-            // who the client is; without one there is no user name to use.
-            match &info.tls_identity {
-                Some(cn) => connect.username = Some(cn.to_string()),
-                None => {
-                    conn_log!(
-                        info,
-                        info,
-                        client_id = %connect.client_id, code = ConnectReturnCode::NotAuthorized as u8,
-                        "connection refused: use_identity_as_username is set but the client sent no certificate with a CN"
-                    );
-                    ctx.stats.listener(&info.listener).refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    Box::pin(self.refuse(ConnectReturnCode::NotAuthorized)).await;
-                    return;
-                }
-            }
-        }
-
-        let (client_id, assigned) = match connect::check_client_id(&connect) {
-            ConnectDecision::Accept { client_id, assigned } => (client_id, assigned),
-            ConnectDecision::Refuse { code, reason } => {
-                conn_log!(
-                    info,
-                    info,
-                    client_id = %connect.client_id, username = ?connect.username.as_deref(), code = code as u8,
-                    "connection refused: {reason}"
-                );
-                ctx.stats.listener(&info.listener).refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                Box::pin(self.refuse(code)).await;
-                return;
-            }
-        };
-        let peer = info.peer.to_string();
-        // The subject DN is not decoded yet: plugins get the CN (as `CN=...`)
-        // and the certificate itself.
-        let tls = info.tls_certificate.as_ref().map(|der| TlsInput {
-            subject: info.tls_identity.as_ref().map(|cn| format!("CN={cn}")).unwrap_or_default(),
-            common_name: info.tls_identity.as_deref().map(str::to_string),
-            certificate_der: der.to_vec(),
-        });
-        // Boxed, like every wait of this connect phase: kept inline, the
-        // phase's futures would size the task for the connection's life.
-        let (decision, outcome) = Box::pin(connect::authenticate(
-            &ctx.access,
-            &connect,
-            &client_id,
-            &peer,
-            &info.listener,
-            tls,
-            |plugin, answer, t| ctx.stats.record_auth(plugin, answer, t),
-        ))
-        .await;
-        let username = connect.username.as_deref();
-        let listener_stats = ctx.stats.listener(&info.listener);
-        if let ConnectDecision::Refuse { code, reason } = decision {
-            conn_log!(
-                info,
-                info,
-                client_id = %client_id, ?username, auth = "denied", plugin = outcome.decided_by.as_deref().unwrap_or("-"),
-                code = code as u8, "connection refused: {reason}"
-            );
-            listener_stats.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Box::pin(self.refuse(code)).await;
-            return;
-        }
-
-        let conn_id = ctx.next_conn_id();
-        let limits = SessionLimits {
-            max_inflight: ctx.config.limits.max_inflight,
-            max_queued: ctx.config.limits.max_queued_messages,
-        };
-        let (kick_tx, mut kick_rx) = oneshot::channel();
-        let opened = ctx.sessions.open(&client_id, conn_id, kick_tx, limits);
-        if let Some(previous) = opened.previous {
-            let _ = previous.send(Kick::TakenOver);
-        }
-        let session = opened.session;
-        // Wait for the previous connection, if any, to let go of the session.
-        let slot = tokio::select! {
-            g = Box::pin(tokio::time::timeout(TAKEOVER_TIMEOUT, session.slot.clone().lock_owned())) => match g {
-                Ok(g) => g,
-                Err(_) => {
-                    conn_log!(warn, info, client_id = %client_id, "previous connection did not release the session in time");
-                    listener_stats.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    ctx.sessions.close(&client_id, conn_id, false);
-                    Box::pin(self.refuse(ConnectReturnCode::ServerUnavailable)).await;
-                    return;
-                }
-            },
-            _ = &mut kick_rx => {
-                conn_log!(info, info, client_id = %client_id, "connection replaced by a newer one before it was attached");
-                ctx.sessions.close(&client_id, conn_id, false);
-                return;
-            }
-            _ = shutdown.changed() => {
-                ctx.sessions.close(&client_id, conn_id, false);
-                return;
-            }
-        };
-
-        let (present, removed) = session.lock().attach(connect.clean_session, limits);
-        if !removed.is_empty() {
-            ctx.router.unsubscribe_all(session.id(), removed.iter().map(String::as_str));
-        }
-        self.emit(&Packet::Connack(Connack { session_present: present, code: ConnectReturnCode::Accepted }));
-        ctx.stats.client_connected(&listener_stats);
-        conn_log!(
-            info,
-            info,
-            client_id = %client_id, ?username, assigned_id = assigned, clean_session = connect.clean_session,
-            session_present = present, keep_alive = connect.keep_alive, auth = "allowed",
-            tls_identity = ?info.tls_identity,
-            plugin = outcome.decided_by.as_deref().unwrap_or("-"), "client connected"
-        );
-        {
-            let mut state = session.lock();
-            let (publishes, pubrels) = state.resume_into(&mut self.outbuf);
-            let who = Who { client_id: &client_id, username: connect.username.as_deref(), listener: &info.listener };
-            let drained = drain(ctx, &mut state, &mut self.outbuf, &who);
-            self.pending.packets_sent += (publishes + pubrels + drained) as u64;
-            self.pending.publish_sent += (publishes + drained) as u64;
-        }
-
-        let mut client = Client {
-            session: session.clone(),
-            client_id: client_id.clone(),
-            username: connect.username.clone(),
-            listener: info.listener.clone(),
-            peer: info.peer,
-            will: connect.will.as_ref().map(Message::from_will),
-        };
-        let keep_alive = (connect.keep_alive > 0)
-            .then(|| Duration::from_secs(u64::from(connect.keep_alive)) + ctx.config.timeout_disconnect_delay);
-        let close = self.serve_connected(ctx, &mut client, keep_alive, &mut kick_rx, &mut shutdown).await;
-
-        // Best effort: what is already encoded (a final PUBACK, say) goes out.
-        if !matches!(close, Close::Io(_) | Close::PeerClosed) && !self.outbuf.is_empty() {
-            let written = tokio::time::timeout(Duration::from_secs(1), self.wr.write_all(&self.outbuf)).await;
-            if matches!(written, Ok(Ok(()))) {
-                self.pending.bytes_sent += self.outbuf.len() as u64;
-            }
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.wr.shutdown()).await;
-
-        session.lock().detach();
-        let discard = connect.clean_session;
-        if ctx.sessions.close(&client_id, conn_id, discard) {
-            let filters: Vec<String> = session.lock().subscriptions().keys().cloned().collect();
-            ctx.router.unsubscribe_all(session.id(), filters.iter().map(String::as_str));
-        }
-        drop(slot);
-        ctx.stats.client_disconnected(&listener_stats);
-        conn_log!(info, info, client_id = %client_id, "client disconnected: {close}");
-        if close.sends_will()
-            && let Some(will) = client.will.take()
-        {
-            publish_will(ctx, &client, will);
-        }
+impl Io {
+    /// Encodes a packet for the client and counts it.
+    fn emit(&mut self, packet: &Packet) {
+        codec::encode(packet, &mut self.outbuf);
+        self.pending.packets_sent += 1;
     }
 
     /// Reads the first packet, which must be CONNECT [MQTT-3.1.0-1].
     /// `Ok(None)` when the connection ended and nothing more is to be done.
-    async fn read_first_packet(&mut self, info: &ConnInfo) -> Result<Option<Connect>, String> {
+    async fn read_first_packet(&mut self, info: &ConnInfo, max_packet_size: usize) -> Result<Option<Connect>, String> {
         loop {
-            match codec::decode(&mut self.inbuf, self.max_packet_size) {
+            match codec::decode(&mut self.inbuf, max_packet_size) {
                 Ok(Some(Packet::Connect(c))) => {
                     self.pending.packets_received += 1;
                     return Ok(Some(c));
@@ -361,7 +205,7 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
                 Err(e) => return Err(format!("malformed CONNECT: {e}")),
             }
             self.inbuf.reserve(SMALL_READ);
-            match self.rd.read_buf(&mut self.inbuf).await {
+            match self.stream.read_buf(&mut self.inbuf).await {
                 Ok(0) => return Err("connection closed".into()),
                 Ok(n) => self.pending.bytes_received += n as u64,
                 Err(e) => return Err(format!("i/o error: {e}")),
@@ -374,162 +218,506 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
         self.outbuf.clear();
         self.emit(&Packet::Connack(Connack { session_present: false, code }));
         let written = tokio::time::timeout(Duration::from_secs(1), async {
-            self.wr.write_all(&self.outbuf).await?;
-            self.wr.shutdown().await
+            self.stream.write_all(&self.outbuf).await?;
+            self.stream.shutdown().await
         })
         .await;
         if matches!(written, Ok(Ok(()))) {
             self.pending.bytes_sent += self.outbuf.len() as u64;
         }
     }
+}
 
-    /// Encodes a packet for the client and counts it.
-    fn emit(&mut self, packet: &Packet) {
-        codec::encode(packet, &mut self.outbuf);
-        self.pending.packets_sent += 1;
+/// A connected client: everything the connected phase needs, in one box.
+struct Live {
+    io: Io,
+    ctx: Arc<Context>,
+    client: Client,
+    /// Takeover by a newer connection, or broker shutdown.
+    kick: oneshot::Receiver<Kick>,
+    keep_alive: Option<KeepAlive>,
+    /// Written bytes that may sit in a TLS or WebSocket layer until flushed.
+    unflushed: bool,
+    conn_id: u64,
+    clean_session: bool,
+    listener_stats: Arc<ListenerStats>,
+    /// The session's slot (see `session_store.rs`), held while attached.
+    slot: OwnedMutexGuard<()>,
+    hold: Hold,
+    /// A debug span: at info level a span per connection would cost its
+    /// registry entry (about 450 bytes) for every idle client, so the info
+    /// events name the listener and peer themselves (`conn_log!`).
+    span: tracing::Span,
+}
+
+/// Keep-alive: the client must send something every `period` (its keep-alive
+/// plus `timeout-disconnect-delay`). The timer is not moved on every read:
+/// when it fires, it checks `last_rx` and re-arms for the real deadline.
+struct KeepAlive {
+    period: Duration,
+    last_rx: Instant,
+    timer: Pin<Box<Sleep>>,
+}
+
+/// The state of a connected client that the packet handlers need.
+struct Client {
+    session: Arc<SessionHandle>,
+    username: Option<String>,
+    listener: Arc<str>,
+    peer: SocketAddr,
+    will: Option<Box<Message>>,
+}
+
+impl Client {
+    fn client_id(&self) -> &str {
+        self.session.client_id()
     }
+}
 
-    /// Moves queued deliveries from the session into the output buffer, counting them.
-    /// Moves queued deliveries into the output buffer, counting them.
-    fn drain(&mut self, ctx: &Context, session: &SessionHandle, who: &Who<'_>) {
-        let n = drain(ctx, &mut session.lock(), &mut self.outbuf, who) as u64;
-        self.pending.packets_sent += n;
-        self.pending.publish_sent += n;
+/// The attach phase: CONNECT, authentication, session, CONNACK. `None` when
+/// the connection ended in it (refused, closed, shutdown); it is logged.
+async fn attach(start: Box<Start>) -> Option<Box<Live>> {
+    let Start { ctx, stream, info, shutdown, hold } = *start;
+    let span = tracing::debug_span!("conn", listener = %info.listener, peer = %info.peer);
+    let mut io = Io { stream, inbuf: BytesMut::new(), outbuf: BytesMut::new(), pending: Pending::default() };
+    let attached = connect_and_attach(&ctx, &mut io, &info, shutdown).instrument(span.clone()).await;
+    let Some(a) = attached else {
+        io.pending.flush(&ctx.stats);
+        return None;
+    };
+    let keep_alive = a.keep_alive.map(|period| {
+        let last_rx = Instant::now();
+        KeepAlive { period, last_rx, timer: Box::pin(tokio::time::sleep_until(last_rx + period)) }
+    });
+    let mut live = Box::new(Live {
+        io,
+        ctx,
+        client: a.client,
+        kick: a.kick,
+        keep_alive,
+        unflushed: false,
+        conn_id: a.conn_id,
+        clean_session: a.clean_session,
+        listener_stats: a.listener_stats,
+        slot: a.slot,
+        hold,
+        span,
+    });
+    // Packets already buffered behind the CONNECT.
+    if let Err(close) = live.process_input() {
+        Box::pin(live.finish(close)).await;
+        return None;
     }
+    live.size_inbuf(0);
+    Some(live)
+}
 
-    async fn serve_connected(
-        &mut self,
-        ctx: &Arc<Context>,
-        client: &mut Client,
-        keep_alive: Option<Duration>,
-        kick_rx: &mut oneshot::Receiver<Kick>,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> Close {
-        let mut last_rx = Instant::now();
-        let far_future = Instant::now() + Duration::from_secs(86400 * 365);
-        let deadline = |last: Instant| keep_alive.map_or(far_future, |k| last + k);
-        let keep_alive_timer = sleep_until(deadline(last_rx));
-        tokio::pin!(keep_alive_timer);
-        // Packets already buffered behind the CONNECT.
-        if let Err(close) = self.process_input(ctx, client) {
-            return close;
-        }
-        self.size_inbuf(0);
-        let session = client.session.clone();
-        // Counts are flushed into the stats after each socket read and write
-        // (not per packet, not per wake-up): at rest nothing is left pending.
-        loop {
-            tokio::select! {
-                _ = &mut *kick_rx => return Close::TakenOver,
-                _ = shutdown.changed() => return Close::Shutdown,
-                // Back-pressure: a client that does not read its acknowledgements
-                // is not read from either, so its output cannot grow without bound.
-                r = self.rd.read_buf(&mut self.inbuf), if self.outbuf.len() < OUT_READ_LIMIT => {
-                    let n = match r {
-                        Ok(0) => return Close::PeerClosed,
-                        Ok(n) => {
-                            self.pending.bytes_received += n as u64;
-                            n
-                        }
-                        Err(e) => return Close::Io(e),
-                    };
-                    last_rx = Instant::now();
-                    let handled = self.process_input(ctx, client);
-                    self.pending.flush(&ctx.stats);
-                    if let Err(close) = handled {
-                        return close;
-                    }
-                    self.size_inbuf(n);
-                }
-                r = self.wr.write_buf(&mut self.outbuf), if !self.outbuf.is_empty() => {
-                    match r {
-                        Ok(n) => self.pending.bytes_sent += n as u64,
-                        Err(e) => return Close::Io(e),
-                    }
-                    self.pending.flush(&ctx.stats);
-                    if self.outbuf.is_empty() {
-                        // Take more right away rather than wait for the next wake-up.
-                        self.drain(ctx, &session, &client.who());
-                        if self.outbuf.is_empty()
-                            && let Err(e) = self.wr.flush().await
-                        {
-                            return Close::Io(e);
-                        }
-                    }
-                }
-                _ = session.wake.notified(), if self.outbuf.len() < OUT_HIGH_WATER => {
-                    self.drain(ctx, &session, &client.who());
-                }
-                _ = &mut keep_alive_timer => {
-                    let due = deadline(last_rx);
-                    if Instant::now() >= due {
-                        return Close::KeepAlive;
-                    }
-                    keep_alive_timer.as_mut().reset(due);
-                }
+/// What the attach phase produced besides the I/O.
+struct Attached {
+    client: Client,
+    kick: oneshot::Receiver<Kick>,
+    keep_alive: Option<Duration>,
+    conn_id: u64,
+    clean_session: bool,
+    listener_stats: Arc<ListenerStats>,
+    slot: OwnedMutexGuard<()>,
+}
+
+async fn connect_and_attach(
+    ctx: &Arc<Context>,
+    io: &mut Io,
+    info: &ConnInfo,
+    mut shutdown: watch::Receiver<bool>,
+) -> Option<Attached> {
+    let max_packet_size = ctx.config.limits.max_packet_size;
+    let connect = tokio::select! {
+        r = tokio::time::timeout(CONNECT_TIMEOUT, io.read_first_packet(info, max_packet_size)) => match r {
+            Err(_) => {
+                conn_log!(info, info, "closed: no CONNECT within {}s", CONNECT_TIMEOUT.as_secs());
+                return None;
+            }
+            Ok(Err(why)) => {
+                conn_log!(info, info, "closed before CONNECT: {why}");
+                return None;
+            }
+            Ok(Ok(c)) => c,
+        },
+        _ = shutdown.changed() => return None,
+    };
+    let Some(mut connect) = connect else {
+        // Refused for its protocol level (CONNACK 1 already sent).
+        ctx.stats.listener(&info.listener).refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return None;
+    };
+    if info.identity_as_username {
+        // Mosquitto's `use_identity_as_username`: the certificate decides
+        // who the client is; without one there is no user name to use.
+        match &info.tls_identity {
+            Some(cn) => connect.username = Some(cn.to_string()),
+            None => {
+                conn_log!(
+                    info,
+                    info,
+                    client_id = %connect.client_id, code = ConnectReturnCode::NotAuthorized as u8,
+                    "connection refused: use_identity_as_username is set but the client sent no certificate with a CN"
+                );
+                ctx.stats.listener(&info.listener).refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                io.refuse(ConnectReturnCode::NotAuthorized).await;
+                return None;
             }
         }
+    }
+
+    let (client_id, assigned) = match connect::check_client_id(&connect) {
+        ConnectDecision::Accept { client_id, assigned } => (client_id, assigned),
+        ConnectDecision::Refuse { code, reason } => {
+            conn_log!(
+                info,
+                info,
+                client_id = %connect.client_id, username = ?connect.username.as_deref(), code = code as u8,
+                "connection refused: {reason}"
+            );
+            ctx.stats.listener(&info.listener).refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            io.refuse(code).await;
+            return None;
+        }
+    };
+    let peer = info.peer.to_string();
+    // The subject DN is not decoded yet: plugins get the CN (as `CN=...`)
+    // and the certificate itself.
+    let tls = info.tls_certificate.as_ref().map(|der| TlsInput {
+        subject: info.tls_identity.as_ref().map(|cn| format!("CN={cn}")).unwrap_or_default(),
+        common_name: info.tls_identity.as_deref().map(str::to_string),
+        certificate_der: der.to_vec(),
+    });
+    let (decision, outcome) =
+        connect::authenticate(&ctx.access, &connect, &client_id, &peer, &info.listener, tls, |plugin, answer, t| {
+            ctx.stats.record_auth(plugin, answer, t)
+        })
+        .await;
+    let username = connect.username.as_deref();
+    let listener_stats = ctx.stats.listener(&info.listener);
+    if let ConnectDecision::Refuse { code, reason } = decision {
+        conn_log!(
+            info,
+            info,
+            client_id = %client_id, ?username, auth = "denied", plugin = outcome.decided_by.as_deref().unwrap_or("-"),
+            code = code as u8, "connection refused: {reason}"
+        );
+        listener_stats.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        io.refuse(code).await;
+        return None;
+    }
+
+    let conn_id = ctx.next_conn_id();
+    let limits = SessionLimits {
+        max_inflight: ctx.config.limits.max_inflight,
+        max_queued: ctx.config.limits.max_queued_messages,
+    };
+    let (kick_tx, mut kick) = oneshot::channel();
+    let opened = ctx.sessions.open(&client_id, conn_id, kick_tx, limits);
+    if let Some(previous) = opened.previous {
+        let _ = previous.send(Kick::TakenOver);
+    }
+    let session = opened.session;
+    // Wait for the previous connection, if any, to let go of the session.
+    let slot = tokio::select! {
+        g = tokio::time::timeout(TAKEOVER_TIMEOUT, session.slot.clone().lock_owned()) => match g {
+            Ok(g) => g,
+            Err(_) => {
+                conn_log!(warn, info, client_id = %client_id, "previous connection did not release the session in time");
+                listener_stats.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                ctx.sessions.close(&client_id, conn_id, false);
+                io.refuse(ConnectReturnCode::ServerUnavailable).await;
+                return None;
+            }
+        },
+        k = &mut kick => {
+            if !matches!(k, Ok(Kick::Shutdown)) {
+                conn_log!(info, info, client_id = %client_id, "connection replaced by a newer one before it was attached");
+            }
+            ctx.sessions.close(&client_id, conn_id, false);
+            return None;
+        }
+        _ = shutdown.changed() => {
+            ctx.sessions.close(&client_id, conn_id, false);
+            return None;
+        }
+    };
+    // A shutdown that began before `open` registered this connection's kick
+    // sender has not kicked it: the signal itself says so.
+    if *shutdown.borrow() {
+        ctx.sessions.close(&client_id, conn_id, false);
+        return None;
+    }
+
+    let (present, removed) = session.lock().attach(connect.clean_session, limits);
+    if !removed.is_empty() {
+        ctx.router.unsubscribe_all(session.id(), removed.iter().map(String::as_str));
+    }
+    io.emit(&Packet::Connack(Connack { session_present: present, code: ConnectReturnCode::Accepted }));
+    ctx.stats.client_connected(&listener_stats);
+    conn_log!(
+        info,
+        info,
+        client_id = %client_id, ?username, assigned_id = assigned, clean_session = connect.clean_session,
+        session_present = present, keep_alive = connect.keep_alive, auth = "allowed",
+        tls_identity = ?info.tls_identity,
+        plugin = outcome.decided_by.as_deref().unwrap_or("-"), "client connected"
+    );
+    {
+        let mut state = session.lock();
+        let (publishes, pubrels) = state.resume_into(&mut io.outbuf);
+        let who = Who { client_id: &client_id, username: connect.username.as_deref(), listener: &info.listener };
+        let drained = drain(ctx, &mut state, &mut io.outbuf, &who);
+        io.pending.packets_sent += (publishes + pubrels + drained) as u64;
+        io.pending.publish_sent += (publishes + drained) as u64;
+    }
+    let keep_alive = (connect.keep_alive > 0)
+        .then(|| Duration::from_secs(u64::from(connect.keep_alive)) + ctx.config.timeout_disconnect_delay);
+    Some(Attached {
+        client: Client {
+            session,
+            username: connect.username.take(),
+            listener: info.listener.clone(),
+            peer: info.peer,
+            will: connect.will.as_ref().map(|w| Box::new(Message::from_will(w))),
+        },
+        kick,
+        keep_alive,
+        conn_id,
+        clean_session: connect.clean_session,
+        listener_stats,
+        slot,
+    })
+}
+
+impl Live {
+    /// The connected phase: one poll handles whatever is ready (a kick,
+    /// input, room to write, queued deliveries, the keep-alive deadline)
+    /// until nothing is, each source having registered the task's waker, or
+    /// until the connection ends.
+    fn poll_connected(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Close> {
+        let span = self.span.clone();
+        let _entered = span.enter();
+        for _ in 0..EVENTS_PER_POLL {
+            match self.poll_once(cx) {
+                Poll::Ready(Some(close)) => return Poll::Ready(close),
+                Poll::Ready(None) => continue,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        // Busy: let the other tasks on this thread run, then come back.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// One pass over every event source. `Ready(Some)`: the connection ends;
+    /// `Ready(None)`: something happened, look again; `Pending`: nothing is
+    /// ready and every source that can wake us is registered.
+    fn poll_once(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Option<Close>> {
+        let mut progressed = false;
+        if let Poll::Ready(k) = Pin::new(&mut self.kick).poll(cx) {
+            return Poll::Ready(Some(match k {
+                Ok(Kick::Shutdown) => Close::Shutdown,
+                Ok(Kick::TakenOver) | Err(_) => Close::TakenOver,
+            }));
+        }
+        // Back-pressure: a client that does not read its acknowledgements is
+        // not read from either, so its output cannot grow without bound.
+        if self.io.outbuf.len() < OUT_READ_LIMIT {
+            match self.poll_read(cx) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Some(Close::PeerClosed)),
+                Poll::Ready(Ok(n)) => {
+                    self.io.pending.bytes_received += n as u64;
+                    if let Some(k) = &mut self.keep_alive {
+                        k.last_rx = Instant::now();
+                    }
+                    let handled = self.process_input();
+                    self.io.pending.flush(&self.ctx.stats);
+                    if let Err(close) = handled {
+                        return Poll::Ready(Some(close));
+                    }
+                    self.size_inbuf(n);
+                    progressed = true;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Some(Close::Io(e))),
+                Poll::Pending => {}
+            }
+        }
+        if !self.io.outbuf.is_empty() {
+            match Pin::new(&mut *self.io.stream).poll_write(cx, &self.io.outbuf) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Some(Close::Io(std::io::ErrorKind::WriteZero.into()))),
+                Poll::Ready(Ok(n)) => {
+                    self.io.outbuf.advance(n);
+                    self.io.pending.bytes_sent += n as u64;
+                    self.io.pending.flush(&self.ctx.stats);
+                    self.unflushed = true;
+                    if self.io.outbuf.is_empty() {
+                        // Take more right away rather than wait for the next wake-up.
+                        self.drain();
+                        if self.io.outbuf.is_empty() && n < SMALL_READ {
+                            // A quiet client's last small write: hold no buffer.
+                            self.io.outbuf = BytesMut::new();
+                        }
+                    }
+                    progressed = true;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Some(Close::Io(e))),
+                Poll::Pending => {}
+            }
+        }
+        if self.io.outbuf.is_empty() && self.unflushed {
+            match Pin::new(&mut *self.io.stream).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(e)) => return Poll::Ready(Some(Close::Io(e))),
+                Poll::Pending => {}
+            }
+        }
+        if self.io.outbuf.len() < OUT_HIGH_WATER && self.client.session.wake.poll(cx).is_ready() {
+            self.drain();
+            progressed = true;
+        }
+        if let Some(k) = &mut self.keep_alive
+            && k.timer.as_mut().poll(cx).is_ready()
+        {
+            let due = k.last_rx + k.period;
+            if Instant::now() >= due {
+                return Poll::Ready(Some(Close::KeepAlive));
+            }
+            k.timer.as_mut().reset(due);
+            // Polled again on the next pass, which registers the new deadline.
+            progressed = true;
+        }
+        if progressed { Poll::Ready(None) } else { Poll::Pending }
+    }
+
+    /// Reads what the client sent into the input buffer. A quiet client has
+    /// no input buffer: its read goes through a stack buffer and only what
+    /// arrived is kept.
+    fn poll_read(&mut self, cx: &mut std::task::Context<'_>) -> Poll<std::io::Result<usize>> {
+        let stream = Pin::new(&mut *self.io.stream);
+        if self.io.inbuf.capacity() == 0 {
+            let mut stack = [0u8; SMALL_READ];
+            let mut buf = ReadBuf::new(&mut stack);
+            return match stream.poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) => {
+                    self.io.inbuf.extend_from_slice(buf.filled());
+                    Poll::Ready(Ok(buf.filled().len()))
+                }
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            };
+        }
+        let read = self.io.stream.read_buf(&mut self.io.inbuf);
+        tokio::pin!(read);
+        read.poll(cx)
+    }
+
+    /// The finish phase: what is already encoded goes out (best effort), the
+    /// session is detached (or removed, for a clean session), the will is
+    /// published unless the client said DISCONNECT.
+    async fn finish(self: Box<Self>, close: Close) {
+        let Live { mut io, ctx, mut client, conn_id, clean_session, listener_stats, slot, hold, span, .. } = *self;
+        async move {
+            // A final PUBACK, say.
+            if !matches!(close, Close::Io(_) | Close::PeerClosed) && !io.outbuf.is_empty() {
+                let written = tokio::time::timeout(Duration::from_secs(1), io.stream.write_all(&io.outbuf)).await;
+                if matches!(written, Ok(Ok(()))) {
+                    io.pending.bytes_sent += io.outbuf.len() as u64;
+                }
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(1), io.stream.shutdown()).await;
+            io.pending.flush(&ctx.stats);
+
+            let session = &client.session;
+            session.lock().detach();
+            if ctx.sessions.close(session.client_id(), conn_id, clean_session) {
+                let filters: Vec<String> = session.lock().subscriptions().keys().cloned().collect();
+                ctx.router.unsubscribe_all(session.id(), filters.iter().map(String::as_str));
+            }
+            drop(slot);
+            ctx.stats.client_disconnected(&listener_stats);
+            conn_log!(info, client, client_id = %client.client_id(), "client disconnected: {close}");
+            if close.sends_will()
+                && let Some(will) = client.will.take()
+            {
+                publish_will(&ctx, &client, *will);
+            }
+            drop(hold);
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Moves queued deliveries into the output buffer, counting them.
+    fn drain(&mut self) {
+        let who = self.client.who();
+        let n = drain(&self.ctx, &mut self.client.session.lock(), &mut self.io.outbuf, &who) as u64;
+        self.io.pending.packets_sent += n;
+        self.io.pending.publish_sent += n;
     }
 
     /// Releases the input buffer of a quiet client, or makes room for the
     /// next read of a busy one.
     fn size_inbuf(&mut self, last_read: usize) {
-        if self.inbuf.is_empty() && last_read < SMALL_READ {
-            self.inbuf = BytesMut::new();
-        } else if self.inbuf.capacity() - self.inbuf.len() < READ_CHUNK / 2 {
-            self.inbuf.reserve(READ_CHUNK);
+        let inbuf = &mut self.io.inbuf;
+        if inbuf.is_empty() && last_read < SMALL_READ {
+            *inbuf = BytesMut::new();
+        } else if inbuf.capacity() - inbuf.len() < READ_CHUNK / 2 {
+            inbuf.reserve(READ_CHUNK);
         }
     }
 
     /// Decodes and handles every complete packet in the input buffer.
-    fn process_input(&mut self, ctx: &Arc<Context>, client: &mut Client) -> Result<(), Close> {
+    fn process_input(&mut self) -> Result<(), Close> {
         let mut handled = false;
         loop {
-            let packet = match codec::decode(&mut self.inbuf, self.max_packet_size) {
+            let packet = match codec::decode(&mut self.io.inbuf, self.ctx.config.limits.max_packet_size) {
                 Ok(Some(p)) => p,
                 Ok(None) => break,
                 Err(e) => return Err(protocol_error(&e)),
             };
             handled = true;
-            self.pending.packets_received += 1;
-            self.handle(ctx, client, packet)?;
+            self.io.pending.packets_received += 1;
+            self.handle(packet)?;
         }
-        if handled && self.outbuf.len() < OUT_HIGH_WATER {
+        if handled && self.io.outbuf.len() < OUT_HIGH_WATER {
             // Acknowledgements may have opened the in-flight window.
-            self.drain(ctx, &client.session, &client.who());
+            self.drain();
         }
         Ok(())
     }
 
-    fn handle(&mut self, ctx: &Arc<Context>, client: &mut Client, packet: Packet) -> Result<(), Close> {
+    fn handle(&mut self, packet: Packet) -> Result<(), Close> {
         match packet {
-            Packet::Publish(p) => self.on_publish(ctx, client, p),
+            Packet::Publish(p) => self.on_publish(p),
             Packet::Puback(id) => {
-                if client.session.lock().on_puback(id) == AckResult::Unknown {
-                    debug!(client_id = %client.client_id, packet_id = id, "PUBACK for no message in flight");
+                if self.client.session.lock().on_puback(id) == AckResult::Unknown {
+                    debug!(client_id = %self.client.client_id(), packet_id = id, "PUBACK for no message in flight");
                 }
             }
             Packet::Pubrec(id) => {
-                if client.session.lock().on_pubrec(id) == AckResult::Done {
-                    self.emit(&Packet::Pubrel(id));
+                if self.client.session.lock().on_pubrec(id) == AckResult::Done {
+                    self.io.emit(&Packet::Pubrel(id));
                 } else {
-                    debug!(client_id = %client.client_id, packet_id = id, "PUBREC for no message in flight");
+                    debug!(client_id = %self.client.client_id(), packet_id = id, "PUBREC for no message in flight");
                 }
             }
             Packet::Pubcomp(id) => {
-                if client.session.lock().on_pubcomp(id) == AckResult::Unknown {
-                    debug!(client_id = %client.client_id, packet_id = id, "PUBCOMP for no message in flight");
+                if self.client.session.lock().on_pubcomp(id) == AckResult::Unknown {
+                    debug!(client_id = %self.client.client_id(), packet_id = id, "PUBCOMP for no message in flight");
                 }
             }
             Packet::Pubrel(id) => {
-                client.session.lock().on_pubrel(id);
-                self.emit(&Packet::Pubcomp(id));
+                self.client.session.lock().on_pubrel(id);
+                self.io.emit(&Packet::Pubcomp(id));
             }
-            Packet::Subscribe(s) => self.on_subscribe(ctx, client, s),
-            Packet::Unsubscribe(u) => self.on_unsubscribe(ctx, client, u),
-            Packet::Pingreq => self.emit(&Packet::Pingresp),
+            Packet::Subscribe(s) => self.on_subscribe(s),
+            Packet::Unsubscribe(u) => self.on_unsubscribe(u),
+            Packet::Pingreq => self.io.emit(&Packet::Pingresp),
             Packet::Disconnect => {
-                client.will = None;
+                self.client.will = None;
                 return Err(Close::Disconnect);
             }
             Packet::Connect(_) => return Err(Close::Protocol("second CONNECT [MQTT-3.1.0-2]".into())),
@@ -540,59 +728,60 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
         Ok(())
     }
 
-    fn on_publish(&mut self, ctx: &Arc<Context>, client: &Client, p: Publish) {
-        self.pending.publish_received += 1;
-        let allowed = publish_allowed(ctx, client, &p.topic);
+    fn on_publish(&mut self, p: Publish) {
+        self.io.pending.publish_received += 1;
+        let allowed = publish_allowed(&self.ctx, &self.client, &p.topic);
         let (qos, packet_id) = (p.qos, p.packet_id);
         // Inbound QoS 2 is routed on its first PUBLISH only [MQTT-4.3.3-2].
-        let first = qos != QoS::ExactlyOnce || client.session.lock().on_inbound_qos2(packet_id);
+        let first = qos != QoS::ExactlyOnce || self.client.session.lock().on_inbound_qos2(packet_id);
         if allowed && first {
-            ctx.router.publish(Arc::new(Message::from_publish(p)));
+            self.ctx.router.publish(Arc::new(Message::from_publish(p)));
         }
         match qos {
             QoS::AtMostOnce => {}
             // Acknowledged even when refused: MQTT 3.1.1 has no negative
             // acknowledgement, and a client that never gets one would
             // re-send forever.
-            QoS::AtLeastOnce => self.emit(&Packet::Puback(packet_id)),
-            QoS::ExactlyOnce => self.emit(&Packet::Pubrec(packet_id)),
+            QoS::AtLeastOnce => self.io.emit(&Packet::Puback(packet_id)),
+            QoS::ExactlyOnce => self.io.emit(&Packet::Pubrec(packet_id)),
         }
     }
 
-    fn on_subscribe(&mut self, ctx: &Arc<Context>, client: &Client, s: Subscribe) {
+    fn on_subscribe(&mut self, s: Subscribe) {
         let mut codes = Vec::with_capacity(s.filters.len());
         let mut retained = Vec::new();
         for f in &s.filters {
-            if let Some(reason) = ctx
+            if let Some(reason) = self
+                .ctx
                 .access
                 .checks_topics()
                 .then(|| {
-                    ctx.access.check_topic(&topic_request(
-                        &client.client_id,
-                        client.username.as_deref(),
-                        &client.listener,
+                    self.ctx.access.check_topic(&topic_request(
+                        &self.client.client_id(),
+                        self.client.username.as_deref(),
+                        &self.client.listener,
                         TopicAction::SUBSCRIBE,
                         &f.filter,
                     ))
                 })
                 .flatten()
             {
-                conn_log!(info, client, client_id = %client.client_id, filter = %f.filter, "subscription refused: {reason}");
+                conn_log!(info, self.client, client_id = %self.client.client_id(), filter = %f.filter, "subscription refused: {reason}");
                 codes.push(SubackCode::Failure);
                 continue;
             }
-            let granted = f.qos.min(ctx.config.max_qos);
-            client.session.lock().add_subscription(&f.filter, granted);
-            for m in ctx.router.subscribe(&client.session, &f.filter, granted) {
+            let granted = f.qos.min(self.ctx.config.max_qos);
+            self.client.session.lock().add_subscription(&f.filter, granted);
+            for m in self.ctx.router.subscribe(&self.client.session, &f.filter, granted) {
                 retained.push((m, granted));
             }
-            debug!(client_id = %client.client_id, filter = %f.filter, qos = granted as u8, "subscribed");
+            debug!(client_id = %self.client.client_id(), filter = %f.filter, qos = granted as u8, "subscribed");
             codes.push(SubackCode::Granted(granted));
         }
-        self.emit(&Packet::Suback(Suback { packet_id: s.packet_id, codes }));
+        self.io.emit(&Packet::Suback(Suback { packet_id: s.packet_id, codes }));
         // Retained messages go after the SUBACK, with RETAIN set [MQTT-3.3.1-8].
         if !retained.is_empty() {
-            let mut state = client.session.lock();
+            let mut state = self.client.session.lock();
             for (message, granted) in retained {
                 let qos = message.qos.min(granted);
                 state.enqueue_retained(Delivery { message, qos, retain: true });
@@ -600,14 +789,14 @@ impl<S: AsyncRead + AsyncWrite> Conn<S> {
         }
     }
 
-    fn on_unsubscribe(&mut self, ctx: &Arc<Context>, client: &Client, u: Unsubscribe) {
+    fn on_unsubscribe(&mut self, u: Unsubscribe) {
         for f in &u.filters {
-            client.session.lock().remove_subscription(f);
-            ctx.router.unsubscribe(client.session.id(), f);
-            debug!(client_id = %client.client_id, filter = %f, "unsubscribed");
+            self.client.session.lock().remove_subscription(f);
+            self.ctx.router.unsubscribe(self.client.session.id(), f);
+            debug!(client_id = %self.client.client_id(), filter = %f, "unsubscribed");
         }
         // Sent even when nothing matched [MQTT-3.10.4-5].
-        self.emit(&Packet::Unsuback(u.packet_id));
+        self.io.emit(&Packet::Unsuback(u.packet_id));
     }
 }
 
@@ -620,7 +809,7 @@ struct Who<'a> {
 
 impl Client {
     fn who(&self) -> Who<'_> {
-        Who { client_id: &self.client_id, username: self.username.as_deref(), listener: &self.listener }
+        Who { client_id: self.client_id(), username: self.username.as_deref(), listener: &self.listener }
     }
 }
 
@@ -649,18 +838,18 @@ fn protocol_error(e: &DecodeError) -> Close {
 /// clients may read it but not write to it.
 fn publish_allowed(ctx: &Context, client: &Client, topic: &str) -> bool {
     if topic.starts_with("$SYS/") || topic == "$SYS" {
-        debug!(client_id = %client.client_id, topic, "publish to $SYS refused");
+        debug!(client_id = %client.client_id(), topic, "publish to $SYS refused");
         return false;
     }
     if !ctx.access.checks_topics() {
         return true;
     }
     let request =
-        topic_request(&client.client_id, client.username.as_deref(), &client.listener, TopicAction::PUBLISH, topic);
+        topic_request(client.client_id(), client.username.as_deref(), &client.listener, TopicAction::PUBLISH, topic);
     match ctx.access.check_topic(&request) {
         None => true,
         Some(reason) => {
-            conn_log!(info, client, client_id = %client.client_id, topic, "publish refused: {reason}");
+            conn_log!(info, client, client_id = %client.client_id(), topic, "publish refused: {reason}");
             false
         }
     }
@@ -670,6 +859,6 @@ fn publish_will(ctx: &Context, client: &Client, will: Message) {
     if !publish_allowed(ctx, client, &will.topic) {
         return;
     }
-    debug!(client_id = %client.client_id, topic = %will.topic, "publishing will");
+    debug!(client_id = %client.client_id(), topic = %will.topic, "publishing will");
     ctx.router.publish(Arc::new(will));
 }

@@ -7,6 +7,7 @@
 //! - `session.rs`: one client's session state, pure: subscriptions, queue, in-flight window.
 //! - `inflight.rs`: the QoS 1 and QoS 2 flows, both directions.
 //! - `session_store.rs`: all sessions by client id; takeover; persistence seam.
+//!   `signal.rs`: how a publisher wakes a session's consumer.
 //! - `subscriptions.rs`, `retained.rs`, `router.rs`: where a PUBLISH is routed.
 //! - `access.rs`: the one place CONNECT auth and topic checks go through: the chains in force.
 //! - `chain.rs`: the chain rule (how plugin answers combine), pure.
@@ -55,6 +56,7 @@ pub mod retained;
 pub mod router;
 pub mod session;
 pub mod session_store;
+pub mod signal;
 pub mod stats;
 pub mod subscriptions;
 pub mod sys;

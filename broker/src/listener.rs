@@ -10,13 +10,15 @@
 
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{Instrument, debug, info, warn};
 
 use crate::broker::Context;
 use crate::config::ListenerConfig;
-use crate::connection::{self, ConnInfo};
+use crate::connection::{self, ConnInfo, Hold, Start};
 use crate::transport::Transport;
 
 /// Runs the accept loop until `shutdown` fires. `done` is dropped by every
@@ -62,37 +64,62 @@ pub async fn run(
             if let Err(e) = stream.set_nodelay(true) {
                 debug!(%peer, "set_nodelay failed: {e}");
             }
-            let ctx = ctx.clone();
-            let mut shutdown = shutdown.clone();
-            let done = done.clone();
-            let transport = transport.clone();
-            let name = name.clone();
-            tokio::spawn(async move {
-                // Boxed: the handshake futures (TLS, WebSocket) are large, and
-                // kept inline they would size this task for its whole life.
-                let established = tokio::select! {
-                    r = Box::pin(transport.establish(stream)) => r,
-                    _ = shutdown.changed() => return,
-                };
-                match established {
-                    Ok(e) => {
-                        let info = ConnInfo {
-                            peer,
-                            listener: name,
-                            tls_identity: e.tls_identity,
-                            tls_certificate: e.tls_certificate,
-                            identity_as_username: transport.identity_as_username,
-                        };
-                        connection::serve(ctx, e.stream, info, shutdown).await;
-                    }
-                    Err(e) => info!(listener = %name, %peer, "connection closed: {e}"),
-                }
-                drop(permit);
-                drop(done);
+            let accepted = Box::new(Accepted {
+                ctx: ctx.clone(),
+                tcp: stream,
+                peer,
+                transport: transport.clone(),
+                listener: name.clone(),
+                shutdown: shutdown.clone(),
+                hold: Hold { permit, done: done.clone() },
             });
+            tokio::spawn(connection_task(accepted));
         }
         debug!("listener stopped");
     }
     .instrument(span)
     .await
+}
+
+/// An accepted socket, boxed so that its task holds a pointer, not the values.
+struct Accepted {
+    ctx: Arc<Context>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    transport: Arc<Transport>,
+    listener: Arc<str>,
+    shutdown: watch::Receiver<bool>,
+    hold: Hold,
+}
+
+/// One accepted socket's task: the transport's handshake, then the
+/// connection. Both phases are boxed futures: the handshake's (TLS,
+/// WebSocket) are large and must not size the task for the connection's life.
+async fn connection_task(accepted: Box<Accepted>) {
+    let Some(start) = Box::pin(establish(accepted)).await else { return };
+    connection::serve(start).await;
+}
+
+async fn establish(accepted: Box<Accepted>) -> Option<Box<Start>> {
+    let Accepted { ctx, tcp, peer, transport, listener, mut shutdown, hold } = *accepted;
+    let established = tokio::select! {
+        r = transport.establish(tcp) => r,
+        _ = shutdown.changed() => return None,
+    };
+    match established {
+        Ok(e) => {
+            let info = ConnInfo {
+                peer,
+                listener,
+                tls_identity: e.tls_identity,
+                tls_certificate: e.tls_certificate,
+                identity_as_username: transport.identity_as_username,
+            };
+            Some(Box::new(Start { ctx, stream: e.stream, info, shutdown, hold }))
+        }
+        Err(e) => {
+            info!(listener = %listener, %peer, "connection closed: {e}");
+            None
+        }
+    }
 }

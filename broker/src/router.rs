@@ -154,7 +154,7 @@ pub fn deliver(session: &SessionHandle, delivery: Delivery, stats: &Stats) -> bo
         }
     }
     if online && result != Enqueued::SkippedOffline {
-        session.wake.notify_one();
+        session.wake.notify();
     }
     !result.dropped()
 }

@@ -14,9 +14,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::oneshot;
 
 use crate::session::{Session, SessionLimits};
+use crate::signal::Signal;
 use crate::subscriptions::SubscriberId;
 
 /// Why a connection is asked to close by someone else.
@@ -24,6 +25,8 @@ use crate::subscriptions::SubscriberId;
 pub enum Kick {
     /// Another connection with the same client id took the session over.
     TakenOver,
+    /// The broker is shutting down.
+    Shutdown,
 }
 
 /// A session as shared between its connection and the publishers that queue
@@ -34,7 +37,7 @@ pub struct SessionHandle {
     client_id: Arc<str>,
     state: Mutex<Session>,
     /// Woken when a message is queued for an online session.
-    pub wake: Notify,
+    pub wake: Signal,
     /// Held by the attached connection; see the module docs.
     pub slot: Arc<tokio::sync::Mutex<()>>,
 }
@@ -45,7 +48,7 @@ impl SessionHandle {
             id,
             client_id,
             state: Mutex::new(Session::new(limits)),
-            wake: Notify::new(),
+            wake: Signal::new(),
             slot: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
@@ -68,8 +71,9 @@ impl SessionHandle {
 
 struct Entry {
     session: Arc<SessionHandle>,
-    /// The newest connection that opened this session: its id and kick sender.
-    owner: Option<(u64, oneshot::Sender<Kick>)>,
+    /// The newest connection that opened this session: its id and kick
+    /// sender (taken when used).
+    owner: Option<(u64, Option<oneshot::Sender<Kick>>)>,
 }
 
 /// What `open` found.
@@ -104,12 +108,12 @@ impl SessionStore {
     pub fn open(&self, client_id: &str, conn_id: u64, kick: oneshot::Sender<Kick>, limits: SessionLimits) -> Opened {
         let mut entries = self.entries();
         if let Some(entry) = entries.get_mut(client_id) {
-            let previous = entry.owner.replace((conn_id, kick)).map(|(_, k)| k);
+            let previous = entry.owner.replace((conn_id, Some(kick))).and_then(|(_, k)| k);
             return Opened { session: entry.session.clone(), previous };
         }
         let client_id: Arc<str> = Arc::from(client_id);
         let session = Arc::new(SessionHandle::new(self.next_id(), client_id.clone(), limits));
-        entries.insert(client_id, Entry { session: session.clone(), owner: Some((conn_id, kick)) });
+        entries.insert(client_id, Entry { session: session.clone(), owner: Some((conn_id, Some(kick))) });
         Opened { session, previous: None }
     }
 
@@ -130,6 +134,19 @@ impl SessionStore {
             return true;
         }
         false
+    }
+
+    /// Asks every attached connection to close (broker shutdown). A
+    /// connection that opens its session after this must look at the
+    /// shutdown signal itself, which is set before this is called.
+    pub fn kick_all(&self, why: Kick) {
+        for entry in self.entries().values_mut() {
+            if let Some((_, kick)) = &mut entry.owner
+                && let Some(k) = kick.take()
+            {
+                let _ = k.send(why);
+            }
+        }
     }
 
     /// Every session's handle (for shutdown and statistics).
