@@ -8,7 +8,7 @@
 //! will when they are persisted to disk.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -19,6 +19,7 @@ use tracing::info;
 use crate::access::{AccessControl, AccessError, PluginListing};
 use crate::codec;
 use crate::config::Config;
+use crate::keepalive;
 use crate::listener;
 use crate::message::Message;
 use crate::metrics_http;
@@ -26,7 +27,7 @@ use crate::packet::QoS;
 use crate::reload::{self, ReloadReport};
 use crate::router::Router;
 use crate::session::{Delivery, SessionLimits};
-use crate::session_store::{Kick, SessionHandle, SessionStore};
+use crate::session_store::{SessionHandle, SessionStore};
 use crate::stats::Stats;
 use crate::sys;
 use crate::tls::TlsError;
@@ -68,11 +69,20 @@ pub struct Context {
     /// The auth and topic-check settings last applied (for reload diffs).
     applied: Mutex<Config>,
     next_conn: AtomicU64,
+    /// Set by `Broker::shutdown` (and cleared by `start`): attached
+    /// connections look at it when woken, instead of each holding a future
+    /// on the shutdown signal.
+    pub stopping: AtomicBool,
 }
 
 impl Context {
     pub fn next_conn_id(&self) -> u64 {
         self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Whether the broker is shutting down.
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
     }
 }
 
@@ -128,6 +138,7 @@ impl Broker {
                 stats,
                 access,
                 next_conn: AtomicU64::new(0),
+                stopping: AtomicBool::new(false),
             }),
             running: Arc::new(tokio::sync::Mutex::new(None)),
             addrs: Arc::new(Mutex::new(Vec::new())),
@@ -171,6 +182,8 @@ impl Broker {
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (done_tx, done) = mpsc::channel(1);
+        self.ctx.stopping.store(false, Ordering::Release);
+        tokio::spawn(keepalive::run(self.ctx.clone(), shutdown_rx.clone(), done_tx.clone()));
         let mut addrs = Vec::new();
         for (config, transport, socket, addr) in sockets {
             info!(
@@ -212,8 +225,10 @@ impl Broker {
         let Some(mut r) = running.take() else { return };
         info!("shutting down");
         let _ = r.shutdown.send(true);
-        // Attached connections wait on their session's kick, not on `shutdown`.
-        self.ctx.sessions.kick_all(Kick::Shutdown);
+        // Attached connections do not watch `shutdown`: they see `stopping`
+        // when their session wakes them.
+        self.ctx.stopping.store(true, Ordering::Release);
+        self.ctx.sessions.wake_all();
         // Every task drops its sender when it ends.
         while r.done.recv().await.is_some() {}
         drop(r.addrs);

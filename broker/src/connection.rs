@@ -11,8 +11,9 @@
 //!   session into one output buffer, so a busy client gets many packets per
 //!   `write` (coalescing); writes that buffer as the socket accepts it,
 //!   without ever blocking reads (a client that is itself blocked writing
-//!   cannot deadlock us); enforces keep-alive and reacts to takeover and
-//!   broker shutdown (both arrive as a [`Kick`]);
+//!   cannot deadlock us); closes on takeover, keep-alive expiry and broker
+//!   shutdown, which all arrive as a wake-up of the session (`signal.rs`)
+//!   with the reason in the session or the broker context;
 //! - **finish** (`Live::finish`): detach the session, publish the will.
 //!
 //! The output buffer has a high-water mark: above it, no more deliveries are
@@ -37,8 +38,7 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use moth_plugin_api::TopicAction;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
-use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, mpsc, oneshot, watch};
-use tokio::time::{Instant, Sleep};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use tracing::{Instrument, debug};
 
 use crate::access::{TlsInput, topic_request};
@@ -51,7 +51,7 @@ use crate::packet::{
     Connack, Connect, ConnectReturnCode, Packet, Publish, QoS, Suback, SubackCode, Subscribe, Unsubscribe,
 };
 use crate::session::{Delivery, Session, SessionLimits};
-use crate::session_store::{Kick, SessionHandle};
+use crate::session_store::{SessionHandle, SlotHeld};
 use crate::stats::{ListenerStats, Pending};
 use crate::transport::ByteStream;
 
@@ -103,8 +103,8 @@ pub struct Start {
     pub ctx: Arc<Context>,
     pub stream: Box<dyn ByteStream>,
     pub info: ConnInfo,
-    /// Broker shutdown, watched until the session is attached; after that a
-    /// shutdown arrives as a [`Kick`].
+    /// Broker shutdown, watched until the session is attached; after that
+    /// the connection sees `Context::stopping` when its session wakes it.
     pub shutdown: watch::Receiver<bool>,
     pub hold: Hold,
 }
@@ -233,30 +233,18 @@ struct Live {
     io: Io,
     ctx: Arc<Context>,
     client: Client,
-    /// Takeover by a newer connection, or broker shutdown.
-    kick: oneshot::Receiver<Kick>,
-    keep_alive: Option<KeepAlive>,
     /// Written bytes that may sit in a TLS or WebSocket layer until flushed.
     unflushed: bool,
     conn_id: u64,
     clean_session: bool,
     listener_stats: Arc<ListenerStats>,
     /// The session's slot (see `session_store.rs`), held while attached.
-    slot: OwnedMutexGuard<()>,
+    slot: SlotHeld,
     hold: Hold,
     /// A debug span: at info level a span per connection would cost its
     /// registry entry (about 450 bytes) for every idle client, so the info
     /// events name the listener and peer themselves (`conn_log!`).
     span: tracing::Span,
-}
-
-/// Keep-alive: the client must send something every `period` (its keep-alive
-/// plus `timeout-disconnect-delay`). The timer is not moved on every read:
-/// when it fires, it checks `last_rx` and re-arms for the real deadline.
-struct KeepAlive {
-    period: Duration,
-    last_rx: Instant,
-    timer: Pin<Box<Sleep>>,
 }
 
 /// The state of a connected client that the packet handlers need.
@@ -285,16 +273,10 @@ async fn attach(start: Box<Start>) -> Option<Box<Live>> {
         io.pending.flush(&ctx.stats);
         return None;
     };
-    let keep_alive = a.keep_alive.map(|period| {
-        let last_rx = Instant::now();
-        KeepAlive { period, last_rx, timer: Box::pin(tokio::time::sleep_until(last_rx + period)) }
-    });
     let mut live = Box::new(Live {
         io,
         ctx,
         client: a.client,
-        kick: a.kick,
-        keep_alive,
         unflushed: false,
         conn_id: a.conn_id,
         clean_session: a.clean_session,
@@ -315,12 +297,10 @@ async fn attach(start: Box<Start>) -> Option<Box<Live>> {
 /// What the attach phase produced besides the I/O.
 struct Attached {
     client: Client,
-    kick: oneshot::Receiver<Kick>,
-    keep_alive: Option<Duration>,
     conn_id: u64,
     clean_session: bool,
     listener_stats: Arc<ListenerStats>,
-    slot: OwnedMutexGuard<()>,
+    slot: SlotHeld,
 }
 
 async fn connect_and_attach(
@@ -414,15 +394,11 @@ async fn connect_and_attach(
         max_inflight: ctx.config.limits.max_inflight,
         max_queued: ctx.config.limits.max_queued_messages,
     };
-    let (kick_tx, mut kick) = oneshot::channel();
-    let opened = ctx.sessions.open(&client_id, conn_id, kick_tx, limits);
-    if let Some(previous) = opened.previous {
-        let _ = previous.send(Kick::TakenOver);
-    }
-    let session = opened.session;
-    // Wait for the previous connection, if any, to let go of the session.
+    // Takes the session over from a previous connection, if any: it is
+    // woken, sees it is no longer the owner and lets go of the slot.
+    let (session, _took_over) = ctx.sessions.open(&client_id, conn_id, limits);
     let slot = tokio::select! {
-        g = tokio::time::timeout(TAKEOVER_TIMEOUT, session.slot.clone().lock_owned()) => match g {
+        g = tokio::time::timeout(TAKEOVER_TIMEOUT, session.acquire_slot()) => match g {
             Ok(g) => g,
             Err(_) => {
                 conn_log!(warn, info, client_id = %client_id, "previous connection did not release the session in time");
@@ -432,21 +408,19 @@ async fn connect_and_attach(
                 return None;
             }
         },
-        k = &mut kick => {
-            if !matches!(k, Ok(Kick::Shutdown)) {
-                conn_log!(info, info, client_id = %client_id, "connection replaced by a newer one before it was attached");
-            }
-            ctx.sessions.close(&client_id, conn_id, false);
-            return None;
-        }
         _ = shutdown.changed() => {
             ctx.sessions.close(&client_id, conn_id, false);
             return None;
         }
     };
-    // A shutdown that began before `open` registered this connection's kick
-    // sender has not kicked it: the signal itself says so.
-    if *shutdown.borrow() {
+    if session.owner() != conn_id {
+        // A third connection with this client id came while this one waited.
+        conn_log!(info, info, client_id = %client_id, "connection replaced by a newer one before it was attached");
+        return None;
+    }
+    // A shutdown that began while this connection waited woke no session
+    // of its: the signal itself says so.
+    if *shutdown.borrow() || ctx.stopping() {
         ctx.sessions.close(&client_id, conn_id, false);
         return None;
     }
@@ -475,6 +449,7 @@ async fn connect_and_attach(
     }
     let keep_alive = (connect.keep_alive > 0)
         .then(|| Duration::from_secs(u64::from(connect.keep_alive)) + ctx.config.timeout_disconnect_delay);
+    session.liveness.arm(keep_alive);
     Some(Attached {
         client: Client {
             session,
@@ -483,8 +458,6 @@ async fn connect_and_attach(
             peer: info.peer,
             will: connect.will.as_ref().map(|w| Box::new(Message::from_will(w))),
         },
-        kick,
-        keep_alive,
         conn_id,
         clean_session: connect.clean_session,
         listener_stats,
@@ -517,11 +490,11 @@ impl Live {
     /// ready and every source that can wake us is registered.
     fn poll_once(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Option<Close>> {
         let mut progressed = false;
-        if let Poll::Ready(k) = Pin::new(&mut self.kick).poll(cx) {
-            return Poll::Ready(Some(match k {
-                Ok(Kick::Shutdown) => Close::Shutdown,
-                Ok(Kick::TakenOver) | Err(_) => Close::TakenOver,
-            }));
+        // Registered first, so that a takeover, an expiry or a shutdown
+        // flagged after the checks below still wakes this task.
+        let woken = self.client.session.wake.poll(cx).is_ready();
+        if let Some(close) = self.closing() {
+            return Poll::Ready(Some(close));
         }
         // Back-pressure: a client that does not read its acknowledgements is
         // not read from either, so its output cannot grow without bound.
@@ -530,9 +503,7 @@ impl Live {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Some(Close::PeerClosed)),
                 Poll::Ready(Ok(n)) => {
                     self.io.pending.bytes_received += n as u64;
-                    if let Some(k) = &mut self.keep_alive {
-                        k.last_rx = Instant::now();
-                    }
+                    self.client.session.liveness.touch();
                     let handled = self.process_input();
                     self.io.pending.flush(&self.ctx.stats);
                     if let Err(close) = handled {
@@ -574,22 +545,31 @@ impl Live {
                 Poll::Pending => {}
             }
         }
-        if self.io.outbuf.len() < OUT_HIGH_WATER && self.client.session.wake.poll(cx).is_ready() {
-            self.drain();
-            progressed = true;
-        }
-        if let Some(k) = &mut self.keep_alive
-            && k.timer.as_mut().poll(cx).is_ready()
-        {
-            let due = k.last_rx + k.period;
-            if Instant::now() >= due {
-                return Poll::Ready(Some(Close::KeepAlive));
+        if woken {
+            // Above the high-water mark the queue is left alone: the write
+            // that empties the buffer drains it. Either way another pass
+            // follows, whose poll registers for the next wake-up (a ready
+            // poll consumed the signal without registering).
+            if self.io.outbuf.len() < OUT_HIGH_WATER {
+                self.drain();
             }
-            k.timer.as_mut().reset(due);
-            // Polled again on the next pass, which registers the new deadline.
             progressed = true;
         }
         if progressed { Poll::Ready(None) } else { Poll::Pending }
+    }
+
+    /// Why the connection must close, if someone else decided it must.
+    fn closing(&self) -> Option<Close> {
+        let session = &self.client.session;
+        if self.ctx.stopping() {
+            Some(Close::Shutdown)
+        } else if session.owner() != self.conn_id {
+            Some(Close::TakenOver)
+        } else if session.liveness.expired() {
+            Some(Close::KeepAlive)
+        } else {
+            None
+        }
     }
 
     /// Reads what the client sent into the input buffer. A quiet client has
@@ -631,6 +611,7 @@ impl Live {
             io.pending.flush(&ctx.stats);
 
             let session = &client.session;
+            session.liveness.disarm();
             session.lock().detach();
             if ctx.sessions.close(session.client_id(), conn_id, clean_session) {
                 let filters: Vec<String> = session.lock().subscriptions().keys().cloned().collect();
@@ -757,7 +738,7 @@ impl Live {
                 .checks_topics()
                 .then(|| {
                     self.ctx.access.check_topic(&topic_request(
-                        &self.client.client_id(),
+                        self.client.client_id(),
                         self.client.username.as_deref(),
                         &self.client.listener,
                         TopicAction::SUBSCRIBE,

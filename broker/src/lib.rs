@@ -14,7 +14,8 @@
 //! - `auth_input.rs`, `plugin_call.rs`: what plugins are handed, and how one is called.
 //! - `registry.rs`: every plugin by name, built-in or from a library.
 //! - `plugin_loader.rs`: loading one plugin library through abi_stable.
-//! - `connection.rs`: the I/O driver of one client connection.
+//! - `connection.rs`: the I/O driver of one client connection; `keepalive.rs` checks every
+//!   connection's keep-alive from one task.
 //! - `transport.rs`: TLS handshake and WebSocket upgrade before MQTT, under one timeout;
 //!   `tls.rs` (certificates, client CAs, client identity), `cert_identity.rs` (the CN, pure),
 //!   `websocket.rs` (upgrade and the frames-to-bytes adapter).
@@ -40,6 +41,7 @@ pub mod connect;
 pub mod connection;
 pub mod file_replace;
 pub mod inflight;
+pub mod keepalive;
 pub mod listener;
 pub mod logging;
 pub mod message;

@@ -3,31 +3,25 @@
 //! This is the one type that holds sessions, so that persistence to disk can
 //! later be added behind it without touching the connection code.
 //!
-//! Takeover [MQTT-3.1.4-2]: when a client id connects while another
-//! connection holds its session, `open` hands back the old connection's kick
-//! sender. The new connection fires it and then waits for the session's
-//! `slot` (an async mutex the attached connection holds), so the two never
-//! touch the session at the same time. The newest opener is recorded at once,
-//! so a third connection racing in kicks the second even before it attached.
+//! Takeover [MQTT-3.1.4-2]: every session records its *owner*, the newest
+//! connection that opened it. A connection that finds itself no longer the
+//! owner closes; `open` wakes the session so the attached one notices at
+//! once. The new connection then waits for the session's `slot` (a
+//! one-permit semaphore the attached connection holds), so the two never
+//! touch the session at the same time. The newest opener is recorded at
+//! once, so a third connection racing in supersedes the second even before
+//! it attached.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::oneshot;
+use tokio::sync::Semaphore;
 
+use crate::keepalive::Liveness;
 use crate::session::{Session, SessionLimits};
 use crate::signal::Signal;
 use crate::subscriptions::SubscriberId;
-
-/// Why a connection is asked to close by someone else.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kick {
-    /// Another connection with the same client id took the session over.
-    TakenOver,
-    /// The broker is shutting down.
-    Shutdown,
-}
 
 /// A session as shared between its connection and the publishers that queue
 /// messages for it.
@@ -36,10 +30,28 @@ pub struct SessionHandle {
     id: SubscriberId,
     client_id: Arc<str>,
     state: Mutex<Session>,
-    /// Woken when a message is queued for an online session.
+    /// Woken when a message is queued for an online session, when a newer
+    /// connection takes the session over, when the keep-alive sweeper finds
+    /// the client silent and when the broker shuts down.
     pub wake: Signal,
-    /// Held by the attached connection; see the module docs.
-    pub slot: Arc<tokio::sync::Mutex<()>>,
+    /// The connection id of the newest connection that opened this session;
+    /// 0 when none has it open.
+    owner: AtomicU64,
+    /// One permit, held by the attached connection; see the module docs.
+    slot: Semaphore,
+    /// Keep-alive of the attached connection (`keepalive.rs`).
+    pub liveness: Liveness,
+}
+
+/// The session's slot, held by the attached connection and given back when
+/// dropped (whatever way the connection ends).
+#[derive(Debug)]
+pub struct SlotHeld(Arc<SessionHandle>);
+
+impl Drop for SlotHeld {
+    fn drop(&mut self) {
+        self.0.slot.add_permits(1);
+    }
 }
 
 impl SessionHandle {
@@ -49,7 +61,9 @@ impl SessionHandle {
             client_id,
             state: Mutex::new(Session::new(limits)),
             wake: Signal::new(),
-            slot: Arc::new(tokio::sync::Mutex::new(())),
+            owner: AtomicU64::new(0),
+            slot: Semaphore::new(1),
+            liveness: Liveness::default(),
         }
     }
 
@@ -61,6 +75,20 @@ impl SessionHandle {
         &self.client_id
     }
 
+    /// The connection that may use the session (0: none).
+    pub fn owner(&self) -> u64 {
+        self.owner.load(Ordering::Acquire)
+    }
+
+    /// Waits until no other connection is attached, then holds the slot.
+    pub async fn acquire_slot(self: &Arc<Self>) -> SlotHeld {
+        // The semaphore is never closed, so acquiring only fails if it were.
+        if let Ok(permit) = self.slot.acquire().await {
+            permit.forget();
+        }
+        SlotHeld(self.clone())
+    }
+
     /// Locks the session state. Never hold the guard across an `.await`.
     pub fn lock(&self) -> MutexGuard<'_, Session> {
         // A panic while holding this lock is a broker bug; the state itself
@@ -69,23 +97,9 @@ impl SessionHandle {
     }
 }
 
-struct Entry {
-    session: Arc<SessionHandle>,
-    /// The newest connection that opened this session: its id and kick
-    /// sender (taken when used).
-    owner: Option<(u64, Option<oneshot::Sender<Kick>>)>,
-}
-
-/// What `open` found.
-pub struct Opened {
-    pub session: Arc<SessionHandle>,
-    /// The previous connection, to be kicked before attaching.
-    pub previous: Option<oneshot::Sender<Kick>>,
-}
-
 #[derive(Default)]
 pub struct SessionStore {
-    entries: Mutex<HashMap<Arc<str>, Entry>>,
+    entries: Mutex<HashMap<Arc<str>, Arc<SessionHandle>>>,
     next_id: AtomicU64,
 }
 
@@ -94,7 +108,7 @@ impl SessionStore {
         Self::default()
     }
 
-    fn entries(&self) -> MutexGuard<'_, HashMap<Arc<str>, Entry>> {
+    fn entries(&self) -> MutexGuard<'_, HashMap<Arc<str>, Arc<SessionHandle>>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -104,17 +118,22 @@ impl SessionStore {
     }
 
     /// Finds or creates the session for `client_id` and records connection
-    /// `conn_id` as its newest owner.
-    pub fn open(&self, client_id: &str, conn_id: u64, kick: oneshot::Sender<Kick>, limits: SessionLimits) -> Opened {
+    /// `conn_id` (never 0) as its owner. A previous owner is woken to find
+    /// out it was taken over; the returned flag says there was one.
+    pub fn open(&self, client_id: &str, conn_id: u64, limits: SessionLimits) -> (Arc<SessionHandle>, bool) {
         let mut entries = self.entries();
-        if let Some(entry) = entries.get_mut(client_id) {
-            let previous = entry.owner.replace((conn_id, Some(kick))).and_then(|(_, k)| k);
-            return Opened { session: entry.session.clone(), previous };
+        if let Some(session) = entries.get(client_id) {
+            let previous = session.owner.swap(conn_id, Ordering::AcqRel);
+            if previous != 0 {
+                session.wake.notify();
+            }
+            return (session.clone(), previous != 0);
         }
         let client_id: Arc<str> = Arc::from(client_id);
         let session = Arc::new(SessionHandle::new(self.next_id(), client_id.clone(), limits));
-        entries.insert(client_id, Entry { session: session.clone(), owner: Some((conn_id, Some(kick))) });
-        Opened { session, previous: None }
+        session.owner.store(conn_id, Ordering::Release);
+        entries.insert(client_id, session.clone());
+        (session, false)
     }
 
     /// Called when connection `conn_id` ends. Clears the owner if it is still
@@ -123,12 +142,11 @@ impl SessionStore {
     /// caller removes its subscriptions from the router.
     pub fn close(&self, client_id: &str, conn_id: u64, discard: bool) -> bool {
         let mut entries = self.entries();
-        let Some(entry) = entries.get_mut(client_id) else { return false };
-        if entry.owner.as_ref().map(|(id, _)| *id) != Some(conn_id) {
+        let Some(session) = entries.get(client_id) else { return false };
+        if session.owner.compare_exchange(conn_id, 0, Ordering::AcqRel, Ordering::Acquire).is_err() {
             // Someone newer has opened the session; it is theirs now.
             return false;
         }
-        entry.owner = None;
         if discard {
             entries.remove(client_id);
             return true;
@@ -136,22 +154,22 @@ impl SessionStore {
         false
     }
 
-    /// Asks every attached connection to close (broker shutdown). A
-    /// connection that opens its session after this must look at the
-    /// shutdown signal itself, which is set before this is called.
-    pub fn kick_all(&self, why: Kick) {
-        for entry in self.entries().values_mut() {
-            if let Some((_, kick)) = &mut entry.owner
-                && let Some(k) = kick.take()
-            {
-                let _ = k.send(why);
-            }
+    /// Wakes every session (broker shutdown: the attached connections then
+    /// see the broker stopping).
+    pub fn wake_all(&self) {
+        self.for_each(|s| s.wake.notify());
+    }
+
+    /// Calls `f` on every session, under the store's lock: `f` must be quick.
+    pub fn for_each(&self, mut f: impl FnMut(&Arc<SessionHandle>)) {
+        for s in self.entries().values() {
+            f(s);
         }
     }
 
     /// Every session's handle (for shutdown and statistics).
     pub fn sessions(&self) -> Vec<Arc<SessionHandle>> {
-        self.entries().values().map(|e| e.session.clone()).collect()
+        self.entries().values().cloned().collect()
     }
 
     /// Number of sessions held, connected or not.
@@ -167,20 +185,23 @@ impl SessionStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::task::{Context, Waker};
 
     const LIMITS: SessionLimits = SessionLimits { max_inflight: 4, max_queued: 4 };
 
     #[test]
-    fn mqtt_3_1_4_2_second_open_returns_previous_owner() {
+    fn mqtt_3_1_4_2_second_open_takes_the_session_over() {
         let store = SessionStore::new();
-        let (k1, mut r1) = oneshot::channel();
-        let a = store.open("c", 1, k1, LIMITS);
-        assert!(a.previous.is_none());
-        let (k2, _r2) = oneshot::channel();
-        let b = store.open("c", 2, k2, LIMITS);
-        assert!(Arc::ptr_eq(&a.session, &b.session));
-        b.previous.expect("previous owner").send(Kick::TakenOver).unwrap();
-        assert_eq!(r1.try_recv(), Ok(Kick::TakenOver));
+        let (a, took_over) = store.open("c", 1, LIMITS);
+        assert!(!took_over);
+        assert_eq!(a.owner(), 1);
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(a.wake.poll(&mut cx).is_pending());
+        let (b, took_over) = store.open("c", 2, LIMITS);
+        assert!(took_over);
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(a.owner(), 2, "the old connection sees it is no longer the owner");
+        assert!(a.wake.poll(&mut cx).is_ready(), "and is woken to notice");
         assert!(!store.close("c", 1, true), "old connection must not discard the new one's session");
         assert_eq!(store.len(), 1);
         assert!(store.close("c", 2, true));
@@ -190,12 +211,27 @@ mod tests {
     #[test]
     fn persistent_session_survives_close() {
         let store = SessionStore::new();
-        let (k, _r) = oneshot::channel();
-        let a = store.open("p", 1, k, LIMITS);
+        let (a, _) = store.open("p", 1, LIMITS);
         assert!(!store.close("p", 1, false));
-        let (k, _r) = oneshot::channel();
-        let b = store.open("p", 2, k, LIMITS);
-        assert!(Arc::ptr_eq(&a.session, &b.session));
-        assert!(b.previous.is_none());
+        assert_eq!(a.owner(), 0);
+        let (b, took_over) = store.open("p", 2, LIMITS);
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!took_over);
+    }
+
+    #[tokio::test]
+    async fn the_slot_is_held_until_dropped() {
+        let store = SessionStore::new();
+        let (s, _) = store.open("s", 1, LIMITS);
+        let held = s.acquire_slot().await;
+        let second = tokio::spawn({
+            let s = s.clone();
+            async move { s.acquire_slot().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!second.is_finished(), "the slot is taken");
+        drop(held);
+        let again = tokio::time::timeout(std::time::Duration::from_secs(5), second).await.expect("released");
+        drop(again);
     }
 }
