@@ -52,7 +52,7 @@ use crate::packet::{
 };
 use crate::session::{Delivery, Session, SessionLimits};
 use crate::session_store::{SessionHandle, SlotHeld};
-use crate::stats::{ListenerStats, Pending};
+use crate::stats::{Pending, bump};
 use crate::transport::ByteStream;
 
 /// How long a new connection may take to send its CONNECT. A socket that
@@ -168,6 +168,19 @@ pub fn serve_future_size() -> usize {
     returned(serve)
 }
 
+/// Sizes of what every connected client holds, for the `connheap` profiler.
+pub fn state_sizes() -> Vec<(&'static str, usize)> {
+    use std::mem::size_of;
+    vec![
+        ("connection (Live)", size_of::<Live>()),
+        ("  of which Io", size_of::<Io>()),
+        ("  of which Client", size_of::<Client>()),
+        ("  of which span", size_of::<tracing::Span>()),
+        ("session handle", size_of::<SessionHandle>()),
+        ("  of which Session", size_of::<Session>()),
+    ]
+}
+
 /// The byte stream and its buffers.
 struct Io {
     stream: Box<dyn ByteStream>,
@@ -182,7 +195,7 @@ impl Io {
     /// Encodes a packet for the client and counts it.
     fn emit(&mut self, packet: &Packet) {
         codec::encode(packet, &mut self.outbuf);
-        self.pending.packets_sent += 1;
+        bump(&mut self.pending.packets_sent, 1);
     }
 
     /// Reads the first packet, which must be CONNECT [MQTT-3.1.0-1].
@@ -191,7 +204,7 @@ impl Io {
         loop {
             match codec::decode(&mut self.inbuf, max_packet_size) {
                 Ok(Some(Packet::Connect(c))) => {
-                    self.pending.packets_received += 1;
+                    bump(&mut self.pending.packets_received, 1);
                     return Ok(Some(c));
                 }
                 Ok(Some(other)) => return Err(format!("first packet is {} [MQTT-3.1.0-1]", other.name())),
@@ -207,7 +220,7 @@ impl Io {
             self.inbuf.reserve(SMALL_READ);
             match self.stream.read_buf(&mut self.inbuf).await {
                 Ok(0) => return Err("connection closed".into()),
-                Ok(n) => self.pending.bytes_received += n as u64,
+                Ok(n) => bump(&mut self.pending.bytes_received, n),
                 Err(e) => return Err(format!("i/o error: {e}")),
             }
         }
@@ -223,7 +236,7 @@ impl Io {
         })
         .await;
         if matches!(written, Ok(Ok(()))) {
-            self.pending.bytes_sent += self.outbuf.len() as u64;
+            bump(&mut self.pending.bytes_sent, self.outbuf.len());
         }
     }
 }
@@ -237,20 +250,20 @@ struct Live {
     unflushed: bool,
     conn_id: u64,
     clean_session: bool,
-    listener_stats: Arc<ListenerStats>,
     /// The session's slot (see `session_store.rs`), held while attached.
     slot: SlotHeld,
     hold: Hold,
-    /// A debug span: at info level a span per connection would cost its
-    /// registry entry (about 450 bytes) for every idle client, so the info
-    /// events name the listener and peer themselves (`conn_log!`).
-    span: tracing::Span,
+    /// A debug span, kept only when debug logging was on at connect: at info
+    /// level a span per connection would cost its registry entry (about 450
+    /// bytes) for every idle client, so the info events name the listener
+    /// and peer themselves (`conn_log!`).
+    span: Option<Box<tracing::Span>>,
 }
 
 /// The state of a connected client that the packet handlers need.
 struct Client {
     session: Arc<SessionHandle>,
-    username: Option<String>,
+    username: Option<Box<str>>,
     listener: Arc<str>,
     peer: SocketAddr,
     will: Option<Box<Message>>,
@@ -280,10 +293,9 @@ async fn attach(start: Box<Start>) -> Option<Box<Live>> {
         unflushed: false,
         conn_id: a.conn_id,
         clean_session: a.clean_session,
-        listener_stats: a.listener_stats,
         slot: a.slot,
         hold,
-        span,
+        span: (!span.is_disabled()).then(|| Box::new(span)),
     });
     // Packets already buffered behind the CONNECT.
     if let Err(close) = live.process_input() {
@@ -299,7 +311,6 @@ struct Attached {
     client: Client,
     conn_id: u64,
     clean_session: bool,
-    listener_stats: Arc<ListenerStats>,
     slot: SlotHeld,
 }
 
@@ -444,8 +455,8 @@ async fn connect_and_attach(
         let (publishes, pubrels) = state.resume_into(&mut io.outbuf);
         let who = Who { client_id: &client_id, username: connect.username.as_deref(), listener: &info.listener };
         let drained = drain(ctx, &mut state, &mut io.outbuf, &who);
-        io.pending.packets_sent += (publishes + pubrels + drained) as u64;
-        io.pending.publish_sent += (publishes + drained) as u64;
+        bump(&mut io.pending.packets_sent, publishes + pubrels + drained);
+        bump(&mut io.pending.publish_sent, publishes + drained);
     }
     let keep_alive = (connect.keep_alive > 0)
         .then(|| Duration::from_secs(u64::from(connect.keep_alive)) + ctx.config.timeout_disconnect_delay);
@@ -453,14 +464,13 @@ async fn connect_and_attach(
     Some(Attached {
         client: Client {
             session,
-            username: connect.username.take(),
+            username: connect.username.take().map(String::into_boxed_str),
             listener: info.listener.clone(),
             peer: info.peer,
             will: connect.will.as_ref().map(|w| Box::new(Message::from_will(w))),
         },
         conn_id,
         clean_session: connect.clean_session,
-        listener_stats,
         slot,
     })
 }
@@ -471,8 +481,8 @@ impl Live {
     /// until nothing is, each source having registered the task's waker, or
     /// until the connection ends.
     fn poll_connected(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Close> {
-        let span = self.span.clone();
-        let _entered = span.enter();
+        let span = self.span.as_deref().cloned();
+        let _entered = span.as_ref().map(tracing::Span::enter);
         for _ in 0..EVENTS_PER_POLL {
             match self.poll_once(cx) {
                 Poll::Ready(Some(close)) => return Poll::Ready(close),
@@ -502,7 +512,7 @@ impl Live {
             match self.poll_read(cx) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Some(Close::PeerClosed)),
                 Poll::Ready(Ok(n)) => {
-                    self.io.pending.bytes_received += n as u64;
+                    bump(&mut self.io.pending.bytes_received, n);
                     self.client.session.liveness.touch();
                     let handled = self.process_input();
                     self.io.pending.flush(&self.ctx.stats);
@@ -521,7 +531,7 @@ impl Live {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Some(Close::Io(std::io::ErrorKind::WriteZero.into()))),
                 Poll::Ready(Ok(n)) => {
                     self.io.outbuf.advance(n);
-                    self.io.pending.bytes_sent += n as u64;
+                    bump(&mut self.io.pending.bytes_sent, n);
                     self.io.pending.flush(&self.ctx.stats);
                     self.unflushed = true;
                     if self.io.outbuf.is_empty() {
@@ -598,13 +608,13 @@ impl Live {
     /// session is detached (or removed, for a clean session), the will is
     /// published unless the client said DISCONNECT.
     async fn finish(self: Box<Self>, close: Close) {
-        let Live { mut io, ctx, mut client, conn_id, clean_session, listener_stats, slot, hold, span, .. } = *self;
+        let Live { mut io, ctx, mut client, conn_id, clean_session, slot, hold, span, .. } = *self;
         async move {
             // A final PUBACK, say.
             if !matches!(close, Close::Io(_) | Close::PeerClosed) && !io.outbuf.is_empty() {
                 let written = tokio::time::timeout(Duration::from_secs(1), io.stream.write_all(&io.outbuf)).await;
                 if matches!(written, Ok(Ok(()))) {
-                    io.pending.bytes_sent += io.outbuf.len() as u64;
+                    bump(&mut io.pending.bytes_sent, io.outbuf.len());
                 }
             }
             let _ = tokio::time::timeout(Duration::from_secs(1), io.stream.shutdown()).await;
@@ -618,7 +628,7 @@ impl Live {
                 ctx.router.unsubscribe_all(session.id(), filters.iter().map(String::as_str));
             }
             drop(slot);
-            ctx.stats.client_disconnected(&listener_stats);
+            ctx.stats.client_disconnected(&ctx.stats.listener(&client.listener));
             conn_log!(info, client, client_id = %client.client_id(), "client disconnected: {close}");
             if close.sends_will()
                 && let Some(will) = client.will.take()
@@ -627,16 +637,16 @@ impl Live {
             }
             drop(hold);
         }
-        .instrument(span)
+        .instrument(span.map_or_else(tracing::Span::none, |s| *s))
         .await
     }
 
     /// Moves queued deliveries into the output buffer, counting them.
     fn drain(&mut self) {
         let who = self.client.who();
-        let n = drain(&self.ctx, &mut self.client.session.lock(), &mut self.io.outbuf, &who) as u64;
-        self.io.pending.packets_sent += n;
-        self.io.pending.publish_sent += n;
+        let n = drain(&self.ctx, &mut self.client.session.lock(), &mut self.io.outbuf, &who);
+        bump(&mut self.io.pending.packets_sent, n);
+        bump(&mut self.io.pending.publish_sent, n);
     }
 
     /// Releases the input buffer of a quiet client, or makes room for the
@@ -660,7 +670,7 @@ impl Live {
                 Err(e) => return Err(protocol_error(&e)),
             };
             handled = true;
-            self.io.pending.packets_received += 1;
+            bump(&mut self.io.pending.packets_received, 1);
             self.handle(packet)?;
         }
         if handled && self.io.outbuf.len() < OUT_HIGH_WATER {
@@ -710,7 +720,7 @@ impl Live {
     }
 
     fn on_publish(&mut self, p: Publish) {
-        self.io.pending.publish_received += 1;
+        bump(&mut self.io.pending.publish_received, 1);
         let allowed = publish_allowed(&self.ctx, &self.client, &p.topic);
         let (qos, packet_id) = (p.qos, p.packet_id);
         // Inbound QoS 2 is routed on its first PUBLISH only [MQTT-4.3.3-2].

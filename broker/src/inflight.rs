@@ -14,7 +14,7 @@
 //! Everything here is plain data: the connection driver feeds acknowledgements
 //! in and writes out what comes back.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use crate::message::Message;
@@ -72,7 +72,7 @@ pub struct Inflight {
     out: VecDeque<OutEntry>,
     next_id: u16,
     /// Inbound QoS 2 ids between PUBLISH and PUBREL.
-    inbound_qos2: HashSet<u16>,
+    inbound_qos2: BTreeSet<u16>,
 }
 
 impl Inflight {

@@ -13,7 +13,7 @@
 //! `max_queued + max_inflight` shared message references, never an unbounded
 //! amount, and never slows down the publisher.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -71,7 +71,7 @@ pub struct Session {
     persistent: bool,
     /// Filter -> granted QoS. The router holds the same set; this copy lets a
     /// session be dropped or restored without asking the router.
-    subscriptions: HashMap<String, QoS>,
+    subscriptions: BTreeMap<String, QoS>,
     queue: VecDeque<Delivery>,
     queued_qos0: usize,
     inflight: Inflight,
@@ -88,7 +88,7 @@ impl Session {
             limits,
             online: false,
             persistent: false,
-            subscriptions: HashMap::new(),
+            subscriptions: BTreeMap::new(),
             queue: VecDeque::new(),
             queued_qos0: 0,
             inflight: Inflight::new(),
@@ -109,7 +109,7 @@ impl Session {
         self.limits
     }
 
-    pub fn subscriptions(&self) -> &HashMap<String, QoS> {
+    pub fn subscriptions(&self) -> &BTreeMap<String, QoS> {
         &self.subscriptions
     }
 
@@ -135,7 +135,7 @@ impl Session {
         let present = !clean && self.persistent;
         let mut removed = Vec::new();
         if clean || !self.persistent {
-            removed = self.subscriptions.drain().map(|(f, _)| f).collect();
+            removed = std::mem::take(&mut self.subscriptions).into_keys().collect();
             self.queue.clear();
             self.queued_qos0 = 0;
             self.inflight.clear();

@@ -84,6 +84,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     runtime.block_on(broker.start())?;
     let addr = broker.local_addr("default").ok_or("no listener address")?;
     println!("future of one connection's task: {} bytes", moth::connection::serve_future_size());
+    for (what, size) in moth::connection::state_sizes() {
+        println!("{what}: {size} bytes");
+    }
 
     // Warm up (lazily built tables, the first session), then measure.
     let mut held: Vec<TcpStream> = Vec::with_capacity(n + 100);
