@@ -781,6 +781,52 @@ async fn slow_consumer_does_not_block_others() {
     drop(slow);
 }
 
+/// A connection whose client stopped reading (its output buffer past the
+/// high-water mark, so its input is no longer read either) must still let
+/// go of its session at once when the same client id connects again. If it
+/// did not notice the takeover, the new connection would be refused with
+/// CONNACK 3 after the 5 s takeover timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_connection_is_taken_over_at_once() {
+    let tb = TestBroker::start("max-queued-messages: 100").await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stuck = socket.connect(tb.addr).await.unwrap();
+    let mut out = BytesMut::new();
+    moth::codec::encode(&Packet::Connect(connect_packet("stuck", false)), &mut out);
+    moth::codec::encode(
+        &Packet::Subscribe(moth::packet::Subscribe {
+            packet_id: 1,
+            filters: vec![moth::packet::SubscribeFilter { filter: "flood/#".into(), qos: moth::QoS::AtMostOnce }],
+        }),
+        &mut out,
+    );
+    stuck.write_all(&out).await.unwrap();
+    let mut acks = [0u8; 9];
+    tokio::time::timeout(EVENT_TIMEOUT, stuck.read_exact(&mut acks)).await.unwrap().unwrap();
+    assert_eq!(acks, [0x20, 0x02, 0x00, 0x00, 0x90, 0x03, 0x00, 0x01, 0x00]);
+
+    // Flood it with 20 MB, far more than the socket buffers hold (tcp_wmem
+    // allows at most 4 MB here), so the connection's output buffer ends past
+    // its high-water mark and the queue overflows.
+    for _ in 0..50 {
+        for _ in 0..100 {
+            tb.broker.publish("flood/data", vec![0u8; 4096], moth::QoS::AtMostOnce, false).unwrap();
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(tb.broker.dropped_messages() > 0, "the stuck client's queue never overflowed");
+
+    let mut again = RawClient::connect(tb.addr).await;
+    again.send(&Packet::Connect(connect_packet("stuck", false))).await;
+    assert_eq!(
+        again.recv().await,
+        Some(Packet::Connack(Connack { session_present: true, code: ConnectReturnCode::Accepted })),
+        "the new connection gets the session"
+    );
+    drop(stuck);
+}
+
 // ---------------------------------------------------------------------------
 // In-process API
 // ---------------------------------------------------------------------------
