@@ -26,7 +26,9 @@
 //! a slow hash for every client.
 //!
 //! Verifying a hash takes up to tens of milliseconds of CPU: the broker calls
-//! this plugin on its blocking pool, never on a network thread.
+//! this plugin on its blocking pool, never on a network thread. Argon2 checks
+//! work in at most one reusable buffer per CPU ([`memory`]), so the plugin's
+//! memory stays bounded whatever the number of threads calling it.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,9 +40,11 @@ use moth_plugin_api::{AuthRequest, Capabilities, Decision, LogLevel, Plugin};
 
 pub mod cache;
 pub mod hash;
+pub mod memory;
 pub mod users;
 
 use cache::SuccessCache;
+use memory::BlockPool;
 use users::{Entry, Users};
 
 /// The broker's log callback (`HostContext::log`'s type).
@@ -57,6 +61,8 @@ pub struct PasswordFile {
     cache: Option<SuccessCache>,
     /// Hash verifications run so far, dummy ones included.
     checks: AtomicU64,
+    /// The working memory of argon2 checks, reused from call to call.
+    memory: BlockPool,
 }
 
 /// The file on disk and what it looked like when last read.
@@ -109,6 +115,7 @@ impl PasswordFile {
             log,
             cache: SuccessCache::new(),
             checks: AtomicU64::new(0),
+            memory: BlockPool::per_cpu(),
         };
         file.warn_if_readable_by_others(path);
         Ok(file)
@@ -126,6 +133,7 @@ impl PasswordFile {
             log,
             cache: SuccessCache::new(),
             checks: AtomicU64::new(0),
+            memory: BlockPool::per_cpu(),
         }
     }
 
@@ -225,14 +233,14 @@ impl Plugin for PasswordFile {
         match (users.get(user), request.password()) {
             (Entry::Unknown, Some(password)) => {
                 self.checks.fetch_add(1, Ordering::Relaxed);
-                users.burn(password);
+                users.burn(password, &self.memory);
                 Decision::ignore()
             }
             (Entry::Unknown, None) => Decision::ignore(),
             (_, None) => Decision::bad_credentials(format!("no password for `{user}`")),
             (Entry::Disabled, Some(password)) => {
                 self.checks.fetch_add(1, Ordering::Relaxed);
-                users.burn(password);
+                users.burn(password, &self.memory);
                 Decision::bad_credentials(format!("`{user}` cannot log in: its line in the password file is broken"))
             }
             (Entry::Hash(hash), Some(password)) => {
@@ -240,7 +248,7 @@ impl Plugin for PasswordFile {
                     return Decision::allow();
                 }
                 self.checks.fetch_add(1, Ordering::Relaxed);
-                match hash.verify(password) {
+                match hash.verify(password, &self.memory) {
                     true => {
                         if let Some(c) = &self.cache {
                             c.remember(user, password);
