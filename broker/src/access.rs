@@ -13,7 +13,10 @@
 //!   `plugin-timeout` (a call that takes longer counts as a refusal, and is
 //!   logged) and by `plugin-concurrency` calls of one plugin at a time (a
 //!   permit is held until the plugin really returns, so a hung backend cannot
-//!   fill the blocking pool: later calls wait, then time out);
+//!   fill the blocking pool). A call waiting for a permit waits as long as
+//!   calls of that plugin keep completing, and gives up, as a timeout, once
+//!   none has completed for `plugin-timeout`: a storm queued behind a slow
+//!   but working plugin is served, a hung plugin refuses new clients;
 //! - topic checks (every SUBSCRIBE filter, every PUBLISH) are called in place
 //!   when the plugin declares `FAST_TOPIC_CHECK` (the built-ins do); other
 //!   plugins run on the blocking pool under the same timeout and concurrency
@@ -27,7 +30,7 @@
 //! refuses, is logged with the plugin's name and counted.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use moth_plugin_api::{Capabilities, PluginBox, TopicRequest};
@@ -62,6 +65,21 @@ pub struct ChainPlugin {
     pub(crate) permits: Arc<Semaphore>,
     /// Errors, panics and timeouts so far.
     failures: AtomicU64,
+    /// When a call of this plugin last returned: callers queued for a
+    /// permit keep waiting while calls keep completing (`plugin_call`).
+    last_completion: Mutex<Option<Instant>>,
+}
+
+impl ChainPlugin {
+    /// Records that a call of this plugin returned (or panicked) just now.
+    pub(crate) fn call_completed(&self) {
+        *self.last_completion.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    }
+
+    /// When a call of this plugin last returned; `None` before the first.
+    pub(crate) fn last_completion(&self) -> Option<Instant> {
+        *self.last_completion.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The chains built from one configuration.
@@ -147,6 +165,7 @@ impl Chains {
                 caps,
                 permits: Arc::new(Semaphore::new(concurrency_of(&key, config.plugins.concurrency))),
                 failures: AtomicU64::new(0),
+                last_completion: Mutex::new(None),
             });
             made.push(p.clone());
             Ok(p)
@@ -225,6 +244,7 @@ impl AccessControl {
             object,
             permits: Arc::new(Semaphore::new(crate::config::DEFAULT_PLUGIN_CONCURRENCY)),
             failures: AtomicU64::new(0),
+            last_completion: Mutex::new(None),
         };
         let chains = Chains {
             auth: vec![Arc::new(anonymous)],

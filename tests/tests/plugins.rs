@@ -220,6 +220,70 @@ async fn a_plugin_that_sleeps_past_the_timeout_is_refused_while_others_publish()
     tb.broker.shutdown().await;
 }
 
+/// plugin-timeout bounds a plugin call, not the wait for a call slot: eight
+/// clients queued behind one slot of a plugin that answers in 0.2 s (1.6 s
+/// of queue, against a 0.5 s timeout) are all served, because calls keep
+/// completing. Counted: every CONNACK is 0 and no failure is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_queued_behind_a_slow_but_working_plugin_are_all_served() {
+    let dir = PluginDir::with(&["scripted_a"]);
+    let tb = TestBroker::start(&format!(
+        "{}plugin-timeout: 0.5\nplugin-concurrency: 1\nauth:\n  plugins: [scripted_a]\n\
+         plugins-config:\n  scripted_a: {{auth-default: sleep, sleep-ms: 200}}\n",
+        dir.yaml()
+    ))
+    .await;
+    let tb = std::sync::Arc::new(tb);
+    let queued: Vec<_> = (0..8)
+        .map(|i| {
+            let tb = tb.clone();
+            tokio::spawn(async move { code_of(&tb, &format!("queued{i}")).await })
+        })
+        .collect();
+    let mut codes = Vec::new();
+    for q in queued {
+        codes.push(q.await.expect("a queued client"));
+    }
+    assert_eq!(codes, vec![0; 8], "every queued client got in");
+    assert_eq!(tb.broker.plugin_failures(), 0, "no call counted as a timeout");
+    tb.broker.shutdown().await;
+}
+
+/// A hung plugin: the clients queued behind its only slot are refused once
+/// no call has completed for plugin-timeout, each with CONNACK 5, instead of
+/// waiting for the plugin (which sleeps 60 s, far past the suite's event
+/// timeout). A runtime of its own, shut down in the background at the end:
+/// the default test runtime would wait for the sleeping plugin call.
+#[test]
+fn clients_queued_behind_a_hung_plugin_are_refused() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let dir = PluginDir::with(&["scripted_a"]);
+        let tb = TestBroker::start(&format!(
+            "{}plugin-timeout: 0.5\nplugin-concurrency: 1\nauth:\n  plugins: [scripted_a]\n\
+             plugins-config:\n  scripted_a: {{auth-default: sleep, sleep-ms: 60000}}\n",
+            dir.yaml()
+        ))
+        .await;
+        let tb = std::sync::Arc::new(tb);
+        let queued: Vec<_> = (0..4)
+            .map(|i| {
+                let tb = tb.clone();
+                tokio::spawn(async move { code_of(&tb, &format!("stuck{i}")).await })
+            })
+            .collect();
+        let mut codes = Vec::new();
+        for q in queued {
+            let answer = tokio::time::timeout(EVENT_TIMEOUT, q).await.expect("an answer, not a hang");
+            codes.push(answer.expect("client"));
+        }
+        assert_eq!(codes, vec![5; 4], "the hung call and everyone queued behind it are refused");
+        assert_eq!(tb.broker.plugin_failures(), 4, "each refusal counted as a plugin failure");
+        tb.broker.shutdown().await;
+    });
+    rt.shutdown_background();
+}
+
 /// A topic plugin that does not declare itself fast runs under the same
 /// plugin-timeout as authentication: a check that hangs refuses the filter
 /// after the timeout, and other clients' traffic goes on meanwhile.
