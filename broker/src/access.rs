@@ -329,6 +329,7 @@ impl AccessControl {
         tally.finish(|| match chains.auth_default {
             ChainDefault::Allow => Verdict::by_default(true, ""),
             ChainDefault::Deny if chains.allow_anonymous && input.username.is_none() => Verdict::by_default(true, ""),
+            ChainDefault::Deny if input.username.is_some() => Verdict::unknown_user(),
             ChainDefault::Deny => Verdict::by_default(false, "no authentication plugin allowed the client"),
         })
     }
@@ -460,6 +461,21 @@ mod tests {
         config.auth.default = ChainDefault::Allow;
         access.reload(&config).unwrap();
         assert!(access.authenticate(input(Some("bob"))).await.allowed);
+    }
+
+    /// A user name every plugin ignored is refused like a wrong password
+    /// (CONNACK 4); a client without one, refused by the default, gets 5.
+    #[tokio::test]
+    async fn the_default_refuses_an_unknown_user_as_bad_credentials() {
+        let mut config = Config::default();
+        config.auth.plugins = Some(vec![]);
+        config.auth.allow_anonymous = false;
+        let access = AccessControl::from_config(&config).unwrap();
+        let named = access.authenticate(input(Some("bob"))).await;
+        assert!(!named.allowed && named.bad_credentials, "{named:?}");
+        assert_eq!(named.reason.as_deref(), Some("user name not known to any authentication plugin"));
+        let anonymous = access.authenticate(input(None)).await;
+        assert!(!anonymous.allowed && !anonymous.bad_credentials, "{anonymous:?}");
     }
 
     #[test]

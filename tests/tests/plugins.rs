@@ -74,11 +74,12 @@ async fn chains_in_several_orders() {
     let dir = PluginDir::with(&["scripted_a", "scripted_b"]);
     for (order, expected) in [
         // alice: allow then deny -> the deny wins (the first Allow does not end the chain).
-        ("[scripted_a, scripted_b]", [5, 0, 0, 5, 4]),
+        // dave: ignored by all, so the default refuses a user name no plugin knew -> 4.
+        ("[scripted_a, scripted_b]", [5, 0, 0, 4, 4]),
         // alice: deny first; erin: allow then bad credentials -> 4.
-        ("[scripted_b, scripted_a]", [5, 0, 0, 5, 4]),
-        ("[scripted_a]", [0, 0, 5, 5, 4]),
-        ("[scripted_b]", [5, 5, 0, 5, 0]),
+        ("[scripted_b, scripted_a]", [5, 0, 0, 4, 4]),
+        ("[scripted_a]", [0, 0, 4, 4, 4]),
+        ("[scripted_b]", [5, 4, 0, 4, 0]),
     ] {
         let tb =
             TestBroker::start(&format!("{}auth:\n  plugins: {order}\n  allow-anonymous: false\n{SCRIPTS}", dir.yaml()))
@@ -98,7 +99,7 @@ async fn all_ignore_takes_the_configured_default() {
     let chain = "  plugins: [scripted_a, scripted_b]\n";
     // Default deny, with the anonymous exception.
     let tb = TestBroker::start(&format!("{}auth:\n{chain}  allow-anonymous: true\n{SCRIPTS}", dir.yaml())).await;
-    assert_eq!(code(&tb, "dave").await, 5, "a named client that every plugin ignored");
+    assert_eq!(code(&tb, "dave").await, 4, "a named client that every plugin ignored: an unknown user");
     assert_eq!(connect(&tb, "anon-1", None, None).await.1, 0, "no user name and allow-anonymous: true");
     tb.broker.shutdown().await;
     let tb = TestBroker::start(&format!("{}auth:\n{chain}  allow-anonymous: false\n{SCRIPTS}", dir.yaml())).await;
@@ -472,7 +473,7 @@ async fn the_template_builds_standalone_and_loads() {
         connect(&tb, "t2", Some("alice"), Some("wrong")).await.1,
         ConnectReturnCode::BadUsernameOrPassword as u8
     );
-    assert_eq!(connect(&tb, "t3", Some("bob"), Some("x")).await.1, 5, "ignored, then the default refuses");
+    assert_eq!(connect(&tb, "t3", Some("bob"), Some("x")).await.1, 4, "ignored, then the default refuses the user");
     tb.broker.shutdown().await;
 }
 
@@ -533,7 +534,7 @@ async fn auth_file_reads_argon2id_and_sha_crypt_and_skips_broken_lines() {
     .await;
     assert_eq!(connect(&tb, "f1", Some("alice"), Some("wonderland")).await.1, 0);
     assert_eq!(connect(&tb, "f2", Some("alice"), Some("builder")).await.1, 4, "wrong password");
-    assert_eq!(connect(&tb, "f3", Some("carol"), Some("x")).await.1, 5, "not in the file: nobody allows");
+    assert_eq!(connect(&tb, "f3", Some("carol"), Some("x")).await.1, 4, "not in the file: like a wrong password");
     assert_eq!(connect(&tb, "f4", Some("test"), Some("test")).await.1, 0, "hbmqtt's sample");
     assert_eq!(connect(&tb, "f5", Some("broken"), Some("notsupported")).await.1, 4, "broken line: cannot log in");
     tb.broker.shutdown().await;
