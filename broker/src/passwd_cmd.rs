@@ -17,6 +17,7 @@ use thiserror::Error;
 
 use crate::file_replace::replace_file;
 use crate::passwd::{self, HashParams, PasswdError};
+use crate::tty_password::prompt_password;
 
 /// Arguments of `moth passwd`.
 #[derive(Args, Debug)]
@@ -177,8 +178,8 @@ fn write(path: &Path, text: &str) -> Result<(), CmdError> {
 /// there is one, is the confirmation and must match.
 fn ask_password() -> Result<String, CmdError> {
     if io::stdin().is_terminal() {
-        let first = rpassword::prompt_password("Password: ").map_err(CmdError::Prompt)?;
-        let second = rpassword::prompt_password("Reenter password: ").map_err(CmdError::Prompt)?;
+        let first = prompt_password("Password: ").map_err(CmdError::Prompt)?;
+        let second = prompt_password("Reenter password: ").map_err(CmdError::Prompt)?;
         return if first == second { Ok(first) } else { Err(CmdError::Mismatch) };
     }
     let mut lines = io::stdin().lock().lines();

@@ -277,11 +277,16 @@ fn concurrent_runs_on_one_file_lose_no_edit() {
 }
 
 /// `moth passwd ARGS` on a pseudo-terminal (util-linux `script`), so the
-/// prompts go through the terminal as they do for an operator.
+/// prompts go through the terminal as they do for an operator. `script`
+/// reads a pipe here, so it leaves the terminal's echo on (`--echo auto`):
+/// whatever moth does not hide is shown back, as on a real terminal.
 struct OnTty {
     child: std::process::Child,
     out: mpsc::Receiver<Vec<u8>>,
+    /// Not yet matched by `expect`.
     seen: String,
+    /// Everything the terminal showed, from the start.
+    transcript: String,
 }
 
 impl OnTty {
@@ -303,7 +308,7 @@ impl OnTty {
                 }
             }
         });
-        OnTty { child, out, seen: String::new() }
+        OnTty { child, out, seen: String::new(), transcript: String::new() }
     }
 
     /// Waits until the terminal has shown `text` (after what was already awaited).
@@ -312,7 +317,11 @@ impl OnTty {
         while !self.seen.contains(text) {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.out.recv_timeout(left) {
-                Ok(bytes) => self.seen.push_str(&String::from_utf8_lossy(&bytes)),
+                Ok(bytes) => {
+                    let text = String::from_utf8_lossy(&bytes);
+                    self.seen.push_str(&text);
+                    self.transcript.push_str(&text);
+                }
                 Err(_) => panic!("the terminal did not show {text:?} within {DEADLINE:?}; it showed {:?}", self.seen),
             }
         }
@@ -326,8 +335,9 @@ impl OnTty {
         stdin.flush().unwrap();
     }
 
-    /// The exit code of `moth passwd` (script -e passes it on), with a deadline.
-    fn exit_code(mut self) -> i32 {
+    /// The exit code of `moth passwd` (script -e passes it on) and the whole
+    /// transcript of the terminal, read to its end; with a deadline.
+    fn finish(mut self) -> (i32, String) {
         drop(self.child.stdin.take());
         let (tx, rx) = mpsc::channel();
         let mut child = self.child;
@@ -335,7 +345,17 @@ impl OnTty {
             let _ = tx.send(child.wait());
         });
         let status = rx.recv_timeout(DEADLINE).expect("moth passwd exits in time").unwrap();
-        status.code().unwrap_or(-1)
+        // The reader thread ends at the end of script's output.
+        let deadline = std::time::Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.out.recv_timeout(left) {
+                Ok(bytes) => self.transcript.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!("the terminal output did not end"),
+            }
+        }
+        (status.code().unwrap_or(-1), self.transcript)
     }
 }
 
@@ -351,7 +371,11 @@ fn on_a_terminal_the_password_is_asked_twice() {
     tty.type_line("wonderland");
     tty.expect("Reenter password: ");
     tty.type_line("wonderland");
-    assert_eq!(tty.exit_code(), 0);
+    let (code, shown) = tty.finish();
+    assert_eq!(code, 0);
+    // The terminal echoes what is typed unless moth turned echo off first.
+    assert!(shown.contains("Password: ") && shown.contains("Reenter password: "), "{shown:?}");
+    assert!(!shown.contains("wonderland"), "the password was echoed: {shown:?}");
     let e = entries(&f);
     assert_eq!(e.len(), 1);
     let hash = argon2::PasswordHash::new(&e[0].1).unwrap();
@@ -361,10 +385,12 @@ fn on_a_terminal_the_password_is_asked_twice() {
     let before = read(&f);
     let mut tty = OnTty::spawn(&format!("{cheap} {file} alice"));
     tty.expect("Password: ");
-    tty.type_line("one");
+    tty.type_line("first-Try-1");
     tty.expect("Reenter password: ");
-    tty.type_line("two");
+    tty.type_line("second-Try-2");
     tty.expect("the passwords do not match");
-    assert_eq!(tty.exit_code(), 1);
+    let (code, shown) = tty.finish();
+    assert_eq!(code, 1);
+    assert!(!shown.contains("Try-"), "a password was echoed: {shown:?}");
     assert_eq!(read(&f), before, "a mismatch changes nothing");
 }
