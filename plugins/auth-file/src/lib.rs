@@ -18,7 +18,8 @@
 //! The file is re-read when its size, mtime or inode changes (checked at most
 //! once a second, from `authenticate`) and on SIGHUP (the broker rebuilds its
 //! plugins). A new file that cannot be read keeps the users loaded before.
-//! At load, a file readable by group or others is warned about. Passwords
+//! A file readable by group or others is warned about, once per file and
+//! mode (not again on every reload). Passwords
 //! and hashes are never logged.
 //!
 //! Successful logins are remembered for a minute ([`cache`], keyed by an
@@ -150,12 +151,22 @@ impl PasswordFile {
         self.users.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
+    /// Warns about a file readable by group or others, once per file and
+    /// mode: the broker builds a new plugin on every SIGHUP, and the same
+    /// warning on every reload would only be noise. The memory of what was
+    /// warned about is per process (a `static`), so it outlives instances.
     #[cfg(unix)]
     fn warn_if_readable_by_others(&self, path: &Path) {
+        use std::collections::HashMap;
         use std::os::unix::fs::PermissionsExt;
+        static WARNED: Mutex<Option<HashMap<PathBuf, u32>>> = Mutex::new(None);
         if let Ok(m) = std::fs::metadata(path) {
             let mode = m.permissions().mode() & 0o777;
-            if mode & 0o044 != 0 {
+            let mut warned = WARNED.lock().unwrap_or_else(PoisonError::into_inner);
+            let warned = warned.get_or_insert_with(HashMap::new);
+            if mode & 0o044 == 0 {
+                warned.remove(path);
+            } else if warned.insert(path.to_path_buf(), mode) != Some(mode) {
                 emit(
                     self.log,
                     LogLevel::WARN,
@@ -187,6 +198,7 @@ impl PasswordFile {
         state.stamp = now;
         match read(&watch.path, self.log) {
             Ok(users) => {
+                self.warn_if_readable_by_others(&watch.path);
                 let n = users.len();
                 *self.users.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(users);
                 if let Some(c) = &self.cache {
@@ -440,6 +452,31 @@ user7:$7$101$AAECAwQFBgcICQoL$Xr99N9ym9ys8TWxis5ajETJq6EVYzmc6nb8t3pUYnPBbCAbICS
             |p: &Path| logged(&p.display().to_string()).iter().any(|l| l.contains("readable by group or others"));
         assert!(warned(&open));
         assert!(!warned(&tight));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The broker builds a new plugin on every SIGHUP: the warning comes
+    /// once per file and mode, not once per load.
+    #[cfg(unix)]
+    #[test]
+    fn the_readable_warning_comes_once_per_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("moth-auth-perm-once-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("passwd");
+        std::fs::write(&path, format!("alice:{}\n", hash("x"))).unwrap();
+        let warnings =
+            || logged(&path.display().to_string()).iter().filter(|l| l.contains("readable by group")).count();
+        let load_with = |mode: u32| {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            PasswordFile::load(&path, capture).unwrap();
+            warnings()
+        };
+        assert_eq!(load_with(0o644), 1);
+        assert_eq!(load_with(0o644), 1, "a reload of the same file and mode: no new warning");
+        assert_eq!(load_with(0o640), 2, "another loose mode: warned again");
+        assert_eq!(load_with(0o600), 2, "tight: no warning");
+        assert_eq!(load_with(0o644), 3, "loosened again: warned again");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
