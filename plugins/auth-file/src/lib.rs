@@ -19,8 +19,7 @@
 //! once a second, from `authenticate`) and on SIGHUP (the broker rebuilds its
 //! plugins). A new file that cannot be read keeps the users loaded before.
 //! A file readable by group or others is warned about, once per file and
-//! mode (not again on every reload). Passwords
-//! and hashes are never logged.
+//! mode (not again on every reload). Passwords and hashes are never logged.
 //!
 //! Successful logins are remembered for a minute ([`cache`], keyed by an
 //! HMAC so the password is never stored): a reconnect storm does not re-run
