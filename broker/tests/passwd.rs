@@ -12,7 +12,7 @@ use std::time::Duration;
 mod common;
 
 use bytes::BytesMut;
-use common::TempDir;
+use common::{TempDir, free_port};
 use moth::codec;
 use moth::packet::{Connect, ConnectReturnCode, Packet, Protocol};
 use moth::{Broker, Config};
@@ -141,6 +141,8 @@ fn bad_usage_exits_2_and_io_errors_exit_1_with_one_line_naming_the_file() {
         &["-c", "-D", file, "alice"],
         &["-H", "sha512", "-b", file, "alice", "pw"],
         &["--memory", "1", "-b", file, "alice", "pw"],
+        &["-H", "sha512-pbkdf2", "--memory", "64", "-b", file, "alice", "pw"],
+        &["-H", "sha512-pbkdf2", "-I", "0", "-b", file, "alice", "pw"],
         &[file],
     ];
     for args in usage {
@@ -254,6 +256,85 @@ async fn a_file_written_by_moth_passwd_is_accepted_by_auth_file() {
     assert_eq!(connack(addr, "carol", "s3cret").await, ConnectReturnCode::Accepted);
     assert_eq!(connack(addr, "alice", "builder").await, ConnectReturnCode::BadUsernameOrPassword);
     assert_eq!(connack(addr, "carol", "s3cret ").await, ConnectReturnCode::BadUsernameOrPassword);
+    broker.shutdown().await;
+}
+
+/// A real Mosquitto (Debian's, installed by scripts/test.sh) on `port`,
+/// reading `conf`; killed when dropped.
+struct Mosquitto(std::process::Child);
+
+impl Mosquitto {
+    fn start(conf: &Path, port: u16) -> Mosquitto {
+        let child = Command::new("mosquitto")
+            .args(["-c", conf.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto (apt package mosquitto; scripts/test.sh installs it)");
+        let m = Mosquitto(child);
+        // Readiness by retry with a deadline.
+        let deadline = std::time::Instant::now() + DEADLINE;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "mosquitto did not listen on {port} within {DEADLINE:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        m
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `mosquitto_pub` as `user`/`password`: its exit code is the CONNACK code
+/// (0 accepted, 5 not authorised), 1 for other failures.
+fn mosquitto_pub(port: u16, user: &str, password: &str) -> i32 {
+    let out = Command::new("mosquitto_pub")
+        .args(["-p", &port.to_string(), "-u", user, "-P", password, "-t", "pbkdf2/test", "-m", "hello"])
+        .output()
+        .expect("mosquitto_pub (apt package mosquitto-clients)");
+    out.status.code().unwrap_or(-1)
+}
+
+/// `moth passwd -H sha512-pbkdf2` writes Mosquitto's `$7$`, so one file
+/// serves both brokers: a real Mosquitto 2.0 accepts the users moth wrote
+/// (and refuses a wrong password), and so does moth's auth_file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pbkdf2_file_written_by_moth_passwd_works_in_mosquitto_and_in_moth() {
+    let dir = TempDir::new("passwd-pbkdf2");
+    let f = dir.0.join("passwd");
+    let file = f.to_str().unwrap();
+    ok(&passwd(&["-H", "sha512-pbkdf2", "-c", "-b", file, "owasp", "Default-Rounds-1"], ""));
+    ok(&passwd(&["-H", "sha512-pbkdf2", "-I", "101", file, "dev"], "s3cret\ns3cret\n"));
+    let e = entries(&f);
+    assert!(e[0].1.starts_with("$7$210000$"), "the default count: {}", e[0].1);
+    assert!(e[1].1.starts_with("$7$101$"), "-I sets the count: {}", e[1].1);
+
+    let port = free_port();
+    // As root, Mosquitto would drop to its own user, which cannot read a 0600 file.
+    let conf = dir.file(
+        "mosquitto.conf",
+        &format!("user root\nlistener {port} 127.0.0.1\nallow_anonymous false\npassword_file {file}\n"),
+    );
+    let mosquitto = Mosquitto::start(&conf, port);
+    assert_eq!(mosquitto_pub(port, "dev", "s3cret"), 0, "Mosquitto accepts moth's $7$ line");
+    assert_eq!(mosquitto_pub(port, "owasp", "Default-Rounds-1"), 0, "and the one with 210000 rounds");
+    assert_eq!(mosquitto_pub(port, "dev", "wrong"), 5, "Mosquitto refuses a wrong password");
+    drop(mosquitto);
+
+    let yaml = format!(
+        "listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:0\n\
+         auth:\n  allow-anonymous: false\n  password-file: '{file}'\n  plugins: [auth_file]\n"
+    );
+    let broker = Broker::new(Config::from_yaml_str(&yaml).unwrap()).expect("broker builds from the file");
+    broker.start().await.expect("broker starts");
+    let addr = broker.local_addrs()[0].1;
+    assert_eq!(connack(addr, "dev", "s3cret").await, ConnectReturnCode::Accepted);
+    assert_eq!(connack(addr, "owasp", "Default-Rounds-1").await, ConnectReturnCode::Accepted);
+    assert_eq!(connack(addr, "dev", "wrong").await, ConnectReturnCode::BadUsernameOrPassword);
     broker.shutdown().await;
 }
 

@@ -103,6 +103,26 @@ impl Argon2idHash {
     }
 }
 
+/// Salt bytes of a Mosquitto `$7$` hash, as `mosquitto_passwd` 2.0 writes.
+pub const MOSQUITTO_SALT_LEN: usize = 12;
+
+/// A Mosquitto `$7$` string: PBKDF2-HMAC-SHA512 of `password` with `salt`
+/// and `iterations`, 64 bytes, both in standard base64, as
+/// `mosquitto_passwd -H sha512-pbkdf2` writes it (and Mosquitto reads it).
+pub fn mosquitto_pbkdf2_with_salt(password: &[u8], salt: &[u8], iterations: u32) -> String {
+    let mut key = [0u8; 64];
+    pbkdf2::pbkdf2_hmac::<Sha512>(password, salt, iterations, &mut key);
+    format!("$7${iterations}${}${}", STANDARD.encode(salt), STANDARD.encode(key))
+}
+
+/// [`mosquitto_pbkdf2_with_salt`] with a fresh random salt of
+/// [`MOSQUITTO_SALT_LEN`] bytes; `None` when the system has no randomness.
+pub fn mosquitto_pbkdf2(password: &[u8], iterations: u32) -> Option<String> {
+    let mut salt = [0u8; MOSQUITTO_SALT_LEN];
+    getrandom::fill(&mut salt).ok()?;
+    Some(mosquitto_pbkdf2_with_salt(password, &salt, iterations))
+}
+
 /// Never prints salts or digests: a hash is still a secret worth guarding.
 impl std::fmt::Debug for PasswordHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -327,6 +347,16 @@ mod tests {
         assert!(matches!(PasswordHash::parse(&unknown_version), Err(HashError::Malformed { .. })));
         let short_salt = REFERENCE_ARGON2ID.replace("c29tZXNhbHQ", "c29tZQ");
         assert!(matches!(PasswordHash::parse(&short_salt), Err(HashError::Malformed { .. })));
+    }
+
+    #[test]
+    fn the_mosquitto_pbkdf2_writer_reproduces_the_published_sample() {
+        let salt: Vec<u8> = (0..12).collect();
+        assert_eq!(mosquitto_pbkdf2_with_salt(b"secret", &salt, 101), MOSQ7);
+        let fresh = mosquitto_pbkdf2(b"secret", 1000).unwrap();
+        assert!(fresh.starts_with("$7$1000$") && fresh != mosquitto_pbkdf2(b"secret", 1000).unwrap(), "{fresh}");
+        let h = PasswordHash::parse(&fresh).unwrap();
+        assert!(h.verify_alone(b"secret") && !h.verify_alone(b"Secret"));
     }
 
     #[test]
