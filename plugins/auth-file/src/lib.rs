@@ -405,6 +405,34 @@ user7:$7$101$AAECAwQFBgcICQoL$Xr99N9ym9ys8TWxis5ajETJq6EVYzmc6nb8t3pUYnPBbCAbICS
         assert_eq!(checks(), 2);
     }
 
+    /// Whatever the host does (here 16 threads at once, no call limit), the
+    /// plugin never holds more argon2 buffers than CPUs, and every answer is
+    /// still right.
+    #[test]
+    fn concurrent_callers_share_at_most_one_buffer_per_cpu() {
+        let f = Arc::new(PasswordFile::parse(&format!("alice:{}\n", hash("pw")), "pool-passwd", capture));
+        let threads: Vec<_> = (0..16)
+            .map(|i| {
+                let f = f.clone();
+                std::thread::spawn(move || {
+                    for j in 0..8 {
+                        // Wrong passwords: never answered from the cache, always a hash check.
+                        let pw = format!("wrong-{i}-{j}");
+                        assert_eq!(f.authenticate(&req(Some("alice"), Some(pw.as_bytes()))).kind, BAD);
+                        assert!(f.authenticate(&req(Some("mallory"), Some(b"pw"))).is_ignore());
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(f.checks.load(Ordering::Relaxed), 16 * 8 * 2);
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        assert!(f.memory.created() <= cpus, "{} buffers for {cpus} CPUs", f.memory.created());
+        assert!(f.memory.created() >= 1);
+    }
+
     #[test]
     fn reloads_when_the_file_changes_and_keeps_users_when_it_breaks() {
         let dir = std::env::temp_dir().join(format!("moth-auth-file-{}", std::process::id()));
