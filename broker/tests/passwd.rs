@@ -309,9 +309,13 @@ async fn a_pbkdf2_file_written_by_moth_passwd_works_in_mosquitto_and_in_moth() {
     let file = f.to_str().unwrap();
     ok(&passwd(&["-H", "sha512-pbkdf2", "-c", "-b", file, "owasp", "Default-Rounds-1"], ""));
     ok(&passwd(&["-H", "sha512-pbkdf2", "-I", "101", file, "dev"], "s3cret\ns3cret\n"));
+    let plain = dir.file("plain", "carol:plain-Text-1\n");
+    ok(&passwd(&["-H", "sha512-pbkdf2", "-I", "1000", "-U", plain.to_str().unwrap()], ""));
+    std::fs::write(&f, format!("{}{}", read(&f), read(&plain))).unwrap();
     let e = entries(&f);
     assert!(e[0].1.starts_with("$7$210000$"), "the default count: {}", e[0].1);
     assert!(e[1].1.starts_with("$7$101$"), "-I sets the count: {}", e[1].1);
+    assert!(e[2].1.starts_with("$7$1000$"), "-U with -H sha512-pbkdf2: {}", e[2].1);
 
     let port = free_port();
     // As root, Mosquitto would drop to its own user, which cannot read a 0600 file.
@@ -322,6 +326,7 @@ async fn a_pbkdf2_file_written_by_moth_passwd_works_in_mosquitto_and_in_moth() {
     let mosquitto = Mosquitto::start(&conf, port);
     assert_eq!(mosquitto_pub(port, "dev", "s3cret"), 0, "Mosquitto accepts moth's $7$ line");
     assert_eq!(mosquitto_pub(port, "owasp", "Default-Rounds-1"), 0, "and the one with 210000 rounds");
+    assert_eq!(mosquitto_pub(port, "carol", "plain-Text-1"), 0, "and the upgraded one");
     assert_eq!(mosquitto_pub(port, "dev", "wrong"), 5, "Mosquitto refuses a wrong password");
     drop(mosquitto);
 
@@ -334,6 +339,7 @@ async fn a_pbkdf2_file_written_by_moth_passwd_works_in_mosquitto_and_in_moth() {
     let addr = broker.local_addrs()[0].1;
     assert_eq!(connack(addr, "dev", "s3cret").await, ConnectReturnCode::Accepted);
     assert_eq!(connack(addr, "owasp", "Default-Rounds-1").await, ConnectReturnCode::Accepted);
+    assert_eq!(connack(addr, "carol", "plain-Text-1").await, ConnectReturnCode::Accepted);
     assert_eq!(connack(addr, "dev", "wrong").await, ConnectReturnCode::BadUsernameOrPassword);
     broker.shutdown().await;
 }
