@@ -8,16 +8,21 @@
 //! hands them back poorly across the broker's blocking-pool threads: a storm
 //! of 1,000 logins drove the broker from 8 MB to ~800 MB of RSS although only
 //! two checks ever ran at once. Reusing the same few buffers keeps the
-//! memory at (buffers × largest hash cost), allocated once.
+//! memory at (buffers x largest hash cost) during a storm.
 //!
 //! A caller beyond the limit waits for a buffer (`Mutex` + `Condvar`): the
 //! plugin runs on a blocking thread, so waiting there is what bounds it. A
-//! buffer too small for a hash is grown; buffers are never shrunk (a file
-//! holds hashes of one cost in practice, and reloads keep that cost).
+//! buffer too small for a hash is replaced by a larger one. When the last
+//! lent buffer comes back and nobody waits (the storm is over), all idle
+//! buffers but one are freed: between storms the plugin keeps one hash's
+//! worth of memory, not one per CPU. Buffers are mapped from the kernel
+//! ([`crate::mapped`]), so freeing them really returns the memory.
 
 use std::sync::{Condvar, Mutex, PoisonError};
 
 use argon2::Block;
+
+use crate::mapped::Buffer;
 
 /// A set of at most `limit` block buffers, lent out one caller at a time.
 pub struct BlockPool {
@@ -28,15 +33,21 @@ pub struct BlockPool {
 
 struct PoolState {
     /// Buffers not lent out right now.
-    idle: Vec<Vec<Block>>,
+    idle: Vec<Buffer>,
     /// Buffers in existence (idle or lent out); never above `limit`.
     created: usize,
+    /// Callers waiting for a buffer.
+    waiting: usize,
+    /// The most buffers that ever existed at once.
+    peak: usize,
 }
 
 /// One buffer lent out; goes back to the pool when dropped.
 pub struct Lease<'a> {
     pool: &'a BlockPool,
-    blocks: Vec<Block>,
+    /// `None` only when a larger buffer could not be had (the lease is then
+    /// never handed out; its slot goes back to the pool).
+    buffer: Option<Buffer>,
 }
 
 impl BlockPool {
@@ -44,7 +55,7 @@ impl BlockPool {
     pub fn new(limit: usize) -> BlockPool {
         BlockPool {
             limit: limit.max(1),
-            state: Mutex::new(PoolState { idle: Vec::new(), created: 0 }),
+            state: Mutex::new(PoolState { idle: Vec::new(), created: 0, waiting: 0, peak: 0 }),
             returned: Condvar::new(),
         }
     }
@@ -60,24 +71,26 @@ impl BlockPool {
     /// then fails rather than aborting the process).
     pub fn lease(&self, len: usize) -> Option<Lease<'_>> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let blocks = loop {
-            if let Some(blocks) = state.idle.pop() {
-                break blocks;
+        let buffer = loop {
+            if let Some(buffer) = state.idle.pop() {
+                break Some(buffer);
             }
             if state.created < self.limit {
                 state.created += 1;
-                break Vec::new();
+                state.peak = state.peak.max(state.created);
+                break None;
             }
+            state.waiting += 1;
             state = self.returned.wait(state).unwrap_or_else(PoisonError::into_inner);
+            state.waiting -= 1;
         };
         drop(state);
-        let mut lease = Lease { pool: self, blocks };
-        if lease.blocks.len() < len {
-            // Replaced, not extended: the old contents need not be copied.
+        let mut lease = Lease { pool: self, buffer };
+        if lease.buffer.as_ref().is_none_or(|b| b.block_count() < len) {
+            // Replaced, not extended: the old contents need not be kept.
             // Outside the lock: other callers need not wait for it.
-            lease.blocks = Vec::new();
-            lease.blocks.try_reserve_exact(len).ok()?;
-            lease.blocks.resize(len, Block::new());
+            lease.buffer = None;
+            lease.buffer = Some(Buffer::new(len)?);
         }
         Some(lease)
     }
@@ -87,9 +100,14 @@ impl BlockPool {
         self.state.lock().unwrap_or_else(PoisonError::into_inner).created
     }
 
+    /// The most buffers that ever existed at once (never above the limit).
+    pub fn peak(&self) -> usize {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).peak
+    }
+
     /// Blocks held by the idle buffers (what the pool keeps between calls).
     pub fn idle_blocks(&self) -> usize {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).idle.iter().map(Vec::len).sum()
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).idle.iter().map(Buffer::block_count).sum()
     }
 }
 
@@ -97,14 +115,27 @@ impl Lease<'_> {
     /// The buffer: at least the length asked for, contents left over from
     /// earlier checks (argon2 overwrites every block it reads).
     pub fn blocks(&mut self) -> &mut [Block] {
-        &mut self.blocks
+        self.buffer.as_mut().map_or(&mut [], Buffer::as_mut_slice)
     }
 }
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
-        let blocks = std::mem::take(&mut self.blocks);
-        self.pool.state.lock().unwrap_or_else(PoisonError::into_inner).idle.push(blocks);
+        let mut state = self.pool.state.lock().unwrap_or_else(PoisonError::into_inner);
+        match self.buffer.take() {
+            Some(buffer) => state.idle.push(buffer),
+            None => state.created -= 1,
+        }
+        let mut spare = Vec::new();
+        if state.waiting == 0 && state.idle.len() == state.created && state.created > 1 {
+            // Nobody holds or wants a buffer: keep the largest, free the rest.
+            state.idle.sort_by_key(Buffer::block_count);
+            let keep_from = state.created - 1;
+            spare = state.idle.drain(..keep_from).collect();
+            state.created = 1;
+        }
+        drop(state);
+        drop(spare); // unmapped outside the lock
         self.pool.returned.notify_one();
     }
 }
@@ -171,7 +202,28 @@ mod tests {
             t.join().unwrap();
         }
         assert!(most.load(Ordering::SeqCst) <= 2, "at most 2 leases at once");
-        assert_eq!(pool.created(), 2, "800 leases from 2 buffers");
-        assert_eq!(pool.idle_blocks(), 64);
+        assert!(pool.peak() <= 2, "never more than 2 buffers");
+        assert_eq!(pool.created(), 1, "all returned, nobody waiting: the spare buffer is freed");
+        assert_eq!(pool.idle_blocks(), 32);
+    }
+
+    /// During a storm every buffer is kept; once all are back and nobody
+    /// waits, only the largest stays.
+    #[test]
+    fn spare_buffers_are_freed_when_the_pool_goes_idle() {
+        let pool = BlockPool::new(3);
+        let mut a = pool.lease(16).unwrap();
+        let b = pool.lease(64).unwrap();
+        let c = pool.lease(16).unwrap();
+        assert_eq!(pool.created(), 3);
+        drop(b);
+        drop(c);
+        assert_eq!(pool.created(), 3, "one buffer still lent: nothing freed");
+        assert_eq!(pool.idle_blocks(), 80);
+        a.blocks()[0] = Block::new();
+        drop(a);
+        assert_eq!(pool.created(), 1, "all back: the spares are freed");
+        assert_eq!(pool.idle_blocks(), 64, "the largest is kept");
+        assert_eq!(pool.lease(64).unwrap().blocks().len(), 64);
     }
 }
