@@ -13,7 +13,10 @@
 //!   `plugin-timeout` (a call that takes longer counts as a refusal, and is
 //!   logged) and by `plugin-concurrency` calls of one plugin at a time (a
 //!   permit is held until the plugin really returns, so a hung backend cannot
-//!   fill the blocking pool: later calls wait, then time out);
+//!   fill the blocking pool). A call waiting for a permit waits as long as
+//!   calls of that plugin keep completing, and gives up, as a timeout, once
+//!   none has completed for `plugin-timeout`: a storm queued behind a slow
+//!   but working plugin is served, a hung plugin refuses new clients;
 //! - topic checks (every SUBSCRIBE filter, every PUBLISH) are called in place
 //!   when the plugin declares `FAST_TOPIC_CHECK` (the built-ins do); other
 //!   plugins run on the blocking pool under the same timeout and concurrency
@@ -27,7 +30,7 @@
 //! refuses, is logged with the plugin's name and counted.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use moth_plugin_api::{Capabilities, PluginBox, TopicRequest};
@@ -62,6 +65,21 @@ pub struct ChainPlugin {
     pub(crate) permits: Arc<Semaphore>,
     /// Errors, panics and timeouts so far.
     failures: AtomicU64,
+    /// When a call of this plugin last returned: callers queued for a
+    /// permit keep waiting while calls keep completing (`plugin_call`).
+    last_completion: Mutex<Option<Instant>>,
+}
+
+impl ChainPlugin {
+    /// Records that a call of this plugin returned (or panicked) just now.
+    pub(crate) fn call_completed(&self) {
+        *self.last_completion.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    }
+
+    /// When a call of this plugin last returned; `None` before the first.
+    pub(crate) fn last_completion(&self) -> Option<Instant> {
+        *self.last_completion.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The chains built from one configuration.
@@ -147,6 +165,7 @@ impl Chains {
                 caps,
                 permits: Arc::new(Semaphore::new(concurrency_of(&key, config.plugins.concurrency))),
                 failures: AtomicU64::new(0),
+                last_completion: Mutex::new(None),
             });
             made.push(p.clone());
             Ok(p)
@@ -225,6 +244,7 @@ impl AccessControl {
             object,
             permits: Arc::new(Semaphore::new(crate::config::DEFAULT_PLUGIN_CONCURRENCY)),
             failures: AtomicU64::new(0),
+            last_completion: Mutex::new(None),
         };
         let chains = Chains {
             auth: vec![Arc::new(anonymous)],
@@ -309,6 +329,7 @@ impl AccessControl {
         tally.finish(|| match chains.auth_default {
             ChainDefault::Allow => Verdict::by_default(true, ""),
             ChainDefault::Deny if chains.allow_anonymous && input.username.is_none() => Verdict::by_default(true, ""),
+            ChainDefault::Deny if input.username.is_some() => Verdict::unknown_user(),
             ChainDefault::Deny => Verdict::by_default(false, "no authentication plugin allowed the client"),
         })
     }
@@ -440,6 +461,21 @@ mod tests {
         config.auth.default = ChainDefault::Allow;
         access.reload(&config).unwrap();
         assert!(access.authenticate(input(Some("bob"))).await.allowed);
+    }
+
+    /// A user name every plugin ignored is refused like a wrong password
+    /// (CONNACK 4); a client without one, refused by the default, gets 5.
+    #[tokio::test]
+    async fn the_default_refuses_an_unknown_user_as_bad_credentials() {
+        let mut config = Config::default();
+        config.auth.plugins = Some(vec![]);
+        config.auth.allow_anonymous = false;
+        let access = AccessControl::from_config(&config).unwrap();
+        let named = access.authenticate(input(Some("bob"))).await;
+        assert!(!named.allowed && named.bad_credentials, "{named:?}");
+        assert_eq!(named.reason.as_deref(), Some("user name not known to any authentication plugin"));
+        let anonymous = access.authenticate(input(None)).await;
+        assert!(!anonymous.allowed && !anonymous.bad_credentials, "{anonymous:?}");
     }
 
     #[test]

@@ -8,6 +8,11 @@
 //! | at least one `ALLOW`, no refusal            | admitted |
 //! | every plugin answers `IGNORE` (or the chain is empty) | the chain's `default`: `deny` (with the anonymous exception for auth) or `allow` |
 //!
+//! When the auth chain's default refuses a client that gave a user name, the
+//! refusal is CONNACK 4 (bad user name or password), as for a wrong
+//! password: a client must not learn whether a user name exists from the
+//! code. A client without a user name refused by default gets 5.
+//!
 //! The first `ALLOW` does **not** end the chain: later plugins are still
 //! asked and any of them may refuse. This is hbmqtt's rule (any `False`
 //! refuses), it lets a deny-list plugin work wherever it sits in the chain,
@@ -36,6 +41,18 @@ pub struct Verdict {
 impl Verdict {
     pub fn by_default(allowed: bool, reason: &str) -> Verdict {
         Verdict { allowed, bad_credentials: false, decided_by: None, reason: (!allowed).then(|| reason.to_string()) }
+    }
+
+    /// The auth default's refusal of a user name no plugin knew: CONNACK 4,
+    /// the same code as a wrong password, so the code does not tell an
+    /// attacker which user names exist.
+    pub fn unknown_user() -> Verdict {
+        Verdict {
+            allowed: false,
+            bad_credentials: true,
+            decided_by: None,
+            reason: Some("user name not known to any authentication plugin".into()),
+        }
     }
 }
 

@@ -309,11 +309,13 @@ pub struct PluginsConfig {
     /// `plugins-config`: plugin name (as written) -> its options, handed to
     /// the plugin as JSON text.
     pub options: BTreeMap<String, serde_json::Value>,
-    /// `plugin-timeout`: how long one authentication call may take; a call
-    /// that takes longer counts as a refusal. Default 5 s.
+    /// `plugin-timeout`: how long one plugin call may take; a call that
+    /// takes longer counts as a refusal. A call waiting for its turn is
+    /// refused only when no call of that plugin has completed for this long
+    /// (`plugin_call.rs`). Default 5 s.
     pub timeout: Duration,
-    /// `plugin-concurrency`: calls of one plugin running at once; more wait.
-    /// Default 16.
+    /// `plugin-concurrency`: calls of one plugin running at once; more wait
+    /// (see `timeout`). Default 16.
     pub concurrency: usize,
 }
 

@@ -27,7 +27,7 @@
 //!   `metrics_http.rs` serves that text.
 //! - `logging.rs`: the program's log output (text or JSON) and its reloadable filter.
 //! - `passwd.rs`: password-file edits, pure; `passwd_cmd.rs` is the `moth passwd` command around them,
-//!   `file_replace.rs` the atomic write it uses.
+//!   `file_replace.rs` the atomic write it uses, `tty_password.rs` the no-echo prompt.
 //! - `reload.rs`: what a configuration reload (SIGHUP) applies and what needs a restart.
 
 pub mod access;
@@ -67,6 +67,7 @@ mod test_rng;
 pub mod tls;
 pub mod topic;
 pub mod transport;
+mod tty_password;
 pub mod websocket;
 
 pub use broker::{Broker, BrokerError, LocalSubscription};

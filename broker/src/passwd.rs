@@ -3,7 +3,8 @@
 //! The file is one `user:hash` per line; `#` comments and blank lines are
 //! kept as they are, so an operator's notes survive every edit. moth writes
 //! argon2id PHC strings (`$argon2id$v=19$m=...,t=...,p=...$salt$hash`), the
-//! format amqtt 0.12 and Mosquitto 2.1 write too. Reading the file to
+//! format amqtt 0.12 and Mosquitto 2.1 write too, or, for a file shared with
+//! Mosquitto 2.0, Mosquitto's `$7$` (PBKDF2-HMAC-SHA512). Reading the file to
 //! authenticate is the `auth_file` plugin's job, not this module's.
 //!
 //! The I/O (prompting, atomic replacement of the file) lives in
@@ -30,6 +31,40 @@ impl Default for HashParams {
     }
 }
 
+/// PBKDF2 iterations of a `$7$` hash by default: the OWASP guidance for
+/// PBKDF2-HMAC-SHA512, and Mosquitto 2.1's default (2.0 wrote 101, which
+/// costs an attacker almost nothing). Every Mosquitto 2.x reads any count.
+pub const DEFAULT_PBKDF2_ITERATIONS: u32 = 210_000;
+
+/// The kind of hash written (`moth passwd -H`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// argon2id PHC string (`-H argon2id`, the default).
+    Argon2id(HashParams),
+    /// Mosquitto's `$7$`, PBKDF2-HMAC-SHA512 (`-H sha512-pbkdf2`), so that
+    /// one file serves moth and Mosquitto 2.0 (which has no argon2).
+    MosquittoPbkdf2 { iterations: u32 },
+}
+
+impl Scheme {
+    /// Hashes `password` with a fresh random salt.
+    pub fn hash(self, password: &str) -> Result<String, PasswdError> {
+        match self {
+            Scheme::Argon2id(params) => hash_password(password, params),
+            Scheme::MosquittoPbkdf2 { iterations } => {
+                if password.is_empty() {
+                    return Err(PasswdError::EmptyPassword);
+                }
+                if iterations == 0 {
+                    return Err(PasswdError::BadIterations(iterations));
+                }
+                moth_auth_file::hash::mosquitto_pbkdf2(password.as_bytes(), iterations)
+                    .ok_or_else(|| PasswdError::Hash("the system gave no random bytes for a salt".into()))
+            }
+        }
+    }
+}
+
 /// What can go wrong editing a password file; each message is one line.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum PasswdError {
@@ -41,6 +76,8 @@ pub enum PasswdError {
         "invalid argon2 parameters (memory {memory_kib} KiB, iterations {iterations}, parallelism {parallelism}): {reason}"
     )]
     BadParams { memory_kib: u32, iterations: u32, parallelism: u32, reason: String },
+    #[error("invalid PBKDF2 iteration count {0}: it must be at least 1")]
+    BadIterations(u32),
     #[error("hashing the password failed: {0}")]
     Hash(String),
     #[error("user `{0}` is not in the file")]
@@ -203,6 +240,25 @@ mod tests {
         assert_eq!(hash_password("", CHEAP), Err(PasswdError::EmptyPassword));
         let bad = HashParams { memory_kib: 1, ..CHEAP };
         assert!(matches!(hash_password("x", bad), Err(PasswdError::BadParams { .. })));
+    }
+
+    /// `-H sha512-pbkdf2`: Mosquitto's `$7$` with a fresh 12-byte salt, read
+    /// back by the auth_file plugin's own verifier.
+    #[test]
+    fn mosquitto_pbkdf2_hashes_verify_with_auth_file() {
+        use moth_auth_file::hash::PasswordHash as FileHash;
+        use moth_auth_file::memory::BlockPool;
+        let scheme = Scheme::MosquittoPbkdf2 { iterations: 1000 };
+        let h = scheme.hash("secret").unwrap();
+        assert!(h.starts_with("$7$1000$"), "{h}");
+        assert_ne!(h, scheme.hash("secret").unwrap(), "each hash has its own salt");
+        let parsed = FileHash::parse(&h).unwrap();
+        assert_eq!(parsed.scheme(), "mosquitto-pbkdf2-sha512");
+        let pool = BlockPool::new(1);
+        assert!(parsed.verify(b"secret", &pool) && !parsed.verify(b"secreT", &pool));
+        assert_eq!(scheme.hash(""), Err(PasswdError::EmptyPassword));
+        assert_eq!(Scheme::MosquittoPbkdf2 { iterations: 0 }.hash("x"), Err(PasswdError::BadIterations(0)));
+        assert!(Scheme::Argon2id(CHEAP).hash("x").unwrap().starts_with("$argon2id$"));
     }
 
     #[test]

@@ -16,12 +16,13 @@ use clap::Args;
 use thiserror::Error;
 
 use crate::file_replace::replace_file;
-use crate::passwd::{self, HashParams, PasswdError};
+use crate::passwd::{self, DEFAULT_PBKDF2_ITERATIONS, HashParams, PasswdError, Scheme};
+use crate::tty_password::prompt_password;
 
 /// Arguments of `moth passwd`.
 #[derive(Args, Debug)]
 #[command(
-    about = "Create or edit a password file (argon2id hashes), like mosquitto_passwd",
+    about = "Create or edit a password file (argon2id, or Mosquitto's $7$ hashes), like mosquitto_passwd",
     after_help = "Forms:\n  moth passwd [-c] FILE USER            add or update USER, the password asked twice\n  \
                   moth passwd [-c] -b FILE USER PASSWORD  batch mode: the password on the command line\n  \
                   moth passwd -D FILE USER              delete USER\n  \
@@ -43,18 +44,20 @@ pub struct PasswdArgs {
     /// line already hashed is refused unchanged, so running it twice is safe.
     #[arg(short = 'U')]
     pub upgrade: bool,
-    /// Hash algorithm; moth writes argon2id only.
-    #[arg(short = 'H', value_name = "HASH", default_value = "argon2id", value_parser = ["argon2id"])]
+    /// Hash algorithm: argon2id, or sha512-pbkdf2 (Mosquitto's `$7$`, for a
+    /// file shared with Mosquitto 2.0, which reads no argon2).
+    #[arg(short = 'H', value_name = "HASH", default_value = "argon2id", value_parser = ["argon2id", "sha512-pbkdf2"])]
     pub hash: String,
-    /// Argon2 memory cost in KiB (OWASP: 19456).
-    #[arg(long = "memory", value_name = "KiB", default_value_t = HashParams::default().memory_kib)]
-    pub memory: u32,
-    /// Argon2 iterations (time cost; OWASP: 2).
-    #[arg(short = 'I', long = "iterations", value_name = "N", default_value_t = HashParams::default().iterations)]
-    pub iterations: u32,
-    /// Argon2 parallelism (lanes; OWASP: 1).
-    #[arg(long = "parallelism", value_name = "N", default_value_t = HashParams::default().parallelism)]
-    pub parallelism: u32,
+    /// Argon2 memory cost in KiB [default: 19456, OWASP].
+    #[arg(long = "memory", value_name = "KiB")]
+    pub memory: Option<u32>,
+    /// Iterations: argon2's time cost [default: 2, OWASP], or with
+    /// -H sha512-pbkdf2 the PBKDF2 rounds [default: 210000, OWASP; mosquitto_passwd 2.0 writes 101].
+    #[arg(short = 'I', long = "iterations", value_name = "N")]
+    pub iterations: Option<u32>,
+    /// Argon2 parallelism (lanes) [default: 1, OWASP].
+    #[arg(long = "parallelism", value_name = "N")]
+    pub parallelism: Option<u32>,
     /// The password file.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
@@ -93,7 +96,13 @@ impl CmdError {
     /// 2 for bad usage, 1 for everything that went wrong while working.
     pub fn exit_code(&self) -> u8 {
         let usage = |e: &PasswdError| {
-            matches!(e, PasswdError::BadUser(_) | PasswdError::EmptyPassword | PasswdError::BadParams { .. })
+            matches!(
+                e,
+                PasswdError::BadUser(_)
+                    | PasswdError::EmptyPassword
+                    | PasswdError::BadParams { .. }
+                    | PasswdError::BadIterations(_)
+            )
         };
         match self {
             CmdError::Usage(_) => 2,
@@ -103,15 +112,31 @@ impl CmdError {
     }
 }
 
+/// The hash to write, from `-H` and the cost options.
+fn scheme(args: &PasswdArgs) -> Result<Scheme, CmdError> {
+    if args.hash == "sha512-pbkdf2" {
+        if args.memory.is_some() || args.parallelism.is_some() {
+            return Err(CmdError::Usage("--memory and --parallelism apply to -H argon2id only".into()));
+        }
+        return Ok(Scheme::MosquittoPbkdf2 { iterations: args.iterations.unwrap_or(DEFAULT_PBKDF2_ITERATIONS) });
+    }
+    let d = HashParams::default();
+    Ok(Scheme::Argon2id(HashParams {
+        memory_kib: args.memory.unwrap_or(d.memory_kib),
+        iterations: args.iterations.unwrap_or(d.iterations),
+        parallelism: args.parallelism.unwrap_or(d.parallelism),
+    }))
+}
+
 /// Runs `moth passwd`.
 pub fn run(args: &PasswdArgs) -> Result<(), CmdError> {
-    let params = HashParams { memory_kib: args.memory, iterations: args.iterations, parallelism: args.parallelism };
+    let scheme = scheme(args)?;
     let file = args.file.display().to_string();
     if args.upgrade {
         let _lock = lock_dir(&args.file)?;
         expect_positionals(args, 0, "-U takes FILE only")?;
         let text = read(&args.file)?;
-        let new = passwd::upgrade(&text, |pw| passwd::hash_password(pw, params))
+        let new = passwd::upgrade(&text, |pw| scheme.hash(pw))
             .map_err(|source| CmdError::Edit { file: file.clone(), source })?;
         return write(&args.file, &new);
     }
@@ -135,7 +160,7 @@ pub fn run(args: &PasswdArgs) -> Result<(), CmdError> {
     // Before hashing: a missing file is reported without a 40 ms wait.
     let _lock = lock_dir(&args.file)?;
     let text = if args.create { String::new() } else { read(&args.file)? };
-    let hash = passwd::hash_password(&password, params).map_err(CmdError::Invalid)?;
+    let hash = scheme.hash(&password).map_err(CmdError::Invalid)?;
     write(&args.file, &passwd::set_user(&text, user, &hash))
 }
 
@@ -177,8 +202,8 @@ fn write(path: &Path, text: &str) -> Result<(), CmdError> {
 /// there is one, is the confirmation and must match.
 fn ask_password() -> Result<String, CmdError> {
     if io::stdin().is_terminal() {
-        let first = rpassword::prompt_password("Password: ").map_err(CmdError::Prompt)?;
-        let second = rpassword::prompt_password("Reenter password: ").map_err(CmdError::Prompt)?;
+        let first = prompt_password("Password: ").map_err(CmdError::Prompt)?;
+        let second = prompt_password("Reenter password: ").map_err(CmdError::Prompt)?;
         return if first == second { Ok(first) } else { Err(CmdError::Mismatch) };
     }
     let mut lines = io::stdin().lock().lines();

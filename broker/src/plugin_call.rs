@@ -2,7 +2,7 @@
 //! blocking pool, bounded in time and concurrency; fast topic checks in place.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use moth_plugin_api::{Capabilities, TopicAction, TopicRequest};
 
@@ -46,34 +46,60 @@ pub fn call_check_topic(p: &Arc<ChainPlugin>, request: &TopicRequest<'_>, timeou
     tokio::task::block_in_place(|| handle.block_on(call))
 }
 
-/// Runs `f` on the blocking pool under the plugin's concurrency permit and
-/// `timeout` (plugin-timeout). The permit is released when the plugin
-/// returns, not when the caller gives up waiting, so a hung backend cannot
-/// fill the pool.
+/// Runs `f` on the blocking pool under the plugin's concurrency permit.
+///
+/// `timeout` (plugin-timeout) bounds two things apart:
+/// - the wait for a permit is bounded by *progress*, not by the clock: it
+///   goes on as long as calls of this plugin keep completing, and gives up
+///   when none has completed for `timeout` (counted from when this caller
+///   started waiting, if later). In a reconnect storm, clients queued behind
+///   others' slow password checks are served rather than refused, and a hung
+///   plugin still refuses new clients after about `timeout`;
+/// - the call itself, once it holds a permit, gets `timeout`.
+///
+/// The permit is released when the plugin returns, not when the caller gives
+/// up waiting, so a hung backend cannot fill the pool.
 async fn on_blocking_pool(
     p: &Arc<ChainPlugin>,
     timeout: Duration,
     f: impl FnOnce(&ChainPlugin) -> Answer + Send + 'static,
 ) -> Answer {
-    let plugin = p.clone();
-    let call = async move {
-        let permit = plugin
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| "the plugin's call limit was closed".to_string())?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            f(&plugin)
-        })
-        .await
-        .map_err(|e| format!("the plugin call did not complete: {e}"))?
+    let timed_out = || Err(format!("no answer within {} ms (plugin-timeout)", timeout.as_millis()));
+    let waiting_since = Instant::now();
+    let stalled_at = || p.last_completion().map_or(waiting_since, |t| t.max(waiting_since)) + timeout;
+    let acquire = p.permits.clone().acquire_owned();
+    tokio::pin!(acquire);
+    let permit = loop {
+        let deadline = stalled_at();
+        tokio::select! {
+            permit = &mut acquire => break permit.map_err(|_| "the plugin's call limit was closed".to_string())?,
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                // Logged (with the plugin's name) and counted by the caller.
+                if stalled_at() <= Instant::now() {
+                    return timed_out();
+                }
+            }
+        }
     };
+    let plugin = p.clone();
+    let call = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let _completed = Completed(&plugin);
+        f(&plugin)
+    });
     match tokio::time::timeout(timeout, call).await {
-        Ok(answer) => answer,
-        // Logged (with the plugin's name) and counted by the caller.
-        Err(_) => Err(format!("no answer within {} ms (plugin-timeout)", timeout.as_millis())),
+        Ok(answer) => answer.map_err(|e| format!("the plugin call did not complete: {e}"))?,
+        Err(_) => timed_out(),
+    }
+}
+
+/// Records the end of a call when dropped, so that a panic counts as the
+/// plugin having returned too (the queue behind it moves on).
+struct Completed<'a>(&'a ChainPlugin);
+
+impl Drop for Completed<'_> {
+    fn drop(&mut self) {
+        self.0.call_completed();
     }
 }
 

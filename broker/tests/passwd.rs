@@ -12,7 +12,7 @@ use std::time::Duration;
 mod common;
 
 use bytes::BytesMut;
-use common::TempDir;
+use common::{TempDir, free_port};
 use moth::codec;
 use moth::packet::{Connect, ConnectReturnCode, Packet, Protocol};
 use moth::{Broker, Config};
@@ -141,6 +141,8 @@ fn bad_usage_exits_2_and_io_errors_exit_1_with_one_line_naming_the_file() {
         &["-c", "-D", file, "alice"],
         &["-H", "sha512", "-b", file, "alice", "pw"],
         &["--memory", "1", "-b", file, "alice", "pw"],
+        &["-H", "sha512-pbkdf2", "--memory", "64", "-b", file, "alice", "pw"],
+        &["-H", "sha512-pbkdf2", "-I", "0", "-b", file, "alice", "pw"],
         &[file],
     ];
     for args in usage {
@@ -257,6 +259,91 @@ async fn a_file_written_by_moth_passwd_is_accepted_by_auth_file() {
     broker.shutdown().await;
 }
 
+/// A real Mosquitto (Debian's, installed by scripts/test.sh) on `port`,
+/// reading `conf`; killed when dropped.
+struct Mosquitto(std::process::Child);
+
+impl Mosquitto {
+    fn start(conf: &Path, port: u16) -> Mosquitto {
+        let child = Command::new("mosquitto")
+            .args(["-c", conf.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto (apt package mosquitto; scripts/test.sh installs it)");
+        let m = Mosquitto(child);
+        // Readiness by retry with a deadline.
+        let deadline = std::time::Instant::now() + DEADLINE;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "mosquitto did not listen on {port} within {DEADLINE:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        m
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `mosquitto_pub` as `user`/`password`: its exit code is the CONNACK code
+/// (0 accepted, 5 not authorised), 1 for other failures.
+fn mosquitto_pub(port: u16, user: &str, password: &str) -> i32 {
+    let out = Command::new("mosquitto_pub")
+        .args(["-p", &port.to_string(), "-u", user, "-P", password, "-t", "pbkdf2/test", "-m", "hello"])
+        .output()
+        .expect("mosquitto_pub (apt package mosquitto-clients)");
+    out.status.code().unwrap_or(-1)
+}
+
+/// `moth passwd -H sha512-pbkdf2` writes Mosquitto's `$7$`, so one file
+/// serves both brokers: a real Mosquitto 2.0 accepts the users moth wrote
+/// (and refuses a wrong password), and so does moth's auth_file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pbkdf2_file_written_by_moth_passwd_works_in_mosquitto_and_in_moth() {
+    let dir = TempDir::new("passwd-pbkdf2");
+    let f = dir.0.join("passwd");
+    let file = f.to_str().unwrap();
+    ok(&passwd(&["-H", "sha512-pbkdf2", "-c", "-b", file, "owasp", "Default-Rounds-1"], ""));
+    ok(&passwd(&["-H", "sha512-pbkdf2", "-I", "101", file, "dev"], "s3cret\ns3cret\n"));
+    let plain = dir.file("plain", "carol:plain-Text-1\n");
+    ok(&passwd(&["-H", "sha512-pbkdf2", "-I", "1000", "-U", plain.to_str().unwrap()], ""));
+    std::fs::write(&f, format!("{}{}", read(&f), read(&plain))).unwrap();
+    let e = entries(&f);
+    assert!(e[0].1.starts_with("$7$210000$"), "the default count: {}", e[0].1);
+    assert!(e[1].1.starts_with("$7$101$"), "-I sets the count: {}", e[1].1);
+    assert!(e[2].1.starts_with("$7$1000$"), "-U with -H sha512-pbkdf2: {}", e[2].1);
+
+    let port = free_port();
+    // As root, Mosquitto would drop to its own user, which cannot read a 0600 file.
+    let conf = dir.file(
+        "mosquitto.conf",
+        &format!("user root\nlistener {port} 127.0.0.1\nallow_anonymous false\npassword_file {file}\n"),
+    );
+    let mosquitto = Mosquitto::start(&conf, port);
+    assert_eq!(mosquitto_pub(port, "dev", "s3cret"), 0, "Mosquitto accepts moth's $7$ line");
+    assert_eq!(mosquitto_pub(port, "owasp", "Default-Rounds-1"), 0, "and the one with 210000 rounds");
+    assert_eq!(mosquitto_pub(port, "carol", "plain-Text-1"), 0, "and the upgraded one");
+    assert_eq!(mosquitto_pub(port, "dev", "wrong"), 5, "Mosquitto refuses a wrong password");
+    drop(mosquitto);
+
+    let yaml = format!(
+        "listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:0\n\
+         auth:\n  allow-anonymous: false\n  password-file: '{file}'\n  plugins: [auth_file]\n"
+    );
+    let broker = Broker::new(Config::from_yaml_str(&yaml).unwrap()).expect("broker builds from the file");
+    broker.start().await.expect("broker starts");
+    let addr = broker.local_addrs()[0].1;
+    assert_eq!(connack(addr, "dev", "s3cret").await, ConnectReturnCode::Accepted);
+    assert_eq!(connack(addr, "owasp", "Default-Rounds-1").await, ConnectReturnCode::Accepted);
+    assert_eq!(connack(addr, "carol", "plain-Text-1").await, ConnectReturnCode::Accepted);
+    assert_eq!(connack(addr, "dev", "wrong").await, ConnectReturnCode::BadUsernameOrPassword);
+    broker.shutdown().await;
+}
+
 #[test]
 fn concurrent_runs_on_one_file_lose_no_edit() {
     let dir = TempDir::new("passwd-concurrent");
@@ -277,11 +364,16 @@ fn concurrent_runs_on_one_file_lose_no_edit() {
 }
 
 /// `moth passwd ARGS` on a pseudo-terminal (util-linux `script`), so the
-/// prompts go through the terminal as they do for an operator.
+/// prompts go through the terminal as they do for an operator. `script`
+/// reads a pipe here, so it leaves the terminal's echo on (`--echo auto`):
+/// whatever moth does not hide is shown back, as on a real terminal.
 struct OnTty {
     child: std::process::Child,
     out: mpsc::Receiver<Vec<u8>>,
+    /// Not yet matched by `expect`.
     seen: String,
+    /// Everything the terminal showed, from the start.
+    transcript: String,
 }
 
 impl OnTty {
@@ -303,7 +395,7 @@ impl OnTty {
                 }
             }
         });
-        OnTty { child, out, seen: String::new() }
+        OnTty { child, out, seen: String::new(), transcript: String::new() }
     }
 
     /// Waits until the terminal has shown `text` (after what was already awaited).
@@ -312,7 +404,11 @@ impl OnTty {
         while !self.seen.contains(text) {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.out.recv_timeout(left) {
-                Ok(bytes) => self.seen.push_str(&String::from_utf8_lossy(&bytes)),
+                Ok(bytes) => {
+                    let text = String::from_utf8_lossy(&bytes);
+                    self.seen.push_str(&text);
+                    self.transcript.push_str(&text);
+                }
                 Err(_) => panic!("the terminal did not show {text:?} within {DEADLINE:?}; it showed {:?}", self.seen),
             }
         }
@@ -326,8 +422,9 @@ impl OnTty {
         stdin.flush().unwrap();
     }
 
-    /// The exit code of `moth passwd` (script -e passes it on), with a deadline.
-    fn exit_code(mut self) -> i32 {
+    /// The exit code of `moth passwd` (script -e passes it on) and the whole
+    /// transcript of the terminal, read to its end; with a deadline.
+    fn finish(mut self) -> (i32, String) {
         drop(self.child.stdin.take());
         let (tx, rx) = mpsc::channel();
         let mut child = self.child;
@@ -335,7 +432,17 @@ impl OnTty {
             let _ = tx.send(child.wait());
         });
         let status = rx.recv_timeout(DEADLINE).expect("moth passwd exits in time").unwrap();
-        status.code().unwrap_or(-1)
+        // The reader thread ends at the end of script's output.
+        let deadline = std::time::Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.out.recv_timeout(left) {
+                Ok(bytes) => self.transcript.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!("the terminal output did not end"),
+            }
+        }
+        (status.code().unwrap_or(-1), self.transcript)
     }
 }
 
@@ -351,7 +458,11 @@ fn on_a_terminal_the_password_is_asked_twice() {
     tty.type_line("wonderland");
     tty.expect("Reenter password: ");
     tty.type_line("wonderland");
-    assert_eq!(tty.exit_code(), 0);
+    let (code, shown) = tty.finish();
+    assert_eq!(code, 0);
+    // The terminal echoes what is typed unless moth turned echo off first.
+    assert!(shown.contains("Password: ") && shown.contains("Reenter password: "), "{shown:?}");
+    assert!(!shown.contains("wonderland"), "the password was echoed: {shown:?}");
     let e = entries(&f);
     assert_eq!(e.len(), 1);
     let hash = argon2::PasswordHash::new(&e[0].1).unwrap();
@@ -361,10 +472,12 @@ fn on_a_terminal_the_password_is_asked_twice() {
     let before = read(&f);
     let mut tty = OnTty::spawn(&format!("{cheap} {file} alice"));
     tty.expect("Password: ");
-    tty.type_line("one");
+    tty.type_line("first-Try-1");
     tty.expect("Reenter password: ");
-    tty.type_line("two");
+    tty.type_line("second-Try-2");
     tty.expect("the passwords do not match");
-    assert_eq!(tty.exit_code(), 1);
+    let (code, shown) = tty.finish();
+    assert_eq!(code, 1);
+    assert!(!shown.contains("Try-"), "a password was echoed: {shown:?}");
     assert_eq!(read(&f), before, "a mismatch changes nothing");
 }

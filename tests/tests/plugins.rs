@@ -74,11 +74,12 @@ async fn chains_in_several_orders() {
     let dir = PluginDir::with(&["scripted_a", "scripted_b"]);
     for (order, expected) in [
         // alice: allow then deny -> the deny wins (the first Allow does not end the chain).
-        ("[scripted_a, scripted_b]", [5, 0, 0, 5, 4]),
+        // dave: ignored by all, so the default refuses a user name no plugin knew -> 4.
+        ("[scripted_a, scripted_b]", [5, 0, 0, 4, 4]),
         // alice: deny first; erin: allow then bad credentials -> 4.
-        ("[scripted_b, scripted_a]", [5, 0, 0, 5, 4]),
-        ("[scripted_a]", [0, 0, 5, 5, 4]),
-        ("[scripted_b]", [5, 5, 0, 5, 0]),
+        ("[scripted_b, scripted_a]", [5, 0, 0, 4, 4]),
+        ("[scripted_a]", [0, 0, 4, 4, 4]),
+        ("[scripted_b]", [5, 4, 0, 4, 0]),
     ] {
         let tb =
             TestBroker::start(&format!("{}auth:\n  plugins: {order}\n  allow-anonymous: false\n{SCRIPTS}", dir.yaml()))
@@ -98,7 +99,7 @@ async fn all_ignore_takes_the_configured_default() {
     let chain = "  plugins: [scripted_a, scripted_b]\n";
     // Default deny, with the anonymous exception.
     let tb = TestBroker::start(&format!("{}auth:\n{chain}  allow-anonymous: true\n{SCRIPTS}", dir.yaml())).await;
-    assert_eq!(code(&tb, "dave").await, 5, "a named client that every plugin ignored");
+    assert_eq!(code(&tb, "dave").await, 4, "a named client that every plugin ignored: an unknown user");
     assert_eq!(connect(&tb, "anon-1", None, None).await.1, 0, "no user name and allow-anonymous: true");
     tb.broker.shutdown().await;
     let tb = TestBroker::start(&format!("{}auth:\n{chain}  allow-anonymous: false\n{SCRIPTS}", dir.yaml())).await;
@@ -218,6 +219,70 @@ async fn a_plugin_that_sleeps_past_the_timeout_is_refused_while_others_publish()
     assert!(started.elapsed() >= Duration::from_secs(5), "the permit came back before the plugin returned");
     assert!(tb.broker.plugin_failures() >= 3);
     tb.broker.shutdown().await;
+}
+
+/// plugin-timeout bounds a plugin call, not the wait for a call slot: ten
+/// clients queued behind one slot of a plugin that answers in 0.1 s (1 s of
+/// queue, against a 0.5 s timeout) are all served, because calls keep
+/// completing. Counted: every CONNACK is 0 and no failure is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_queued_behind_a_slow_but_working_plugin_are_all_served() {
+    let dir = PluginDir::with(&["scripted_a"]);
+    let tb = TestBroker::start(&format!(
+        "{}plugin-timeout: 0.5\nplugin-concurrency: 1\nauth:\n  plugins: [scripted_a]\n\
+         plugins-config:\n  scripted_a: {{auth-default: sleep, sleep-ms: 100}}\n",
+        dir.yaml()
+    ))
+    .await;
+    let tb = std::sync::Arc::new(tb);
+    let queued: Vec<_> = (0..10)
+        .map(|i| {
+            let tb = tb.clone();
+            tokio::spawn(async move { code_of(&tb, &format!("queued{i}")).await })
+        })
+        .collect();
+    let mut codes = Vec::new();
+    for q in queued {
+        codes.push(q.await.expect("a queued client"));
+    }
+    assert_eq!(codes, vec![0; 10], "every queued client got in");
+    assert_eq!(tb.broker.plugin_failures(), 0, "no call counted as a timeout");
+    tb.broker.shutdown().await;
+}
+
+/// A hung plugin: the clients queued behind its only slot are refused once
+/// no call has completed for plugin-timeout, each with CONNACK 5, instead of
+/// waiting for the plugin (which sleeps 60 s, far past the suite's event
+/// timeout). A runtime of its own, shut down in the background at the end:
+/// the default test runtime would wait for the sleeping plugin call.
+#[test]
+fn clients_queued_behind_a_hung_plugin_are_refused() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let dir = PluginDir::with(&["scripted_a"]);
+        let tb = TestBroker::start(&format!(
+            "{}plugin-timeout: 0.5\nplugin-concurrency: 1\nauth:\n  plugins: [scripted_a]\n\
+             plugins-config:\n  scripted_a: {{auth-default: sleep, sleep-ms: 60000}}\n",
+            dir.yaml()
+        ))
+        .await;
+        let tb = std::sync::Arc::new(tb);
+        let queued: Vec<_> = (0..4)
+            .map(|i| {
+                let tb = tb.clone();
+                tokio::spawn(async move { code_of(&tb, &format!("stuck{i}")).await })
+            })
+            .collect();
+        let mut codes = Vec::new();
+        for q in queued {
+            let answer = tokio::time::timeout(EVENT_TIMEOUT, q).await.expect("an answer, not a hang");
+            codes.push(answer.expect("client"));
+        }
+        assert_eq!(codes, vec![5; 4], "the hung call and everyone queued behind it are refused");
+        assert_eq!(tb.broker.plugin_failures(), 4, "each refusal counted as a plugin failure");
+        tb.broker.shutdown().await;
+    });
+    rt.shutdown_background();
 }
 
 /// A topic plugin that does not declare itself fast runs under the same
@@ -408,7 +473,7 @@ async fn the_template_builds_standalone_and_loads() {
         connect(&tb, "t2", Some("alice"), Some("wrong")).await.1,
         ConnectReturnCode::BadUsernameOrPassword as u8
     );
-    assert_eq!(connect(&tb, "t3", Some("bob"), Some("x")).await.1, 5, "ignored, then the default refuses");
+    assert_eq!(connect(&tb, "t3", Some("bob"), Some("x")).await.1, 4, "ignored, then the default refuses the user");
     tb.broker.shutdown().await;
 }
 
@@ -469,7 +534,7 @@ async fn auth_file_reads_argon2id_and_sha_crypt_and_skips_broken_lines() {
     .await;
     assert_eq!(connect(&tb, "f1", Some("alice"), Some("wonderland")).await.1, 0);
     assert_eq!(connect(&tb, "f2", Some("alice"), Some("builder")).await.1, 4, "wrong password");
-    assert_eq!(connect(&tb, "f3", Some("carol"), Some("x")).await.1, 5, "not in the file: nobody allows");
+    assert_eq!(connect(&tb, "f3", Some("carol"), Some("x")).await.1, 4, "not in the file: like a wrong password");
     assert_eq!(connect(&tb, "f4", Some("test"), Some("test")).await.1, 0, "hbmqtt's sample");
     assert_eq!(connect(&tb, "f5", Some("broken"), Some("notsupported")).await.1, 4, "broken line: cannot log in");
     tb.broker.shutdown().await;

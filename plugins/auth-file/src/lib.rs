@@ -18,15 +18,17 @@
 //! The file is re-read when its size, mtime or inode changes (checked at most
 //! once a second, from `authenticate`) and on SIGHUP (the broker rebuilds its
 //! plugins). A new file that cannot be read keeps the users loaded before.
-//! At load, a file readable by group or others is warned about. Passwords
-//! and hashes are never logged.
+//! A file readable by group or others is warned about, once per file and
+//! mode (not again on every reload). Passwords and hashes are never logged.
 //!
 //! Successful logins are remembered for a minute ([`cache`], keyed by an
 //! HMAC so the password is never stored): a reconnect storm does not re-run
 //! a slow hash for every client.
 //!
 //! Verifying a hash takes up to tens of milliseconds of CPU: the broker calls
-//! this plugin on its blocking pool, never on a network thread.
+//! this plugin on its blocking pool, never on a network thread. Argon2 checks
+//! work in at most one reusable buffer per CPU ([`memory`]), so the plugin's
+//! memory stays bounded whatever the number of threads calling it.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,9 +40,12 @@ use moth_plugin_api::{AuthRequest, Capabilities, Decision, LogLevel, Plugin};
 
 pub mod cache;
 pub mod hash;
+pub mod mapped;
+pub mod memory;
 pub mod users;
 
 use cache::SuccessCache;
+use memory::BlockPool;
 use users::{Entry, Users};
 
 /// The broker's log callback (`HostContext::log`'s type).
@@ -57,6 +62,8 @@ pub struct PasswordFile {
     cache: Option<SuccessCache>,
     /// Hash verifications run so far, dummy ones included.
     checks: AtomicU64,
+    /// The working memory of argon2 checks, reused from call to call.
+    memory: BlockPool,
 }
 
 /// The file on disk and what it looked like when last read.
@@ -109,6 +116,7 @@ impl PasswordFile {
             log,
             cache: SuccessCache::new(),
             checks: AtomicU64::new(0),
+            memory: BlockPool::per_cpu(),
         };
         file.warn_if_readable_by_others(path);
         Ok(file)
@@ -126,6 +134,7 @@ impl PasswordFile {
             log,
             cache: SuccessCache::new(),
             checks: AtomicU64::new(0),
+            memory: BlockPool::per_cpu(),
         }
     }
 
@@ -142,12 +151,22 @@ impl PasswordFile {
         self.users.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
+    /// Warns about a file readable by group or others, once per file and
+    /// mode: the broker builds a new plugin on every SIGHUP, and the same
+    /// warning on every reload would only be noise. The memory of what was
+    /// warned about is per process (a `static`), so it outlives instances.
     #[cfg(unix)]
     fn warn_if_readable_by_others(&self, path: &Path) {
+        use std::collections::HashMap;
         use std::os::unix::fs::PermissionsExt;
+        static WARNED: Mutex<Option<HashMap<PathBuf, u32>>> = Mutex::new(None);
         if let Ok(m) = std::fs::metadata(path) {
             let mode = m.permissions().mode() & 0o777;
-            if mode & 0o044 != 0 {
+            let mut warned = WARNED.lock().unwrap_or_else(PoisonError::into_inner);
+            let warned = warned.get_or_insert_with(HashMap::new);
+            if mode & 0o044 == 0 {
+                warned.remove(path);
+            } else if warned.insert(path.to_path_buf(), mode) != Some(mode) {
                 emit(
                     self.log,
                     LogLevel::WARN,
@@ -179,6 +198,7 @@ impl PasswordFile {
         state.stamp = now;
         match read(&watch.path, self.log) {
             Ok(users) => {
+                self.warn_if_readable_by_others(&watch.path);
                 let n = users.len();
                 *self.users.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(users);
                 if let Some(c) = &self.cache {
@@ -225,14 +245,14 @@ impl Plugin for PasswordFile {
         match (users.get(user), request.password()) {
             (Entry::Unknown, Some(password)) => {
                 self.checks.fetch_add(1, Ordering::Relaxed);
-                users.burn(password);
+                users.burn(password, &self.memory);
                 Decision::ignore()
             }
             (Entry::Unknown, None) => Decision::ignore(),
             (_, None) => Decision::bad_credentials(format!("no password for `{user}`")),
             (Entry::Disabled, Some(password)) => {
                 self.checks.fetch_add(1, Ordering::Relaxed);
-                users.burn(password);
+                users.burn(password, &self.memory);
                 Decision::bad_credentials(format!("`{user}` cannot log in: its line in the password file is broken"))
             }
             (Entry::Hash(hash), Some(password)) => {
@@ -240,7 +260,7 @@ impl Plugin for PasswordFile {
                     return Decision::allow();
                 }
                 self.checks.fetch_add(1, Ordering::Relaxed);
-                match hash.verify(password) {
+                match hash.verify(password, &self.memory) {
                     true => {
                         if let Some(c) = &self.cache {
                             c.remember(user, password);
@@ -386,6 +406,34 @@ user7:$7$101$AAECAwQFBgcICQoL$Xr99N9ym9ys8TWxis5ajETJq6EVYzmc6nb8t3pUYnPBbCAbICS
         assert_eq!(checks(), 2);
     }
 
+    /// Whatever the host does (here 16 threads at once, no call limit), the
+    /// plugin never holds more argon2 buffers than CPUs, and every answer is
+    /// still right.
+    #[test]
+    fn concurrent_callers_share_at_most_one_buffer_per_cpu() {
+        let f = Arc::new(PasswordFile::parse(&format!("alice:{}\n", hash("pw")), "pool-passwd", capture));
+        let threads: Vec<_> = (0..16)
+            .map(|i| {
+                let f = f.clone();
+                std::thread::spawn(move || {
+                    for j in 0..8 {
+                        // Wrong passwords: never answered from the cache, always a hash check.
+                        let pw = format!("wrong-{i}-{j}");
+                        assert_eq!(f.authenticate(&req(Some("alice"), Some(pw.as_bytes()))).kind, BAD);
+                        assert!(f.authenticate(&req(Some("mallory"), Some(b"pw"))).is_ignore());
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(f.checks.load(Ordering::Relaxed), 16 * 8 * 2);
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        assert!(f.memory.peak() <= cpus, "{} buffers at once for {cpus} CPUs", f.memory.peak());
+        assert_eq!(f.memory.created(), 1, "after the storm, one buffer is kept");
+    }
+
     #[test]
     fn reloads_when_the_file_changes_and_keeps_users_when_it_breaks() {
         let dir = std::env::temp_dir().join(format!("moth-auth-file-{}", std::process::id()));
@@ -432,6 +480,31 @@ user7:$7$101$AAECAwQFBgcICQoL$Xr99N9ym9ys8TWxis5ajETJq6EVYzmc6nb8t3pUYnPBbCAbICS
             |p: &Path| logged(&p.display().to_string()).iter().any(|l| l.contains("readable by group or others"));
         assert!(warned(&open));
         assert!(!warned(&tight));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The broker builds a new plugin on every SIGHUP: the warning comes
+    /// once per file and mode, not once per load.
+    #[cfg(unix)]
+    #[test]
+    fn the_readable_warning_comes_once_per_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("moth-auth-perm-once-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("passwd");
+        std::fs::write(&path, format!("alice:{}\n", hash("x"))).unwrap();
+        let warnings =
+            || logged(&path.display().to_string()).iter().filter(|l| l.contains("readable by group")).count();
+        let load_with = |mode: u32| {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            PasswordFile::load(&path, capture).unwrap();
+            warnings()
+        };
+        assert_eq!(load_with(0o644), 1);
+        assert_eq!(load_with(0o644), 1, "a reload of the same file and mode: no new warning");
+        assert_eq!(load_with(0o640), 2, "another loose mode: warned again");
+        assert_eq!(load_with(0o600), 2, "tight: no warning");
+        assert_eq!(load_with(0o644), 3, "loosened again: warned again");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

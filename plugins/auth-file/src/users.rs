@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use crate::hash::PasswordHash;
+use crate::memory::BlockPool;
 
 /// Users and their hashes; `None` marks a disabled user (broken line).
 pub struct Users {
@@ -73,16 +74,16 @@ impl Users {
         }
     }
 
-    /// Spends the time of one verification without a real user behind it.
     /// The hash verified for unknown and disabled users.
     #[cfg(test)]
     pub fn dummy(&self) -> Option<&PasswordHash> {
         self.dummy.as_ref()
     }
 
-    pub fn burn(&self, password: &[u8]) {
+    /// Spends the time of one verification without a real user behind it.
+    pub fn burn(&self, password: &[u8], memory: &BlockPool) {
         if let Some(d) = &self.dummy {
-            let _ = std::hint::black_box(d.verify(password));
+            let _ = std::hint::black_box(d.verify(password, memory));
         }
     }
 
