@@ -477,39 +477,6 @@ async fn the_template_builds_standalone_and_loads() {
     tb.broker.shutdown().await;
 }
 
-/// A `tracing` writer that keeps everything in memory.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-#[test]
-fn plugin_log_lines_reach_the_broker_log_with_the_plugin_name() {
-    let dir = PluginDir::with(&["scripted_a"]);
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
-    let config = Config::from_yaml_str(&format!(
-        "{}auth:\n  plugins: [scripted_a]\nplugins-config:\n  scripted_a: {{auth-default: allow}}\n",
-        dir.yaml()
-    ))
-    .unwrap();
-    // The plugin's constructor runs on this thread, inside Broker::new.
-    let broker = tracing::subscriber::with_default(subscriber, || Broker::new(config)).expect("builds");
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    let line = log.lines().find(|l| l.contains("constructed with options")).unwrap_or_else(|| panic!("{log}"));
-    assert!(line.contains("plugin=\"scripted_a\"") && line.contains("auth-default"), "{line}");
-    drop(broker);
-}
-
 /// `wonderland`, argon2id with cheap parameters (m=256 KiB, t=1), as a test fixture should be.
 const ALICE_ARGON2ID: &str =
     "$argon2id$v=19$m=256,t=1,p=1$bW90aC10ZXN0LXNhbHQtMQ$PXoWP4feW+IYpYdgFWgrcrDbFFZvjUUbIAqz2JdVmso";
