@@ -70,6 +70,7 @@ const AUTH_PASSWORD: &str = "bench-secret";
 pub fn unit(scenario: &str) -> (&'static str, bool) {
     match scenario {
         "latency" => ("p99 µs at 5k msg/s", false),
+        "latency-p999" => ("p99.9 µs at 5k msg/s", false),
         "connect" => ("CONNECT/s", true),
         "idle" => ("bytes/idle conn", false),
         "connect-auth" => ("s until 5k clients with passwords are in", false),
@@ -85,7 +86,7 @@ async fn run_scenario(t: &Target, scenario: &str, pid: Option<u32>, connections:
         "fanout-qos0" => scenarios::fan_out(t, 32, 20_000, QoS::AtMostOnce).await,
         "fanout-qos1" => scenarios::fan_out(t, 32, 5_000, QoS::AtLeastOnce).await,
         "pairs-qos1" => scenarios::pairs(t, 16, 10_000, QoS::AtLeastOnce).await,
-        "latency" => scenarios::latency(t, 5_000, 5).await,
+        "latency" => scenarios::latency(t, 5_000, 20).await,
         "connect" => scenarios::connect_rate(t, 5_000, 32).await,
         "idle" => scenarios::idle(t, connections, pid).await,
         "connect-auth" => scenarios::connect_auth(t, connections, 500, AUTH_PASSWORD, pid).await,

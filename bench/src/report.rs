@@ -9,13 +9,14 @@ use std::path::Path;
 use crate::unit;
 
 const BROKERS: [&str; 3] = ["moth", "mosquitto", "rumqttd"];
-const ORDER: [&str; 9] = [
+const ORDER: [&str; 10] = [
     "fanin-qos0",
     "fanin-qos1",
     "fanout-qos0",
     "fanout-qos1",
     "pairs-qos1",
     "latency",
+    "latency-p999",
     "connect",
     "idle",
     "connect-auth",
@@ -51,6 +52,11 @@ fn fmt_value(v: f64) -> String {
     }
 }
 
+/// One `key=value` of a result line's extras (`a=1;b=2`).
+fn extra(extras: &str, key: &str) -> Option<f64> {
+    extras.split(';').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+}
+
 /// moth relative to another broker, "better" > 1 whichever the direction.
 fn advantage(moth: f64, other: f64, higher_better: bool) -> f64 {
     if higher_better { moth / other } else { other / moth }
@@ -70,6 +76,15 @@ pub fn report(input: &Path, markdown: Option<&Path>, svg: Option<&Path>) -> std:
         cell.broker_cpu.push(f[6].parse().unwrap_or(f64::NAN));
         if f[7] != "-" {
             cell.errors.push(f[7].to_string());
+        }
+        // The latency scenario's p99.9 gets a row of its own.
+        if f[1] == "latency"
+            && let Some(p999) = f.get(8).and_then(|extras| extra(extras, "p999_us"))
+        {
+            let cell = cells.entry(("latency-p999".to_string(), f[0].to_string())).or_default();
+            cell.values.push(p999);
+            cell.gen_cpu.push(f[5].parse().unwrap_or(f64::NAN));
+            cell.broker_cpu.push(f[6].parse().unwrap_or(f64::NAN));
         }
     }
     let mut md = String::new();

@@ -41,4 +41,3 @@ fn plugin_log_lines_reach_the_broker_log_with_the_plugin_name() {
     assert!(line.contains("plugin=\"scripted_a\"") && line.contains("auth-default"), "{line}");
     drop(broker);
 }
-
