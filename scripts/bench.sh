@@ -64,12 +64,22 @@ start() { # start BROKER [auth]
 }
 stop() { kill "$BROKER_PID" 2>/dev/null || true; wait "$BROKER_PID" 2>/dev/null || true; }
 
+rotate() { # rotate N WORDS...: the words, starting with the (N-1)th modulo their count
+  local n=$1; shift
+  local words=("$@") k=$(( (n - 1) % $# )) i
+  for i in "${!words[@]}"; do printf '%s ' "${words[$(( (i + k) % ${#words[@]} ))]}"; done
+}
+
 out=$(mktemp)
 for round in $(seq "$ROUNDS"); do
   for scenario in $SCENARIOS; do
     brokers="moth mosquitto rumqttd" mode="" connections=$IDLE_CONNECTIONS
     # rumqttd keeps plain-text passwords in its config: nothing to compare.
     [ "$scenario" = connect-auth ] && brokers="moth mosquitto" mode=auth connections=$AUTH_USERS
+    # Each round starts with another broker: the first run after a heavy
+    # scenario shares the machine with the kernel still tearing down the
+    # last one's sockets, and no broker should always be the one that pays.
+    brokers=$(rotate "$round" $brokers)
     for broker in $brokers; do
       start "$broker" $mode
       ./target/release/loadgen run --broker "$broker" --addr "127.0.0.1:${PORT[$broker]}" --pid "$BROKER_PID" \

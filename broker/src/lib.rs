@@ -19,7 +19,8 @@
 //! - `transport.rs`: TLS handshake and WebSocket upgrade before MQTT, under one timeout;
 //!   `tls.rs` (certificates, client CAs, client identity), `cert_identity.rs` (the CN, pure),
 //!   `websocket.rs` (upgrade and the frames-to-bytes adapter).
-//! - `listener.rs`: accepting connections, connection limits.
+//! - `listener.rs`: accepting connections, connection limits; `fd_limit.rs` raises the
+//!   program's open-file limit.
 //! - `broker.rs`: the embeddable [`Broker`].
 //! - `config.rs`: the hbmqtt-compatible configuration.
 //! - `stats.rs`: every counter, in one place; `sys.rs` publishes them as
@@ -39,6 +40,7 @@ pub mod codec;
 pub mod config;
 pub mod connect;
 pub mod connection;
+pub mod fd_limit;
 pub mod file_replace;
 pub mod inflight;
 pub mod keepalive;

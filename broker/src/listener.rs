@@ -76,6 +76,10 @@ pub async fn run(
             tokio::spawn(connection_task(accepted));
         }
         debug!("listener stopped");
+        // The port closes before `done` tells `Broker::shutdown` this task
+        // ended, so a `start` right after can bind it again.
+        drop(socket);
+        drop(done);
     }
     .instrument(span)
     .await

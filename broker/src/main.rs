@@ -155,6 +155,11 @@ fn main() -> ExitCode {
         // Before the broker starts: a signal that arrives once clients can
         // connect must find its handler, not the default that kills.
         let signals = Signals::install();
+        match moth::fd_limit::raise() {
+            Ok((was, now)) if was != now => info!(was, now, "open-file limit raised (one per client connection)"),
+            Ok((_, now)) => info!(limit = now, "open-file limit (one per client connection)"),
+            Err(e) => warn!("cannot raise the open-file limit: {e}"),
+        }
         if let Err(e) = broker.start().await {
             error!("{e}");
             eprintln!("moth: {e}");

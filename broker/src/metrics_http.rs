@@ -99,6 +99,8 @@ pub async fn run(
             drop(done);
         });
     }
+    // The port closes before `done` tells `Broker::shutdown` this task ended.
+    drop(socket);
     drop(done);
 }
 
