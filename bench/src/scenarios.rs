@@ -42,11 +42,24 @@ pub struct Target {
 
 type Io = (OwnedReadHalf, OwnedWriteHalf, BytesMut);
 
+/// A connection that will receive floods (a 64 KiB read buffer).
 async fn open(target: &Target, client_id: &str, n: usize) -> std::io::Result<Io> {
-    open_as(target, client_id, n, None).await
+    open_as(target, client_id, n, None, 64 * 1024).await
 }
 
-async fn open_as(target: &Target, client_id: &str, n: usize, login: Option<(&str, &str)>) -> std::io::Result<Io> {
+/// A connection that reads no more than its CONNACK (connect, idle): a
+/// small read buffer, so the generator's cost per connection stays small.
+async fn open_quiet(target: &Target, client_id: &str, n: usize) -> std::io::Result<Io> {
+    open_as(target, client_id, n, None, 256).await
+}
+
+async fn open_as(
+    target: &Target,
+    client_id: &str,
+    n: usize,
+    login: Option<(&str, &str)>,
+    capacity: usize,
+) -> std::io::Result<Io> {
     let stream = if target.sources > 1 && target.addr.is_ipv4() {
         let src = Ipv4Addr::new(127, 0, 0, 1 + (n % usize::from(target.sources)) as u8);
         let socket = TcpSocket::new_v4()?;
@@ -58,7 +71,7 @@ async fn open_as(target: &Target, client_id: &str, n: usize, login: Option<(&str
     stream.set_nodelay(true)?;
     let (mut rd, mut wr) = stream.into_split();
     wr.write_all(&wire::connect_as(client_id, true, 600, login)).await?;
-    let mut buf = BytesMut::with_capacity(if login.is_some() { 256 } else { 64 * 1024 });
+    let mut buf = BytesMut::with_capacity(capacity);
     await_kind(&mut rd, &mut buf, 2).await?;
     Ok((rd, wr, buf))
 }
@@ -364,7 +377,7 @@ pub async fn connect_rate(t: &Target, total: usize, concurrency: usize) -> std::
                 if n >= total {
                     break;
                 }
-                if let Ok((_rd, mut wr, _)) = open(&target, &format!("bench-conn-{n}"), n).await {
+                if let Ok((_rd, mut wr, _)) = open_quiet(&target, &format!("bench-conn-{n}"), n).await {
                     let _ = wr.write_all(&[0xe0, 0x00]).await;
                     ok.fetch_add(1, Ordering::Relaxed);
                 }
@@ -397,7 +410,7 @@ pub async fn idle(t: &Target, count: usize, broker_pid: Option<u32>) -> std::io:
         let mut batch = Vec::new();
         for i in n..(n + chunk).min(count) {
             let target = Target { addr: t.addr, sources: t.sources };
-            batch.push(tokio::spawn(async move { open(&target, &format!("bench-idle-{i}"), i).await }));
+            batch.push(tokio::spawn(async move { open_quiet(&target, &format!("bench-idle-{i}"), i).await }));
         }
         for b in batch {
             match b.await.map_err(std::io::Error::other)? {
@@ -468,7 +481,7 @@ async fn storm(t: &Target, users: usize, concurrency: usize, password: &str) -> 
         tasks.push(tokio::spawn(async move {
             let _permit = gate.acquire_owned().await.map_err(std::io::Error::other)?;
             let user = format!("user{i}");
-            open_as(&target, &format!("bench-auth-{i}"), i, Some((&user, &password))).await
+            open_as(&target, &format!("bench-auth-{i}"), i, Some((&user, &password)), 256).await
         }));
     }
     let mut held = Vec::with_capacity(users);
