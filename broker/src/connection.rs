@@ -70,6 +70,8 @@ const READ_CHUNK: usize = 8 * 1024;
 /// buffer at all, which is most of what an idle connection would otherwise
 /// cost. Such a client's reads go through a stack buffer of this size.
 const SMALL_READ: usize = 1024;
+/// At most this much input is read ahead of CONNACK while the plugins decide.
+const AUTH_READ_AHEAD: usize = 64 * 1024;
 /// Events handled in one poll before the task yields to the others on its
 /// worker thread, so one busy client cannot monopolise it.
 const EVENTS_PER_POLL: usize = 32;
@@ -381,11 +383,38 @@ async fn connect_and_attach(
         common_name: info.tls_identity.as_deref().map(str::to_string),
         certificate_der: der.to_vec(),
     });
-    let (decision, outcome) =
+    let auth =
         connect::authenticate(&ctx.access, &connect, &client_id, &peer, &info.listener, tls, |plugin, answer, t| {
             ctx.stats.record_auth(plugin, answer, t)
-        })
-        .await;
+        });
+    // While the plugins decide (a reconnect storm can queue a client behind
+    // thousands of password checks), the socket is watched: a client that
+    // gives up and closes is dropped with its place in the queue, so no
+    // check is spent on it. Packets it sends meanwhile are kept for after
+    // CONNACK; a client that half-closes after such packets still gets them
+    // handled.
+    let mut watching = true;
+    let (decision, outcome) = {
+        tokio::pin!(auth);
+        loop {
+            tokio::select! {
+                biased;
+                r = &mut auth => break r,
+                r = io.stream.read_buf(&mut io.inbuf), if watching => match r {
+                    Ok(0) | Err(_) if io.inbuf.is_empty() => {
+                        conn_log!(info, info, client_id = %client_id, "client left while its CONNECT was being authenticated");
+                        return None;
+                    }
+                    Ok(0) | Err(_) => watching = false,
+                    Ok(n) => {
+                        bump(&mut io.pending.bytes_received, n);
+                        // Enough read ahead: the rest waits in the socket.
+                        watching = io.inbuf.len() < max_packet_size.min(AUTH_READ_AHEAD);
+                    }
+                },
+            }
+        }
+    };
     let username = connect.username.as_deref();
     let listener_stats = ctx.stats.listener(&info.listener);
     if let ConnectDecision::Refuse { code, reason } = decision {

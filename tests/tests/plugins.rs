@@ -250,6 +250,46 @@ async fn clients_queued_behind_a_slow_but_working_plugin_are_all_served() {
     tb.broker.shutdown().await;
 }
 
+/// A client that gives up while queued for its check (a reconnect storm's
+/// clients time out and retry) leaves the queue: its check is never made.
+/// The plugin writes down every call; the first client's 300 ms check holds
+/// the only slot while the second sends CONNECT and closes at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_while_queued_is_never_checked() {
+    let dir = PluginDir::with(&["scripted_a"]);
+    let calls = dir.path.join("calls");
+    let tb = TestBroker::start(&format!(
+        "{}plugin-concurrency: 1\nauth:\n  plugins: [scripted_a]\n\
+         plugins-config:\n  scripted_a: {{auth-default: sleep, sleep-ms: 300, calls-file: '{}'}}\n",
+        dir.yaml(),
+        calls.display()
+    ))
+    .await;
+    let tb = std::sync::Arc::new(tb);
+    let logged = || std::fs::read_to_string(&calls).unwrap_or_default();
+    let first = tokio::spawn({
+        let tb = tb.clone();
+        async move { code_of(&tb, "first").await }
+    });
+    // Its check has started (and holds the slot) once the plugin wrote it down.
+    let deadline = Instant::now() + EVENT_TIMEOUT;
+    while !logged().contains("first") {
+        assert!(Instant::now() < deadline, "the first check never started");
+        tokio::task::yield_now().await;
+    }
+    let mut leaver = RawClient::connect(tb.addr).await;
+    let mut hello = connect_packet("c-leaver", true);
+    hello.username = Some("leaver".into());
+    hello.password = Some(Bytes::from_static(b"pw"));
+    leaver.send(&Packet::Connect(hello)).await;
+    drop(leaver);
+    assert_eq!(first.await.expect("first client"), 0);
+    // A third client queues behind whatever is left: when it is in, the
+    // leaver's check would have run before it.
+    assert_eq!(code_of(&tb, "third").await, 0);
+    assert_eq!(logged(), "first\nthird\n", "the client that left was not checked");
+}
+
 /// A hung plugin: the clients queued behind its only slot are refused once
 /// no call has completed for plugin-timeout, each with CONNACK 5, instead of
 /// waiting for the plugin (which sleeps 60 s, far past the suite's event
