@@ -198,6 +198,18 @@ fn upgrade_hashes_a_plain_text_file_once_and_refuses_a_second_run() {
 }
 
 /// CONNECT with a username and password; the CONNACK return code.
+/// A broker on an ephemeral port whose only authentication is `auth_file` on `file`.
+async fn auth_file_broker(file: &str) -> (Broker, std::net::SocketAddr) {
+    let yaml = format!(
+        "listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:0\n\
+         auth:\n  allow-anonymous: false\n  password-file: '{file}'\n  plugins: [auth_file]\n"
+    );
+    let broker = Broker::new(Config::from_yaml_str(&yaml).unwrap()).expect("broker builds from the file");
+    broker.start().await.expect("broker starts");
+    let addr = broker.local_addrs()[0].1;
+    (broker, addr)
+}
+
 async fn connack(addr: std::net::SocketAddr, user: &str, password: &str) -> ConnectReturnCode {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to moth");
     let mut out = BytesMut::new();
@@ -244,13 +256,7 @@ async fn a_file_written_by_moth_passwd_is_accepted_by_auth_file() {
     ok(&passwd(&[&CHEAP[..], &["-U", plain.to_str().unwrap()]].concat(), ""));
     std::fs::write(&f, format!("{}{}", read(&f), read(&plain))).unwrap();
 
-    let yaml = format!(
-        "listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:0\n\
-         auth:\n  allow-anonymous: false\n  password-file: '{file}'\n  plugins: [auth_file]\n"
-    );
-    let broker = Broker::new(Config::from_yaml_str(&yaml).unwrap()).expect("broker builds from the file");
-    broker.start().await.expect("broker starts");
-    let addr = broker.local_addrs()[0].1;
+    let (broker, addr) = auth_file_broker(file).await;
     assert_eq!(connack(addr, "alice", "wonderland").await, ConnectReturnCode::Accepted);
     assert_eq!(connack(addr, "bob", "builder").await, ConnectReturnCode::Accepted);
     assert_eq!(connack(addr, "carol", "s3cret").await, ConnectReturnCode::Accepted);
@@ -330,13 +336,7 @@ async fn a_pbkdf2_file_written_by_moth_passwd_works_in_mosquitto_and_in_moth() {
     assert_eq!(mosquitto_pub(port, "dev", "wrong"), 5, "Mosquitto refuses a wrong password");
     drop(mosquitto);
 
-    let yaml = format!(
-        "listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:0\n\
-         auth:\n  allow-anonymous: false\n  password-file: '{file}'\n  plugins: [auth_file]\n"
-    );
-    let broker = Broker::new(Config::from_yaml_str(&yaml).unwrap()).expect("broker builds from the file");
-    broker.start().await.expect("broker starts");
-    let addr = broker.local_addrs()[0].1;
+    let (broker, addr) = auth_file_broker(file).await;
     assert_eq!(connack(addr, "dev", "s3cret").await, ConnectReturnCode::Accepted);
     assert_eq!(connack(addr, "owasp", "Default-Rounds-1").await, ConnectReturnCode::Accepted);
     assert_eq!(connack(addr, "carol", "plain-Text-1").await, ConnectReturnCode::Accepted);

@@ -725,18 +725,14 @@ async fn mqtt_3_1_2_23_pingreq_keeps_connection_open() {
 // Slow consumers
 // ---------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_consumer_does_not_block_others() {
-    const TOTAL: usize = 20_000;
-    const BATCH: usize = 500;
-    let tb = TestBroker::start("max-queued-messages: 1000").await;
-
-    // A subscriber that never reads past its SUBACK, with a small receive buffer.
+/// A client subscribed to `flood/#` at QoS 0 that never reads past its
+/// SUBACK, with a small receive buffer, so what is sent to it piles up.
+async fn non_reading_subscriber(tb: &TestBroker, client_id: &str, clean: bool) -> tokio::net::TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
-    let mut slow = socket.connect(tb.addr).await.unwrap();
+    let mut stream = socket.connect(tb.addr).await.unwrap();
     let mut out = BytesMut::new();
-    moth::codec::encode(&Packet::Connect(connect_packet("slow", true)), &mut out);
+    moth::codec::encode(&Packet::Connect(connect_packet(client_id, clean)), &mut out);
     moth::codec::encode(
         &Packet::Subscribe(moth::packet::Subscribe {
             packet_id: 1,
@@ -744,10 +740,21 @@ async fn slow_consumer_does_not_block_others() {
         }),
         &mut out,
     );
-    slow.write_all(&out).await.unwrap();
+    stream.write_all(&out).await.unwrap();
     let mut acks = [0u8; 9];
-    tokio::time::timeout(EVENT_TIMEOUT, slow.read_exact(&mut acks)).await.unwrap().unwrap();
+    tokio::time::timeout(EVENT_TIMEOUT, stream.read_exact(&mut acks)).await.unwrap().unwrap();
     assert_eq!(acks, [0x20, 0x02, 0x00, 0x00, 0x90, 0x03, 0x00, 0x01, 0x00]);
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_consumer_does_not_block_others() {
+    const TOTAL: usize = 20_000;
+    const BATCH: usize = 500;
+    let tb = TestBroker::start("max-queued-messages: 1000").await;
+
+    // A subscriber that never reads past its SUBACK, with a small receive buffer.
+    let slow = non_reading_subscriber(&tb, "slow", true).await;
 
     let mut fast = Client::connect(&tb, "fast").await;
     fast.subscribed("flood/#", Q1).await;
@@ -789,22 +796,7 @@ async fn slow_consumer_does_not_block_others() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_connection_is_taken_over_at_once() {
     let tb = TestBroker::start("max-queued-messages: 100").await;
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stuck = socket.connect(tb.addr).await.unwrap();
-    let mut out = BytesMut::new();
-    moth::codec::encode(&Packet::Connect(connect_packet("stuck", false)), &mut out);
-    moth::codec::encode(
-        &Packet::Subscribe(moth::packet::Subscribe {
-            packet_id: 1,
-            filters: vec![moth::packet::SubscribeFilter { filter: "flood/#".into(), qos: moth::QoS::AtMostOnce }],
-        }),
-        &mut out,
-    );
-    stuck.write_all(&out).await.unwrap();
-    let mut acks = [0u8; 9];
-    tokio::time::timeout(EVENT_TIMEOUT, stuck.read_exact(&mut acks)).await.unwrap().unwrap();
-    assert_eq!(acks, [0x20, 0x02, 0x00, 0x00, 0x90, 0x03, 0x00, 0x01, 0x00]);
+    let stuck = non_reading_subscriber(&tb, "stuck", false).await;
 
     // Flood it with 20 MB, far more than the socket buffers hold (tcp_wmem
     // allows at most 4 MB here), so the connection's output buffer ends past
