@@ -224,9 +224,13 @@ impl Stats {
         self.disconnected.load(Ordering::Relaxed)
     }
 
-    /// The counters of listener `name`, created on first use.
+    /// The counters of listener `name`, created on first use. Called on
+    /// every connect and disconnect: a known name costs no allocation.
     pub fn listener(&self, name: &str) -> Arc<ListenerStats> {
         let mut map = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(l) = map.get(name) {
+            return l.clone();
+        }
         map.entry(name.to_string()).or_default().clone()
     }
 
