@@ -72,7 +72,7 @@ pub struct Context {
     /// Set by `Broker::shutdown` (and cleared by `start`): attached
     /// connections look at it when woken, instead of each holding a future
     /// on the shutdown signal.
-    pub stopping: AtomicBool,
+    stopping: AtomicBool,
 }
 
 impl Context {

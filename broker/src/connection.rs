@@ -436,7 +436,7 @@ async fn connect_and_attach(
     };
     // Takes the session over from a previous connection, if any: it is
     // woken, sees it is no longer the owner and lets go of the slot.
-    let (session, _took_over) = ctx.sessions.open(&client_id, conn_id, limits);
+    let session = ctx.sessions.open(&client_id, conn_id, limits);
     let slot = tokio::select! {
         g = tokio::time::timeout(TAKEOVER_TIMEOUT, session.acquire_slot()) => match g {
             Ok(g) => g,

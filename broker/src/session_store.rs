@@ -119,21 +119,20 @@ impl SessionStore {
 
     /// Finds or creates the session for `client_id` and records connection
     /// `conn_id` (never 0) as its owner. A previous owner is woken to find
-    /// out it was taken over; the returned flag says there was one.
-    pub fn open(&self, client_id: &str, conn_id: u64, limits: SessionLimits) -> (Arc<SessionHandle>, bool) {
+    /// out it was taken over.
+    pub fn open(&self, client_id: &str, conn_id: u64, limits: SessionLimits) -> Arc<SessionHandle> {
         let mut entries = self.entries();
         if let Some(session) = entries.get(client_id) {
-            let previous = session.owner.swap(conn_id, Ordering::AcqRel);
-            if previous != 0 {
+            if session.owner.swap(conn_id, Ordering::AcqRel) != 0 {
                 session.wake.notify();
             }
-            return (session.clone(), previous != 0);
+            return session.clone();
         }
         let client_id: Arc<str> = Arc::from(client_id);
         let session = Arc::new(SessionHandle::new(self.next_id(), client_id.clone(), limits));
         session.owner.store(conn_id, Ordering::Release);
         entries.insert(client_id, session.clone());
-        (session, false)
+        session
     }
 
     /// Called when connection `conn_id` ends. Clears the owner if it is still
@@ -192,13 +191,11 @@ mod tests {
     #[test]
     fn mqtt_3_1_4_2_second_open_takes_the_session_over() {
         let store = SessionStore::new();
-        let (a, took_over) = store.open("c", 1, LIMITS);
-        assert!(!took_over);
+        let a = store.open("c", 1, LIMITS);
         assert_eq!(a.owner(), 1);
         let mut cx = Context::from_waker(Waker::noop());
         assert!(a.wake.poll(&mut cx).is_pending());
-        let (b, took_over) = store.open("c", 2, LIMITS);
-        assert!(took_over);
+        let b = store.open("c", 2, LIMITS);
         assert!(Arc::ptr_eq(&a, &b));
         assert_eq!(a.owner(), 2, "the old connection sees it is no longer the owner");
         assert!(a.wake.poll(&mut cx).is_ready(), "and is woken to notice");
@@ -211,18 +208,19 @@ mod tests {
     #[test]
     fn persistent_session_survives_close() {
         let store = SessionStore::new();
-        let (a, _) = store.open("p", 1, LIMITS);
+        let a = store.open("p", 1, LIMITS);
         assert!(!store.close("p", 1, false));
         assert_eq!(a.owner(), 0);
-        let (b, took_over) = store.open("p", 2, LIMITS);
+        let mut cx = Context::from_waker(Waker::noop());
+        let b = store.open("p", 2, LIMITS);
         assert!(Arc::ptr_eq(&a, &b));
-        assert!(!took_over);
+        assert!(a.wake.poll(&mut cx).is_pending(), "nobody owned it: nobody to wake");
     }
 
     #[tokio::test]
     async fn the_slot_is_held_until_dropped() {
         let store = SessionStore::new();
-        let (s, _) = store.open("s", 1, LIMITS);
+        let s = store.open("s", 1, LIMITS);
         let held = s.acquire_slot().await;
         let second = tokio::spawn({
             let s = s.clone();
