@@ -162,7 +162,7 @@ impl Broker {
         }
         let mut sockets = Vec::new();
         for (l, transport) in self.ctx.config.listeners.iter().zip(self.transports.iter()) {
-            let socket = TcpListener::bind(l.bind).await.map_err(|source| BrokerError::Bind {
+            let socket = listener::bind(l.bind).map_err(|source| BrokerError::Bind {
                 listener: l.name.clone(),
                 addr: l.bind,
                 source,

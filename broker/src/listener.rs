@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use std::net::SocketAddr;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{Instrument, debug, info, warn};
 
@@ -61,7 +61,7 @@ pub async fn run(
                     }
                 },
             };
-            if let Err(e) = stream.set_nodelay(true) {
+            if let Err(e) = prepare(&stream) {
                 debug!(%peer, "set_nodelay failed: {e}");
             }
             let accepted = Box::new(Accepted {
@@ -83,6 +83,34 @@ pub async fn run(
     }
     .instrument(span)
     .await
+}
+
+/// Pending connections the kernel queues for a listener (clamped to
+/// `net.core.somaxconn`): enough for a fleet reconnecting at once.
+const BACKLOG: u32 = 1024;
+
+/// Binds a listening socket. `SO_REUSEADDR` as std and tokio set it, so a
+/// restart does not wait for the old connections' TIME_WAIT.
+///
+/// `TCP_NODELAY` is set here because Linux copies it from the listening
+/// socket to every accepted one: MQTT sends small packets that must not wait
+/// for Nagle's algorithm, and inheriting the option saves a system call per
+/// connection, which counts in a reconnect storm. Elsewhere [`prepare`] sets
+/// it on each accepted socket.
+pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    if cfg!(target_os = "linux") {
+        socket.set_nodelay(true)?;
+    }
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
+/// What an accepted socket needs before its transport runs: `TCP_NODELAY`
+/// where it is not inherited from the listening socket (see [`bind`]).
+fn prepare(stream: &TcpStream) -> std::io::Result<()> {
+    if cfg!(target_os = "linux") { Ok(()) } else { stream.set_nodelay(true) }
 }
 
 /// An accepted socket, boxed so that its task holds a pointer, not the values.
@@ -125,5 +153,22 @@ async fn establish(accepted: Box<Accepted>) -> Option<Box<Start>> {
             info!(listener = %listener, %peer, "connection closed: {e}");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every accepted connection must have Nagle's algorithm off, whether
+    /// the option came from the listening socket or from `prepare`.
+    #[tokio::test]
+    async fn accepted_sockets_have_nodelay() {
+        let listener = bind("127.0.0.1:0".parse().expect("address")).expect("bind");
+        let client = TcpStream::connect(listener.local_addr().expect("local address")).await.expect("connect");
+        let (accepted, _) = listener.accept().await.expect("accept");
+        prepare(&accepted).expect("prepare");
+        assert!(accepted.nodelay().expect("nodelay"), "accepted socket has Nagle's algorithm on");
+        drop(client);
     }
 }
