@@ -9,6 +9,7 @@
 //! count, and reports its own CPU use next to the broker's, because both
 //! share the same cores.
 
+mod churn;
 mod report;
 mod scenarios;
 mod wire;
@@ -63,6 +64,10 @@ enum Command {
     },
 }
 
+/// Connections in the connect scenario: about a second of work, long
+/// enough that starting up is not what is measured.
+const CONNECT_TOTAL: usize = 30_000;
+
 /// The password of every `userN` in the connect-auth scenario's password files.
 const AUTH_PASSWORD: &str = "bench-secret";
 
@@ -87,7 +92,7 @@ async fn run_scenario(t: &Target, scenario: &str, pid: Option<u32>, connections:
         "fanout-qos1" => scenarios::fan_out(t, 32, 5_000, QoS::AtLeastOnce).await,
         "pairs-qos1" => scenarios::pairs(t, 16, 10_000, QoS::AtLeastOnce).await,
         "latency" => scenarios::latency(t, 5_000, 20).await,
-        "connect" => scenarios::connect_rate(t, 5_000, 32).await,
+        "connect" => scenarios::connect_rate(t, CONNECT_TOTAL, 32).await,
         "idle" => scenarios::idle(t, connections, pid).await,
         "connect-auth" => scenarios::connect_auth(t, connections, 500, AUTH_PASSWORD, pid).await,
         other => Err(std::io::Error::other(format!("unknown scenario `{other}`"))),

@@ -14,7 +14,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 
-use crate::wire;
+use crate::{churn, wire};
 
 /// How long a receiver waits without progress before it gives up counting.
 const QUIET: Duration = Duration::from_secs(3);
@@ -362,38 +362,21 @@ pub async fn latency(t: &Target, rate: u64, seconds: u64) -> std::io::Result<Out
     })
 }
 
-/// CONNECT/CONNACK/DISCONNECT round trips per second, `concurrency` at a time.
+/// CONNECT/CONNACK/DISCONNECT round trips per second, `concurrency` at a
+/// time, driven by the lean single-threaded client in `churn.rs`.
 pub async fn connect_rate(t: &Target, total: usize, concurrency: usize) -> std::io::Result<Outcome> {
-    let next = Arc::new(AtomicU64::new(0));
-    let ok = Arc::new(AtomicU64::new(0));
-    let target = Arc::new(Target { addr: t.addr, sources: t.sources });
-    let start = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let (next, ok, target) = (next.clone(), ok.clone(), target.clone());
-        workers.push(tokio::spawn(async move {
-            loop {
-                let n = next.fetch_add(1, Ordering::Relaxed) as usize;
-                if n >= total {
-                    break;
-                }
-                if let Ok((_rd, mut wr, _)) = open_quiet(&target, &format!("bench-conn-{n}"), n).await {
-                    let _ = wr.write_all(&[0xe0, 0x00]).await;
-                    ok.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }));
-    }
-    for w in workers {
-        w.await.map_err(std::io::Error::other)?;
-    }
-    let done = ok.load(Ordering::Relaxed);
+    let (addr, sources) = (t.addr, t.sources);
+    let run = tokio::task::spawn_blocking(move || churn::run(addr, sources, total, concurrency))
+        .await
+        .map_err(std::io::Error::other)??;
+    let error = check(total as u64, run.completed, true)
+        .map(|e| format!("{e} ({} refused, {} failed)", run.refused, run.failed));
     Ok(Outcome {
-        value: done as f64 / start.elapsed().as_secs_f64(),
+        value: run.completed as f64 / run.secs,
         sent: total as u64,
-        received: done,
-        error: check(total as u64, done, true),
-        extra: vec![],
+        received: run.completed,
+        error,
+        extra: vec![("secs", run.secs)],
     })
 }
 
