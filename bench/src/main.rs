@@ -10,6 +10,7 @@
 //! share the same cores.
 
 mod churn;
+mod paced;
 mod report;
 mod scenarios;
 mod wire;

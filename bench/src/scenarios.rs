@@ -14,7 +14,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 
-use crate::{churn, wire};
+use crate::{churn, paced, wire};
 
 /// How long a receiver waits without progress before it gives up counting.
 const QUIET: Duration = Duration::from_secs(3);
@@ -111,11 +111,18 @@ async fn subscriber(target: &Target, id: &str, n: usize, filter: &str, qos: QoS)
 struct Received {
     count: u64,
     last: Option<Instant>,
-    latencies_ns: Vec<u64>,
+}
+
+/// A connected client as a blocking std socket, with what it had read.
+fn blocking(io: Io) -> std::io::Result<(std::net::TcpStream, BytesMut)> {
+    let (rd, wr, buf) = io;
+    let stream = rd.reunite(wr).map_err(std::io::Error::other)?.into_std()?;
+    stream.set_nonblocking(false)?;
+    Ok((stream, buf))
 }
 
 /// Counts PUBLISHes (acknowledging QoS 1) until `expected` or a quiet spell.
-async fn receive(io: Io, expected: u64, base: Option<Instant>) -> Received {
+async fn receive(io: Io, expected: u64) -> Received {
     let (mut rd, mut wr, mut buf) = io;
     let mut got = Received::default();
     let mut acks = Vec::with_capacity(4096);
@@ -130,15 +137,8 @@ async fn receive(io: Io, expected: u64, base: Option<Instant>) -> Received {
                 return;
             }
             got.count += 1;
-            if let Some((id, payload)) = f.publish_parts() {
-                if let Some(id) = id {
-                    acks.extend_from_slice(&wire::puback(id));
-                }
-                if let (Some(base), Some(stamp)) = (base, payload.get(..8)) {
-                    let sent = u64::from_be_bytes(stamp.try_into().unwrap_or([0; 8]));
-                    let at = now.duration_since(base).as_nanos() as u64;
-                    got.latencies_ns.push(at.saturating_sub(sent));
-                }
+            if let Some((Some(id), _)) = f.publish_parts() {
+                acks.extend_from_slice(&wire::puback(id));
             }
         });
         got.last = Some(now);
@@ -252,7 +252,7 @@ pub async fn fan_in(t: &Target, publishers: usize, per_publisher: u64, qos: QoS)
         pubs.push(open(t, &format!("bench-in-pub-{i}"), i + 1).await?);
     }
     let start = Instant::now();
-    let rx = tokio::spawn(receive(sub, expected, None));
+    let rx = tokio::spawn(receive(sub, expected));
     let mut tasks = Vec::new();
     for (i, io) in pubs.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move { publisher(io, &format!("bench/in/{i}"), qos, per_publisher).await }));
@@ -280,7 +280,7 @@ pub async fn fan_out(t: &Target, subscribers: usize, messages: u64, qos: QoS) ->
     }
     let publisher_io = open(t, "bench-out-pub", subscribers).await?;
     let start = Instant::now();
-    let rx: Vec<_> = subs.into_iter().map(|io| tokio::spawn(receive(io, expected, None))).collect();
+    let rx: Vec<_> = subs.into_iter().map(|io| tokio::spawn(receive(io, expected))).collect();
     publisher(publisher_io, "bench/out", qos, messages).await?;
     let (total, last) = collect(rx, start).await?;
     let want = expected * subscribers as u64;
@@ -302,7 +302,7 @@ pub async fn pairs(t: &Target, pairs: usize, per_pair: u64, qos: QoS) -> std::io
         pubs.push(open(t, &format!("bench-pair-pub-{i}"), 2 * i + 1).await?);
     }
     let start = Instant::now();
-    let rx: Vec<_> = subs.into_iter().map(|io| tokio::spawn(receive(io, per_pair, None))).collect();
+    let rx: Vec<_> = subs.into_iter().map(|io| tokio::spawn(receive(io, per_pair))).collect();
     let mut tasks = Vec::new();
     for (i, io) in pubs.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move { publisher(io, &format!("bench/pair/{i}"), qos, per_pair).await }));
@@ -322,24 +322,14 @@ pub async fn pairs(t: &Target, pairs: usize, per_pair: u64, qos: QoS) -> std::io
 }
 
 /// One publisher at a fixed rate to one subscriber; latency percentiles.
+/// The two clients run on threads of their own (`paced.rs`).
 pub async fn latency(t: &Target, rate: u64, seconds: u64) -> std::io::Result<Outcome> {
     let count = rate * seconds;
-    let sub = subscriber(t, "bench-lat-sub", 0, "bench/lat", QoS::AtMostOnce).await?;
-    let (_rd, mut wr, _) = open(t, "bench-lat-pub", 1).await?;
-    let base = Instant::now();
-    let rx = tokio::spawn(receive(sub, count, Some(base)));
-    let interval = Duration::from_nanos(1_000_000_000 / rate.max(1));
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut payload = [0u8; PAYLOAD];
-    for _ in 0..count {
-        ticker.tick().await;
-        let now = base.elapsed().as_nanos() as u64;
-        payload[..8].copy_from_slice(&now.to_be_bytes());
-        let (p, _) = wire::publish("bench/lat", &payload, QoS::AtMostOnce);
-        wr.write_all(&p).await?;
-    }
-    let mut got = rx.await.map_err(std::io::Error::other)?;
+    let (sub, pending) = blocking(subscriber(t, "bench-lat-sub", 0, "bench/lat", QoS::AtMostOnce).await?)?;
+    let (publ, _) = blocking(open(t, "bench-lat-pub", 1).await?)?;
+    let mut got = tokio::task::spawn_blocking(move || paced::run(publ, sub, pending, "bench/lat", rate, count, QUIET))
+        .await
+        .map_err(std::io::Error::other)??;
     got.latencies_ns.sort_unstable();
     let pct = |q: f64| -> f64 {
         let v = &got.latencies_ns;
