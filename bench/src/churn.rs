@@ -43,6 +43,8 @@ const DISCONNECT: [u8; 2] = [0xe0, 0x00];
 
 /// What a run did.
 pub struct Churn {
+    /// Connections started (`total`, or fewer if the time limit came first).
+    pub opened: u64,
     /// CONNACK 0 received and DISCONNECT sent.
     pub completed: u64,
     /// CONNACK with a non-zero return code.
@@ -77,11 +79,12 @@ enum Outcome {
     Failed,
 }
 
-/// Runs `total` CONNECT/CONNACK/DISCONNECT round trips against `addr`,
-/// `concurrency` at a time, from `sources` loopback addresses (127.0.0.1
+/// Runs `total` CONNECT/CONNACK/DISCONNECT round trips against `addr`, or
+/// as many as start within `limit` (a slow broker does not stretch the
+/// run to minutes), `concurrency` at a time, from `sources` loopback addresses (127.0.0.1
 /// and up; 1 means the kernel picks). Blocking: call it off the async
 /// runtime.
-pub fn run(addr: SocketAddr, sources: u8, total: usize, concurrency: usize) -> std::io::Result<Churn> {
+pub fn run(addr: SocketAddr, sources: u8, total: usize, limit: Duration, concurrency: usize) -> std::io::Result<Churn> {
     let template = wire::connect_as(&format!("bench-conn-{}", "0".repeat(DIGITS)), true, 600, None).to_vec();
     let mut driver = Driver {
         poll: Poll::new()?,
@@ -93,7 +96,8 @@ pub fn run(addr: SocketAddr, sources: u8, total: usize, concurrency: usize) -> s
         next: 0,
         total,
         active: 0,
-        result: Churn { completed: 0, refused: 0, failed: 0, secs: 0.0 },
+        result: Churn { opened: 0, completed: 0, refused: 0, failed: 0, secs: 0.0 },
+        until: Instant::now() + limit,
     };
     let mut events = Events::with_capacity(1024);
     let start = Instant::now();
@@ -115,6 +119,7 @@ pub fn run(addr: SocketAddr, sources: u8, total: usize, concurrency: usize) -> s
         }
     }
     driver.result.secs = start.elapsed().as_secs_f64();
+    driver.result.opened = driver.next as u64;
     Ok(driver.result)
 }
 
@@ -127,9 +132,10 @@ struct Driver {
     digits_at: usize,
     /// One connection per slot; the slot number is the epoll token.
     slots: Vec<Option<Conn>>,
-    /// The number of the next connection to open, of `total`.
+    /// The number of the next connection to open, of `total`, until `until`.
     next: usize,
     total: usize,
+    until: Instant,
     active: usize,
     result: Churn,
 }
@@ -160,7 +166,7 @@ impl Driver {
     /// if the socket is ready. A connection that fails at once is counted and
     /// the one after it is tried, so a slot never sits empty while work is left.
     fn refill(&mut self, slot: usize) {
-        while self.next < self.total {
+        while self.next < self.total && Instant::now() < self.until {
             let number = self.next;
             self.next += 1;
             let opened = connect(self.addr, self.sources, number).and_then(|mut stream| {

@@ -9,7 +9,7 @@ use std::path::Path;
 use crate::unit;
 
 const BROKERS: [&str; 3] = ["moth", "mosquitto", "rumqttd"];
-const ORDER: [&str; 10] = [
+const ORDER: [&str; 12] = [
     "fanin-qos0",
     "fanin-qos1",
     "fanout-qos0",
@@ -17,7 +17,9 @@ const ORDER: [&str; 10] = [
     "pairs-qos1",
     "latency",
     "latency-p999",
+    "latency-cpu",
     "connect",
+    "connect-cpu",
     "idle",
     "connect-auth",
 ];
@@ -57,6 +59,12 @@ fn extra(extras: &str, key: &str) -> Option<f64> {
     extras.split(';').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
 }
 
+/// CPU microseconds per event from a CPU share (percent of one core) over
+/// `secs` and the number of events.
+fn cpu_us_per(cpu_pct: f64, secs: f64, events: f64) -> f64 {
+    cpu_pct / 100.0 * secs * 1e6 / events
+}
+
 /// moth relative to another broker, "better" > 1 whichever the direction.
 fn advantage(moth: f64, other: f64, higher_better: bool) -> f64 {
     if higher_better { moth / other } else { other / moth }
@@ -77,14 +85,28 @@ pub fn report(input: &Path, markdown: Option<&Path>, svg: Option<&Path>) -> std:
         if f[7] != "-" {
             cell.errors.push(f[7].to_string());
         }
-        // The latency scenario's p99.9 gets a row of its own.
-        if f[1] == "latency"
-            && let Some(p999) = f.get(8).and_then(|extras| extra(extras, "p999_us"))
-        {
-            let cell = cells.entry(("latency-p999".to_string(), f[0].to_string())).or_default();
-            cell.values.push(p999);
+        // Rows of their own, derived from a scenario's line: the latency
+        // scenario's p99.9, and the broker's CPU per message or CONNECT
+        // (what the broker spends, which a rate shared with the generator
+        // on two cores hides).
+        let broker_cpu: f64 = f[6].parse().unwrap_or(f64::NAN);
+        let received: f64 = f[4].parse().unwrap_or(f64::NAN);
+        let extras = f.get(8).copied().unwrap_or("");
+        let derived = match f[1] {
+            "latency" => vec![
+                ("latency-p999", extra(extras, "p999_us").unwrap_or(f64::NAN)),
+                ("latency-cpu", cpu_us_per(broker_cpu, extra(extras, "secs").unwrap_or(f64::NAN), received)),
+            ],
+            "connect" => {
+                vec![("connect-cpu", cpu_us_per(broker_cpu, extra(extras, "secs").unwrap_or(f64::NAN), received))]
+            }
+            _ => vec![],
+        };
+        for (row, value) in derived {
+            let cell = cells.entry((row.to_string(), f[0].to_string())).or_default();
+            cell.values.push(value);
             cell.gen_cpu.push(f[5].parse().unwrap_or(f64::NAN));
-            cell.broker_cpu.push(f[6].parse().unwrap_or(f64::NAN));
+            cell.broker_cpu.push(broker_cpu);
         }
     }
     let mut md = String::new();

@@ -348,22 +348,24 @@ pub async fn latency(t: &Target, rate: u64, seconds: u64) -> std::io::Result<Out
             ("p99_us", pct(0.99)),
             ("p999_us", pct(0.999)),
             ("max_us", got.latencies_ns.last().map_or(f64::NAN, |&m| m as f64 / 1000.0)),
+            ("secs", seconds as f64),
         ],
     })
 }
 
 /// CONNECT/CONNACK/DISCONNECT round trips per second, `concurrency` at a
 /// time, driven by the lean single-threaded client in `churn.rs`.
-pub async fn connect_rate(t: &Target, total: usize, concurrency: usize) -> std::io::Result<Outcome> {
+/// Stops starting new connections after `limit`.
+pub async fn connect_rate(t: &Target, total: usize, limit: Duration, concurrency: usize) -> std::io::Result<Outcome> {
     let (addr, sources) = (t.addr, t.sources);
-    let run = tokio::task::spawn_blocking(move || churn::run(addr, sources, total, concurrency))
+    let run = tokio::task::spawn_blocking(move || churn::run(addr, sources, total, limit, concurrency))
         .await
         .map_err(std::io::Error::other)??;
-    let error = check(total as u64, run.completed, true)
-        .map(|e| format!("{e} ({} refused, {} failed)", run.refused, run.failed));
+    let error =
+        check(run.opened, run.completed, true).map(|e| format!("{e} ({} refused, {} failed)", run.refused, run.failed));
     Ok(Outcome {
         value: run.completed as f64 / run.secs,
-        sent: total as u64,
+        sent: run.opened,
         received: run.completed,
         error,
         extra: vec![("secs", run.secs)],
