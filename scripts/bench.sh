@@ -5,13 +5,13 @@
 # scenario, stops the broker. Prints the table of medians and writes
 # bench/results.md and bench/chart.svg.
 #
-#   ./scripts/bench.sh                 # all scenarios, 3 rounds
+#   ./scripts/bench.sh                 # all scenarios, 5 rounds
 #   ROUNDS=1 SCENARIOS="latency connect" ./scripts/bench.sh
 #
 # The generator shares the cores with the broker; its CPU use is reported.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 SCENARIOS=${SCENARIOS:-"fanin-qos0 fanin-qos1 fanout-qos0 fanout-qos1 pairs-qos1 latency connect idle connect-auth"}
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
 AUTH_USERS=${AUTH_USERS:-5000}

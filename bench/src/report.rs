@@ -165,7 +165,8 @@ pub fn report(input: &Path, markdown: Option<&Path>, svg: Option<&Path>) -> std:
 
 fn chart(rows: &[(&str, &str, bool, Vec<f64>)]) -> String {
     const COLORS: [&str; 3] = ["#d9822b", "#4a78b0", "#6a9a4a"];
-    let (left, bar_h, gap, width) = (190.0, 14.0, 16.0, 420.0);
+    // The unit under each scenario name runs to about 40 characters.
+    let (left, bar_h, gap, width) = (250.0, 14.0, 16.0, 420.0);
     let group_h = bar_h * 3.0 + gap;
     let height = 60.0 + group_h * rows.len() as f64;
     let mut s = String::new();
