@@ -264,3 +264,19 @@ fn advance(conn: &mut Conn, connect: &mut [u8], digits_at: usize) -> Step {
     let _ = conn.stream.write(&DISCONNECT);
     Step::Done(Outcome::Completed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Nothing listening: every connection fails, is counted as failed, and
+    /// the run ends instead of waiting.
+    #[test]
+    fn failed_connects_are_counted() {
+        let unused = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = unused.local_addr().expect("address");
+        drop(unused);
+        let run = run(addr, 1, 20, Duration::from_secs(60), 4).expect("run");
+        assert_eq!((run.opened, run.completed, run.refused, run.failed), (20, 0, 0, 20));
+    }
+}

@@ -494,3 +494,56 @@ pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
     let stime: f64 = fields.get(12)?.parse().ok()?;
     Some((utime + stime) / 100.0)
 }
+
+/// The scenarios against an in-process moth, small: not to time anything,
+/// but so that a generator that stops counting right fails here rather than
+/// printing a wrong figure.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use moth::{Broker, Config};
+
+    async fn broker(allow_anonymous: bool) -> (Broker, Target) {
+        let yaml = format!(
+            "listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:0\nauth:\n  allow-anonymous: {allow_anonymous}\n"
+        );
+        let broker = Broker::new(Config::from_yaml_str(&yaml).expect("config")).expect("broker");
+        broker.start().await.expect("start");
+        let addr = broker.local_addrs()[0].1;
+        (broker, Target { addr, sources: 4 })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connect_counts_every_round_trip() {
+        let (broker, t) = broker(true).await;
+        let o = connect_rate(&t, 500, Duration::from_secs(60), 8).await.expect("run");
+        assert_eq!((o.sent, o.received), (500, 500));
+        assert!(o.error.is_none(), "{:?}", o.error);
+        assert!(o.value > 0.0);
+        broker.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connect_reports_refusals() {
+        let (broker, t) = broker(false).await;
+        let o = connect_rate(&t, 50, Duration::from_secs(60), 8).await.expect("run");
+        assert_eq!(o.received, 0);
+        let error = o.error.expect("refused connections are an error");
+        assert!(error.contains("50 refused"), "{error}");
+        broker.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn latency_receives_every_message_at_the_rate() {
+        let (broker, t) = broker(true).await;
+        let start = Instant::now();
+        let o = latency(&t, 1_000, 1).await.expect("run");
+        assert_eq!((o.sent, o.received), (1_000, 1_000));
+        assert!(o.error.is_none(), "{:?}", o.error);
+        // Evenly spaced sends: 1,000 at 1,000/s cannot finish early.
+        assert!(start.elapsed() >= Duration::from_millis(999), "sent too fast: {:?}", start.elapsed());
+        let p50 = o.extra.iter().find(|(k, _)| *k == "p50_us").map(|(_, v)| *v).expect("p50");
+        assert!(p50.is_finite() && p50 > 0.0, "p50 {p50}");
+        broker.shutdown().await;
+    }
+}
