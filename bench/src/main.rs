@@ -71,6 +71,13 @@ enum Command {
 const CONNECT_TOTAL: usize = 30_000;
 const CONNECT_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Client threads of the connect scenario: one per CPU. With one thread the
+/// client used all of it and set the rate for moth (27k/s either broker);
+/// with two it uses about one core of two and the broker is what runs out.
+fn connect_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 /// The password of every `userN` in the connect-auth scenario's password files.
 const AUTH_PASSWORD: &str = "bench-secret";
 
@@ -97,7 +104,7 @@ async fn run_scenario(t: &Target, scenario: &str, pid: Option<u32>, connections:
         "fanout-qos1" => scenarios::fan_out(t, 32, 5_000, QoS::AtLeastOnce).await,
         "pairs-qos1" => scenarios::pairs(t, 16, 10_000, QoS::AtLeastOnce).await,
         "latency" => scenarios::latency(t, 5_000, 20).await,
-        "connect" => scenarios::connect_rate(t, CONNECT_TOTAL, CONNECT_LIMIT, 32).await,
+        "connect" => scenarios::connect_rate(t, CONNECT_TOTAL, CONNECT_LIMIT, 32, connect_threads()).await,
         "idle" => scenarios::idle(t, connections, pid).await,
         "connect-auth" => scenarios::connect_auth(t, connections, 500, AUTH_PASSWORD, pid).await,
         other => Err(std::io::Error::other(format!("unknown scenario `{other}`"))),

@@ -354,11 +354,17 @@ pub async fn latency(t: &Target, rate: u64, seconds: u64) -> std::io::Result<Out
 }
 
 /// CONNECT/CONNACK/DISCONNECT round trips per second, `concurrency` at a
-/// time, driven by the lean single-threaded client in `churn.rs`.
+/// time, driven by the lean client in `churn.rs` on `threads` threads.
 /// Stops starting new connections after `limit`.
-pub async fn connect_rate(t: &Target, total: usize, limit: Duration, concurrency: usize) -> std::io::Result<Outcome> {
+pub async fn connect_rate(
+    t: &Target,
+    total: usize,
+    limit: Duration,
+    concurrency: usize,
+    threads: usize,
+) -> std::io::Result<Outcome> {
     let (addr, sources) = (t.addr, t.sources);
-    let run = tokio::task::spawn_blocking(move || churn::run(addr, sources, total, limit, concurrency))
+    let run = tokio::task::spawn_blocking(move || churn::run(addr, sources, total, limit, concurrency, threads))
         .await
         .map_err(std::io::Error::other)??;
     let error =
@@ -516,7 +522,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn connect_counts_every_round_trip() {
         let (broker, t) = broker(true).await;
-        let o = connect_rate(&t, 500, Duration::from_secs(60), 8).await.expect("run");
+        let o = connect_rate(&t, 500, Duration::from_secs(60), 8, 2).await.expect("run");
         assert_eq!((o.sent, o.received), (500, 500));
         assert!(o.error.is_none(), "{:?}", o.error);
         assert!(o.value > 0.0);
@@ -526,7 +532,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn connect_reports_refusals() {
         let (broker, t) = broker(false).await;
-        let o = connect_rate(&t, 50, Duration::from_secs(60), 8).await.expect("run");
+        let o = connect_rate(&t, 50, Duration::from_secs(60), 8, 2).await.expect("run");
         assert_eq!(o.received, 0);
         let error = o.error.expect("refused connections are an error");
         assert!(error.contains("50 refused"), "{error}");
