@@ -55,6 +55,14 @@ pub struct Churn {
     pub secs: f64,
 }
 
+/// One thread's tally.
+#[derive(Default)]
+struct Counts {
+    completed: u64,
+    refused: u64,
+    failed: u64,
+}
+
 struct Conn {
     stream: TcpStream,
     /// Which connection of the run this is; its client id ends in it.
@@ -97,7 +105,7 @@ pub fn run(
     let next = AtomicUsize::new(0);
     let until = Instant::now() + limit;
     let start = Instant::now();
-    let results: Vec<std::io::Result<Churn>> = std::thread::scope(|scope| {
+    let results: Vec<std::io::Result<Counts>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|k| {
                 // The slots shared out as evenly as they go.
@@ -111,15 +119,16 @@ pub fn run(
             .map(|h| h.join().unwrap_or_else(|_| Err(std::io::Error::other("connect client thread panicked"))))
             .collect()
     });
-    let mut sum = Churn { opened: 0, completed: 0, refused: 0, failed: 0, secs: start.elapsed().as_secs_f64() };
+    let secs = start.elapsed().as_secs_f64();
+    // Numbers past `total` were taken only to find there was no work left.
+    let opened = next.load(Ordering::Relaxed).min(total) as u64;
+    let mut sum = Churn { opened, completed: 0, refused: 0, failed: 0, secs };
     for r in results {
         let r = r?;
         sum.completed += r.completed;
         sum.refused += r.refused;
         sum.failed += r.failed;
     }
-    // Numbers past `total` were taken only to find there was no work left.
-    sum.opened = next.load(Ordering::Relaxed).min(total) as u64;
     Ok(sum)
 }
 
@@ -132,7 +141,7 @@ fn drive(
     until: Instant,
     concurrency: usize,
     next: &AtomicUsize,
-) -> std::io::Result<Churn> {
+) -> std::io::Result<Counts> {
     let template = wire::connect_as(&format!("bench-conn-{}", "0".repeat(DIGITS)), true, 600, None).to_vec();
     let mut driver = Driver {
         poll: Poll::new()?,
@@ -144,7 +153,7 @@ fn drive(
         next,
         total,
         active: 0,
-        result: Churn { opened: 0, completed: 0, refused: 0, failed: 0, secs: 0.0 },
+        counts: Counts::default(),
         until,
     };
     let mut events = Events::with_capacity(1024);
@@ -158,14 +167,14 @@ fn drive(
                 "no answer for {}s with {} connections open ({} completed)",
                 STALL.as_secs(),
                 driver.active,
-                driver.result.completed
+                driver.counts.completed
             )));
         }
         for event in events.iter() {
             driver.on_event(event.token().0);
         }
     }
-    Ok(driver.result)
+    Ok(driver.counts)
 }
 
 struct Driver<'a> {
@@ -183,7 +192,7 @@ struct Driver<'a> {
     total: usize,
     until: Instant,
     active: usize,
-    result: Churn,
+    counts: Counts,
 }
 
 impl Driver<'_> {
@@ -202,9 +211,9 @@ impl Driver<'_> {
 
     fn count(&mut self, outcome: Outcome) {
         match outcome {
-            Outcome::Completed => self.result.completed += 1,
-            Outcome::Refused => self.result.refused += 1,
-            Outcome::Failed => self.result.failed += 1,
+            Outcome::Completed => self.counts.completed += 1,
+            Outcome::Refused => self.counts.refused += 1,
+            Outcome::Failed => self.counts.failed += 1,
         }
     }
 
@@ -222,7 +231,7 @@ impl Driver<'_> {
                 Ok(stream)
             });
             let Ok(stream) = opened else {
-                self.result.failed += 1;
+                self.counts.failed += 1;
                 continue;
             };
             let mut conn = Conn { stream, number, sent: 0, connack: [0; 4], have: 0 };

@@ -178,16 +178,16 @@ async fn a_plugin_that_sleeps_past_the_timeout_is_refused_while_others_publish()
         dir.yaml()
     ))
     .await;
-    let (mut sub, code) = connect(&tb, "sub", Some("sub"), Some("pw")).await;
-    assert_eq!(code, 0);
+    let (mut sub, sub_code) = connect(&tb, "sub", Some("sub"), Some("pw")).await;
+    assert_eq!(sub_code, 0);
     assert_eq!(subscribe(&mut sub, 1, &["t"]).await, vec![SubackCode::Granted(QoS::AtLeastOnce)]);
-    let (mut publisher, code) = connect(&tb, "pub", Some("pub"), Some("pw")).await;
-    assert_eq!(code, 0);
+    let (mut publisher, pub_code) = connect(&tb, "pub", Some("pub"), Some("pw")).await;
+    assert_eq!(pub_code, 0);
 
     let started = Instant::now();
     let tb2 = TestBroker { broker: tb.broker.clone(), addr: tb.addr };
     let slow = tokio::spawn(async move {
-        let r = (code_of(&tb2, "slow").await, code_of(&tb2, "slow2").await);
+        let r = (code(&tb2, "slow").await, code(&tb2, "slow2").await);
         (r, started.elapsed())
     });
     // Both slow CONNECTs hold plugin calls; message traffic goes on meanwhile.
@@ -209,11 +209,11 @@ async fn a_plugin_that_sleeps_past_the_timeout_is_refused_while_others_publish()
 
     // plugin-concurrency: 1. The first call still sleeps in the plugin and
     // holds the only permit, so even a quick client waits for it, and times out.
-    assert_eq!(code_of(&tb, "quick").await, 5, "the hung call holds the plugin's only permit");
+    assert_eq!(code(&tb, "quick").await, 5, "the hung call holds the plugin's only permit");
     assert!(started.elapsed() < Duration::from_secs(4), "the check above ran after the plugin woke up");
     // Once the plugin returns, the permit is free again (retry with a deadline).
     let deadline = Instant::now() + EVENT_TIMEOUT;
-    while code_of(&tb, "quick").await != 0 {
+    while code(&tb, "quick").await != 0 {
         assert!(Instant::now() < deadline, "the permit was never released");
     }
     assert!(started.elapsed() >= Duration::from_secs(5), "the permit came back before the plugin returned");
@@ -235,16 +235,7 @@ async fn clients_queued_behind_a_slow_but_working_plugin_are_all_served() {
     ))
     .await;
     let tb = std::sync::Arc::new(tb);
-    let queued: Vec<_> = (0..10)
-        .map(|i| {
-            let tb = tb.clone();
-            tokio::spawn(async move { code_of(&tb, &format!("queued{i}")).await })
-        })
-        .collect();
-    let mut codes = Vec::new();
-    for q in queued {
-        codes.push(q.await.expect("a queued client"));
-    }
+    let codes = codes_of_concurrent(&tb, "queued", 10).await;
     assert_eq!(codes, vec![0; 10], "every queued client got in");
     assert_eq!(tb.broker.plugin_failures(), 0, "no call counted as a timeout");
     tb.broker.shutdown().await;
@@ -269,7 +260,7 @@ async fn a_client_that_leaves_while_queued_is_never_checked() {
     let logged = || std::fs::read_to_string(&calls).unwrap_or_default();
     let first = tokio::spawn({
         let tb = tb.clone();
-        async move { code_of(&tb, "first").await }
+        async move { code(&tb, "first").await }
     });
     // Its check has started (and holds the slot) once the plugin wrote it down.
     let deadline = Instant::now() + EVENT_TIMEOUT;
@@ -286,7 +277,7 @@ async fn a_client_that_leaves_while_queued_is_never_checked() {
     assert_eq!(first.await.expect("first client"), 0);
     // A third client queues behind whatever is left: when it is in, the
     // leaver's check would have run before it.
-    assert_eq!(code_of(&tb, "third").await, 0);
+    assert_eq!(code(&tb, "third").await, 0);
     assert_eq!(logged(), "first\nthird\n", "the client that left was not checked");
 }
 
@@ -307,17 +298,7 @@ fn clients_queued_behind_a_hung_plugin_are_refused() {
         ))
         .await;
         let tb = std::sync::Arc::new(tb);
-        let queued: Vec<_> = (0..4)
-            .map(|i| {
-                let tb = tb.clone();
-                tokio::spawn(async move { code_of(&tb, &format!("stuck{i}")).await })
-            })
-            .collect();
-        let mut codes = Vec::new();
-        for q in queued {
-            let answer = tokio::time::timeout(EVENT_TIMEOUT, q).await.expect("an answer, not a hang");
-            codes.push(answer.expect("client"));
-        }
+        let codes = codes_of_concurrent(&tb, "stuck", 4).await;
         assert_eq!(codes, vec![5; 4], "the hung call and everyone queued behind it are refused");
         assert_eq!(tb.broker.plugin_failures(), 4, "each refusal counted as a plugin failure");
         tb.broker.shutdown().await;
@@ -367,8 +348,21 @@ async fn a_topic_check_that_sleeps_past_the_timeout_refuses_while_others_publish
     tb.broker.shutdown().await;
 }
 
-async fn code_of(tb: &TestBroker, user: &str) -> u8 {
-    code(tb, user).await
+/// The CONNACK codes of `n` clients (`{prefix}0`..) that connect at once,
+/// in order; each must answer within the suite's event timeout.
+async fn codes_of_concurrent(tb: &std::sync::Arc<TestBroker>, prefix: &str, n: usize) -> Vec<u8> {
+    let clients: Vec<_> = (0..n)
+        .map(|i| {
+            let (tb, user) = (tb.clone(), format!("{prefix}{i}"));
+            tokio::spawn(async move { code(&tb, &user).await })
+        })
+        .collect();
+    let mut codes = Vec::new();
+    for c in clients {
+        let answer = tokio::time::timeout(EVENT_TIMEOUT, c).await.expect("an answer, not a hang");
+        codes.push(answer.expect("client"));
+    }
+    codes
 }
 
 #[tokio::test]
