@@ -105,9 +105,10 @@ impl Chains {
 
     /// Resolves and constructs the chains a configuration names.
     ///
-    /// When `auth.plugins` is absent, the chain is `auth_anonymous` (and
-    /// `auth_file` when `password-file` is set), which is what hbmqtt's stock
-    /// configuration amounts to. When `topic-check.plugins` is absent, the
+    /// When `auth.plugins` is absent, the chain is `auth_anonymous` and
+    /// `auth_file`, as hbmqtt asks every plugin it has; without
+    /// `password-file`, that `auth_file` refuses every client that sends a
+    /// user name, as hbmqtt's does. When `topic-check.plugins` is absent, the
     /// built-in topic plugins are asked, as in hbmqtt. Plugin libraries are
     /// only used when a chain names them.
     pub fn build(config: &Config, namespace: &str) -> Result<Chains, AccessError> {
@@ -125,13 +126,9 @@ impl Chains {
                 );
             }
         }
-        let auth_names = config.auth.plugins.clone().unwrap_or_else(|| {
-            let mut v = vec!["auth_anonymous".to_string()];
-            if config.auth.password_file.is_some() {
-                v.push("auth_file".to_string());
-            }
-            v
-        });
+        // Without `auth.plugins` hbmqtt asks every plugin it has: both of these.
+        let auth_names =
+            config.auth.plugins.clone().unwrap_or_else(|| vec!["auth_anonymous".to_string(), "auth_file".to_string()]);
         let topic_names = config.topic_check.enabled.then(|| {
             config.topic_check.plugins.clone().unwrap_or_else(|| vec!["topic_taboo".into(), "topic_acl".into()])
         });

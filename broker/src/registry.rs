@@ -9,9 +9,11 @@
 use std::path::{Path, PathBuf};
 
 use moth_auth_anonymous::AnonymousAuth;
-use moth_auth_file::PasswordFile;
+use moth_auth_file::{Options as FileOptions, PasswordFile};
 use moth_plugin_api::std_types::{RResult, RStr};
-use moth_plugin_api::{API_VERSION, ApiVersion, HostContext, PluginBox, PluginModRef, into_plugin_box};
+use moth_plugin_api::{
+    API_VERSION, ApiVersion, AuthRequest, Capabilities, Decision, HostContext, PluginBox, PluginModRef, into_plugin_box,
+};
 use moth_topic_acl::TopicAcl;
 use moth_topic_taboo::TopicTaboo;
 use tracing::{debug, warn};
@@ -105,10 +107,7 @@ impl Registry {
                 PasswordFile::NAME,
                 &["auth.file"],
                 "users and password hashes (argon2id, sha-crypt, Mosquitto $6$/$7$) from auth.password-file",
-                |c| match &c.auth.password_file {
-                    None => Err("needs `auth.password-file` (the file of `user:hash` lines)".into()),
-                    Some(path) => PasswordFile::load(path, plugin_loader::host_log).map(into_plugin_box),
-                },
+                password_file,
             ),
             builtin(
                 TopicTaboo::NAME,
@@ -119,8 +118,13 @@ impl Registry {
             builtin(
                 TopicAcl::NAME,
                 &["topic.acl"],
-                "per-user topic filters from topic-check.acl, on subscribe and publish",
-                |c| Ok(into_plugin_box(TopicAcl::new(c.topic_check.acl.clone()))),
+                "per-user topic filters from topic-check.acl (or subscribe-acl, publish-acl, receive-acl)",
+                |c| {
+                    let t = &c.topic_check;
+                    let acl =
+                        TopicAcl::per_action(t.subscribe_acl.clone(), t.publish_acl.clone(), t.receive_acl.clone());
+                    Ok(into_plugin_box(acl))
+                },
             ),
         ];
         Registry { entries, failures: Vec::new() }
@@ -215,7 +219,7 @@ impl Registry {
         Some(match entry.factory {
             Factory::BuiltIn(make) => make(config),
             Factory::Library(module) => {
-                let options = options_for(&entry.info, config);
+                let options = options_for(&entry.info.name, config);
                 let host = HostContext {
                     api_version: API_VERSION,
                     broker_version: RStr::from_str(env!("CARGO_PKG_VERSION")),
@@ -230,10 +234,52 @@ impl Registry {
     }
 }
 
+/// `auth_file`: the password file with its moth-only options
+/// (`plugins-config.auth_file`).
+///
+/// Without `auth.password-file` it is an error, except in the chain hbmqtt
+/// builds when `auth.plugins` is absent: there hbmqtt asks its file plugin
+/// too, which, with no file, refuses every client that sends a user name
+/// ([`NoPasswordFile`]).
+/// moth keeps that rule rather than admit those clients (whose user names,
+/// unchecked, would select their `topic-check.acl` rights).
+fn password_file(c: &Config) -> Result<PluginBox, String> {
+    let options = FileOptions::from_json(&options_for(PasswordFile::NAME, c))?;
+    match &c.auth.password_file {
+        Some(path) => Ok(into_plugin_box(PasswordFile::load(path, plugin_loader::host_log)?.with_options(options))),
+        None if c.auth.plugins.is_none() => Ok(into_plugin_box(NoPasswordFile)),
+        None => Err("needs `auth.password-file` (the file of `user:hash` lines)".into()),
+    }
+}
+
+/// `auth_file` without a file, in hbmqtt's implicit chain: every user name
+/// is unknown, and the refusal says why.
+struct NoPasswordFile;
+
+impl moth_plugin_api::Plugin for NoPasswordFile {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::AUTHENTICATE | Capabilities::FAST_AUTHENTICATE
+    }
+
+    fn authenticate(&self, request: &AuthRequest<'_>) -> Decision {
+        let cn = request.tls.into_option().and_then(|t| t.common_name.into_option()).map(|c| c.as_str());
+        match request.username() {
+            None => Decision::ignore(),
+            // Proved by a verified client certificate
+            // (`use_identity_as_username`): not a name this plugin must vouch for.
+            Some(user) if cn == Some(user) => Decision::ignore(),
+            Some(_) => Decision::bad_credentials(
+                "no `auth.password-file`, so auth_file knows no user (hbmqtt's rule when `auth.plugins` is \
+                 absent); set `auth.plugins: [auth_anonymous]` to admit clients with any user name",
+            ),
+        }
+    }
+}
+
 /// The plugin's options as JSON text: `plugins-config.<name>` under either
 /// spelling of the name, `{}` when absent.
-fn options_for(info: &PluginInfo, config: &Config) -> String {
-    let want = canonical(&info.name);
+fn options_for(name: &str, config: &Config) -> String {
+    let want = canonical(name);
     config
         .plugins
         .options

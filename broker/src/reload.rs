@@ -38,6 +38,9 @@ pub fn diff(running: &Config, applied: &Config, new: &Config) -> ReloadReport {
     changed(&mut r.applied, "topic-check.enabled", &a.enabled, &n.enabled);
     changed(&mut r.applied, "topic-check.plugins", &a.plugins, &n.plugins);
     changed(&mut r.applied, "topic-check.acl", &a.acl, &n.acl);
+    changed(&mut r.applied, "topic-check.subscribe-acl", &a.subscribe_acl, &n.subscribe_acl);
+    changed(&mut r.applied, "topic-check.publish-acl", &a.publish_acl, &n.publish_acl);
+    changed(&mut r.applied, "topic-check.receive-acl", &a.receive_acl, &n.receive_acl);
     changed(&mut r.applied, "topic-check.default", &a.default, &n.default);
     let (a, n) = (&applied.plugins, &new.plugins);
     changed(&mut r.applied, "plugins-dir", &a.dirs, &n.dirs);
@@ -62,6 +65,7 @@ pub fn diff(running: &Config, applied: &Config, new: &Config) -> ReloadReport {
     changed(restart, "max-packet-size", &running.limits.max_packet_size, &new.limits.max_packet_size);
     changed(restart, "max-inflight", &running.limits.max_inflight, &new.limits.max_inflight);
     changed(restart, "max-queued-messages", &running.limits.max_queued_messages, &new.limits.max_queued_messages);
+    changed(restart, "session-owner", &running.session_owner, &new.session_owner);
     changed(restart, "metrics", &running.metrics, &new.metrics);
     changed(restart, "log-format", &running.log_format, &new.log_format);
     r

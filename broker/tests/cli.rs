@@ -8,120 +8,19 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 mod common;
 
 use bytes::BytesMut;
-use common::{TempDir, free_port};
+use common::{DEADLINE, Running, TempDir, describe, free_port, moth, run, send_signal, text, wait_until_listening};
 use moth::codec;
 use moth::packet::{Connect, ConnectReturnCode, Packet, Protocol, Publish, QoS, Subscribe, SubscribeFilter};
-
-const MOTH: &str = env!("CARGO_BIN_EXE_moth");
-/// How long a command or an event may take before the test fails.
-const DEADLINE: Duration = Duration::from_secs(15);
-
-// ---------------------------------------------------------------------------
-// Helpers: temp files, processes with deadlines, a tiny blocking MQTT client.
-
-fn moth() -> Command {
-    let mut c = Command::new(MOTH);
-    // Plain log lines, whatever the environment says.
-    c.env("NO_COLOR", "1").env_remove("RUST_LOG");
-    c
-}
-
-fn send_signal(pid: u32, signal: &str) {
-    let status = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().expect("run kill");
-    assert!(status.success(), "kill -{signal} {pid} failed: {status}");
-}
-
-/// A spawned process whose exit is reported over a channel.
-struct Running {
-    pid: u32,
-    exited: mpsc::Receiver<std::io::Result<Output>>,
-    finished: bool,
-}
-
-impl Running {
-    fn spawn(mut cmd: Command) -> Running {
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let child: Child = cmd.spawn().expect("spawn moth");
-        let pid = child.id();
-        let (tx, exited) = mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(child.wait_with_output());
-        });
-        Running { pid, exited, finished: false }
-    }
-
-    /// The output if the process has already exited.
-    fn try_output(&mut self) -> Option<Output> {
-        match self.exited.try_recv() {
-            Ok(r) => {
-                self.finished = true;
-                Some(r.expect("wait for moth"))
-            }
-            Err(_) => None,
-        }
-    }
-
-    /// Waits for the exit; kills the process and fails after `DEADLINE`.
-    fn wait(mut self, what: &str) -> Output {
-        match self.exited.recv_timeout(DEADLINE) {
-            Ok(r) => {
-                self.finished = true;
-                r.expect("wait for moth")
-            }
-            Err(_) => panic!("moth did not exit within {DEADLINE:?} ({what}); killed it"),
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if !self.finished && self.exited.try_recv().is_err() {
-            let _ = Command::new("kill").arg("-KILL").arg(self.pid.to_string()).status();
-        }
-    }
-}
-
-/// Runs moth with `args` to completion (with a deadline).
-fn run(args: &[&str]) -> Output {
-    let mut cmd = moth();
-    cmd.args(args);
-    Running::spawn(cmd).wait(&format!("moth {}", args.join(" ")))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn describe(out: &Output) -> String {
-    format!("status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}", out.status, text(&out.stdout), text(&out.stderr))
-}
 
 /// The non-empty lines of stderr; a configuration error must be exactly one.
 fn stderr_lines(out: &Output) -> Vec<String> {
     text(&out.stderr).lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect()
-}
-
-/// Retries a TCP connect until it succeeds, `moth` exits, or the deadline passes.
-fn wait_until_listening(proc: &mut Running, addr: SocketAddr) -> TcpStream {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
-            return s;
-        }
-        if let Some(out) = proc.try_output() {
-            panic!("moth exited before listening on {addr}:\n{}", describe(&out));
-        }
-        assert!(Instant::now() < deadline, "moth did not listen on {addr} within {DEADLINE:?}");
-        // Readiness poll interval, not a wait for an event.
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// A blocking MQTT client on a std socket, enough to prove a broker works.
@@ -283,7 +182,11 @@ fn check_accepts_a_valid_config_and_names_its_listeners() {
     let stdout = text(&out.stdout);
     assert!(stdout.contains("my-tcp"), "--check should name the listener:\n{stdout}");
     assert!(stdout.contains("127.0.0.1:1883"), "--check should show the bind address:\n{stdout}");
-    assert!(stdout.contains("auth: auth_anonymous; topic-check: off"), "--check should show the chains:\n{stdout}");
+    // No `auth.plugins`: hbmqtt asks every plugin it has, and so does moth.
+    assert!(
+        stdout.contains("auth: auth_anonymous, auth_file; topic-check: off"),
+        "--check should show the chains:\n{stdout}"
+    );
     assert!(stderr_lines(&out).is_empty(), "a valid config prints nothing on stderr\n{}", describe(&out));
 }
 

@@ -32,8 +32,14 @@ pub struct TestBroker {
 impl TestBroker {
     /// Starts a broker on 127.0.0.1 with an ephemeral port. `extra_yaml` is
     /// appended to the config (top-level keys other than `listeners`).
+    /// Without an `auth` section of its own the broker admits every client,
+    /// as moth's embedded default does (`auth.plugins: [auth_anonymous]`);
+    /// a file with no `auth.plugins` at all keeps hbmqtt's rule, which
+    /// refuses user names when there is no password file.
     pub async fn start(extra_yaml: &str) -> TestBroker {
-        let yaml = format!("listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:0\n{extra_yaml}\n");
+        let names_auth = extra_yaml.lines().any(|l| l.starts_with("auth:") || l.starts_with("plugins:"));
+        let auth = if names_auth { "" } else { "auth:\n  plugins: [auth_anonymous]\n" };
+        let yaml = format!("listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:0\n{auth}{extra_yaml}\n");
         Self::start_yaml(&yaml).await
     }
 

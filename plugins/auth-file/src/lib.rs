@@ -10,10 +10,13 @@
 //! Answers: a listed user with the right password is allowed; with a wrong
 //! password, or **no password at all** (MQTT allows a user name without a
 //! password; a listed user must prove who they are), `BAD_CREDENTIALS`
-//! (CONNACK 4); a user not in the file, or a client without user name, gets
-//! no opinion (the rest of the chain decides). An unknown user's password is
-//! still verified against a hash of the same kind and cost as the file's, so
-//! unknown user and wrong password take the same time.
+//! (CONNACK 4); a user not in the file gets `BAD_CREDENTIALS` too, as in
+//! hbmqtt and amqtt (`plugins-config.auth_file.unknown-users: ignore` leaves
+//! it to the rest of the chain instead, see [`options`]); a client without
+//! user name gets no opinion. An unknown user's password is still verified
+//! against a hash of the same kind and cost as the file's, so unknown user
+//! and wrong password take the same time. A password longer than
+//! `max-password-bytes` (1 KiB) is refused before any hash is computed.
 //!
 //! The file is re-read when its size, mtime or inode changes (checked at most
 //! once a second, from `authenticate`) and on SIGHUP (the broker rebuilds its
@@ -42,10 +45,12 @@ pub mod cache;
 pub mod hash;
 pub mod mapped;
 pub mod memory;
+pub mod options;
 pub mod users;
 
 use cache::SuccessCache;
 use memory::BlockPool;
+pub use options::{Options, UnknownUsers};
 use users::{Entry, Users};
 
 /// The broker's log callback (`HostContext::log`'s type).
@@ -64,6 +69,8 @@ pub struct PasswordFile {
     checks: AtomicU64,
     /// The working memory of argon2 checks, reused from call to call.
     memory: BlockPool,
+    /// `plugins-config.auth_file` ([`options`]).
+    options: Options,
 }
 
 /// The file on disk and what it looked like when last read.
@@ -117,6 +124,7 @@ impl PasswordFile {
             cache: SuccessCache::new(),
             checks: AtomicU64::new(0),
             memory: BlockPool::per_cpu(),
+            options: Options::default(),
         };
         file.warn_if_readable_by_others(path);
         Ok(file)
@@ -135,7 +143,14 @@ impl PasswordFile {
             cache: SuccessCache::new(),
             checks: AtomicU64::new(0),
             memory: BlockPool::per_cpu(),
+            options: Options::default(),
         }
+    }
+
+    /// The same file with other options ([`options`]).
+    pub fn with_options(mut self, options: Options) -> PasswordFile {
+        self.options = options;
+        self
     }
 
     /// How many users can log in.
@@ -240,15 +255,31 @@ impl Plugin for PasswordFile {
 
     fn authenticate(&self, request: &AuthRequest<'_>) -> Decision {
         let Some(user) = request.username() else { return Decision::ignore() };
+        // Before the lookup, so a listed and an unknown user are refused alike
+        // and no hash ever sees such a password (sha-crypt's cost grows with
+        // the square of its length).
+        if let Some(password) = request.password()
+            && password.len() > self.options.max_password_bytes
+        {
+            return Decision::bad_credentials(format!(
+                "password of `{user}` is {} bytes, longer than max-password-bytes ({})",
+                password.len(),
+                self.options.max_password_bytes
+            ));
+        }
         self.refresh();
         let users = self.current();
         match (users.get(user), request.password()) {
-            (Entry::Unknown, Some(password)) => {
-                self.checks.fetch_add(1, Ordering::Relaxed);
-                users.burn(password, &self.memory);
-                Decision::ignore()
+            (Entry::Unknown, password) => {
+                if let Some(password) = password {
+                    self.checks.fetch_add(1, Ordering::Relaxed);
+                    users.burn(password, &self.memory);
+                }
+                match self.options.unknown_users {
+                    UnknownUsers::Deny => Decision::bad_credentials(format!("unknown user `{user}`")),
+                    UnknownUsers::Ignore => Decision::ignore(),
+                }
             }
-            (Entry::Unknown, None) => Decision::ignore(),
             (_, None) => Decision::bad_credentials(format!("no password for `{user}`")),
             (Entry::Disabled, Some(password)) => {
                 self.checks.fetch_add(1, Ordering::Relaxed);
@@ -324,7 +355,9 @@ mod tests {
         assert_eq!(f.authenticate(&req(Some("alice"), Some(b"builder"))).kind, BAD);
         // A listed user without a password: refused, not left to the chain.
         assert_eq!(f.authenticate(&req(Some("bob"), None)).kind, BAD);
-        assert!(f.authenticate(&req(Some("carol"), Some(b"x"))).is_ignore());
+        // Not in the file: refused, as hbmqtt and amqtt refuse it.
+        assert_eq!(f.authenticate(&req(Some("carol"), Some(b"x"))).kind, BAD);
+        assert_eq!(f.authenticate(&req(Some("carol"), None)).kind, BAD);
         assert!(f.authenticate(&req(None, None)).is_ignore());
         assert!(logged("argon-passwd").is_empty());
     }
@@ -420,7 +453,7 @@ user7:$7$101$AAECAwQFBgcICQoL$Xr99N9ym9ys8TWxis5ajETJq6EVYzmc6nb8t3pUYnPBbCAbICS
                         // Wrong passwords: never answered from the cache, always a hash check.
                         let pw = format!("wrong-{i}-{j}");
                         assert_eq!(f.authenticate(&req(Some("alice"), Some(pw.as_bytes()))).kind, BAD);
-                        assert!(f.authenticate(&req(Some("mallory"), Some(b"pw"))).is_ignore());
+                        assert_eq!(f.authenticate(&req(Some("mallory"), Some(b"pw"))).kind, BAD);
                     }
                 })
             })
@@ -506,5 +539,39 @@ user7:$7$101$AAECAwQFBgcICQoL$Xr99N9ym9ys8TWxis5ajETJq6EVYzmc6nb8t3pUYnPBbCAbICS
         assert_eq!(load_with(0o600), 2, "tight: no warning");
         assert_eq!(load_with(0o644), 3, "loosened again: warned again");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unknown_users_ignore_leaves_them_to_the_chain() {
+        let options = Options { unknown_users: UnknownUsers::Ignore, ..Options::default() };
+        let f = PasswordFile::parse(&format!("alice:{}\n", hash("pw")), "ignore-passwd", capture).with_options(options);
+        assert!(f.authenticate(&req(Some("carol"), Some(b"x"))).is_ignore());
+        assert!(f.authenticate(&req(Some("carol"), None)).is_ignore());
+        assert_eq!(f.authenticate(&req(Some("alice"), Some(b"nope"))).kind, BAD, "listed users are still checked");
+    }
+
+    /// A password over `max-password-bytes` is refused without a hash check,
+    /// for listed and unknown users alike; one at the limit is checked.
+    /// Counted, not timed (the cost it avoids is sha-crypt's, quadratic in
+    /// the length: about 13 s of CPU for 64 KiB).
+    #[test]
+    fn long_passwords_are_refused_before_hashing() {
+        let text = "test:$6$l4zQEHEcowc1Pnv4$HHrh8xnsZoLItQ8BmpFHM4r6q5UqK3DnXp2GaTm5zp5buQ7NheY3Xt9f6godVKbEtA.hOC7IEDwnok3pbAOip.\n";
+        let f = PasswordFile::parse(text, "long-passwd", capture)
+            .with_options(Options { max_password_bytes: 16, ..Options::default() });
+        let checks = || f.checks.load(Ordering::Relaxed);
+        let long = [b'x'; 65535];
+        for user in ["test", "mallory"] {
+            let d = f.authenticate(&req(Some(user), Some(&long)));
+            assert_eq!(d.kind, BAD, "{user}");
+            assert!(d.reason.as_str().contains("max-password-bytes"), "{user}: {}", d.reason.as_str());
+        }
+        assert_eq!(checks(), 0, "no hash computed for an over-long password");
+        assert_eq!(f.authenticate(&req(Some("test"), Some(&[b'x'; 16]))).kind, BAD);
+        assert_eq!(checks(), 1, "a password at the limit is checked");
+        assert!(f.authenticate(&req(Some("test"), Some(b"test"))).is_allow());
+        let default = PasswordFile::parse(text, "long-passwd", capture);
+        assert_eq!(default.authenticate(&req(Some("test"), Some(&[b'x'; 1025]))).kind, BAD);
+        assert_eq!(default.checks.load(Ordering::Relaxed), 0, "1 KiB by default");
     }
 }

@@ -1,9 +1,14 @@
-//! `topic_acl`: hbmqtt's access-control list, from `topic-check.acl`.
+//! `topic_acl`: hbmqtt's access-control list, from `topic-check.acl`, and
+//! amqtt's split one (`subscribe-acl`, `publish-acl`, `receive-acl`).
 //!
-//! The ACL maps a user name to the topic filters that user may use; the key
+//! An ACL maps a user name to the topic filters that user may use; the key
 //! `anonymous` covers clients without a user name, and a user missing from the
-//! map may use nothing. hbmqtt applies it to SUBSCRIBE only (although its docs
-//! say publish too); moth applies it to SUBSCRIBE and PUBLISH alike.
+//! map may use nothing. There is one ACL per action ([`TopicAcl::per_action`]):
+//! `None` puts no limit on that action (amqtt's rule for an absent ACL), `Some`
+//! allows only what it lists. hbmqtt applies `acl` to SUBSCRIBE only
+//! (although its docs say publish too); moth's hbmqtt form ([`TopicAcl::new`])
+//! applies it to SUBSCRIBE and PUBLISH alike. A receive ACL is asked on every
+//! delivery to the client (the plugin then declares `CHECK_RECEIVE`).
 //!
 //! A requested *filter* is allowed when one of the user's filters covers it:
 //! `sensors/#` covers `sensors/+/temp`, but `sensors/+` does not cover `sensors/#`.
@@ -12,8 +17,13 @@ use std::collections::BTreeMap;
 
 use moth_plugin_api::{Capabilities, Decision, Plugin, TopicAction, TopicRequest};
 
+/// User name -> the topic filters that user may use.
+pub type Acl = BTreeMap<String, Vec<String>>;
+
 pub struct TopicAcl {
-    acl: BTreeMap<String, Vec<String>>,
+    subscribe: Option<Acl>,
+    publish: Option<Acl>,
+    receive: Option<Acl>,
 }
 
 impl TopicAcl {
@@ -21,22 +31,33 @@ impl TopicAcl {
     /// ACL key that applies to clients that sent no user name.
     pub const ANONYMOUS: &'static str = "anonymous";
 
-    pub fn new(acl: BTreeMap<String, Vec<String>>) -> Self {
-        TopicAcl { acl }
+    /// hbmqtt's form: one ACL for SUBSCRIBE and PUBLISH; deliveries unchecked.
+    pub fn new(acl: Acl) -> Self {
+        TopicAcl { subscribe: Some(acl.clone()), publish: Some(acl), receive: None }
+    }
+
+    /// One ACL per action; `None` = no limit on that action.
+    pub fn per_action(subscribe: Option<Acl>, publish: Option<Acl>, receive: Option<Acl>) -> Self {
+        TopicAcl { subscribe, publish, receive }
     }
 }
 
 impl Plugin for TopicAcl {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::CHECK_TOPIC | Capabilities::FAST_TOPIC_CHECK
+        let checks = Capabilities::CHECK_TOPIC | Capabilities::FAST_TOPIC_CHECK;
+        if self.receive.is_some() { checks | Capabilities::CHECK_RECEIVE } else { checks }
     }
 
     fn check_topic(&self, request: &TopicRequest<'_>) -> Decision {
-        if request.action != TopicAction::SUBSCRIBE && request.action != TopicAction::PUBLISH {
-            return Decision::ignore();
-        }
+        let acl = match request.action {
+            TopicAction::SUBSCRIBE => &self.subscribe,
+            TopicAction::PUBLISH => &self.publish,
+            TopicAction::RECEIVE => &self.receive,
+            _ => return Decision::ignore(),
+        };
+        let Some(acl) = acl else { return Decision::allow() };
         let user = request.username().unwrap_or(Self::ANONYMOUS);
-        let allowed = self.acl.get(user).map(Vec::as_slice).unwrap_or(&[]);
+        let allowed = acl.get(user).map(Vec::as_slice).unwrap_or(&[]);
         if allowed.iter().any(|f| covers(f, request.topic())) {
             Decision::allow()
         } else {
@@ -106,6 +127,21 @@ mod tests {
         let p = acl();
         assert!(p.check_topic(&req(None, TopicAction::SUBSCRIBE, "calendar/x")).is_refusal());
         assert!(p.check_topic(&req(Some("mallory"), TopicAction::PUBLISH, "calendar/x")).is_refusal());
+    }
+
+    #[test]
+    fn one_acl_per_action_and_none_is_no_limit() {
+        let alice = |f: &[&str]| BTreeMap::from([("alice".to_string(), f.iter().map(|s| s.to_string()).collect())]);
+        let p = TopicAcl::per_action(Some(alice(&["in/#"])), None, Some(alice(&["in/mine"])));
+        let a = Some("alice");
+        assert_eq!(p.check_topic(&req(a, TopicAction::SUBSCRIBE, "in/x")), Decision::allow());
+        assert!(p.check_topic(&req(a, TopicAction::SUBSCRIBE, "out/x")).is_refusal());
+        assert_eq!(p.check_topic(&req(a, TopicAction::PUBLISH, "anything")), Decision::allow(), "no publish ACL");
+        assert_eq!(p.check_topic(&req(a, TopicAction::RECEIVE, "in/mine")), Decision::allow());
+        assert!(p.check_topic(&req(a, TopicAction::RECEIVE, "in/other")).is_refusal());
+        assert!(p.capabilities().contains(Capabilities::CHECK_RECEIVE));
+        assert!(!acl().capabilities().contains(Capabilities::CHECK_RECEIVE), "hbmqtt's form checks no delivery");
+        assert!(p.check_topic(&req(a, TopicAction(9), "in/x")).is_ignore(), "an action of a later version");
     }
 
     #[test]

@@ -36,16 +36,20 @@
 //! max-packet-size: 1048576       # moth only: largest accepted packet in bytes, default 1 MiB
 //! max-inflight: 32               # moth only: unacknowledged QoS 1/2 deliveries per session
 //! max-queued-messages: 1000      # moth only: messages queued per session
+//! session-owner: user            # moth only: user (default) or client-id; who may resume a session
 //! auth:
-//!   plugins: [auth_anonymous, auth_file]  # absent = auth_anonymous (+ auth_file when password-file is set)
+//!   plugins: [auth_anonymous, auth_file]  # absent = both (auth_file without a file refuses every user name)
 //!   allow-anonymous: true        # also allow_anonymous; default true
 //!   password-file: /etc/moth/passwd       # also password_file
 //! topic-check:                   # also topic_check
 //!   enabled: false               # default false: topic plugins are never asked
 //!   plugins: [topic_acl]         # or topic_taboo
-//!   acl:                         # user name -> topic filters that user may subscribe to
+//!   acl:                         # user name -> topic filters that user may subscribe to and publish on
 //!     alice: ['repositories/+/master', 'calendar/#']
 //!     anonymous: []              # `anonymous` = clients without a user name
+//!   subscribe-acl: {}            # also subscribe_acl; replaces `acl` for SUBSCRIBE
+//!   publish-acl: {}              # also publish_acl; replaces `acl` for PUBLISH
+//!   receive-acl: {}              # also receive_acl; absent = deliveries unchecked
 //! metrics:                       # moth only: Prometheus endpoint; absent = off
 //!   bind: 127.0.0.1:9100         # required; same forms as a listener's `bind`
 //!   path: /metrics               # default /metrics
@@ -58,6 +62,8 @@
 //!   allowlist: {users: {alice: {password: secret}}}
 //! plugin-timeout: 5              # moth only: seconds an authentication plugin may take; then it counts as deny
 //! plugin-concurrency: 16         # moth only: calls of one plugin running at once; auth_file: at most one per CPU
+//! plugins:                       # amqtt's map of plugin class paths to options (see `amqtt.rs`);
+//!   amqtt.plugins.authentication.FileAuthPlugin: {password_file: passwd}  # a list of names: ignored (hbmqtt)
 //! ```
 //!
 //! `auth` also takes `default: deny` (moth only): the answer when every
@@ -124,6 +130,8 @@ use serde_saphyr::{Location, MessageFormatter, Spanned, UserMessageFormatter};
 
 use crate::packet::QoS;
 
+mod amqtt;
+
 /// Default of `timeout-disconnect-delay`: 2 seconds, as in hbmqtt.
 pub const DEFAULT_TIMEOUT_DISCONNECT_DELAY: Duration = Duration::from_secs(2);
 /// Default of `max-packet-size`: 1 MiB.
@@ -170,6 +178,8 @@ pub struct Config {
     pub topic_check: TopicCheckConfig,
     /// moth's resource limits (top-level keys).
     pub limits: Limits,
+    /// `session-owner` (moth only): who may resume a session.
+    pub session_owner: SessionOwner,
     /// The `metrics` section: `Some` when the Prometheus endpoint is on.
     pub metrics: Option<MetricsConfig>,
     /// `log-level`: a `RUST_LOG`-style filter for the `moth` program; `None`
@@ -182,6 +192,24 @@ pub struct Config {
     /// Non-fatal findings (unknown keys, deprecated spellings) for the caller to log.
     /// Each is one line in the same `file:line:column: key: message` form as errors.
     pub warnings: Vec<String>,
+}
+
+/// `session-owner`: whose a stored session is, so that one user cannot take
+/// over another's by connecting with its client id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SessionOwner {
+    /// The default: a session belongs to the user (user name, or none) that
+    /// created it. Another user connecting with its client id is refused
+    /// with CONNACK 2 (identifier rejected); the session and its connection
+    /// are left alone.
+    #[default]
+    User,
+    /// Mosquitto's behaviour: any user may connect with the client id (the
+    /// connection holding it is taken over), but a different user gets a
+    /// fresh session: none of the previous user's subscriptions, queued or
+    /// in-flight messages.
+    ClientId,
 }
 
 /// The Prometheus endpoint (`metrics` section).
@@ -340,6 +368,17 @@ pub struct TopicCheckConfig {
     /// `acl`: user name -> topic filters that user may use; the key
     /// `anonymous` covers clients without a user name.
     pub acl: BTreeMap<String, Vec<String>>,
+    /// What `topic_acl` allows on SUBSCRIBE: `subscribe-acl` (also
+    /// `subscribe_acl`), else `acl`. `None` = no limit (an amqtt
+    /// `TopicAccessControlListPlugin` without `subscribe_acl` or `acl`).
+    pub subscribe_acl: Option<BTreeMap<String, Vec<String>>>,
+    /// What `topic_acl` allows on PUBLISH: `publish-acl` (also
+    /// `publish_acl`), else `acl` (hbmqtt's own plugin checks no PUBLISH;
+    /// moth applies `acl`). `None` = no limit, as for `subscribe_acl`.
+    pub publish_acl: Option<BTreeMap<String, Vec<String>>>,
+    /// What `topic_acl` lets each user receive: `receive-acl` (also
+    /// `receive_acl`). `None` (the default) = deliveries are not checked.
+    pub receive_acl: Option<BTreeMap<String, Vec<String>>>,
     /// `default` (moth only): the answer when every plugin says `ignore`.
     pub default: ChainDefault,
 }
@@ -456,6 +495,9 @@ pub struct ConfigFile {
     /// `max-queued-messages`.
     #[serde(rename = "max-queued-messages")]
     pub max_queued_messages: Option<usize>,
+    /// `session-owner`: `user` or `client-id`.
+    #[serde(rename = "session-owner")]
+    pub session_owner: Option<SessionOwner>,
     /// `metrics`: the Prometheus endpoint.
     pub metrics: Option<MetricsFile>,
     /// `log-level`: a `RUST_LOG`-style filter.
@@ -476,6 +518,10 @@ pub struct ConfigFile {
     /// `plugin-concurrency`.
     #[serde(rename = "plugin-concurrency")]
     pub plugin_concurrency: Option<usize>,
+    /// `plugins`: amqtt's map from plugin class paths to their options (or
+    /// a list of class paths and one-entry maps); hbmqtt's list of
+    /// entry-point names, which hbmqtt ignores, is ignored too. See [`amqtt`].
+    pub plugins: Option<serde_json::Value>,
 }
 
 /// A value that may be written as one item or as a list of them.
@@ -571,6 +617,24 @@ pub struct TopicCheckFile {
     /// `acl`: user name -> topic filters. A null list (`alice:`) is empty.
     #[serde(default, deserialize_with = "de_acl")]
     pub acl: Option<BTreeMap<String, Vec<String>>>,
+    /// `subscribe-acl`: the ACL of SUBSCRIBE, instead of `acl`.
+    #[serde(default, rename = "subscribe-acl", deserialize_with = "de_acl")]
+    pub subscribe_acl: Option<BTreeMap<String, Vec<String>>>,
+    /// `subscribe_acl`.
+    #[serde(default, rename = "subscribe_acl", deserialize_with = "de_acl")]
+    pub subscribe_acl_alt: Option<BTreeMap<String, Vec<String>>>,
+    /// `publish-acl`: the ACL of PUBLISH, instead of `acl`.
+    #[serde(default, rename = "publish-acl", deserialize_with = "de_acl")]
+    pub publish_acl: Option<BTreeMap<String, Vec<String>>>,
+    /// `publish_acl`.
+    #[serde(default, rename = "publish_acl", deserialize_with = "de_acl")]
+    pub publish_acl_alt: Option<BTreeMap<String, Vec<String>>>,
+    /// `receive-acl`: topics each user may receive; absent = no check.
+    #[serde(default, rename = "receive-acl", deserialize_with = "de_acl")]
+    pub receive_acl: Option<BTreeMap<String, Vec<String>>>,
+    /// `receive_acl`.
+    #[serde(default, rename = "receive_acl", deserialize_with = "de_acl")]
+    pub receive_acl_alt: Option<BTreeMap<String, Vec<String>>>,
     /// `default`: `deny` or `allow`.
     pub default: Option<ChainDefault>,
 }
@@ -963,6 +1027,7 @@ fn expectation(path: &[Seg]) -> Option<&'static str> {
         ["max-packet-size"] => "a positive number of bytes",
         ["max-inflight"] => "an integer from 1 to 65535",
         ["max-queued-messages"] => "a non-negative integer",
+        ["session-owner"] => "`user` or `client-id`",
         ["metrics"] => "a mapping of metrics settings (`bind`, `path`)",
         ["metrics", "bind"] => "an address such as `127.0.0.1:9100`",
         ["metrics", "path"] => "a URL path such as `/metrics`",
@@ -976,9 +1041,11 @@ fn expectation(path: &[Seg]) -> Option<&'static str> {
         ["auth", "allow-anonymous" | "allow_anonymous"] => BOOLEAN,
         ["auth", "password-file" | "password_file"] => "a file path",
         ["topic-check" | "topic_check", "enabled"] => BOOLEAN,
-        ["topic-check" | "topic_check", "acl"] => "a mapping from user names to lists of topic filters",
-        ["topic-check" | "topic_check", "acl", _] => "a list of topic filters",
-        ["topic-check" | "topic_check", "acl", _, "[]"] => "a topic filter",
+        ["topic-check" | "topic_check", acl] if ACL_KEYS.contains(acl) => {
+            "a mapping from user names to lists of topic filters"
+        }
+        ["topic-check" | "topic_check", acl, _] if ACL_KEYS.contains(acl) => "a list of topic filters",
+        ["topic-check" | "topic_check", acl, _, "[]"] if ACL_KEYS.contains(acl) => "a topic filter",
         ["auth" | "topic-check" | "topic_check", "default"] => "`deny` or `allow`",
         ["plugins-dir"] => "a directory path or a list of them",
         ["plugins-config"] => "a mapping from plugin names to their options",
@@ -1250,6 +1317,7 @@ const TOP_KEYS: &[&str] = &[
     "max-packet-size",
     "max-inflight",
     "max-queued-messages",
+    "session-owner",
     "metrics",
     "log-level",
     "log-format",
@@ -1257,6 +1325,7 @@ const TOP_KEYS: &[&str] = &[
     "plugins-config",
     "plugin-timeout",
     "plugin-concurrency",
+    "plugins",
 ];
 const LISTENER_KEYS: &[&str] = &[
     "bind",
@@ -1277,7 +1346,21 @@ const LISTENER_KEYS: &[&str] = &[
 ];
 const AUTH_KEYS: &[&str] =
     &["plugins", "allow-anonymous", "allow_anonymous", "password-file", "password_file", "default"];
-const TOPIC_CHECK_KEYS: &[&str] = &["enabled", "plugins", "acl", "default"];
+const TOPIC_CHECK_KEYS: &[&str] = &[
+    "enabled",
+    "plugins",
+    "acl",
+    "subscribe-acl",
+    "subscribe_acl",
+    "publish-acl",
+    "publish_acl",
+    "receive-acl",
+    "receive_acl",
+    "default",
+];
+/// The `topic-check` keys that hold an ACL.
+const ACL_KEYS: &[&str] =
+    &["acl", "subscribe-acl", "subscribe_acl", "publish-acl", "publish_acl", "receive-acl", "receive_acl"];
 const METRICS_KEYS: &[&str] = &["bind", "path", "enabled"];
 
 /// Warns about every key given twice in one mapping. PyYAML, and so hbmqtt,
@@ -1341,16 +1424,10 @@ fn check_keys(base: &[Seg], map: &[(KeyText, Location, Node)], known: &[&str], c
         if known.contains(&key.0.as_str()) || !seen.insert(key.0.as_str()) {
             continue;
         }
-        let message = if base.is_empty() && key.0 == "plugins" {
-            "ignored: hbmqtt ignores a top-level `plugins` list too; \
-             plugins are chosen with `auth.plugins` and `topic-check.plugins`"
-                .to_owned()
-        } else {
-            let wanted = normalise(&key.0);
-            match known.iter().find(|k| normalise(k) == wanted) {
-                Some(k) => format!("unknown key, ignored (did you mean `{k}`?)"),
-                None => "unknown key, ignored".to_owned(),
-            }
+        let wanted = normalise(&key.0);
+        let message = match known.iter().find(|k| normalise(k) == wanted) {
+            Some(k) => format!("unknown key, ignored (did you mean `{k}`?)"),
+            None => "unknown key, ignored".to_owned(),
         };
         let spot =
             Spot { key: display_path(&child(base, &key.0)), pos: Position::from_location(*loc), note: String::new() };
@@ -1492,6 +1569,44 @@ fn show_section(_: &TopicCheckFile) -> String {
     "{...}".to_owned()
 }
 
+/// The chains of an amqtt `plugins:` map ([`amqtt`]). The `auth` and
+/// `topic-check` sections beside it are an error: amqtt ignores them, and
+/// ignoring a section that asks for a password file would leave the broker
+/// more open than its author meant.
+fn amqtt_chains(
+    plugins: amqtt::AmqttPlugins,
+    beside: &[(&str, bool)],
+    ctx: &Ctx<'_>,
+) -> Result<(AuthConfig, TopicCheckConfig), ConfigError> {
+    if let Some((key, _)) = beside.iter().find(|(_, present)| *present) {
+        let spot = ctx.spot(&path(&[key]), At::Key);
+        return Err(ctx.invalid(
+            &spot,
+            format!(
+                "not read next to amqtt's `plugins:` map (amqtt ignores it too): put these settings in the \
+                 plugins' options (FileAuthPlugin: {{password_file: ...}}, TopicAccessControlListPlugin: \
+                 {{subscribe_acl: ...}}), or remove `plugins:` and keep `{key}`"
+            ),
+        ));
+    }
+    let auth = AuthConfig {
+        plugins: Some(plugins.auth),
+        allow_anonymous: plugins.allow_anonymous,
+        password_file: plugins.password_file,
+        default: ChainDefault::Deny,
+    };
+    let topic_check = TopicCheckConfig {
+        enabled: true,
+        plugins: Some(plugins.topic),
+        acl: BTreeMap::new(),
+        subscribe_acl: plugins.subscribe_acl,
+        publish_acl: plugins.publish_acl,
+        receive_acl: plugins.receive_acl,
+        default: ChainDefault::Deny,
+    };
+    Ok((auth, topic_check))
+}
+
 fn resolve(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<Config, ConfigError> {
     let listeners = resolve_listeners(raw.listeners.unwrap_or_default(), ctx)?;
     if listeners.is_empty() {
@@ -1512,11 +1627,15 @@ fn resolve(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<Config, ConfigError> {
         Some((v, key)) => ctx.seconds(&path(&[key]), v)?,
         None => DEFAULT_TIMEOUT_DISCONNECT_DELAY,
     };
-    let sys_interval =
+    let amqtt = amqtt::read(raw.plugins.as_ref(), ctx)?;
+    let mut sys_interval =
         match ctx.pick(&[], ("sys_interval", raw.sys_interval), ("sys-interval", raw.sys_interval_alt), show_num)? {
             Some((v, key)) => ctx.seconds(&path(&[key]), v)?,
             None => Duration::ZERO,
         };
+    if let Some((seconds, at)) = amqtt.as_ref().and_then(|a| a.sys_interval.clone()) {
+        sys_interval = ctx.seconds(&at, seconds)?;
+    }
     let max_qos = match ctx.pick(&[], ("max-qos", raw.max_qos), ("max_qos", raw.max_qos_alt), show_num)? {
         Some((v, key)) => QoS::from_u8(v).ok_or_else(|| {
             ctx.invalid(
@@ -1526,12 +1645,29 @@ fn resolve(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<Config, ConfigError> {
         })?,
         None => QoS::ExactlyOnce,
     };
-    let auth = resolve_auth(raw.auth.unwrap_or_default(), ctx)?;
-    let topic_check =
-        match ctx.pick(&[], ("topic-check", raw.topic_check), ("topic_check", raw.topic_check_alt), show_section)? {
-            Some((section, key)) => resolve_topic_check(section, key, ctx)?,
-            None => resolve_topic_check(TopicCheckFile::default(), "topic-check", ctx)?,
-        };
+    let (auth, topic_check) = match amqtt {
+        Some(plugins) => {
+            let beside = [
+                ("auth", raw.auth.is_some()),
+                ("topic-check", raw.topic_check.is_some()),
+                ("topic_check", raw.topic_check_alt.is_some()),
+            ];
+            amqtt_chains(plugins, &beside, ctx)?
+        }
+        None => {
+            let auth = resolve_auth(raw.auth.unwrap_or_default(), ctx)?;
+            let topic_check = match ctx.pick(
+                &[],
+                ("topic-check", raw.topic_check),
+                ("topic_check", raw.topic_check_alt),
+                show_section,
+            )? {
+                Some((section, key)) => resolve_topic_check(section, key, ctx)?,
+                None => resolve_topic_check(TopicCheckFile::default(), "topic-check", ctx)?,
+            };
+            (auth, topic_check)
+        }
+    };
     let limits = resolve_limits(raw.max_packet_size, raw.max_inflight, raw.max_queued_messages, ctx)?;
     let metrics = match raw.metrics {
         Some(section) => resolve_metrics(section, ctx)?,
@@ -1566,6 +1702,7 @@ fn resolve(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<Config, ConfigError> {
         auth,
         topic_check,
         limits,
+        session_owner: raw.session_owner.unwrap_or_default(),
         metrics,
         log_level: raw.log_level,
         log_format: raw.log_format.unwrap_or_default(),
@@ -1940,12 +2077,24 @@ fn resolve_auth(auth: AuthFile, ctx: &mut Ctx<'_>) -> Result<AuthConfig, ConfigE
     Ok(AuthConfig { plugins: auth.plugins, allow_anonymous, password_file, default: auth.default.unwrap_or_default() })
 }
 
-fn resolve_topic_check(section: TopicCheckFile, key: &str, ctx: &Ctx<'_>) -> Result<TopicCheckConfig, ConfigError> {
-    check_plugin_names(&path(&[key]), &section.plugins, ctx)?;
+fn resolve_topic_check(section: TopicCheckFile, key: &str, ctx: &mut Ctx<'_>) -> Result<TopicCheckConfig, ConfigError> {
+    let base = path(&[key]);
+    check_plugin_names(&base, &section.plugins, ctx)?;
+    let show = |_: &BTreeMap<String, Vec<String>>| "{...}".to_owned();
+    let subscribe =
+        ctx.pick(&base, ("subscribe-acl", section.subscribe_acl), ("subscribe_acl", section.subscribe_acl_alt), show)?;
+    let publish =
+        ctx.pick(&base, ("publish-acl", section.publish_acl), ("publish_acl", section.publish_acl_alt), show)?;
+    let receive =
+        ctx.pick(&base, ("receive-acl", section.receive_acl), ("receive_acl", section.receive_acl_alt), show)?;
+    let acl = section.acl.unwrap_or_default();
     Ok(TopicCheckConfig {
         enabled: section.enabled.unwrap_or(false),
         plugins: section.plugins,
-        acl: section.acl.unwrap_or_default(),
+        subscribe_acl: Some(subscribe.map_or_else(|| acl.clone(), |(v, _)| v)),
+        publish_acl: Some(publish.map_or_else(|| acl.clone(), |(v, _)| v)),
+        receive_acl: receive.map(|(v, _)| v),
+        acl,
         default: section.default.unwrap_or_default(),
     })
 }
@@ -2158,7 +2307,8 @@ topic-check:
         assert_eq!(config.timeout_disconnect_delay, Duration::from_secs(2));
         assert_eq!(config.max_qos, QoS::ExactlyOnce);
         assert!(config.auth.allow_anonymous);
-        assert_eq!(config.auth.plugins, None);
+        // Named, unlike hbmqtt's file: see default.yaml.
+        assert_eq!(config.auth.plugins, Some(vec!["auth_anonymous".to_string()]));
         assert!(!config.topic_check.enabled);
         assert_eq!(config.limits, Limits::default());
         assert!(config.warnings.is_empty(), "{:?}", config.warnings);
