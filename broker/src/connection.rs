@@ -51,7 +51,7 @@ use crate::packet::{
     Connack, Connect, ConnectReturnCode, Packet, Publish, QoS, Suback, SubackCode, Subscribe, Unsubscribe,
 };
 use crate::session::{Delivery, Session, SessionLimits};
-use crate::session_store::{SessionHandle, SlotHeld};
+use crate::session_store::{Opened, SessionHandle, SlotHeld};
 use crate::stats::{Pending, bump};
 use crate::transport::ByteStream;
 
@@ -436,7 +436,22 @@ async fn connect_and_attach(
     };
     // Takes the session over from a previous connection, if any: it is
     // woken, sees it is no longer the owner and lets go of the slot.
-    let session = ctx.sessions.open(&client_id, conn_id, limits);
+    let rule = ctx.config.session_owner;
+    let (session, fresh) = match ctx.sessions.open(&client_id, conn_id, connect.username.as_deref(), rule, limits) {
+        Opened::Session { session, fresh } => (session, fresh),
+        Opened::OwnedByOther => {
+            // Says nothing of whose session it is.
+            conn_log!(
+                info,
+                info,
+                client_id = %client_id, ?username, code = ConnectReturnCode::IdentifierRejected as u8,
+                "connection refused: the client id belongs to another user's session (session-owner: user)"
+            );
+            listener_stats.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            io.refuse(ConnectReturnCode::IdentifierRejected).await;
+            return None;
+        }
+    };
     let slot = tokio::select! {
         g = tokio::time::timeout(TAKEOVER_TIMEOUT, session.acquire_slot()) => match g {
             Ok(g) => g,
@@ -465,9 +480,18 @@ async fn connect_and_attach(
         return None;
     }
 
-    let (present, removed) = session.lock().attach(connect.clean_session, limits);
+    let (present, removed) = {
+        let mut state = session.lock();
+        let mut removed = if fresh { state.reset() } else { Vec::new() };
+        let (present, cleared) = state.attach(connect.clean_session, limits);
+        removed.extend(cleared);
+        (present, removed)
+    };
     if !removed.is_empty() {
         ctx.router.unsubscribe_all(session.id(), removed.iter().map(String::as_str));
+    }
+    if present {
+        recheck_subscriptions(ctx, &session, &client_id, username, info);
     }
     io.emit(&Packet::Connack(Connack { session_present: present, code: ConnectReturnCode::Accepted }));
     ctx.stats.client_connected(&listener_stats);
@@ -835,6 +859,31 @@ impl Client {
 
 /// Moves queued deliveries into the output buffer, asking the topic plugins
 /// that want delivery checks (none, usually: then this is the plain drain).
+/// Checks a resumed session's subscriptions against the connected user's
+/// rights as they are now, not as they were when the subscriptions were
+/// made (the ACL may have changed by a reload since): each one the topic
+/// chain refuses is removed, as if unsubscribed, and logged.
+fn recheck_subscriptions(
+    ctx: &Context,
+    session: &SessionHandle,
+    client_id: &str,
+    username: Option<&str>,
+    info: &ConnInfo,
+) {
+    if !ctx.access.checks_topics() {
+        return;
+    }
+    let filters: Vec<String> = session.lock().subscriptions().keys().cloned().collect();
+    for filter in filters {
+        let request = topic_request(client_id, username, &info.listener, TopicAction::SUBSCRIBE, &filter);
+        if let Some(reason) = ctx.access.check_topic(&request) {
+            session.lock().remove_subscription(&filter);
+            ctx.router.unsubscribe(session.id(), &filter);
+            conn_log!(info, info, client_id, filter, "subscription of the resumed session removed: {reason}");
+        }
+    }
+}
+
 fn drain(ctx: &Context, state: &mut Session, out: &mut BytesMut, who: &Who<'_>) -> usize {
     if !ctx.access.checks_receive() {
         return state.drain_into(out, OUT_HIGH_WATER);

@@ -144,6 +144,19 @@ impl Session {
         (present, removed)
     }
 
+    /// Forgets everything the session held (subscriptions, queue, in-flight
+    /// window) and makes it non-persistent, as for a session just created;
+    /// returns the filters removed, for the router. Used when the session
+    /// passes to another user (`session-owner: client-id`).
+    pub fn reset(&mut self) -> Vec<String> {
+        let removed = std::mem::take(&mut self.subscriptions).into_keys().collect();
+        self.queue.clear();
+        self.queued_qos0 = 0;
+        self.inflight.clear();
+        self.persistent = false;
+        removed
+    }
+
     /// Detaches the connection. QoS 0 messages still queued are dropped: they
     /// are not kept for an offline client.
     pub fn detach(&mut self) {

@@ -11,6 +11,14 @@
 //! touch the session at the same time. The newest opener is recorded at
 //! once, so a third connection racing in supersedes the second even before
 //! it attached.
+//!
+//! Ownership by user (`session-owner`): every session also records the user
+//! (user name, or none) that created it. With [`SessionOwner::User`] (the
+//! default) another user who opens it by its client id is refused and the
+//! session is not touched: neither its connection nor its state, so bob
+//! cannot read alice's queued messages, inherit her subscriptions, wipe her
+//! session or kick her off. With [`SessionOwner::ClientId`] (Mosquitto's
+//! rule) the takeover happens but the new user starts from a fresh session.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +26,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Semaphore;
 
+use crate::config::SessionOwner;
 use crate::keepalive::Liveness;
 use crate::session::{Session, SessionLimits};
 use crate::signal::Signal;
@@ -41,6 +50,20 @@ pub struct SessionHandle {
     slot: Semaphore,
     /// Keep-alive of the attached connection (`keepalive.rs`).
     pub liveness: Liveness,
+    /// The user whose session this is (see the module docs); only changed
+    /// under the store's lock, by [`SessionStore::open`].
+    user: Mutex<Option<Arc<str>>>,
+}
+
+/// What [`SessionStore::open`] found.
+#[derive(Debug)]
+pub enum Opened {
+    /// The session to attach to: new, or the user's own. `fresh` is set
+    /// when it held another user's state, which the caller must discard
+    /// (`Session::reset`) once it holds the slot.
+    Session { session: Arc<SessionHandle>, fresh: bool },
+    /// The client id belongs to another user's session (`session-owner: user`).
+    OwnedByOther,
 }
 
 /// The session's slot, held by the attached connection and given back when
@@ -64,7 +87,13 @@ impl SessionHandle {
             owner: AtomicU64::new(0),
             slot: Semaphore::new(1),
             liveness: Liveness::default(),
+            user: Mutex::new(None),
         }
+    }
+
+    /// The user whose session this is (`None`: a client without user name).
+    pub fn user(&self) -> Option<Arc<str>> {
+        self.user.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn id(&self) -> SubscriberId {
@@ -117,22 +146,40 @@ impl SessionStore {
         self.next_id.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// Finds or creates the session for `client_id` and records connection
-    /// `conn_id` (never 0) as its owner. A previous owner is woken to find
-    /// out it was taken over.
-    pub fn open(&self, client_id: &str, conn_id: u64, limits: SessionLimits) -> Arc<SessionHandle> {
+    /// Finds or creates the session for `client_id` on behalf of `user`
+    /// and records connection `conn_id` (never 0) as its owner. A previous
+    /// owner is woken to find out it was taken over. Another user's session
+    /// is refused or handed over fresh, as `rule` says (module docs).
+    pub fn open(
+        &self,
+        client_id: &str,
+        conn_id: u64,
+        user: Option<&str>,
+        rule: SessionOwner,
+        limits: SessionLimits,
+    ) -> Opened {
         let mut entries = self.entries();
         if let Some(session) = entries.get(client_id) {
+            let mut owner = session.user.lock().unwrap_or_else(|e| e.into_inner());
+            let fresh = owner.as_deref() != user;
+            if fresh {
+                match rule {
+                    SessionOwner::User => return Opened::OwnedByOther,
+                    SessionOwner::ClientId => *owner = user.map(Arc::from),
+                }
+            }
+            drop(owner);
             if session.owner.swap(conn_id, Ordering::AcqRel) != 0 {
                 session.wake.notify();
             }
-            return session.clone();
+            return Opened::Session { session: session.clone(), fresh };
         }
         let client_id: Arc<str> = Arc::from(client_id);
         let session = Arc::new(SessionHandle::new(self.next_id(), client_id.clone(), limits));
+        *session.user.lock().unwrap_or_else(|e| e.into_inner()) = user.map(Arc::from);
         session.owner.store(conn_id, Ordering::Release);
         entries.insert(client_id, session.clone());
-        session
+        Opened::Session { session, fresh: false }
     }
 
     /// Called when connection `conn_id` ends. Clears the owner if it is still
@@ -188,14 +235,61 @@ mod tests {
 
     const LIMITS: SessionLimits = SessionLimits { max_inflight: 4, max_queued: 4 };
 
+    /// `open` for a user under the default rule, expecting a session.
+    fn open_as(store: &SessionStore, client_id: &str, conn_id: u64, user: Option<&str>) -> Arc<SessionHandle> {
+        match store.open(client_id, conn_id, user, SessionOwner::User, LIMITS) {
+            Opened::Session { session, fresh: false } => session,
+            other => panic!("expected the user's own session, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn another_users_session_is_refused_and_left_alone() {
+        let store = SessionStore::new();
+        let alice = open_as(&store, "dev1", 1, Some("alice"));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(alice.wake.poll(&mut cx).is_pending());
+        for bob in [Some("bob"), None] {
+            assert!(matches!(store.open("dev1", 2, bob, SessionOwner::User, LIMITS), Opened::OwnedByOther));
+        }
+        assert_eq!(alice.owner(), 1, "alice's connection keeps the session");
+        assert!(alice.wake.poll(&mut cx).is_pending(), "and is not even woken");
+        assert_eq!(alice.user().as_deref(), Some("alice"));
+        // Offline, it is still hers.
+        assert!(!store.close("dev1", 1, false));
+        assert!(matches!(store.open("dev1", 3, Some("bob"), SessionOwner::User, LIMITS), Opened::OwnedByOther));
+        assert!(Arc::ptr_eq(&open_as(&store, "dev1", 4, Some("alice")), &alice));
+        // Anonymous sessions belong to anonymous clients.
+        open_as(&store, "anon", 5, None);
+        assert!(matches!(store.open("anon", 6, Some("alice"), SessionOwner::User, LIMITS), Opened::OwnedByOther));
+    }
+
+    #[test]
+    fn client_id_rule_hands_another_user_a_fresh_session() {
+        let store = SessionStore::new();
+        let alice = open_as(&store, "dev1", 1, Some("alice"));
+        let Opened::Session { session, fresh } = store.open("dev1", 2, Some("bob"), SessionOwner::ClientId, LIMITS)
+        else {
+            panic!("client-id rule: bob gets in")
+        };
+        assert!(fresh, "bob must not inherit alice's state");
+        assert!(Arc::ptr_eq(&session, &alice));
+        assert_eq!(session.owner(), 2, "alice's connection is taken over");
+        assert_eq!(session.user().as_deref(), Some("bob"), "the session is bob's now");
+        let Opened::Session { fresh, .. } = store.open("dev1", 3, Some("bob"), SessionOwner::ClientId, LIMITS) else {
+            panic!()
+        };
+        assert!(!fresh, "bob's own session again");
+    }
+
     #[test]
     fn mqtt_3_1_4_2_second_open_takes_the_session_over() {
         let store = SessionStore::new();
-        let a = store.open("c", 1, LIMITS);
+        let a = open_as(&store, "c", 1, None);
         assert_eq!(a.owner(), 1);
         let mut cx = Context::from_waker(Waker::noop());
         assert!(a.wake.poll(&mut cx).is_pending());
-        let b = store.open("c", 2, LIMITS);
+        let b = open_as(&store, "c", 2, None);
         assert!(Arc::ptr_eq(&a, &b));
         assert_eq!(a.owner(), 2, "the old connection sees it is no longer the owner");
         assert!(a.wake.poll(&mut cx).is_ready(), "and is woken to notice");
@@ -208,11 +302,11 @@ mod tests {
     #[test]
     fn persistent_session_survives_close() {
         let store = SessionStore::new();
-        let a = store.open("p", 1, LIMITS);
+        let a = open_as(&store, "p", 1, None);
         assert!(!store.close("p", 1, false));
         assert_eq!(a.owner(), 0);
         let mut cx = Context::from_waker(Waker::noop());
-        let b = store.open("p", 2, LIMITS);
+        let b = open_as(&store, "p", 2, None);
         assert!(Arc::ptr_eq(&a, &b));
         assert!(a.wake.poll(&mut cx).is_pending(), "nobody owned it: nobody to wake");
     }
@@ -220,7 +314,7 @@ mod tests {
     #[tokio::test]
     async fn the_slot_is_held_until_dropped() {
         let store = SessionStore::new();
-        let s = store.open("s", 1, LIMITS);
+        let s = open_as(&store, "s", 1, None);
         let held = s.acquire_slot().await;
         let second = tokio::spawn({
             let s = s.clone();
