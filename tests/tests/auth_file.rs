@@ -138,3 +138,38 @@ async fn passwords_never_reach_the_log() {
         assert!(!text.contains(secret), "`{secret}` is in the log");
     }
 }
+
+/// A 64 KiB password cost 13.6 s of sha-crypt CPU per CONNECT (quadratic in
+/// the length), so four looping attackers made real logins time out. Now
+/// each such CONNECT is refused without a hash (within the event timeout,
+/// which the old code overran by seconds) and a real login still gets in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_passwords_are_refused_without_hashing_and_real_logins_go_on() {
+    captured_log();
+    let dir = PluginDir::with(&[]);
+    let passwd = dir.path.join("passwd");
+    // hbmqtt's published sample (sha512-crypt, password `test`).
+    std::fs::write(
+        &passwd,
+        "test:$6$l4zQEHEcowc1Pnv4$HHrh8xnsZoLItQ8BmpFHM4r6q5UqK3DnXp2GaTm5zp5buQ7NheY3Xt9f6godVKbEtA.hOC7IEDwnok3pbAOip.\n",
+    )
+    .unwrap();
+    let tb = Arc::new(broker_with(&passwd).await);
+    let long = "x".repeat(65_535);
+    let attackers: Vec<_> = (0..4)
+        .map(|i| {
+            let (tb, long) = (tb.clone(), long.clone());
+            tokio::spawn(async move {
+                for j in 0..3 {
+                    let user = if j % 2 == 0 { "test" } else { "nobody" };
+                    assert_eq!(code(&tb, &format!("long-{i}-{j}"), user, &long).await, 4, "{user}");
+                }
+            })
+        })
+        .collect();
+    assert_eq!(code(&tb, "real", "test", "test").await, 0, "a real login is not starved");
+    for a in attackers {
+        a.await.expect("attacker task");
+    }
+    assert_eq!(code(&tb, "limit", "test", &"x".repeat(1024)).await, 4, "1 KiB is checked, and wrong");
+}
