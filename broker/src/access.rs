@@ -29,18 +29,17 @@
 //! A plugin error or panic (caught on the plugin's side by the export glue)
 //! refuses, is logged with the plugin's name and counted.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use moth_plugin_api::{Capabilities, PluginBox, TopicRequest};
-use tokio::sync::Semaphore;
+use moth_plugin_api::{Capabilities, TopicRequest};
 use tracing::warn;
 
 pub use crate::auth_input::{AuthInput, TlsInput, topic_request};
 use crate::chain::{Step, Tally, Verdict};
 use crate::config::{ChainDefault, Config};
-use crate::plugin_call::{call_authenticate, call_check_topic};
+use crate::plugin_call::{ChainPlugin, call_authenticate, call_check_topic};
 use crate::registry::{Registry, canonical};
 use crate::stats::AuthAnswer;
 
@@ -56,31 +55,6 @@ pub enum AccessError {
 
 /// The verdict of an authentication chain.
 pub type AuthOutcome = Verdict;
-
-/// One plugin in a chain.
-pub struct ChainPlugin {
-    pub name: String,
-    pub(crate) object: PluginBox,
-    pub(crate) caps: Capabilities,
-    pub(crate) permits: Arc<Semaphore>,
-    /// Errors, panics and timeouts so far.
-    failures: AtomicU64,
-    /// When a call of this plugin last returned: callers queued for a
-    /// permit keep waiting while calls keep completing (`plugin_call`).
-    last_completion: Mutex<Option<Instant>>,
-}
-
-impl ChainPlugin {
-    /// Records that a call of this plugin returned (or panicked) just now.
-    pub(crate) fn call_completed(&self) {
-        *self.last_completion.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
-    }
-
-    /// When a call of this plugin last returned; `None` before the first.
-    pub(crate) fn last_completion(&self) -> Option<Instant> {
-        *self.last_completion.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
 
 /// The chains built from one configuration.
 pub struct Chains {
@@ -155,15 +129,8 @@ impl Chains {
                 Some(Err(reason)) => return Err(AccessError::PluginFailed { chain, name: name.to_string(), reason }),
                 None => return Err(unknown()),
             };
-            let caps = object.capabilities();
-            let p = Arc::new(ChainPlugin {
-                name: info.name.clone(),
-                object,
-                caps,
-                permits: Arc::new(Semaphore::new(concurrency_of(&key, config.plugins.concurrency))),
-                failures: AtomicU64::new(0),
-                last_completion: Mutex::new(None),
-            });
+            let concurrency = concurrency_of(&key, config.plugins.concurrency);
+            let p = Arc::new(ChainPlugin::new(info.name.clone(), object, concurrency));
             made.push(p.clone());
             Ok(p)
         };
@@ -235,14 +202,8 @@ impl AccessControl {
     /// An access control that admits everyone and checks no topic.
     pub fn allow_all() -> Self {
         let object = moth_plugin_api::into_plugin_box(moth_auth_anonymous::AnonymousAuth::new(true));
-        let anonymous = ChainPlugin {
-            name: moth_auth_anonymous::AnonymousAuth::NAME.into(),
-            caps: object.capabilities(),
-            object,
-            permits: Arc::new(Semaphore::new(crate::config::DEFAULT_PLUGIN_CONCURRENCY)),
-            failures: AtomicU64::new(0),
-            last_completion: Mutex::new(None),
-        };
+        let name = moth_auth_anonymous::AnonymousAuth::NAME.into();
+        let anonymous = ChainPlugin::new(name, object, crate::config::DEFAULT_PLUGIN_CONCURRENCY);
         let chains = Chains {
             auth: vec![Arc::new(anonymous)],
             topic: None,
@@ -292,7 +253,7 @@ impl AccessControl {
                 seen.push(p);
             }
         }
-        seen.iter().map(|p| p.failures.load(Ordering::Relaxed)).sum()
+        seen.iter().map(|p| p.failures()).sum()
     }
 
     /// Runs the authentication chain for one CONNECT.
@@ -314,9 +275,9 @@ impl AccessControl {
         for p in &chains.auth {
             let started = Instant::now();
             let answer = call_authenticate(p, &input, chains.timeout).await;
-            record(&p.name, AuthAnswer::of(&answer), started.elapsed());
+            record(&p.name, crate::chain::counted_as(&answer), started.elapsed());
             if let Err(e) = &answer {
-                p.failures.fetch_add(1, Ordering::Relaxed);
+                p.count_failure();
                 warn!(plugin = %p.name, client_id = %input.client_id, "authentication plugin failed, counted as deny: {e}");
             }
             if let Step::Stop(v) = tally.answer(&p.name, answer) {
@@ -345,7 +306,7 @@ impl AccessControl {
         for p in chain {
             let answer = call_check_topic(p, request, chains.timeout);
             if let Err(e) = &answer {
-                p.failures.fetch_add(1, Ordering::Relaxed);
+                p.count_failure();
                 warn!(plugin = %p.name, client_id = request.client_id(), "topic plugin failed, counted as deny: {e}");
             }
             if let Step::Stop(v) = tally.answer(&p.name, answer) {
@@ -384,7 +345,7 @@ impl AccessControl {
         for p in chains.topic.iter().flatten().filter(|p| p.caps.contains(Capabilities::CHECK_RECEIVE)) {
             let answer = call_check_topic(p, request, chains.timeout);
             if let Err(e) = &answer {
-                p.failures.fetch_add(1, Ordering::Relaxed);
+                p.count_failure();
                 warn!(plugin = %p.name, client_id = request.client_id(), "topic plugin failed, counted as deny: {e}");
             }
             if let Step::Stop(v) = tally.answer(&p.name, answer) {

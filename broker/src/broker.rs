@@ -8,7 +8,7 @@
 //! will when they are persisted to disk.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -28,6 +28,7 @@ use crate::reload::{self, ReloadReport};
 use crate::router::Router;
 use crate::session::{Delivery, SessionLimits};
 use crate::session_store::{SessionHandle, SessionStore};
+use crate::shared::Shared;
 use crate::stats::Stats;
 use crate::sys;
 use crate::tls::TlsError;
@@ -54,38 +55,6 @@ pub enum BrokerError {
     PayloadTooLarge(usize),
 }
 
-/// What connections and listeners share.
-pub struct Context {
-    /// The configuration the broker was started with. `reload` swaps the
-    /// access control only; the rest of a new file needs a restart.
-    pub config: Config,
-    pub router: Router,
-    pub sessions: SessionStore,
-    /// The one set of counters ($SYS and Prometheus read it).
-    pub stats: Arc<Stats>,
-    /// The authentication and topic-check chains; `Broker::reload` swaps
-    /// them inside.
-    pub access: AccessControl,
-    /// The auth and topic-check settings last applied (for reload diffs).
-    applied: Mutex<Config>,
-    next_conn: AtomicU64,
-    /// Set by `Broker::shutdown` (and cleared by `start`): attached
-    /// connections look at it when woken, instead of each holding a future
-    /// on the shutdown signal.
-    stopping: AtomicBool,
-}
-
-impl Context {
-    pub fn next_conn_id(&self) -> u64 {
-        self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    /// Whether the broker is shutting down.
-    pub fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::Acquire)
-    }
-}
-
 struct Running {
     shutdown: watch::Sender<bool>,
     /// Every listener and connection task holds a sender; all gone = all ended.
@@ -96,7 +65,9 @@ struct Running {
 /// An MQTT 3.1.1 broker. Cheap to clone; clones control the same broker.
 #[derive(Clone)]
 pub struct Broker {
-    ctx: Arc<Context>,
+    ctx: Arc<Shared>,
+    /// The auth and topic-check settings last applied (for reload diffs).
+    applied: Arc<Mutex<Config>>,
     running: Arc<tokio::sync::Mutex<Option<Running>>>,
     addrs: Arc<Mutex<Vec<(String, SocketAddr)>>>,
     /// One per configured listener, in the same order.
@@ -130,8 +101,8 @@ impl Broker {
             stats.listener(&l.name);
         }
         Ok(Broker {
-            ctx: Arc::new(Context {
-                applied: Mutex::new(config.clone()),
+            applied: Arc::new(Mutex::new(config.clone())),
+            ctx: Arc::new(Shared {
                 config,
                 router: Router::with_stats(stats.clone()),
                 sessions: SessionStore::new(),
@@ -182,7 +153,7 @@ impl Broker {
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (done_tx, done) = mpsc::channel(1);
-        self.ctx.stopping.store(false, Ordering::Release);
+        self.ctx.set_stopping(false);
         tokio::spawn(keepalive::run(self.ctx.clone(), shutdown_rx.clone(), done_tx.clone()));
         let mut addrs = Vec::new();
         for (config, transport, socket, addr) in sockets {
@@ -227,7 +198,7 @@ impl Broker {
         let _ = r.shutdown.send(true);
         // Attached connections do not watch `shutdown`: they see `stopping`
         // when their session wakes them.
-        self.ctx.stopping.store(true, Ordering::Release);
+        self.ctx.set_stopping(true);
         self.ctx.sessions.wake_all();
         // Every task drops its sender when it ends.
         while r.done.recv().await.is_some() {}
@@ -357,7 +328,7 @@ impl Broker {
     /// and runs plugin constructors, which may block: from a
     /// latency-sensitive task, call it through `spawn_blocking`.
     pub fn reload(&self, new: &Config) -> Result<ReloadReport, BrokerError> {
-        let mut applied = self.ctx.applied.lock().unwrap_or_else(|e| e.into_inner());
+        let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
         let report = reload::diff(&self.ctx.config, &applied, new);
         // Rebuilt even when the settings are the same: the plugins re-read
         // their files (a password file, say) when they are built.
@@ -373,7 +344,7 @@ impl Broker {
 
 /// An in-process subscription; see [`Broker::subscribe`].
 pub struct LocalSubscription {
-    ctx: Arc<Context>,
+    ctx: Arc<Shared>,
     session: Arc<SessionHandle>,
     filter: String,
 }

@@ -22,9 +22,7 @@
 
 use moth_plugin_api::{Decision, DecisionKind};
 
-/// One plugin's answer: a decision, or an error (the plugin returned an
-/// error, panicked, or timed out), which refuses.
-pub type Answer = Result<Decision, String>;
+pub use crate::plugin_call::Answer;
 
 /// How a chain ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +118,18 @@ pub fn decide<'a>(answers: impl IntoIterator<Item = (&'a str, Answer)>, default:
         }
     }
     tally.finish(default)
+}
+
+/// How the metrics count one plugin answer: a refusal for bad credentials
+/// is a denial; an error, panic or timeout is an error.
+pub fn counted_as(answer: &Answer) -> crate::stats::AuthAnswer {
+    use crate::stats::AuthAnswer;
+    match answer {
+        Err(_) => AuthAnswer::Error,
+        Ok(d) if d.kind == DecisionKind::ALLOW => AuthAnswer::Allowed,
+        Ok(d) if d.kind == DecisionKind::IGNORE => AuthAnswer::Ignored,
+        Ok(_) => AuthAnswer::Denied,
+    }
 }
 
 #[cfg(test)]

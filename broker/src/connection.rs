@@ -42,7 +42,6 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use tracing::{Instrument, debug};
 
 use crate::access::{TlsInput, topic_request};
-use crate::broker::Context;
 use crate::codec::{self, DecodeError};
 use crate::connect::{self, ConnectDecision};
 use crate::inflight::AckResult;
@@ -52,6 +51,7 @@ use crate::packet::{
 };
 use crate::session::{Delivery, Session, SessionLimits};
 use crate::session_store::{Opened, SessionHandle, SlotHeld};
+use crate::shared::Shared;
 use crate::stats::{Pending, bump};
 use crate::transport::ByteStream;
 
@@ -102,11 +102,11 @@ pub struct ConnInfo {
 /// Everything a connection starts with, handed over in one box so that the
 /// connection's task holds a pointer, not the values.
 pub struct Start {
-    pub ctx: Arc<Context>,
+    pub ctx: Arc<Shared>,
     pub stream: Box<dyn ByteStream>,
     pub info: ConnInfo,
     /// Broker shutdown, watched until the session is attached; after that
-    /// the connection sees `Context::stopping` when its session wakes it.
+    /// the connection sees `Shared::stopping` when its session wakes it.
     pub shutdown: watch::Receiver<bool>,
     pub hold: Hold,
 }
@@ -246,7 +246,7 @@ impl Io {
 /// A connected client: everything the connected phase needs, in one box.
 struct Live {
     io: Io,
-    ctx: Arc<Context>,
+    ctx: Arc<Shared>,
     client: Client,
     /// Written bytes that may sit in a TLS or WebSocket layer until flushed.
     unflushed: bool,
@@ -317,7 +317,7 @@ struct Attached {
 }
 
 async fn connect_and_attach(
-    ctx: &Arc<Context>,
+    ctx: &Arc<Shared>,
     io: &mut Io,
     info: &ConnInfo,
     mut shutdown: watch::Receiver<bool>,
@@ -864,7 +864,7 @@ impl Client {
 /// made (the ACL may have changed by a reload since): each one the topic
 /// chain refuses is removed, as if unsubscribed, and logged.
 fn recheck_subscriptions(
-    ctx: &Context,
+    ctx: &Shared,
     session: &SessionHandle,
     client_id: &str,
     username: Option<&str>,
@@ -884,7 +884,7 @@ fn recheck_subscriptions(
     }
 }
 
-fn drain(ctx: &Context, state: &mut Session, out: &mut BytesMut, who: &Who<'_>) -> usize {
+fn drain(ctx: &Shared, state: &mut Session, out: &mut BytesMut, who: &Who<'_>) -> usize {
     if !ctx.access.checks_receive() {
         return state.drain_into(out, OUT_HIGH_WATER);
     }
@@ -905,7 +905,7 @@ fn protocol_error(e: &DecodeError) -> Close {
 
 /// Topic checks on a client's PUBLISH. `$SYS/` belongs to the broker:
 /// clients may read it but not write to it.
-fn publish_allowed(ctx: &Context, client: &Client, topic: &str) -> bool {
+fn publish_allowed(ctx: &Shared, client: &Client, topic: &str) -> bool {
     if topic.starts_with("$SYS/") || topic == "$SYS" {
         debug!(client_id = %client.client_id(), topic, "publish to $SYS refused");
         return false;
@@ -924,7 +924,7 @@ fn publish_allowed(ctx: &Context, client: &Client, topic: &str) -> bool {
     }
 }
 
-fn publish_will(ctx: &Context, client: &Client, will: Message) {
+fn publish_will(ctx: &Shared, client: &Client, will: Message) {
     if !publish_allowed(ctx, client, &will.topic) {
         return;
     }

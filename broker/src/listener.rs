@@ -16,15 +16,15 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{Instrument, debug, info, warn};
 
-use crate::broker::Context;
 use crate::config::ListenerConfig;
 use crate::connection::{self, ConnInfo, Hold, Start};
+use crate::shared::Shared;
 use crate::transport::Transport;
 
 /// Runs the accept loop until `shutdown` fires. `done` is dropped by every
 /// task when it ends, which is how `Broker::shutdown` knows all are gone.
 pub async fn run(
-    ctx: Arc<Context>,
+    ctx: Arc<Shared>,
     config: ListenerConfig,
     transport: Arc<Transport>,
     socket: TcpListener,
@@ -115,7 +115,7 @@ fn prepare(stream: &TcpStream) -> std::io::Result<()> {
 
 /// An accepted socket, boxed so that its task holds a pointer, not the values.
 struct Accepted {
-    ctx: Arc<Context>,
+    ctx: Arc<Shared>,
     tcp: TcpStream,
     peer: SocketAddr,
     transport: Arc<Transport>,

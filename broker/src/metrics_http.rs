@@ -13,8 +13,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{debug, warn};
 
-use crate::broker::Context;
 use crate::metrics;
+use crate::shared::Shared;
 use crate::sys::Snapshot;
 
 /// Largest request head read; a longer one is answered 431.
@@ -59,7 +59,7 @@ pub fn route(head: &[u8], path: &str) -> Route {
 
 /// Serves until `shutdown` fires.
 pub async fn run(
-    ctx: Arc<Context>,
+    ctx: Arc<Shared>,
     socket: TcpListener,
     path: String,
     mut shutdown: watch::Receiver<bool>,
@@ -104,7 +104,7 @@ pub async fn run(
     drop(done);
 }
 
-async fn serve(ctx: &Context, mut stream: TcpStream, path: &str) {
+async fn serve(ctx: &Shared, mut stream: TcpStream, path: &str) {
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
     let complete = loop {

@@ -1,14 +1,65 @@
 //! How one plugin is called: authentication and slow topic checks on the
 //! blocking pool, bounded in time and concurrency; fast topic checks in place.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use moth_plugin_api::{Capabilities, TopicAction, TopicRequest};
+use moth_plugin_api::{Capabilities, Decision, PluginBox, TopicAction, TopicRequest};
+use tokio::sync::Semaphore;
 
-use crate::access::ChainPlugin;
 use crate::auth_input::{AuthInput, topic_request};
-use crate::chain::Answer;
+
+/// One plugin's answer: a decision, or an error (the plugin returned an
+/// error, panicked, or timed out), which refuses.
+pub type Answer = Result<Decision, String>;
+
+/// One plugin in a chain.
+pub struct ChainPlugin {
+    pub name: String,
+    pub(crate) object: PluginBox,
+    pub(crate) caps: Capabilities,
+    pub(crate) permits: Arc<Semaphore>,
+    /// Errors, panics and timeouts so far.
+    failures: AtomicU64,
+    /// When a call of this plugin last returned: callers queued for a
+    /// permit keep waiting while calls keep completing (`plugin_call`).
+    last_completion: Mutex<Option<Instant>>,
+}
+
+impl ChainPlugin {
+    /// A constructed plugin, allowed `concurrency` calls at once.
+    pub fn new(name: String, object: PluginBox, concurrency: usize) -> ChainPlugin {
+        ChainPlugin {
+            name,
+            caps: object.capabilities(),
+            object,
+            permits: Arc::new(Semaphore::new(concurrency)),
+            failures: AtomicU64::new(0),
+            last_completion: Mutex::new(None),
+        }
+    }
+
+    /// Counts an error, panic or timeout of this plugin.
+    pub(crate) fn count_failure(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Errors, panics and timeouts so far.
+    pub(crate) fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Records that a call of this plugin returned (or panicked) just now.
+    pub(crate) fn call_completed(&self) {
+        *self.last_completion.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    }
+
+    /// When a call of this plugin last returned; `None` before the first.
+    pub(crate) fn last_completion(&self) -> Option<Instant> {
+        *self.last_completion.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 /// One authentication call: off the async threads, bounded in time and in
 /// concurrency, unless the plugin declares `FAST_AUTHENTICATE`.

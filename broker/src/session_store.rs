@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Semaphore;
 
 use crate::config::SessionOwner;
-use crate::keepalive::Liveness;
+use crate::liveness::Liveness;
 use crate::session::{Session, SessionLimits};
 use crate::signal::Signal;
 use crate::subscriptions::SubscriberId;

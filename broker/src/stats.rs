@@ -76,18 +76,6 @@ pub enum AuthAnswer {
 }
 
 impl AuthAnswer {
-    /// How the metrics count one plugin answer: a refusal for bad
-    /// credentials is a denial; an error, panic or timeout is an error.
-    pub fn of(answer: &crate::chain::Answer) -> AuthAnswer {
-        use moth_plugin_api::DecisionKind;
-        match answer {
-            Err(_) => AuthAnswer::Error,
-            Ok(d) if d.kind == DecisionKind::ALLOW => AuthAnswer::Allowed,
-            Ok(d) if d.kind == DecisionKind::IGNORE => AuthAnswer::Ignored,
-            Ok(_) => AuthAnswer::Denied,
-        }
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             AuthAnswer::Allowed => "allowed",

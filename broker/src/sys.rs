@@ -17,9 +17,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 use tracing::debug;
 
-use crate::broker::Context;
 use crate::message::Message;
 use crate::packet::QoS;
+use crate::shared::Shared;
 use crate::stats::Totals;
 
 /// Every topic starts with this.
@@ -79,7 +79,7 @@ impl Default for Snapshot {
 
 impl Snapshot {
     /// Reads every figure from the broker's counters, router and sessions.
-    pub fn take(ctx: &Context) -> Snapshot {
+    pub fn take(ctx: &Shared) -> Snapshot {
         let (mut inflight_in, mut inflight_out, mut queued) = (0u64, 0u64, 0u64);
         let (mut sessions, mut sessions_offline) = (0u64, 0u64);
         for s in ctx.sessions.sessions() {
@@ -287,12 +287,12 @@ pub fn resident_memory() -> Option<(u64, u64)> {
 }
 
 /// Publishes `$SYS/broker/version`, retained.
-pub fn publish_version(ctx: &Context) {
+pub fn publish_version(ctx: &Shared) {
     ctx.router.publish(Arc::new(Message::new(format!("{PREFIX}version"), version_payload(), QoS::AtMostOnce, true)));
 }
 
 /// Publishes one round of topics every `interval` until `shutdown` fires.
-pub async fn run(ctx: Arc<Context>, interval: Duration, mut shutdown: watch::Receiver<bool>, done: mpsc::Sender<()>) {
+pub async fn run(ctx: Arc<Shared>, interval: Duration, mut shutdown: watch::Receiver<bool>, done: mpsc::Sender<()>) {
     let start = Instant::now();
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::from_std(start + interval), interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
