@@ -7,6 +7,8 @@
 //! run of it: a broker that is shut down and started again keeps them, as it
 //! will when they are persisted to disk.
 
+pub mod reload;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
@@ -19,21 +21,21 @@ use tracing::info;
 use crate::access::{AccessControl, AccessError, PluginListing};
 use crate::codec;
 use crate::config::Config;
-use crate::keepalive;
-use crate::listener;
 use crate::message::Message;
-use crate::metrics_http;
+use crate::observability::metrics_http;
+use crate::observability::sys;
 use crate::packet::QoS;
-use crate::reload::{self, ReloadReport};
-use crate::router::Router;
-use crate::session::{Delivery, SessionLimits};
-use crate::session_store::{SessionHandle, SessionStore};
+use crate::routing::router::Router;
+use crate::server::keepalive;
+use crate::server::listener;
+use crate::session::state::{Delivery, SessionLimits};
+use crate::session::store::{SessionHandle, SessionStore};
 use crate::shared::Shared;
 use crate::stats::Stats;
-use crate::sys;
-use crate::tls::TlsError;
 use crate::topic;
 use crate::transport::Transport;
+use crate::transport::tls::TlsError;
+use reload::ReloadReport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -312,7 +314,7 @@ impl Broker {
 
     /// The Prometheus text the metrics endpoint would serve now.
     pub fn render_metrics(&self) -> String {
-        crate::metrics::render(&self.snapshot(), &self.ctx.stats)
+        crate::observability::metrics::render(&self.snapshot(), &self.ctx.stats)
     }
 
     /// Applies what can change without a restart from `new`: the

@@ -1,78 +1,42 @@
 //! moth: an MQTT 3.1.1 broker that runs as a program or embeds in an
 //! application, configured with hbmqtt's YAML schema.
 //!
-//! Where things live:
-//! - `packet.rs`, `codec.rs`, `topic.rs`: the wire format, pure (bytes in, packets out).
-//! - `connect.rs`: CONNECT validation and authentication (the CONNACK decision).
-//! - `session.rs`: one client's session state, pure: subscriptions, queue, in-flight window.
-//! - `inflight.rs`: the QoS 1 and QoS 2 flows, both directions.
-//! - `session_store.rs`: all sessions by client id; takeover; persistence seam.
-//!   `signal.rs`: how a publisher wakes a session's consumer.
-//! - `subscriptions.rs`, `retained.rs`, `router.rs`: where a PUBLISH is routed.
-//! - `access.rs`: the one place CONNECT auth and topic checks go through: the chains in force.
-//! - `chain.rs`: the chain rule (how plugin answers combine), pure.
-//! - `auth_input.rs`, `plugin_call.rs`: what plugins are handed, and how one is called.
-//! - `registry.rs`: every plugin by name, built-in or from a library.
-//! - `plugin_loader.rs`: loading one plugin library through abi_stable.
-//! - `connection.rs`: the I/O driver of one client connection; `keepalive.rs` checks every
-//!   connection's keep-alive from one task.
-//! - `transport.rs`: TLS handshake and WebSocket upgrade before MQTT, under one timeout;
-//!   `tls.rs` (certificates, client CAs, client identity), `cert_identity.rs` (the CN, pure),
-//!   `websocket.rs` (upgrade and the frames-to-bytes adapter).
-//! - `listener.rs`: accepting connections, connection limits; `fd_limit.rs` raises the
-//!   program's open-file limit.
-//! - `broker.rs`: the embeddable [`Broker`].
-//! - `config.rs`: the hbmqtt-compatible configuration.
-//! - `stats.rs`: every counter, in one place; `sys.rs` publishes them as
-//!   `$SYS` topics, `metrics.rs` renders them for Prometheus and
-//!   `metrics_http.rs` serves that text.
-//! - `logging.rs`: the program's log output (text or JSON) and its reloadable filter.
-//! - `passwd.rs`: password-file edits, pure; `passwd_cmd.rs` is the `moth passwd` command around them,
-//!   `file_replace.rs` the atomic write it uses, `tty_password.rs` the no-echo prompt.
-//! - `reload.rs`: what a configuration reload (SIGHUP) applies and what needs a restart.
+//! Layers, each importing only from those below it (`tests/layers.rs`
+//! checks this):
+//!
+//! 1. `moth-protocol` (`broker/protocol/`, re-exported here as [`packet`],
+//!    [`codec`], [`topic`], [`message`]): the wire format, sans I/O.
+//! 2. [`config`] (the hbmqtt/amqtt configuration; `config/amqtt.rs` reads
+//!    amqtt's plugin map) and [`stats`] (every counter).
+//! 3. [`session`]: one client's state (`state.rs`), the QoS 1 and QoS 2
+//!    flows (`inflight.rs`), all sessions and who owns them (`store.rs`).
+//! 4. [`routing`]: where a PUBLISH is routed (`router.rs`,
+//!    `subscriptions.rs`, `retained.rs`).
+//! 5. [`plugin_host`]: the registry of plugins, the library loader, what
+//!    plugins are handed and how one is called.
+//! 6. [`access`]: the chains in force and the chain rule (`chain.rs`);
+//!    where a CONNECT is authenticated (`connect.rs`).
+//! 7. [`shared`]: the state the server and the broker share.
+//! 8. [`transport`]: TLS, client certificates, WebSocket.
+//! 9. [`server`] (listeners, the connection driver, keep-alive) and
+//!    [`observability`] (`$SYS`, Prometheus, logging).
+//! 10. [`broker`]: the embeddable [`Broker`] and what a reload applies.
+//! 11. [`cli`]: what the `moth` program adds (`moth passwd`, the open-file limit).
 
 pub mod access;
-pub mod auth_input;
 pub mod broker;
-pub mod cert_identity;
-pub mod chain;
-pub mod codec;
+pub mod cli;
 pub mod config;
-pub mod connect;
-pub mod connection;
-pub mod fd_limit;
-pub mod file_replace;
-pub mod inflight;
-pub mod keepalive;
-pub mod listener;
-pub mod liveness;
-pub mod logging;
-pub mod message;
-pub mod metrics;
-pub mod metrics_http;
-pub mod packet;
-pub mod passwd;
-pub mod passwd_cmd;
-pub mod plugin_call;
-pub mod plugin_loader;
-pub mod registry;
-pub mod reload;
-pub mod retained;
-pub mod router;
+pub mod observability;
+pub mod plugin_host;
+pub mod routing;
+pub mod server;
 pub mod session;
-pub mod session_store;
 pub mod shared;
-pub mod signal;
 pub mod stats;
-pub mod subscriptions;
-pub mod sys;
-#[cfg(test)]
-mod test_rng;
-pub mod tls;
-pub mod topic;
 pub mod transport;
-mod tty_password;
-pub mod websocket;
+
+pub use moth_protocol::{codec, message, packet, topic};
 
 pub use broker::{Broker, BrokerError, LocalSubscription};
 pub use config::{Config, ConfigError};

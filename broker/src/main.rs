@@ -10,7 +10,7 @@
 //! without a restart (see `moth::reload`): the plugin chains, their options
 //! and libraries, and the log level; a file or plugin that fails keeps what
 //! is in force. `moth plugins [-c FILE]` lists the plugin registry;
-//! `moth passwd` creates and edits password files (see `moth::passwd_cmd`).
+//! `moth passwd` creates and edits password files (see `moth::cli::passwd_cmd`).
 
 /// mimalloc rather than glibc's malloc: the tokio task and socket state of
 /// every connection are 128-byte-aligned allocations, which glibc serves
@@ -26,9 +26,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use moth::cli::passwd_cmd::PasswdArgs;
 use moth::config::LogFormat;
-use moth::logging::{self, LogControl};
-use moth::passwd_cmd::PasswdArgs;
+use moth::observability::logging::{self, LogControl};
 use moth::{Broker, Config};
 use tracing::{error, info, warn};
 
@@ -73,7 +73,7 @@ enum Command {
 fn main() -> ExitCode {
     let mut args = Args::parse();
     if let Some(Command::Passwd(p)) = &args.command {
-        return match moth::passwd_cmd::run(p) {
+        return match moth::cli::passwd_cmd::run(p) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("moth passwd: {e}");
@@ -155,7 +155,7 @@ fn main() -> ExitCode {
         // Before the broker starts: a signal that arrives once clients can
         // connect must find its handler, not the default that kills.
         let signals = Signals::install();
-        match moth::fd_limit::raise() {
+        match moth::cli::fd_limit::raise() {
             Ok((was, now)) if was != now => info!(was, now, "open-file limit raised (one per client connection)"),
             Ok((_, now)) => info!(limit = now, "open-file limit (one per client connection)"),
             Err(e) => warn!("cannot raise the open-file limit: {e}"),

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::access::AccessControl;
 use crate::config::Config;
-use crate::router::Router;
-use crate::session_store::SessionStore;
+use crate::routing::router::Router;
+use crate::session::store::SessionStore;
 use crate::stats::Stats;
 
 /// What connections, listeners and the broker's tasks share.

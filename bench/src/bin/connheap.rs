@@ -83,8 +83,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let broker = moth::Broker::new(config)?;
     runtime.block_on(broker.start())?;
     let addr = broker.local_addr("default").ok_or("no listener address")?;
-    println!("future of one connection's task: {} bytes", moth::connection::serve_future_size());
-    for (what, size) in moth::connection::state_sizes() {
+    println!("future of one connection's task: {} bytes", moth::server::connection::serve_future_size());
+    for (what, size) in moth::server::connection::state_sizes() {
         println!("{what}: {size} bytes");
     }
 

@@ -340,7 +340,7 @@ pub struct PluginsConfig {
     /// `plugin-timeout`: how long one plugin call may take; a call that
     /// takes longer counts as a refusal. A call waiting for its turn is
     /// refused only when no call of that plugin has completed for this long
-    /// (`plugin_call.rs`). Default 5 s.
+    /// (`plugin_host/call.rs`). Default 5 s.
     pub timeout: Duration,
     /// `plugin-concurrency`: calls of one plugin running at once; more wait
     /// (see `timeout`). Default 16.

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
-use crate::liveness::now_ms;
+use crate::session::liveness::now_ms;
 use crate::shared::Shared;
 
 /// How often the sweeper looks.

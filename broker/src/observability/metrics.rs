@@ -8,8 +8,8 @@
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
+use crate::observability::sys::Snapshot;
 use crate::stats::{AUTH_LATENCY_BUCKETS, AuthAnswer, AuthPluginStats, ListenerStats, Stats};
-use crate::sys::Snapshot;
 
 /// `Content-Type` of the exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

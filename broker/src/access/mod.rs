@@ -29,6 +29,9 @@
 //! A plugin error or panic (caught on the plugin's side by the export glue)
 //! refuses, is logged with the plugin's name and counted.
 
+pub mod chain;
+pub mod connect;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -36,11 +39,11 @@ use std::time::{Duration, Instant};
 use moth_plugin_api::{Capabilities, TopicRequest};
 use tracing::warn;
 
-pub use crate::auth_input::{AuthInput, TlsInput, topic_request};
-use crate::chain::{Step, Tally, Verdict};
+use crate::access::chain::{Step, Tally, Verdict};
 use crate::config::{ChainDefault, Config};
-use crate::plugin_call::{ChainPlugin, call_authenticate, call_check_topic};
-use crate::registry::{Registry, canonical};
+use crate::plugin_host::call::{ChainPlugin, call_authenticate, call_check_topic};
+pub use crate::plugin_host::input::{AuthInput, TlsInput, topic_request};
+use crate::plugin_host::registry::{Registry, canonical};
 use crate::stats::AuthAnswer;
 
 #[derive(Debug, thiserror::Error)]
@@ -275,7 +278,7 @@ impl AccessControl {
         for p in &chains.auth {
             let started = Instant::now();
             let answer = call_authenticate(p, &input, chains.timeout).await;
-            record(&p.name, crate::chain::counted_as(&answer), started.elapsed());
+            record(&p.name, crate::access::chain::counted_as(&answer), started.elapsed());
             if let Err(e) = &answer {
                 p.count_failure();
                 warn!(plugin = %p.name, client_id = %input.client_id, "authentication plugin failed, counted as deny: {e}");
@@ -374,7 +377,7 @@ impl AccessControl {
 /// A snapshot of the registry and the chains; see [`AccessControl::describe`].
 #[derive(Debug, Clone)]
 pub struct PluginListing {
-    pub plugins: Vec<crate::registry::PluginInfo>,
+    pub plugins: Vec<crate::plugin_host::registry::PluginInfo>,
     pub failures: Vec<String>,
     pub auth_chain: Vec<String>,
     /// `None` when topic checking is disabled.

@@ -3,7 +3,7 @@
 //! The codec has already enforced the wire rules (protocol name and level,
 //! reserved flag, will flags, password without user name). What is left is
 //! the broker's policy: client identifiers [MQTT-3.1.3], then the
-//! authentication chain of `access.rs`.
+//! authentication chain of `access/mod.rs`.
 //!
 //! A user name without a password is accepted here, as MQTT 3.1.1 allows
 //! (hbmqtt refuses it with code 4); the authentication plugins decide whether

@@ -13,9 +13,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{debug, warn};
 
-use crate::metrics;
+use crate::observability::metrics;
+use crate::observability::sys::Snapshot;
 use crate::shared::Shared;
-use crate::sys::Snapshot;
 
 /// Largest request head read; a longer one is answered 431.
 const MAX_HEAD: usize = 8 * 1024;

@@ -27,10 +27,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Semaphore;
 
 use crate::config::SessionOwner;
-use crate::liveness::Liveness;
-use crate::session::{Session, SessionLimits};
-use crate::signal::Signal;
-use crate::subscriptions::SubscriberId;
+use crate::session::liveness::Liveness;
+use crate::session::signal::Signal;
+use crate::session::state::{Session, SessionLimits};
+
+/// Identifies a subscriber (a session, or an in-process subscriber) in the
+/// subscription tree; the store hands them out ([`SessionStore::next_id`]).
+pub type SubscriberId = u64;
 
 /// A session as shared between its connection and the publishers that queue
 /// messages for it.

@@ -19,7 +19,7 @@ use moth_topic_taboo::TopicTaboo;
 use tracing::{debug, warn};
 
 use crate::config::Config;
-use crate::plugin_loader;
+use crate::plugin_host::loader as plugin_loader;
 
 /// Canonical form of a plugin name: `.` and `_` are the same, spaces around
 /// are ignored.

@@ -19,9 +19,9 @@ use std::sync::Arc;
 use bytes::BytesMut;
 
 use crate::codec;
-use crate::inflight::{AckResult, Inflight, Resend};
 use crate::message::Message;
 use crate::packet::{Packet, QoS};
+use crate::session::inflight::{AckResult, Inflight, Resend};
 
 /// Per-session limits, from the configuration's `Limits`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -41,16 +41,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use tracing::{Instrument, debug};
 
+use crate::access::connect::{self, ConnectDecision};
 use crate::access::{TlsInput, topic_request};
 use crate::codec::{self, DecodeError};
-use crate::connect::{self, ConnectDecision};
-use crate::inflight::AckResult;
 use crate::message::Message;
 use crate::packet::{
     Connack, Connect, ConnectReturnCode, Packet, Publish, QoS, Suback, SubackCode, Subscribe, Unsubscribe,
 };
-use crate::session::{Delivery, Session, SessionLimits};
-use crate::session_store::{Opened, SessionHandle, SlotHeld};
+use crate::session::inflight::AckResult;
+use crate::session::state::{Delivery, Session, SessionLimits};
+use crate::session::store::{Opened, SessionHandle, SlotHeld};
 use crate::shared::Shared;
 use crate::stats::{Pending, bump};
 use crate::transport::ByteStream;
@@ -252,7 +252,7 @@ struct Live {
     unflushed: bool,
     conn_id: u64,
     clean_session: bool,
-    /// The session's slot (see `session_store.rs`), held while attached.
+    /// The session's slot (see `session/store.rs`), held while attached.
     slot: SlotHeld,
     hold: Hold,
     /// A debug span, kept only when debug logging was on at connect: at info

@@ -17,7 +17,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tracing::{Instrument, debug, info, warn};
 
 use crate::config::ListenerConfig;
-use crate::connection::{self, ConnInfo, Hold, Start};
+use crate::server::connection::{self, ConnInfo, Hold, Start};
 use crate::shared::Shared;
 use crate::transport::Transport;
 

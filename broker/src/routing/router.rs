@@ -11,11 +11,11 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::message::Message;
 use crate::packet::QoS;
-use crate::retained::RetainedStore;
-use crate::session::{Delivery, Enqueued};
-use crate::session_store::SessionHandle;
+use crate::routing::retained::RetainedStore;
+use crate::routing::subscriptions::{SubscriberId, SubscriptionTree};
+use crate::session::state::{Delivery, Enqueued};
+use crate::session::store::SessionHandle;
 use crate::stats::{Counter, Stats};
-use crate::subscriptions::{SubscriberId, SubscriptionTree};
 
 type Matches = Vec<(SubscriberId, Arc<SessionHandle>, QoS)>;
 
@@ -162,7 +162,7 @@ pub fn deliver(session: &SessionHandle, delivery: Delivery, stats: &Stats) -> bo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::SessionLimits;
+    use crate::session::state::SessionLimits;
 
     const LIMITS: SessionLimits = SessionLimits { max_inflight: 4, max_queued: 2 };
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use moth_plugin_api::{Capabilities, Decision, PluginBox, TopicAction, TopicRequest};
 use tokio::sync::Semaphore;
 
-use crate::auth_input::{AuthInput, topic_request};
+use crate::plugin_host::input::{AuthInput, topic_request};
 
 /// One plugin's answer: a decision, or an error (the plugin returned an
 /// error, panicked, or timed out), which refuses.

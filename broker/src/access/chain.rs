@@ -22,7 +22,7 @@
 
 use moth_plugin_api::{Decision, DecisionKind};
 
-pub use crate::plugin_call::Answer;
+pub use crate::plugin_host::call::Answer;
 
 /// How a chain ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

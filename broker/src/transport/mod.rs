@@ -7,6 +7,10 @@
 //! holds a `max-connections` slot from the moment it is accepted: a socket
 //! that opens and sends nothing must not keep it.
 
+pub mod cert_identity;
+pub mod tls;
+pub mod websocket;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,8 +19,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::{ListenerConfig, ListenerKind};
-use crate::tls::{self, TlsError};
-use crate::websocket::{self, UpgradeError, WsOptions};
+use tls::TlsError;
+use websocket::{UpgradeError, WsOptions};
 
 /// How long the TLS handshake and the WebSocket upgrade may take together.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

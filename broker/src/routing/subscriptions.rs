@@ -19,8 +19,7 @@ use std::str::Split;
 
 use crate::packet::QoS;
 
-/// Identifies a subscriber (a session) inside the tree; the router assigns them.
-pub type SubscriberId = u64;
+pub use crate::session::store::SubscriberId;
 
 /// Above this many subscribers on one filter, an id → position index is kept
 /// (see [`Subscribers`]).
@@ -428,7 +427,7 @@ impl<T> SubscriptionTree<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_rng::{Rng, random_filter, random_topic};
+    use crate::routing::test_rng::{Rng, random_filter, random_topic};
     use crate::topic;
     use std::collections::BTreeMap;
 

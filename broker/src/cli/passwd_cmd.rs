@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use thiserror::Error;
 
-use crate::file_replace::replace_file;
-use crate::passwd::{self, DEFAULT_PBKDF2_ITERATIONS, HashParams, PasswdError, Scheme};
-use crate::tty_password::prompt_password;
+use crate::cli::file_replace::replace_file;
+use crate::cli::passwd::{self, DEFAULT_PBKDF2_ITERATIONS, HashParams, PasswdError, Scheme};
+use crate::cli::tty_password::prompt_password;
 
 /// Arguments of `moth passwd`.
 #[derive(Args, Debug)]

@@ -20,8 +20,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ServerConfig, WebPkiClientVerifier};
 use tokio_rustls::TlsAcceptor;
 
-use crate::cert_identity;
 use crate::config::TlsConfig;
+use crate::transport::cert_identity;
 
 /// Why a listener's TLS material cannot be used. Each message names the
 /// listener and, when there is one, the file.

@@ -1,0 +1,9 @@
+//! Where a PUBLISH is routed: the subscription tree ([`subscriptions`]), the
+//! retained messages ([`retained`]) and the router that ties them to the
+//! sessions ([`router`]).
+
+pub mod retained;
+pub mod router;
+pub mod subscriptions;
+#[cfg(test)]
+mod test_rng;

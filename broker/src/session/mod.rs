@@ -1,0 +1,10 @@
+//! Sessions: one client's state ([`state`]), its QoS 1 and QoS 2 flows
+//! ([`inflight`]), all sessions by client id and who owns each ([`store`]),
+//! how a publisher wakes a session's consumer ([`signal`]) and the attached
+//! connection's keep-alive stamp ([`liveness`]).
+
+pub mod inflight;
+pub mod liveness;
+pub mod signal;
+pub mod state;
+pub mod store;
