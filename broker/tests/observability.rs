@@ -244,6 +244,24 @@ fn mosquitto_sub_on_sys_shows_hbmqtt_topics_with_correct_figures_and_curl_gets_m
             &format!("m{i}"),
         ]));
         assert!(out.status.success(), "mosquitto_pub: {}", String::from_utf8_lossy(&out.stderr));
+        // mosquitto_pub exits once its DISCONNECT is sent; the broker ends the
+        // connection a moment later. Wait for that, so the next publisher
+        // never overlaps it (clients/maximum must stay 1 on a busy machine).
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let metrics = run_tool(Command::new("curl").args([
+                "-sS",
+                "--max-time",
+                "10",
+                &format!("http://127.0.0.1:{mport}/metrics"),
+            ]));
+            if String::from_utf8_lossy(&metrics.stdout).lines().any(|l| l == "moth_clients_connected 0") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "publisher {i} never counted as disconnected");
+            // Readiness poll interval, not a wait for an event.
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
     let mut sub = Command::new("stdbuf");
     sub.args(["-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", &port.to_string(), "-t", "$SYS/#", "-v", "-W", "20"]);

@@ -41,16 +41,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use tracing::{Instrument, debug};
 
-use crate::access::connect::{self, ConnectDecision};
-use crate::access::{TlsInput, topic_request};
+use super::handshake;
+use crate::access::topic_request;
 use crate::codec::{self, DecodeError};
 use crate::message::Message;
 use crate::packet::{
     Connack, Connect, ConnectReturnCode, Packet, Publish, QoS, Suback, SubackCode, Subscribe, Unsubscribe,
 };
 use crate::session::inflight::AckResult;
-use crate::session::state::{Delivery, Session, SessionLimits};
-use crate::session::store::{Opened, SessionHandle, SlotHeld};
+use crate::session::state::{Delivery, Session};
+use crate::session::store::{SessionHandle, SlotHeld};
 use crate::shared::Shared;
 use crate::stats::{Pending, bump};
 use crate::transport::ByteStream;
@@ -59,7 +59,7 @@ use crate::transport::ByteStream;
 /// sends nothing must not hold a connection slot forever.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a taking-over connection waits for the old one to let go.
-const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Above this many buffered output bytes, deliveries stay in the session queue.
 const OUT_HIGH_WATER: usize = 64 * 1024;
 /// Above this many buffered output bytes, the client's input is not read.
@@ -71,18 +71,10 @@ const READ_CHUNK: usize = 8 * 1024;
 /// cost. Such a client's reads go through a stack buffer of this size.
 const SMALL_READ: usize = 1024;
 /// At most this much input is read ahead of CONNACK while the plugins decide.
-const AUTH_READ_AHEAD: usize = 64 * 1024;
+pub(super) const AUTH_READ_AHEAD: usize = 64 * 1024;
 /// Events handled in one poll before the task yields to the others on its
 /// worker thread, so one busy client cannot monopolise it.
 const EVENTS_PER_POLL: usize = 32;
-
-/// An event with the connection's `listener` and `peer` fields: `$at` is
-/// anything with those two fields (`ConnInfo`, `Client`).
-macro_rules! conn_log {
-    ($level:ident, $at:expr, $($rest:tt)+) => {
-        tracing::$level!(listener = %$at.listener, peer = %$at.peer, $($rest)+)
-    };
-}
 
 /// What the transport learned about the connection.
 #[derive(Debug, Clone)]
@@ -184,25 +176,29 @@ pub fn state_sizes() -> Vec<(&'static str, usize)> {
 }
 
 /// The byte stream and its buffers.
-struct Io {
-    stream: Box<dyn ByteStream>,
-    inbuf: BytesMut,
-    outbuf: BytesMut,
+pub(super) struct Io {
+    pub(super) stream: Box<dyn ByteStream>,
+    pub(super) inbuf: BytesMut,
+    pub(super) outbuf: BytesMut,
     /// Counts not yet added to the broker's stats; flushed after each socket
     /// read and write, so a packet costs a plain integer increment.
-    pending: Pending,
+    pub(super) pending: Pending,
 }
 
 impl Io {
     /// Encodes a packet for the client and counts it.
-    fn emit(&mut self, packet: &Packet) {
+    pub(super) fn emit(&mut self, packet: &Packet) {
         codec::encode(packet, &mut self.outbuf);
         bump(&mut self.pending.packets_sent, 1);
     }
 
     /// Reads the first packet, which must be CONNECT [MQTT-3.1.0-1].
     /// `Ok(None)` when the connection ended and nothing more is to be done.
-    async fn read_first_packet(&mut self, info: &ConnInfo, max_packet_size: usize) -> Result<Option<Connect>, String> {
+    pub(super) async fn read_first_packet(
+        &mut self,
+        info: &ConnInfo,
+        max_packet_size: usize,
+    ) -> Result<Option<Connect>, String> {
         loop {
             match codec::decode(&mut self.inbuf, max_packet_size) {
                 Ok(Some(Packet::Connect(c))) => {
@@ -229,7 +225,7 @@ impl Io {
     }
 
     /// Sends a refusing CONNACK and closes [MQTT-3.2.2-5].
-    async fn refuse(&mut self, code: ConnectReturnCode) {
+    pub(super) async fn refuse(&mut self, code: ConnectReturnCode) {
         self.outbuf.clear();
         self.emit(&Packet::Connack(Connack { session_present: false, code }));
         let written = tokio::time::timeout(Duration::from_secs(1), async {
@@ -263,12 +259,12 @@ struct Live {
 }
 
 /// The state of a connected client that the packet handlers need.
-struct Client {
-    session: Arc<SessionHandle>,
-    username: Option<Box<str>>,
-    listener: Arc<str>,
-    peer: SocketAddr,
-    will: Option<Box<Message>>,
+pub(super) struct Client {
+    pub(super) session: Arc<SessionHandle>,
+    pub(super) username: Option<Box<str>>,
+    pub(super) listener: Arc<str>,
+    pub(super) peer: SocketAddr,
+    pub(super) will: Option<Box<Message>>,
 }
 
 impl Client {
@@ -283,7 +279,7 @@ async fn attach(start: Box<Start>) -> Option<Box<Live>> {
     let Start { ctx, stream, info, shutdown, hold } = *start;
     let span = tracing::debug_span!("conn", listener = %info.listener, peer = %info.peer);
     let mut io = Io { stream, inbuf: BytesMut::new(), outbuf: BytesMut::new(), pending: Pending::default() };
-    let attached = connect_and_attach(&ctx, &mut io, &info, shutdown).instrument(span.clone()).await;
+    let attached = handshake::connect_and_attach(&ctx, &mut io, &info, shutdown).instrument(span.clone()).await;
     let Some(a) = attached else {
         io.pending.flush(&ctx.stats);
         return None;
@@ -309,223 +305,11 @@ async fn attach(start: Box<Start>) -> Option<Box<Live>> {
 }
 
 /// What the attach phase produced besides the I/O.
-struct Attached {
-    client: Client,
-    conn_id: u64,
-    clean_session: bool,
-    slot: SlotHeld,
-}
-
-async fn connect_and_attach(
-    ctx: &Arc<Shared>,
-    io: &mut Io,
-    info: &ConnInfo,
-    mut shutdown: watch::Receiver<bool>,
-) -> Option<Attached> {
-    let max_packet_size = ctx.config.limits.max_packet_size;
-    let connect = tokio::select! {
-        r = tokio::time::timeout(CONNECT_TIMEOUT, io.read_first_packet(info, max_packet_size)) => match r {
-            Err(_) => {
-                conn_log!(info, info, "closed: no CONNECT within {}s", CONNECT_TIMEOUT.as_secs());
-                return None;
-            }
-            Ok(Err(why)) => {
-                conn_log!(info, info, "closed before CONNECT: {why}");
-                return None;
-            }
-            Ok(Ok(c)) => c,
-        },
-        _ = shutdown.changed() => return None,
-    };
-    let Some(mut connect) = connect else {
-        // Refused for its protocol level (CONNACK 1 already sent).
-        ctx.stats.listener(&info.listener).refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return None;
-    };
-    if info.identity_as_username {
-        // Mosquitto's `use_identity_as_username`: the certificate decides
-        // who the client is; without one there is no user name to use.
-        match &info.tls_identity {
-            Some(cn) => connect.username = Some(cn.to_string()),
-            None => {
-                conn_log!(
-                    info,
-                    info,
-                    client_id = %connect.client_id, code = ConnectReturnCode::NotAuthorized as u8,
-                    "connection refused: use_identity_as_username is set but the client sent no certificate with a CN"
-                );
-                ctx.stats.listener(&info.listener).refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                io.refuse(ConnectReturnCode::NotAuthorized).await;
-                return None;
-            }
-        }
-    }
-
-    let (client_id, assigned) = match connect::check_client_id(&connect) {
-        ConnectDecision::Accept { client_id, assigned } => (client_id, assigned),
-        ConnectDecision::Refuse { code, reason } => {
-            conn_log!(
-                info,
-                info,
-                client_id = %connect.client_id, username = ?connect.username.as_deref(), code = code as u8,
-                "connection refused: {reason}"
-            );
-            ctx.stats.listener(&info.listener).refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            io.refuse(code).await;
-            return None;
-        }
-    };
-    let peer = info.peer.to_string();
-    // The subject DN is not decoded yet: plugins get the CN (as `CN=...`)
-    // and the certificate itself.
-    let tls = info.tls_certificate.as_ref().map(|der| TlsInput {
-        subject: info.tls_identity.as_ref().map(|cn| format!("CN={cn}")).unwrap_or_default(),
-        common_name: info.tls_identity.as_deref().map(str::to_string),
-        certificate_der: der.to_vec(),
-    });
-    let auth =
-        connect::authenticate(&ctx.access, &connect, &client_id, &peer, &info.listener, tls, |plugin, answer, t| {
-            ctx.stats.record_auth(plugin, answer, t)
-        });
-    // While the plugins decide (a reconnect storm can queue a client behind
-    // thousands of password checks), the socket is watched: a client that
-    // gives up and closes is dropped with its place in the queue, so no
-    // check is spent on it. Packets it sends meanwhile are kept for after
-    // CONNACK; a client that half-closes after such packets still gets them
-    // handled.
-    let mut watching = true;
-    let (decision, outcome) = {
-        tokio::pin!(auth);
-        loop {
-            tokio::select! {
-                biased;
-                r = &mut auth => break r,
-                r = io.stream.read_buf(&mut io.inbuf), if watching => match r {
-                    Ok(0) | Err(_) if io.inbuf.is_empty() => {
-                        conn_log!(info, info, client_id = %client_id, "client left while its CONNECT was being authenticated");
-                        return None;
-                    }
-                    Ok(0) | Err(_) => watching = false,
-                    Ok(n) => {
-                        bump(&mut io.pending.bytes_received, n);
-                        // Enough read ahead: the rest waits in the socket.
-                        watching = io.inbuf.len() < max_packet_size.min(AUTH_READ_AHEAD);
-                    }
-                },
-            }
-        }
-    };
-    let username = connect.username.as_deref();
-    let listener_stats = ctx.stats.listener(&info.listener);
-    if let ConnectDecision::Refuse { code, reason } = decision {
-        conn_log!(
-            info,
-            info,
-            client_id = %client_id, ?username, auth = "denied", plugin = outcome.decided_by.as_deref().unwrap_or("-"),
-            code = code as u8, "connection refused: {reason}"
-        );
-        listener_stats.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        io.refuse(code).await;
-        return None;
-    }
-
-    let conn_id = ctx.next_conn_id();
-    let limits = SessionLimits {
-        max_inflight: ctx.config.limits.max_inflight,
-        max_queued: ctx.config.limits.max_queued_messages,
-    };
-    // Takes the session over from a previous connection, if any: it is
-    // woken, sees it is no longer the owner and lets go of the slot.
-    let rule = ctx.config.session_owner;
-    let (session, fresh) = match ctx.sessions.open(&client_id, conn_id, connect.username.as_deref(), rule, limits) {
-        Opened::Session { session, fresh } => (session, fresh),
-        Opened::OwnedByOther => {
-            // Says nothing of whose session it is.
-            conn_log!(
-                info,
-                info,
-                client_id = %client_id, ?username, code = ConnectReturnCode::IdentifierRejected as u8,
-                "connection refused: the client id belongs to another user's session (session-owner: user)"
-            );
-            listener_stats.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            io.refuse(ConnectReturnCode::IdentifierRejected).await;
-            return None;
-        }
-    };
-    let slot = tokio::select! {
-        g = tokio::time::timeout(TAKEOVER_TIMEOUT, session.acquire_slot()) => match g {
-            Ok(g) => g,
-            Err(_) => {
-                conn_log!(warn, info, client_id = %client_id, "previous connection did not release the session in time");
-                listener_stats.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                ctx.sessions.close(&client_id, conn_id, false);
-                io.refuse(ConnectReturnCode::ServerUnavailable).await;
-                return None;
-            }
-        },
-        _ = shutdown.changed() => {
-            ctx.sessions.close(&client_id, conn_id, false);
-            return None;
-        }
-    };
-    if session.owner() != conn_id {
-        // A third connection with this client id came while this one waited.
-        conn_log!(info, info, client_id = %client_id, "connection replaced by a newer one before it was attached");
-        return None;
-    }
-    // A shutdown that began while this connection waited woke no session
-    // of its: the signal itself says so.
-    if *shutdown.borrow() || ctx.stopping() {
-        ctx.sessions.close(&client_id, conn_id, false);
-        return None;
-    }
-
-    let (present, removed) = {
-        let mut state = session.lock();
-        let mut removed = if fresh { state.reset() } else { Vec::new() };
-        let (present, cleared) = state.attach(connect.clean_session, limits);
-        removed.extend(cleared);
-        (present, removed)
-    };
-    if !removed.is_empty() {
-        ctx.router.unsubscribe_all(session.id(), removed.iter().map(String::as_str));
-    }
-    if present {
-        recheck_subscriptions(ctx, &session, &client_id, username, info);
-    }
-    io.emit(&Packet::Connack(Connack { session_present: present, code: ConnectReturnCode::Accepted }));
-    ctx.stats.client_connected(&listener_stats);
-    conn_log!(
-        info,
-        info,
-        client_id = %client_id, ?username, assigned_id = assigned, clean_session = connect.clean_session,
-        session_present = present, keep_alive = connect.keep_alive, auth = "allowed",
-        tls_identity = ?info.tls_identity,
-        plugin = outcome.decided_by.as_deref().unwrap_or("-"), "client connected"
-    );
-    {
-        let mut state = session.lock();
-        let (publishes, pubrels) = state.resume_into(&mut io.outbuf);
-        let who = Who { client_id: &client_id, username: connect.username.as_deref(), listener: &info.listener };
-        let drained = drain(ctx, &mut state, &mut io.outbuf, &who);
-        bump(&mut io.pending.packets_sent, publishes + pubrels + drained);
-        bump(&mut io.pending.publish_sent, publishes + drained);
-    }
-    let keep_alive = (connect.keep_alive > 0)
-        .then(|| Duration::from_secs(u64::from(connect.keep_alive)) + ctx.config.timeout_disconnect_delay);
-    session.liveness.arm(keep_alive);
-    Some(Attached {
-        client: Client {
-            session,
-            username: connect.username.take().map(String::into_boxed_str),
-            listener: info.listener.clone(),
-            peer: info.peer,
-            will: connect.will.as_ref().map(|w| Box::new(Message::from_will(w))),
-        },
-        conn_id,
-        clean_session: connect.clean_session,
-        slot,
-    })
+pub(super) struct Attached {
+    pub(super) client: Client,
+    pub(super) conn_id: u64,
+    pub(super) clean_session: bool,
+    pub(super) slot: SlotHeld,
 }
 
 impl Live {
@@ -845,10 +629,10 @@ impl Live {
 }
 
 /// The client a delivery check is about.
-struct Who<'a> {
-    client_id: &'a str,
-    username: Option<&'a str>,
-    listener: &'a str,
+pub(super) struct Who<'a> {
+    pub(super) client_id: &'a str,
+    pub(super) username: Option<&'a str>,
+    pub(super) listener: &'a str,
 }
 
 impl Client {
@@ -859,32 +643,7 @@ impl Client {
 
 /// Moves queued deliveries into the output buffer, asking the topic plugins
 /// that want delivery checks (none, usually: then this is the plain drain).
-/// Checks a resumed session's subscriptions against the connected user's
-/// rights as they are now, not as they were when the subscriptions were
-/// made (the ACL may have changed by a reload since): each one the topic
-/// chain refuses is removed, as if unsubscribed, and logged.
-fn recheck_subscriptions(
-    ctx: &Shared,
-    session: &SessionHandle,
-    client_id: &str,
-    username: Option<&str>,
-    info: &ConnInfo,
-) {
-    if !ctx.access.checks_topics() {
-        return;
-    }
-    let filters: Vec<String> = session.lock().subscriptions().keys().cloned().collect();
-    for filter in filters {
-        let request = topic_request(client_id, username, &info.listener, TopicAction::SUBSCRIBE, &filter);
-        if let Some(reason) = ctx.access.check_topic(&request) {
-            session.lock().remove_subscription(&filter);
-            ctx.router.unsubscribe(session.id(), &filter);
-            conn_log!(info, info, client_id, filter, "subscription of the resumed session removed: {reason}");
-        }
-    }
-}
-
-fn drain(ctx: &Shared, state: &mut Session, out: &mut BytesMut, who: &Who<'_>) -> usize {
+pub(super) fn drain(ctx: &Shared, state: &mut Session, out: &mut BytesMut, who: &Who<'_>) -> usize {
     if !ctx.access.checks_receive() {
         return state.drain_into(out, OUT_HIGH_WATER);
     }

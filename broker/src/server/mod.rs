@@ -2,6 +2,15 @@
 //! of one client connection ([`connection`]) and the keep-alive sweeper
 //! ([`keepalive`]).
 
+/// An event with the connection's `listener` and `peer` fields: `$at` is
+/// anything with those two fields (`ConnInfo`, `Client`).
+macro_rules! conn_log {
+    ($level:ident, $at:expr, $($rest:tt)+) => {
+        tracing::$level!(listener = %$at.listener, peer = %$at.peer, $($rest)+)
+    };
+}
+
 pub mod connection;
+mod handshake;
 pub mod keepalive;
 pub mod listener;

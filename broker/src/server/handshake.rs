@@ -1,0 +1,515 @@
+//! The attach phase of a connection, CONNECT as its own phase (as in
+//! ntex-mqtt's `handshake.rs`): read the CONNECT, take the identity from the
+//! client certificate, check the client id, authenticate, take the session
+//! over, answer CONNACK. Each step returns why the connection ends
+//! ([`Ended`]); every refusal goes through one [`refuse`], which logs,
+//! counts and answers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::sync::watch;
+
+use super::connection::{
+    AUTH_READ_AHEAD, Attached, CONNECT_TIMEOUT, Client, ConnInfo, Io, TAKEOVER_TIMEOUT, Who, drain,
+};
+use crate::access::TlsInput;
+use crate::access::connect::{self, ConnectDecision};
+use crate::access::topic_request;
+use crate::message::Message;
+use crate::packet::{Connack, Connect, ConnectReturnCode, Packet};
+use crate::session::state::SessionLimits;
+use crate::session::store::{Opened, SessionHandle, SlotHeld};
+use crate::shared::Shared;
+use crate::stats::{ListenerStats, bump};
+use moth_plugin_api::TopicAction;
+
+/// Why the attach phase ended without a connected client.
+enum Ended {
+    /// Refused with a CONNACK: logged, counted and answered by [`refuse`].
+    Refused(Refusal),
+    /// Refused for its protocol level, CONNACK 1 already sent: counted only.
+    WrongProtocol,
+    /// Closed, silent, superseded or shut down before an answer was due;
+    /// logged where it happened.
+    Closed,
+}
+
+/// A refused CONNECT: the code the client gets and why, for the log.
+struct Refusal {
+    code: ConnectReturnCode,
+    reason: String,
+    client_id: String,
+    username: Option<String>,
+    /// The plugin that decided, for authentication refusals.
+    plugin: Option<String>,
+    /// Logged as a warning (the broker's trouble, not the client's).
+    warn: bool,
+}
+
+impl Refusal {
+    fn new(code: ConnectReturnCode, reason: impl Into<String>, connect: &Connect, client_id: &str) -> Refusal {
+        Refusal {
+            code,
+            reason: reason.into(),
+            client_id: client_id.to_string(),
+            username: connect.username.clone(),
+            plugin: None,
+            warn: false,
+        }
+    }
+}
+
+/// The one way a CONNECT is refused: logged with the client's id, user name
+/// and the deciding plugin, counted on the listener, answered with the
+/// CONNACK code, and the connection closed.
+async fn refuse(io: &mut Io, info: &ConnInfo, listener: &ListenerStats, r: Refusal) {
+    let (client_id, username, code) = (&r.client_id, r.username.as_deref(), r.code as u8);
+    let plugin = r.plugin.as_deref().unwrap_or("-");
+    if r.warn {
+        conn_log!(warn, info, client_id = %client_id, ?username, code, plugin, "connection refused: {}", r.reason);
+    } else {
+        conn_log!(info, info, client_id = %client_id, ?username, code, plugin, "connection refused: {}", r.reason);
+    }
+    listener.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    io.refuse(r.code).await;
+}
+
+/// The attach phase, step by step: read the CONNECT, take the identity from
+/// the certificate, check the client id, authenticate, take the session
+/// over, answer CONNACK. Each step returns why it ends the connection.
+pub(super) async fn connect_and_attach(
+    ctx: &Arc<Shared>,
+    io: &mut Io,
+    info: &ConnInfo,
+    mut shutdown: watch::Receiver<bool>,
+) -> Option<Attached> {
+    // Resolved once: every refusal and the connect count use it.
+    let listener = ctx.stats.listener(&info.listener);
+    let steps = async {
+        let mut connect = read_connect(ctx, io, info, &mut shutdown).await?;
+        identity_from_certificate(info, &mut connect)?;
+        let (client_id, assigned) = match connect::check_client_id(&connect) {
+            ConnectDecision::Accept { client_id, assigned } => (client_id, assigned),
+            ConnectDecision::Refuse { code, reason } => {
+                return Err(Ended::Refused(Refusal::new(code, reason, &connect, &connect.client_id)));
+            }
+        };
+        let decided_by = authenticate(ctx, io, info, &connect, &client_id).await?;
+        let taken = take_session(ctx, info, &connect, &client_id, &mut shutdown).await?;
+        Ok(accept(ctx, io, info, &listener, connect, Accepted { client_id, assigned, decided_by, taken }))
+    };
+    match steps.await {
+        Ok(attached) => Some(attached),
+        Err(Ended::Refused(r)) => {
+            refuse(io, info, &listener, r).await;
+            None
+        }
+        Err(Ended::WrongProtocol) => {
+            listener.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            None
+        }
+        Err(Ended::Closed) => None,
+    }
+}
+
+/// Step 1: the first packet, which must be a CONNECT, within [`CONNECT_TIMEOUT`].
+async fn read_connect(
+    ctx: &Shared,
+    io: &mut Io,
+    info: &ConnInfo,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Connect, Ended> {
+    let max_packet_size = ctx.config.limits.max_packet_size;
+    tokio::select! {
+        r = tokio::time::timeout(CONNECT_TIMEOUT, io.read_first_packet(info, max_packet_size)) => match r {
+            Err(_) => {
+                conn_log!(info, info, "closed: no CONNECT within {}s", CONNECT_TIMEOUT.as_secs());
+                Err(Ended::Closed)
+            }
+            Ok(Err(why)) => {
+                conn_log!(info, info, "closed before CONNECT: {why}");
+                Err(Ended::Closed)
+            }
+            Ok(Ok(Some(c))) => Ok(c),
+            Ok(Ok(None)) => Err(Ended::WrongProtocol),
+        },
+        _ = shutdown.changed() => Err(Ended::Closed),
+    }
+}
+
+/// Step 2: Mosquitto's `use_identity_as_username`: the certificate decides
+/// who the client is; without one there is no user name to use.
+fn identity_from_certificate(info: &ConnInfo, connect: &mut Connect) -> Result<(), Ended> {
+    if !info.identity_as_username {
+        return Ok(());
+    }
+    match &info.tls_identity {
+        Some(cn) => {
+            connect.username = Some(cn.to_string());
+            Ok(())
+        }
+        None => Err(Ended::Refused(Refusal::new(
+            ConnectReturnCode::NotAuthorized,
+            "use_identity_as_username is set but the client sent no certificate with a CN",
+            connect,
+            &connect.client_id,
+        ))),
+    }
+}
+
+/// Step 4: the authentication chain. While the plugins decide (a reconnect
+/// storm can queue a client behind thousands of password checks), the
+/// socket is watched: a client that gives up and closes is dropped with its
+/// place in the queue, so no check is spent on it. Packets it sends
+/// meanwhile are kept for after CONNACK; a client that half-closes after
+/// such packets still gets them handled. Returns the plugin that decided.
+async fn authenticate(
+    ctx: &Shared,
+    io: &mut Io,
+    info: &ConnInfo,
+    connect: &Connect,
+    client_id: &str,
+) -> Result<Option<String>, Ended> {
+    let max_packet_size = ctx.config.limits.max_packet_size;
+    let peer = info.peer.to_string();
+    // The subject DN is not decoded yet: plugins get the CN (as `CN=...`)
+    // and the certificate itself.
+    let tls = info.tls_certificate.as_ref().map(|der| TlsInput {
+        subject: info.tls_identity.as_ref().map(|cn| format!("CN={cn}")).unwrap_or_default(),
+        common_name: info.tls_identity.as_deref().map(str::to_string),
+        certificate_der: der.to_vec(),
+    });
+    let auth = connect::authenticate(&ctx.access, connect, client_id, &peer, &info.listener, tls, |p, answer, t| {
+        ctx.stats.record_auth(p, answer, t)
+    });
+    let mut watching = true;
+    let (decision, outcome) = {
+        tokio::pin!(auth);
+        loop {
+            tokio::select! {
+                biased;
+                r = &mut auth => break r,
+                r = io.stream.read_buf(&mut io.inbuf), if watching => match r {
+                    Ok(0) | Err(_) if io.inbuf.is_empty() => {
+                        conn_log!(info, info, client_id = %client_id, "client left while its CONNECT was being authenticated");
+                        return Err(Ended::Closed);
+                    }
+                    Ok(0) | Err(_) => watching = false,
+                    Ok(n) => {
+                        bump(&mut io.pending.bytes_received, n);
+                        // Enough read ahead: the rest waits in the socket.
+                        watching = io.inbuf.len() < max_packet_size.min(AUTH_READ_AHEAD);
+                    }
+                },
+            }
+        }
+    };
+    match decision {
+        ConnectDecision::Accept { .. } => Ok(outcome.decided_by),
+        ConnectDecision::Refuse { code, reason } => {
+            let mut r = Refusal::new(code, reason, connect, client_id);
+            r.plugin = outcome.decided_by;
+            Err(Ended::Refused(r))
+        }
+    }
+}
+
+/// What step 5 took: the session, held.
+struct Taken {
+    session: Arc<SessionHandle>,
+    /// It held another user's state, to be discarded (`session-owner: client-id`).
+    fresh: bool,
+    slot: SlotHeld,
+    conn_id: u64,
+}
+
+/// Step 5: the session, taken over from a previous connection if any: it
+/// is woken, sees it is no longer the owner and lets go of the slot.
+/// Another user's session is refused (`session-owner: user`).
+async fn take_session(
+    ctx: &Shared,
+    info: &ConnInfo,
+    connect: &Connect,
+    client_id: &str,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Taken, Ended> {
+    let conn_id = ctx.next_conn_id();
+    let limits = session_limits(ctx);
+    let rule = ctx.config.session_owner;
+    let (session, fresh) = match ctx.sessions.open(client_id, conn_id, connect.username.as_deref(), rule, limits) {
+        Opened::Session { session, fresh } => (session, fresh),
+        // Says nothing of whose session it is.
+        Opened::OwnedByOther => {
+            let why = "the client id belongs to another user's session (session-owner: user)";
+            return Err(Ended::Refused(Refusal::new(ConnectReturnCode::IdentifierRejected, why, connect, client_id)));
+        }
+    };
+    let slot = tokio::select! {
+        g = tokio::time::timeout(TAKEOVER_TIMEOUT, session.acquire_slot()) => match g {
+            Ok(g) => g,
+            Err(_) => {
+                ctx.sessions.close(client_id, conn_id, false);
+                let why = "previous connection did not release the session in time";
+                let mut r = Refusal::new(ConnectReturnCode::ServerUnavailable, why, connect, client_id);
+                r.warn = true;
+                return Err(Ended::Refused(r));
+            }
+        },
+        _ = shutdown.changed() => {
+            ctx.sessions.close(client_id, conn_id, false);
+            return Err(Ended::Closed);
+        }
+    };
+    if session.owner() != conn_id {
+        // A third connection with this client id came while this one waited.
+        conn_log!(info, info, client_id = %client_id, "connection replaced by a newer one before it was attached");
+        return Err(Ended::Closed);
+    }
+    // A shutdown that began while this connection waited woke no session
+    // of its: the signal itself says so.
+    if *shutdown.borrow() || ctx.stopping() {
+        ctx.sessions.close(client_id, conn_id, false);
+        return Err(Ended::Closed);
+    }
+    Ok(Taken { session, fresh, slot, conn_id })
+}
+
+fn session_limits(ctx: &Shared) -> SessionLimits {
+    SessionLimits { max_inflight: ctx.config.limits.max_inflight, max_queued: ctx.config.limits.max_queued_messages }
+}
+
+/// What the steps before CONNACK established.
+struct Accepted {
+    client_id: String,
+    assigned: bool,
+    decided_by: Option<String>,
+    taken: Taken,
+}
+
+/// Step 6: attach to the session, answer CONNACK, resume the session's
+/// deliveries and arm the keep-alive.
+fn accept(
+    ctx: &Shared,
+    io: &mut Io,
+    info: &ConnInfo,
+    listener: &Arc<ListenerStats>,
+    mut connect: Connect,
+    a: Accepted,
+) -> Attached {
+    let Accepted { client_id, assigned, decided_by, taken: Taken { session, fresh, slot, conn_id } } = a;
+    let username = connect.username.as_deref();
+    let (present, removed) = {
+        let mut state = session.lock();
+        let mut removed = if fresh { state.reset() } else { Vec::new() };
+        let (present, cleared) = state.attach(connect.clean_session, session_limits(ctx));
+        removed.extend(cleared);
+        (present, removed)
+    };
+    if !removed.is_empty() {
+        ctx.router.unsubscribe_all(session.id(), removed.iter().map(String::as_str));
+    }
+    if present {
+        recheck_subscriptions(ctx, &session, &client_id, username, info);
+    }
+    io.emit(&Packet::Connack(Connack { session_present: present, code: ConnectReturnCode::Accepted }));
+    ctx.stats.client_connected(listener);
+    conn_log!(
+        info,
+        info,
+        client_id = %client_id, ?username, assigned_id = assigned, clean_session = connect.clean_session,
+        session_present = present, keep_alive = connect.keep_alive, auth = "allowed",
+        tls_identity = ?info.tls_identity,
+        plugin = decided_by.as_deref().unwrap_or("-"), "client connected"
+    );
+    {
+        let mut state = session.lock();
+        let (publishes, pubrels) = state.resume_into(&mut io.outbuf);
+        let who = Who { client_id: &client_id, username, listener: &info.listener };
+        let drained = drain(ctx, &mut state, &mut io.outbuf, &who);
+        bump(&mut io.pending.packets_sent, publishes + pubrels + drained);
+        bump(&mut io.pending.publish_sent, publishes + drained);
+    }
+    let keep_alive = (connect.keep_alive > 0)
+        .then(|| Duration::from_secs(u64::from(connect.keep_alive)) + ctx.config.timeout_disconnect_delay);
+    session.liveness.arm(keep_alive);
+    Attached {
+        client: Client {
+            session,
+            username: connect.username.take().map(String::into_boxed_str),
+            listener: info.listener.clone(),
+            peer: info.peer,
+            will: connect.will.as_ref().map(|w| Box::new(Message::from_will(w))),
+        },
+        conn_id,
+        clean_session: connect.clean_session,
+        slot,
+    }
+}
+
+/// Checks a resumed session's subscriptions against the connected user's
+/// rights as they are now, not as they were when the subscriptions were
+/// made (the ACL may have changed by a reload since): each one the topic
+/// chain refuses is removed, as if unsubscribed, and logged.
+fn recheck_subscriptions(
+    ctx: &Shared,
+    session: &SessionHandle,
+    client_id: &str,
+    username: Option<&str>,
+    info: &ConnInfo,
+) {
+    if !ctx.access.checks_topics() {
+        return;
+    }
+    let filters: Vec<String> = session.lock().subscriptions().keys().cloned().collect();
+    for filter in filters {
+        let request = topic_request(client_id, username, &info.listener, TopicAction::SUBSCRIBE, &filter);
+        if let Some(reason) = ctx.access.check_topic(&request) {
+            session.lock().remove_subscription(&filter);
+            ctx.router.unsubscribe(session.id(), &filter);
+            conn_log!(info, info, client_id, filter, "subscription of the resumed session removed: {reason}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The attach phase without a socket: an in-memory duplex stream plays
+    //! the client, so each step's answer, log-free, is checked directly.
+
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    use bytes::BytesMut;
+    use tokio::io::{AsyncWriteExt, DuplexStream};
+
+    use super::*;
+    use crate::access::AccessControl;
+    use crate::codec;
+    use crate::config::{Config, SessionOwner};
+    use crate::routing::router::Router;
+    use crate::session::store::SessionStore;
+    use crate::stats::{Pending, Stats};
+
+    fn shared() -> Arc<Shared> {
+        let config = Config::default();
+        let stats = Arc::new(Stats::new());
+        Arc::new(Shared {
+            router: Router::with_stats(stats.clone()),
+            sessions: SessionStore::new(),
+            access: AccessControl::allow_all(),
+            stats,
+            config,
+            next_conn: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
+        })
+    }
+
+    fn info(identity_as_username: bool) -> ConnInfo {
+        ConnInfo {
+            peer: "127.0.0.1:1".parse().unwrap(),
+            listener: Arc::from("test"),
+            tls_identity: None,
+            tls_certificate: None,
+            identity_as_username,
+        }
+    }
+
+    fn connect(client_id: &str, user: Option<&str>) -> Connect {
+        Connect {
+            protocol: crate::packet::Protocol::V311,
+            clean_session: false,
+            keep_alive: 30,
+            client_id: client_id.into(),
+            will: None,
+            username: user.map(str::to_string),
+            password: user.map(|_| bytes::Bytes::from_static(b"pw")),
+        }
+    }
+
+    /// Sends `connect` from the client end and runs the attach phase on the
+    /// server end; returns what it produced and the CONNACK the client got.
+    async fn run(ctx: &Arc<Shared>, info: &ConnInfo, c: Connect) -> (Option<Attached>, Option<Connack>) {
+        let (mut client, server): (DuplexStream, DuplexStream) = tokio::io::duplex(4096);
+        let mut bytes = BytesMut::new();
+        codec::encode(&Packet::Connect(c), &mut bytes);
+        client.write_all(&bytes).await.unwrap();
+        let mut io = Io {
+            stream: Box::new(server),
+            inbuf: BytesMut::new(),
+            outbuf: BytesMut::new(),
+            pending: Pending::default(),
+        };
+        let (_tx, shutdown) = watch::channel(false);
+        let attached = connect_and_attach(ctx, &mut io, info, shutdown).await;
+        // An accepted CONNACK is only queued; a refusal was written already.
+        if attached.is_some() {
+            tokio::io::AsyncWriteExt::write_all(&mut io.stream, &io.outbuf).await.unwrap();
+        }
+        drop(io);
+        let mut got = BytesMut::new();
+        tokio::io::AsyncReadExt::read_buf(&mut client, &mut got).await.unwrap();
+        let ack = match codec::decode(&mut got, 1024) {
+            Ok(Some(Packet::Connack(a))) => Some(a),
+            _ => None,
+        };
+        (attached, ack)
+    }
+
+    fn refused(ctx: &Shared) -> u64 {
+        ctx.stats.listener("test").refused.load(Ordering::Relaxed)
+    }
+
+    #[tokio::test]
+    async fn an_accepted_connect_attaches_and_answers_connack_0() {
+        let ctx = shared();
+        let (attached, ack) = run(&ctx, &info(false), connect("c1", Some("alice"))).await;
+        let a = attached.expect("attached");
+        assert_eq!(a.client.session.client_id(), "c1");
+        assert_eq!(a.client.username.as_deref(), Some("alice"));
+        assert_eq!(ack, Some(Connack { session_present: false, code: ConnectReturnCode::Accepted }));
+        assert_eq!(refused(&ctx), 0);
+    }
+
+    #[tokio::test]
+    async fn another_users_session_is_refused_once_counted_with_connack_2() {
+        let ctx = shared();
+        let limits = session_limits(&ctx);
+        let Opened::Session { .. } = ctx.sessions.open("dev1", 99, Some("alice"), SessionOwner::User, limits) else {
+            panic!("alice's session")
+        };
+        let (attached, ack) = run(&ctx, &info(false), connect("dev1", Some("bob"))).await;
+        assert!(attached.is_none());
+        assert_eq!(ack, Some(Connack { session_present: false, code: ConnectReturnCode::IdentifierRejected }));
+        assert_eq!(refused(&ctx), 1, "counted once, on the listener");
+    }
+
+    #[tokio::test]
+    async fn identity_as_username_without_a_certificate_is_refused_with_5() {
+        let ctx = shared();
+        let (attached, ack) = run(&ctx, &info(true), connect("c2", Some("claims"))).await;
+        assert!(attached.is_none());
+        assert_eq!(ack.map(|a| a.code), Some(ConnectReturnCode::NotAuthorized));
+        assert_eq!(refused(&ctx), 1);
+    }
+
+    #[tokio::test]
+    async fn an_empty_client_id_with_a_persistent_session_is_refused_with_2() {
+        let ctx = shared();
+        let (attached, ack) = run(&ctx, &info(false), connect("", None)).await;
+        assert!(attached.is_none());
+        assert_eq!(ack.map(|a| a.code), Some(ConnectReturnCode::IdentifierRejected));
+    }
+
+    #[test]
+    fn the_certificate_names_the_user() {
+        let mut i = info(true);
+        i.tls_identity = Some(Arc::from("sensor-1"));
+        let mut c = connect("c", Some("mallory"));
+        assert!(identity_from_certificate(&i, &mut c).is_ok());
+        assert_eq!(c.username.as_deref(), Some("sensor-1"));
+        let mut c = connect("c", Some("mallory"));
+        assert!(identity_from_certificate(&info(false), &mut c).is_ok());
+        assert_eq!(c.username.as_deref(), Some("mallory"), "off: the CONNECT's user name stands");
+    }
+}
