@@ -21,6 +21,7 @@ use tracing::info;
 use crate::access::{AccessControl, AccessError, PluginListing};
 use crate::codec;
 use crate::config::Config;
+use crate::lock::Locked;
 use crate::message::Message;
 use crate::observability::metrics_http;
 use crate::observability::sys;
@@ -175,7 +176,7 @@ impl Broker {
         }
         if let Some((socket, addr, path)) = metrics {
             info!(%addr, path = %path, "metrics endpoint listening");
-            *self.metrics_addr.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr);
+            *self.metrics_addr.locked() = Some(addr);
             tokio::spawn(metrics_http::run(self.ctx.clone(), socket, path, shutdown_rx.clone(), done_tx.clone()));
         }
         self.ctx.stats.mark_started();
@@ -185,7 +186,7 @@ impl Broker {
             info!(interval_secs = interval.as_secs_f64(), "publishing $SYS topics");
             tokio::spawn(sys::run(self.ctx.clone(), interval, shutdown_rx.clone(), done_tx.clone()));
         }
-        *self.addrs.lock().unwrap_or_else(|e| e.into_inner()) = addrs.clone();
+        *self.addrs.locked() = addrs.clone();
         *running = Some(Running { shutdown, done, addrs });
         Ok(())
     }
@@ -205,8 +206,8 @@ impl Broker {
         // Every task drops its sender when it ends.
         while r.done.recv().await.is_some() {}
         drop(r.addrs);
-        self.addrs.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        *self.metrics_addr.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.addrs.locked().clear();
+        *self.metrics_addr.locked() = None;
         info!("stopped");
     }
 
@@ -217,12 +218,12 @@ impl Broker {
 
     /// The address a listener is bound to (useful with port 0), while running.
     pub fn local_addr(&self, listener: &str) -> Option<SocketAddr> {
-        self.addrs.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(n, _)| n == listener).map(|(_, a)| *a)
+        self.addrs.locked().iter().find(|(n, _)| n == listener).map(|(_, a)| *a)
     }
 
     /// Every listener's name and bound address, while running.
     pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
-        self.addrs.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.addrs.locked().clone()
     }
 
     /// Publishes a message from the application into the broker, as a client
@@ -299,7 +300,7 @@ impl Broker {
 
     /// The address of the Prometheus endpoint, while running with a `metrics` section.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
-        *self.metrics_addr.lock().unwrap_or_else(|e| e.into_inner())
+        *self.metrics_addr.locked()
     }
 
     /// The broker's counters (what `$SYS` and the metrics endpoint show).
@@ -330,7 +331,7 @@ impl Broker {
     /// and runs plugin constructors, which may block: from a
     /// latency-sensitive task, call it through `spawn_blocking`.
     pub fn reload(&self, new: &Config) -> Result<ReloadReport, BrokerError> {
-        let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        let mut applied = self.applied.locked();
         let report = reload::diff(&self.ctx.config, &applied, new);
         // Rebuilt even when the settings are the same: the plugins re-read
         // their files (a password file, say) when they are built.

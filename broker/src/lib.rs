@@ -27,6 +27,7 @@ pub mod access;
 pub mod broker;
 pub mod cli;
 pub mod config;
+mod lock;
 pub mod observability;
 pub mod plugin_host;
 pub mod routing;

@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::lock::Locked;
+
 /// Number of shards; threads beyond this share shards (still lock-free).
 const SHARDS: usize = 16;
 
@@ -169,17 +171,17 @@ impl Stats {
 
     /// Records that the broker started now: uptime counts from here.
     pub fn mark_started(&self) {
-        *self.started.lock().unwrap_or_else(|e| e.into_inner()) = (Instant::now(), SystemTime::now());
+        *self.started.locked() = (Instant::now(), SystemTime::now());
     }
 
     /// Time since the broker started (or was created, before any start).
     pub fn uptime(&self) -> Duration {
-        self.started.lock().unwrap_or_else(|e| e.into_inner()).0.elapsed()
+        self.started.locked().0.elapsed()
     }
 
     /// Wall-clock time the broker started.
     pub fn started_at(&self) -> SystemTime {
-        self.started.lock().unwrap_or_else(|e| e.into_inner()).1
+        self.started.locked().1
     }
 
     /// A client got CONNACK 0.
@@ -215,7 +217,7 @@ impl Stats {
     /// The counters of listener `name`, created on first use. Called on
     /// every connect and disconnect: a known name costs no allocation.
     pub fn listener(&self, name: &str) -> Arc<ListenerStats> {
-        let mut map = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.listeners.locked();
         if let Some(l) = map.get(name) {
             return l.clone();
         }
@@ -224,14 +226,14 @@ impl Stats {
 
     /// Every listener's counters, by name.
     pub fn listeners(&self) -> Vec<(String, Arc<ListenerStats>)> {
-        let map = self.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        let map = self.listeners.locked();
         map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     /// Records one authentication plugin's answer and how long it took.
     pub fn record_auth(&self, plugin: &str, answer: AuthAnswer, latency: Duration) {
         let entry = {
-            let mut map = self.auth.lock().unwrap_or_else(|e| e.into_inner());
+            let mut map = self.auth.locked();
             match map.get(plugin) {
                 Some(e) => e.clone(),
                 None => map.entry(plugin.to_string()).or_default().clone(),
@@ -247,7 +249,7 @@ impl Stats {
 
     /// Every authentication plugin's counters, by name.
     pub fn auth_plugins(&self) -> Vec<(String, Arc<AuthPluginStats>)> {
-        let map = self.auth.lock().unwrap_or_else(|e| e.into_inner());
+        let map = self.auth.locked();
         map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 }

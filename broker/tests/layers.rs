@@ -16,6 +16,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("codec", 1),
     ("topic", 1),
     ("message", 1),
+    // Poison-tolerant locks, used by every layer above the protocol.
+    ("lock", 2),
     ("config", 2),
     ("stats", 2),
     ("session", 3),

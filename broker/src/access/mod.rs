@@ -41,6 +41,7 @@ use tracing::warn;
 
 use crate::access::chain::{Step, Tally, Verdict};
 use crate::config::{ChainDefault, Config};
+use crate::lock::RwLocked;
 use crate::plugin_host::call::{ChainPlugin, call_authenticate, call_check_topic};
 pub use crate::plugin_host::input::{AuthInput, TlsInput, topic_request};
 use crate::plugin_host::registry::{Registry, canonical};
@@ -230,7 +231,7 @@ impl AccessControl {
         let chains = Arc::new(Chains::build(config, &self.namespace)?);
         let wants = chains.wants_receive_checks();
         let topics = chains.checks_topics();
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = chains;
+        *self.current.write_locked() = chains;
         self.receive_checks.store(wants, Ordering::Relaxed);
         self.topic_checks.store(topics, Ordering::Relaxed);
         Ok(())
@@ -238,7 +239,7 @@ impl AccessControl {
 
     /// The chains in force.
     pub fn chains(&self) -> Arc<Chains> {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.current.read_locked().clone()
     }
 
     /// Names of the authentication chain, in order.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use moth_plugin_api::{Capabilities, Decision, PluginBox, TopicAction, TopicRequest};
 use tokio::sync::Semaphore;
 
+use crate::lock::Locked;
 use crate::plugin_host::input::{AuthInput, topic_request};
 
 /// One plugin's answer: a decision, or an error (the plugin returned an
@@ -52,12 +53,12 @@ impl ChainPlugin {
 
     /// Records that a call of this plugin returned (or panicked) just now.
     pub(crate) fn call_completed(&self) {
-        *self.last_completion.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        *self.last_completion.locked() = Some(Instant::now());
     }
 
     /// When a call of this plugin last returned; `None` before the first.
     pub(crate) fn last_completion(&self) -> Option<Instant> {
-        *self.last_completion.lock().unwrap_or_else(|e| e.into_inner())
+        *self.last_completion.locked()
     }
 }
 

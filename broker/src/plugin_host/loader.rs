@@ -24,6 +24,8 @@ use moth_plugin_api::module::ROOT_VERSION_STRINGS;
 use moth_plugin_api::{API_VERSION, LogLevel, PluginMetadata, PluginModRef};
 use tracing::{debug, error, info, trace, warn};
 
+use crate::lock::Locked;
+
 /// Why a library could not be loaded. One line each.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LoadError {
@@ -59,7 +61,7 @@ pub fn load(path: &Path) -> Result<LoadedLibrary, LoadError> {
     let io = |e: std::io::Error| LoadError::Io { path: path.to_path_buf(), reason: e.to_string() };
     let meta = std::fs::metadata(path).map_err(io)?;
     let stamp = (meta.len(), meta.modified().ok());
-    let mut cache = cache().lock().unwrap_or_else(|e| e.into_inner());
+    let mut cache = cache().locked();
     if let Some((len, modified, lib)) = cache.get(path)
         && (*len, *modified) == stamp
     {

@@ -9,6 +9,7 @@
 use std::cell::RefCell;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::lock::RwLocked;
 use crate::message::Message;
 use crate::packet::QoS;
 use crate::routing::retained::RetainedStore;
@@ -52,15 +53,15 @@ impl Router {
     }
 
     fn tree(&self) -> RwLockReadGuard<'_, SubscriptionTree<Arc<SessionHandle>>> {
-        self.tree.read().unwrap_or_else(|e| e.into_inner())
+        self.tree.read_locked()
     }
 
     fn tree_mut(&self) -> RwLockWriteGuard<'_, SubscriptionTree<Arc<SessionHandle>>> {
-        self.tree.write().unwrap_or_else(|e| e.into_inner())
+        self.tree.write_locked()
     }
 
     fn retained_mut(&self) -> RwLockWriteGuard<'_, RetainedStore> {
-        self.retained.write().unwrap_or_else(|e| e.into_inner())
+        self.retained.write_locked()
     }
 
     /// Routes one message: stores or clears it as retained when its RETAIN
@@ -92,7 +93,7 @@ impl Router {
     pub fn subscribe(&self, session: &Arc<SessionHandle>, filter: &str, qos: QoS) -> Vec<Arc<Message>> {
         self.tree_mut().subscribe(filter, session.id(), session.clone(), qos);
         let mut out = Vec::new();
-        self.retained.read().unwrap_or_else(|e| e.into_inner()).matching(filter, &mut out);
+        self.retained.read_locked().matching(filter, &mut out);
         out
     }
 
@@ -115,13 +116,13 @@ impl Router {
 
     /// Number of retained messages held.
     pub fn retained_count(&self) -> usize {
-        self.retained.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.retained.read_locked().len()
     }
 
     /// Number of retained messages outside the broker's own `$SYS/broker/`
     /// tree (where `$SYS/broker/version` is retained).
     pub fn retained_count_outside_sys(&self) -> usize {
-        let store = self.retained.read().unwrap_or_else(|e| e.into_inner());
+        let store = self.retained.read_locked();
         let mut sys = Vec::new();
         store.matching("$SYS/broker/#", &mut sys);
         store.len() - sys.len()

@@ -7,9 +7,11 @@
 //! connection's hand-written poll loop (`connection.rs`) wait on it without
 //! storing a 64-byte future per idle client.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
+
+use crate::lock::Locked;
 
 #[derive(Debug, Default)]
 pub struct Signal {
@@ -28,7 +30,7 @@ impl Signal {
         // Only the first signal since the consumer last looked needs to wake
         // it; later ones find the flag already set.
         if !self.set.swap(true, Ordering::AcqRel) {
-            let waker = self.waker.lock().unwrap_or_else(PoisonError::into_inner).take();
+            let waker = self.waker.locked().take();
             if let Some(w) = waker {
                 w.wake();
             }
@@ -42,7 +44,7 @@ impl Signal {
             return Poll::Ready(());
         }
         {
-            let mut slot = self.waker.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut slot = self.waker.locked();
             match slot.as_ref() {
                 Some(w) if w.will_wake(cx.waker()) => {}
                 _ => *slot = Some(cx.waker().clone()),

@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::Semaphore;
 
 use crate::config::SessionOwner;
+use crate::lock::Locked;
 use crate::session::liveness::Liveness;
 use crate::session::signal::Signal;
 use crate::session::state::{Session, SessionLimits};
@@ -96,7 +97,7 @@ impl SessionHandle {
 
     /// The user whose session this is (`None`: a client without user name).
     pub fn user(&self) -> Option<Arc<str>> {
-        self.user.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.user.locked().clone()
     }
 
     pub fn id(&self) -> SubscriberId {
@@ -125,7 +126,7 @@ impl SessionHandle {
     pub fn lock(&self) -> MutexGuard<'_, Session> {
         // A panic while holding this lock is a broker bug; the state itself
         // is still consistent enough to keep serving other clients.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.locked()
     }
 }
 
@@ -141,7 +142,7 @@ impl SessionStore {
     }
 
     fn entries(&self) -> MutexGuard<'_, HashMap<Arc<str>, Arc<SessionHandle>>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+        self.entries.locked()
     }
 
     /// A fresh subscriber id, also used for in-process subscribers.
@@ -163,7 +164,7 @@ impl SessionStore {
     ) -> Opened {
         let mut entries = self.entries();
         if let Some(session) = entries.get(client_id) {
-            let mut owner = session.user.lock().unwrap_or_else(|e| e.into_inner());
+            let mut owner = session.user.locked();
             let fresh = owner.as_deref() != user;
             if fresh {
                 match rule {
@@ -179,7 +180,7 @@ impl SessionStore {
         }
         let client_id: Arc<str> = Arc::from(client_id);
         let session = Arc::new(SessionHandle::new(self.next_id(), client_id.clone(), limits));
-        *session.user.lock().unwrap_or_else(|e| e.into_inner()) = user.map(Arc::from);
+        *session.user.locked() = user.map(Arc::from);
         session.owner.store(conn_id, Ordering::Release);
         entries.insert(client_id, session.clone());
         Opened::Session { session, fresh: false }
