@@ -231,7 +231,7 @@ impl Broker {
     /// application is trusted.
     pub fn publish(&self, topic: &str, payload: impl Into<Bytes>, qos: QoS, retain: bool) -> Result<(), BrokerError> {
         // 65535 is the longest string MQTT can carry.
-        if !topic::is_valid_name(topic) || topic.contains('\0') || topic.len() > usize::from(u16::MAX) {
+        if !topic::is_valid_name_string(topic) {
             return Err(BrokerError::InvalidTopic(topic.to_string()));
         }
         let payload = payload.into();
@@ -250,7 +250,7 @@ impl Broker {
     /// that falls behind loses messages (counted and logged), it does not
     /// make the broker grow.
     pub fn subscribe(&self, filter: &str, qos: QoS) -> Result<LocalSubscription, BrokerError> {
-        if !topic::is_valid_filter(filter) || filter.contains('\0') || filter.len() > usize::from(u16::MAX) {
+        if !topic::is_valid_filter_string(filter) {
             return Err(BrokerError::InvalidFilter(filter.to_string()));
         }
         let limits = SessionLimits {

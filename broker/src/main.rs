@@ -12,12 +12,14 @@
 //! is in force. `moth plugins [-c FILE]` lists the plugin registry;
 //! `moth passwd` creates and edits password files (see `moth::cli::passwd_cmd`).
 
-/// mimalloc rather than glibc's malloc: the tokio task and socket state of
-/// every connection are 128-byte-aligned allocations, which glibc serves
-/// with about 150 bytes of padding each, a fifth of an idle connection's
-/// cost; mimalloc's size classes hold them without padding. It also keeps
-/// freed memory of the blocking threads reusable instead of stranding it in
-/// per-thread arenas. (`bench/src/bin/connheap.rs` measures the former.)
+/// jemalloc rather than glibc's malloc (feature `jemalloc`, on by default;
+/// the library sets no allocator): the tokio task and socket state of every
+/// connection are 128-byte-aligned allocations, which glibc serves with
+/// about 150 bytes of padding each, a fifth of an idle connection's cost;
+/// jemalloc's size classes hold them without padding. It also keeps freed
+/// memory of the blocking threads reusable instead of stranding it in
+/// per-thread arenas. mimalloc was measured too and held more per
+/// connection. (`bench/src/bin/connheap.rs` measures this.)
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -125,12 +127,7 @@ fn main() -> ExitCode {
             .listeners
             .iter()
             .map(|l| {
-                let transport = match (l.kind, l.tls.is_some()) {
-                    (moth::config::ListenerKind::Tcp, false) => "tcp",
-                    (moth::config::ListenerKind::Tcp, true) => "tls",
-                    (moth::config::ListenerKind::Ws, false) => "ws",
-                    (moth::config::ListenerKind::Ws, true) => "wss",
-                };
+                let transport = moth::transport::transport_name(l.kind, l.tls.is_some());
                 format!("{} ({transport} on {})", l.name, l.bind)
             })
             .collect();

@@ -9,6 +9,23 @@ pub fn is_valid_name(name: &str) -> bool {
     !name.is_empty() && !name.bytes().any(|b| b == b'+' || b == b'#')
 }
 
+/// The most bytes an MQTT string, and so a topic, can hold [MQTT-1.5.3].
+pub const MAX_TOPIC_BYTES: usize = u16::MAX as usize;
+
+/// A topic name that did not come through the codec (an embedding
+/// application's publish): [`is_valid_name`] plus the rules of an MQTT
+/// string the codec checks on the wire, no U+0000 [MQTT-1.5.3-2] and at most
+/// [`MAX_TOPIC_BYTES`].
+pub fn is_valid_name_string(name: &str) -> bool {
+    is_valid_name(name) && !name.contains('\0') && name.len() <= MAX_TOPIC_BYTES
+}
+
+/// A topic filter that did not come through the codec: [`is_valid_filter`]
+/// plus the MQTT string rules, as for [`is_valid_name_string`].
+pub fn is_valid_filter_string(filter: &str) -> bool {
+    is_valid_filter(filter) && !filter.contains('\0') && filter.len() <= MAX_TOPIC_BYTES
+}
+
 /// A topic filter as SUBSCRIBE/UNSUBSCRIBE carry it: non-empty
 /// [MQTT-4.7.3-1]; `#` only alone as the last level [MQTT-4.7.1-2];
 /// `+` only as a whole level [MQTT-4.7.1-3].
@@ -53,6 +70,16 @@ pub fn matches(filter: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strings_that_did_not_come_through_the_codec() {
+        assert!(is_valid_name_string("a/b"));
+        assert!(!is_valid_name_string("a\0b"));
+        assert!(!is_valid_name_string(&"a".repeat(MAX_TOPIC_BYTES + 1)));
+        assert!(is_valid_filter_string("a/+/#"));
+        assert!(!is_valid_filter_string("a/\0/#"));
+        assert!(!is_valid_filter_string("a/#/b"));
+    }
 
     #[test]
     fn names() {

@@ -39,6 +39,17 @@ fn ws_message_limit(max_packet_size: usize) -> usize {
 pub trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> ByteStream for T {}
 
+/// A listener's transport as logs and `moth --check` name it: `tcp`, `tls`,
+/// `ws` or `wss`.
+pub fn transport_name(kind: ListenerKind, tls: bool) -> &'static str {
+    match (kind, tls) {
+        (ListenerKind::Tcp, false) => "tcp",
+        (ListenerKind::Tcp, true) => "tls",
+        (ListenerKind::Ws, false) => "ws",
+        (ListenerKind::Ws, true) => "wss",
+    }
+}
+
 /// A connection ready for MQTT.
 pub struct Established {
     pub stream: Box<dyn ByteStream>,
@@ -77,12 +88,8 @@ impl Transport {
 
     /// `tcp`, `tls`, `ws` or `wss`, for logs.
     pub fn name(&self) -> &'static str {
-        match (self.tls.is_some(), self.ws.is_some()) {
-            (false, false) => "tcp",
-            (true, false) => "tls",
-            (false, true) => "ws",
-            (true, true) => "wss",
-        }
+        let kind = if self.ws.is_some() { ListenerKind::Ws } else { ListenerKind::Tcp };
+        transport_name(kind, self.tls.is_some())
     }
 
     /// Runs the handshakes this listener needs on an accepted socket.
