@@ -56,6 +56,30 @@ pub struct AuthRequest<'a> {
 }
 
 impl<'a> AuthRequest<'a> {
+    /// A request as the broker would send it for a plain-TCP CONNECT of
+    /// MQTT 3.1.1 on listener `default` from `127.0.0.1:1`, for plugin
+    /// tests: set the other fields on the result as needed.
+    ///
+    /// ```
+    /// use moth_plugin_api::AuthRequest;
+    /// let r = AuthRequest::new_for_test("dev1", Some("alice"), Some(b"secret"));
+    /// assert_eq!(r.username(), Some("alice"));
+    /// assert_eq!(r.password(), Some(&b"secret"[..]));
+    /// assert_eq!(r.listener(), "default");
+    /// ```
+    pub fn new_for_test(client_id: &'a str, username: Option<&'a str>, password: Option<&'a [u8]>) -> AuthRequest<'a> {
+        AuthRequest {
+            client_id: RStr::from_str(client_id),
+            username: ROption::from(username.map(RStr::from_str)),
+            password: ROption::from(password.map(RSlice::from_slice)),
+            peer_addr: RStr::from_str("127.0.0.1:1"),
+            listener: RStr::from_str("default"),
+            protocol_level: 4,
+            tls: ROption::RNone,
+            extra: RSlice::EMPTY,
+        }
+    }
+
     pub fn client_id(&self) -> &'a str {
         self.client_id.as_str()
     }
@@ -116,6 +140,24 @@ pub struct TopicRequest<'a> {
 }
 
 impl<'a> TopicRequest<'a> {
+    /// A request for plugin tests, on listener `default`.
+    ///
+    /// ```
+    /// use moth_plugin_api::{TopicAction, TopicRequest};
+    /// let r = TopicRequest::new_for_test("dev1", Some("alice"), TopicAction::PUBLISH, "a/b");
+    /// assert_eq!((r.topic(), r.username()), ("a/b", Some("alice")));
+    /// ```
+    pub fn new_for_test(client_id: &'a str, username: Option<&'a str>, action: TopicAction, topic: &'a str) -> Self {
+        TopicRequest {
+            client_id: RStr::from_str(client_id),
+            username: ROption::from(username.map(RStr::from_str)),
+            listener: RStr::from_str("default"),
+            action,
+            topic: RStr::from_str(topic),
+            extra: RSlice::EMPTY,
+        }
+    }
+
     pub fn client_id(&self) -> &'a str {
         self.client_id.as_str()
     }

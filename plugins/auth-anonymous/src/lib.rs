@@ -41,19 +41,8 @@ impl Plugin for AnonymousAuth {
 mod tests {
     use super::*;
 
-    use moth_plugin_api::std_types::{RNone, ROption, RSlice, RStr};
-
     fn req(username: Option<&str>) -> AuthRequest<'_> {
-        AuthRequest {
-            client_id: RStr::from_str("c"),
-            username: ROption::from(username.map(RStr::from_str)),
-            password: RNone,
-            peer_addr: RStr::from_str("127.0.0.1:1"),
-            listener: RStr::from_str("default"),
-            protocol_level: 4,
-            tls: RNone,
-            extra: RSlice::EMPTY,
-        }
+        AuthRequest::new_for_test("c", username, None)
     }
 
     #[test]

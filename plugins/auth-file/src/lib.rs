@@ -309,7 +309,7 @@ impl Plugin for PasswordFile {
 mod tests {
     use super::*;
     use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
-    use moth_plugin_api::std_types::{RNone, ROption, RSlice, RStr};
+    use moth_plugin_api::std_types::RStr;
 
     /// A cheap argon2id hash, as a test fixture should be.
     fn hash(password: &str) -> String {
@@ -321,16 +321,7 @@ mod tests {
     }
 
     fn req<'a>(user: Option<&'a str>, password: Option<&'a [u8]>) -> AuthRequest<'a> {
-        AuthRequest {
-            client_id: RStr::from_str("c"),
-            username: ROption::from(user.map(RStr::from_str)),
-            password: ROption::from(password.map(RSlice::from_slice)),
-            peer_addr: RStr::from_str("127.0.0.1:1"),
-            listener: RStr::from_str("default"),
-            protocol_level: 4,
-            tls: RNone,
-            extra: RSlice::EMPTY,
-        }
+        AuthRequest::new_for_test("c", user, password)
     }
 
     static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());

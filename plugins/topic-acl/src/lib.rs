@@ -97,17 +97,8 @@ mod tests {
         TopicAcl::new(m)
     }
 
-    use moth_plugin_api::std_types::{ROption, RSlice, RStr};
-
     fn req<'a>(username: Option<&'a str>, action: TopicAction, topic: &'a str) -> TopicRequest<'a> {
-        TopicRequest {
-            client_id: RStr::from_str("c"),
-            username: ROption::from(username.map(RStr::from_str)),
-            listener: RStr::from_str("l"),
-            action,
-            topic: RStr::from_str(topic),
-            extra: RSlice::EMPTY,
-        }
+        TopicRequest::new_for_test("c", username, action, topic)
     }
 
     #[test]

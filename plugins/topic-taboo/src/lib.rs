@@ -31,17 +31,9 @@ impl Plugin for TopicTaboo {
 mod tests {
     use super::*;
     use moth_plugin_api::TopicAction;
-    use moth_plugin_api::std_types::{ROption, RSlice, RStr};
 
     fn req<'a>(username: Option<&'a str>, topic: &'a str) -> TopicRequest<'a> {
-        TopicRequest {
-            client_id: RStr::from_str("c"),
-            username: ROption::from(username.map(RStr::from_str)),
-            listener: RStr::from_str("l"),
-            action: TopicAction::SUBSCRIBE,
-            topic: RStr::from_str(topic),
-            extra: RSlice::EMPTY,
-        }
+        TopicRequest::new_for_test("c", username, TopicAction::SUBSCRIBE, topic)
     }
 
     #[test]
