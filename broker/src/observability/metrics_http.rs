@@ -11,10 +11,11 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::observability::metrics;
 use crate::observability::sys::Snapshot;
+use crate::server::accept;
 use crate::shared::Shared;
 
 /// Largest request head read; a longer one is answered 431.
@@ -68,18 +69,7 @@ pub async fn run(
     let limit = Arc::new(Semaphore::new(MAX_CONCURRENT));
     let path: Arc<str> = Arc::from(path);
     loop {
-        let accepted = tokio::select! {
-            r = socket.accept() => r,
-            _ = shutdown.changed() => break,
-        };
-        let (stream, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                warn!("metrics endpoint: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let Some((stream, peer)) = accept::next(&socket, &mut shutdown, "metrics endpoint").await else { break };
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             debug!(%peer, "metrics endpoint busy: connection closed");
             continue;

@@ -14,9 +14,10 @@ use std::net::SocketAddr;
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
-use tracing::{Instrument, debug, info, warn};
+use tracing::{Instrument, debug, info};
 
 use crate::config::ListenerConfig;
+use crate::server::accept;
 use crate::server::connection::{self, ConnInfo, Hold, Start};
 use crate::shared::Shared;
 use crate::transport::Transport;
@@ -36,19 +37,7 @@ pub async fn run(
     let span = tracing::info_span!("listener", listener = %name, transport = transport.name());
     async move {
         loop {
-            let accepted = tokio::select! {
-                r = socket.accept() => r,
-                _ = shutdown.changed() => break,
-            };
-            let (stream, peer) = match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // EMFILE and friends: back off a little rather than spin.
-                    warn!("accept failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
+            let Some((stream, peer)) = accept::next(&socket, &mut shutdown, "listener").await else { break };
             let permit = match &limit {
                 None => None,
                 Some(sem) => match sem.clone().try_acquire_owned() {

@@ -10,6 +10,7 @@ macro_rules! conn_log {
     };
 }
 
+pub mod accept;
 pub mod connection;
 mod handshake;
 pub mod keepalive;
