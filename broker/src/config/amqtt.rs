@@ -45,7 +45,8 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::{At, ConfigError, Ctx, Seg, child, one_line, path};
+use super::diagnostics::{At, ConfigError, Ctx, one_line};
+use super::position::{Seg, child, path};
 
 /// An ACL as moth's `topic_acl` reads it: user name -> topic filters.
 type Acl = BTreeMap<String, Vec<String>>;
