@@ -7,7 +7,7 @@
 //! (a port already in use, say).
 //!
 //! SIGHUP re-reads the configuration file and applies what can change
-//! without a restart (see `moth::reload`): the plugin chains, their options
+//! without a restart (see `moth::broker::reload`): the plugin chains, their options
 //! and libraries, and the log level; a file or plugin that fails keeps what
 //! is in force. `moth plugins [-c FILE]` lists the plugin registry;
 //! `moth passwd` creates and edits password files (see `moth::cli::passwd_cmd`).

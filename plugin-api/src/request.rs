@@ -100,6 +100,30 @@ impl<'a> AuthRequest<'a> {
         self.listener.as_str()
     }
 
+    /// The subject CN of the client's verified TLS certificate, if it sent one.
+    ///
+    /// ```
+    /// use moth_plugin_api::{AuthRequest, TlsIdentity};
+    /// use moth_plugin_api::std_types::{ROption, RSlice, RStr};
+    /// let mut r = AuthRequest::new_for_test("c", None, None);
+    /// assert_eq!(r.tls_common_name(), None);
+    /// r.tls = ROption::RSome(TlsIdentity {
+    ///     subject: RStr::from_str("CN=sensor-1"),
+    ///     common_name: ROption::RSome(RStr::from_str("sensor-1")),
+    ///     certificate_der: RSlice::EMPTY,
+    /// });
+    /// assert_eq!(r.tls_common_name(), Some("sensor-1"));
+    /// assert_eq!(r.tls_subject(), Some("CN=sensor-1"));
+    /// ```
+    pub fn tls_common_name(&self) -> Option<&'a str> {
+        self.tls.into_option().and_then(|t| t.common_name.into_option()).map(|c| c.as_str())
+    }
+
+    /// The subject of the client's verified TLS certificate (RFC 4514 text).
+    pub fn tls_subject(&self) -> Option<&'a str> {
+        self.tls.into_option().map(|t| t.subject.as_str())
+    }
+
     /// The value of an `extra` property, if the broker sent it.
     pub fn property(&self, key: &str) -> Option<&'a str> {
         self.extra.as_slice().iter().find(|p| p.key.as_str() == key).map(|p| p.value.as_str())

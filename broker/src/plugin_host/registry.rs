@@ -262,7 +262,7 @@ impl moth_plugin_api::Plugin for NoPasswordFile {
     }
 
     fn authenticate(&self, request: &AuthRequest<'_>) -> Decision {
-        let cn = request.tls.into_option().and_then(|t| t.common_name.into_option()).map(|c| c.as_str());
+        let cn = request.tls_common_name();
         match request.username() {
             None => Decision::ignore(),
             // Proved by a verified client certificate
