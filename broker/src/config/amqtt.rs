@@ -326,18 +326,8 @@ mod tests {
     use std::path::PathBuf;
     use std::time::Duration;
 
-    use crate::config::{ChainDefault, Config};
-
-    fn ok(text: &str) -> Config {
-        Config::from_yaml_str(text).unwrap_or_else(|e| panic!("unexpected error: {e}"))
-    }
-
-    fn err(text: &str) -> String {
-        match Config::from_yaml_str(text) {
-            Ok(c) => panic!("expected an error, got {c:?}"),
-            Err(e) => e.to_string(),
-        }
-    }
+    use crate::config::ChainDefault;
+    use crate::config::tests::{err, ok};
 
     const FILE_ONLY: &str = "listeners:\n  default: {type: tcp, bind: 127.0.0.1:0}\nplugins:\n  \
         amqtt.plugins.authentication.FileAuthPlugin:\n    password_file: /etc/amqtt/passwd\n";

@@ -843,11 +843,12 @@ mod tests {
     use super::yaml::load_yaml;
     use super::*;
 
-    fn ok(text: &str) -> Config {
+    /// Shared with the other files' tests (`amqtt.rs`).
+    pub(super) fn ok(text: &str) -> Config {
         Config::from_yaml_str(text).unwrap_or_else(|e| panic!("unexpected error: {e}"))
     }
 
-    fn err(text: &str) -> String {
+    pub(super) fn err(text: &str) -> String {
         match Config::from_yaml_str(text) {
             Ok(config) => panic!("expected an error, got {config:?}"),
             Err(e) => e.to_string(),
