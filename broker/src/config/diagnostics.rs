@@ -9,7 +9,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::position::{Index, Position, Seg, child, display_path};
+use super::position::{Index, Position, Seg, display_path};
 
 /// One finding about a configuration: where, which key, what.
 ///
@@ -173,47 +173,6 @@ impl<'a> Ctx<'a> {
     pub(super) fn warn(&mut self, spot: &Spot, message: impl Into<String>) {
         let line = self.diag(spot, message).to_string();
         self.warnings.push(line);
-    }
-
-    /// Merges the two spellings of one key under `base`. Returns the value and
-    /// the spelling it came from.
-    pub(super) fn pick<T: PartialEq>(
-        &mut self,
-        base: &[Seg],
-        first: (&'static str, Option<T>),
-        second: (&'static str, Option<T>),
-        show: impl Fn(&T) -> String,
-    ) -> Result<Option<(T, &'static str)>, ConfigError> {
-        match (first, second) {
-            ((_, None), (_, None)) => Ok(None),
-            ((k, Some(v)), (_, None)) | ((_, None), (k, Some(v))) => Ok(Some((v, k))),
-            ((k1, Some(v1)), (k2, Some(v2))) => {
-                // Report at whichever spelling comes later in the file.
-                let p1 = self.pos(&child(base, k1), At::Key);
-                let p2 = self.pos(&child(base, k2), At::Key);
-                let second_is_later = match (p1, p2) {
-                    (Some(a), Some(b)) => b > a,
-                    _ => true,
-                };
-                let ((early_k, early_v), (late_k, late_v)) =
-                    if second_is_later { ((k1, &v1), (k2, &v2)) } else { ((k2, &v2), (k1, &v1)) };
-                let spot = self.spot(&child(base, late_k), At::Key);
-                if v1 == v2 {
-                    self.warn(&spot, format!("repeats `{early_k}` (both spellings mean the same setting); keep one"));
-                    Ok(Some((v1, k1)))
-                } else {
-                    Err(self.invalid(
-                        &spot,
-                        format!(
-                            "`{late_k}: {}` conflicts with `{early_k}: {}`; both spellings \
-                             mean the same setting, keep one",
-                            show(late_v),
-                            show(early_v)
-                        ),
-                    ))
-                }
-            }
-        }
     }
 
     pub(super) fn seconds(&self, key: &[Seg], value: f64) -> Result<Duration, ConfigError> {

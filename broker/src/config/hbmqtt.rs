@@ -1,0 +1,135 @@
+//! What moth does because hbmqtt (or PyYAML under it) does it: the rules a
+//! hbmqtt user's file relies on, in one place. Each is described for users
+//! in `CONFIGURATION.md` ("Rules").
+//!
+//! - YAML 1.1 booleans, and the words `ssl` accepts;
+//! - a key given twice in one mapping keeps its last value;
+//! - two spellings of one key (hbmqtt's documentation and code disagree)
+//!   are merged: [`Ctx::pick`];
+//! - the `default` listener is a template for the others, and is started
+//!   itself only in the cases hbmqtt starts it.
+
+use super::diagnostics::{At, ConfigError, Ctx};
+use super::listeners::ListenerFields;
+use super::position::{Seg, child};
+
+/// PyYAML reads YAML 1.1, where `on`/`off` and `yes`/`no` are booleans, and
+/// hbmqtt's files rely on it (`ssl: on`, `enabled: False`). serde-saphyr's
+/// non-strict booleans read these words the same way.
+pub(super) const STRICT_BOOLEANS: bool = false;
+
+/// PyYAML keeps the last value of a key given twice in one mapping, and
+/// hbmqtt's own documented example repeats `capath`. The typed read does
+/// the same (`yaml.rs` warns about each repetition).
+pub(super) const REPEATED_KEYS: serde_saphyr::DuplicateKeyPolicy = serde_saphyr::DuplicateKeyPolicy::LastWins;
+
+/// Reads an `ssl` word the way moth accepts it: the YAML 1.1 boolean words,
+/// in any case, also as a quoted string, since a quoted `'on'` is still
+/// meant as a switch (anything else is an error, not "off").
+pub(super) fn ssl_word(word: &str) -> Option<bool> {
+    match word.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" => Some(true),
+        "off" | "false" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+impl Ctx<'_> {
+    /// Merges the two spellings of one key under `base`. Returns the value and
+    /// the spelling it came from.
+    pub(super) fn pick<T: PartialEq>(
+        &mut self,
+        base: &[Seg],
+        first: (&'static str, Option<T>),
+        second: (&'static str, Option<T>),
+        show: impl Fn(&T) -> String,
+    ) -> Result<Option<(T, &'static str)>, ConfigError> {
+        match (first, second) {
+            ((_, None), (_, None)) => Ok(None),
+            ((k, Some(v)), (_, None)) | ((_, None), (k, Some(v))) => Ok(Some((v, k))),
+            ((k1, Some(v1)), (k2, Some(v2))) => {
+                // Report at whichever spelling comes later in the file.
+                let p1 = self.pos(&child(base, k1), At::Key);
+                let p2 = self.pos(&child(base, k2), At::Key);
+                let second_is_later = match (p1, p2) {
+                    (Some(a), Some(b)) => b > a,
+                    _ => true,
+                };
+                let ((early_k, early_v), (late_k, late_v)) =
+                    if second_is_later { ((k1, &v1), (k2, &v2)) } else { ((k2, &v2), (k1, &v1)) };
+                let spot = self.spot(&child(base, late_k), At::Key);
+                if v1 == v2 {
+                    self.warn(&spot, format!("repeats `{early_k}` (both spellings mean the same setting); keep one"));
+                    Ok(Some((v1, k1)))
+                } else {
+                    Err(self.invalid(
+                        &spot,
+                        format!(
+                            "`{late_k}: {}` conflicts with `{early_k}: {}`; both spellings \
+                             mean the same setting, keep one",
+                            show(late_v),
+                            show(early_v)
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// A listener to build, as hbmqtt's `default` rules leave it.
+pub(super) struct Candidate {
+    /// Its name under `listeners`.
+    pub(super) name: String,
+    /// Its settings, the template's already applied.
+    pub(super) fields: ListenerFields,
+    /// Whether this is `default` itself: without a `bind` it is only a
+    /// template, which is not worth a warning.
+    pub(super) is_template: bool,
+}
+
+/// hbmqtt's `default` listener: its settings are copied into every other
+/// listener that does not set them itself, and it is started itself when it
+/// is the only listener, or when it has a `bind` (hbmqtt's common "default
+/// on 1883 plus a ws listener" configurations rely on that). The order is
+/// the file's, with `default` first.
+pub(super) fn apply_default_listener(
+    template: Option<ListenerFields>,
+    named: Vec<(String, ListenerFields)>,
+) -> Vec<Candidate> {
+    let default = |fields| Candidate { name: "default".to_owned(), fields, is_template: true };
+    if named.is_empty() {
+        return template.map(default).into_iter().collect();
+    }
+    let template = template.unwrap_or_default();
+    let mut out = Vec::new();
+    if template.bind.is_some() {
+        out.push(default(template.clone()));
+    }
+    for (name, own) in named {
+        out.push(Candidate { name, fields: own.inherit(&template), is_template: false });
+    }
+    out
+}
+
+impl ListenerFields {
+    /// hbmqtt: `config = dict(default); config.update(listener)`.
+    pub(super) fn inherit(self, template: &ListenerFields) -> Self {
+        ListenerFields {
+            bind: self.bind.or_else(|| template.bind.clone()),
+            kind: self.kind.or_else(|| template.kind.clone()),
+            max_connections: self.max_connections.or_else(|| template.max_connections.clone()),
+            ssl: self.ssl.or_else(|| template.ssl.clone()),
+            cafile: self.cafile.or_else(|| template.cafile.clone()),
+            capath: self.capath.or_else(|| template.capath.clone()),
+            cadata: self.cadata.or_else(|| template.cadata.clone()),
+            certfile: self.certfile.or_else(|| template.certfile.clone()),
+            keyfile: self.keyfile.or_else(|| template.keyfile.clone()),
+            path: self.path.or_else(|| template.path.clone()),
+            require_certificate: self.require_certificate.or_else(|| template.require_certificate.clone()),
+            use_identity_as_username: self
+                .use_identity_as_username
+                .or_else(|| template.use_identity_as_username.clone()),
+        }
+    }
+}
