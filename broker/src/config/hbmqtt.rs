@@ -7,11 +7,48 @@
 //! - two spellings of one key (hbmqtt's documentation and code disagree)
 //!   are merged: [`Ctx::pick`];
 //! - the `default` listener is a template for the others, and is started
-//!   itself only in the cases hbmqtt starts it.
+//!   itself only in the cases hbmqtt starts it;
+//! - without a `plugins` list, a chain asks every plugin hbmqtt has for it:
+//!   [`AuthConfig::auth_chain`], [`TopicCheckConfig::topic_chain`].
 
 use super::diagnostics::{At, ConfigError, Ctx};
 use super::listeners::ListenerFields;
 use super::position::{Seg, child};
+use super::types::{AuthConfig, TopicCheckConfig};
+
+/// The authentication chain when `auth.plugins` is absent: hbmqtt asks
+/// every authentication plugin it has, and these are moth's built-in ones.
+const HBMQTT_AUTH_CHAIN: [&str; 2] = ["auth_anonymous", "auth_file"];
+
+/// The topic chain when `topic-check.plugins` is absent, likewise.
+const HBMQTT_TOPIC_CHAIN: [&str; 2] = ["topic_taboo", "topic_acl"];
+
+impl AuthConfig {
+    /// The authentication plugins to ask, in order: `auth.plugins` as
+    /// written, or, when it is absent, hbmqtt's rule of asking every
+    /// authentication plugin: `auth_anonymous`, then `auth_file`. (Without
+    /// `password-file`, that `auth_file` refuses every client that sends a
+    /// user name, as hbmqtt's does.)
+    pub fn auth_chain(&self) -> Vec<String> {
+        match &self.plugins {
+            Some(names) => names.clone(),
+            None => HBMQTT_AUTH_CHAIN.map(String::from).to_vec(),
+        }
+    }
+}
+
+impl TopicCheckConfig {
+    /// The topic plugins to ask, in order; `None` when `enabled` is false
+    /// (no topic is checked). `topic-check.plugins` as written, or, when it
+    /// is absent, hbmqtt's rule of asking every topic plugin: `topic_taboo`,
+    /// then `topic_acl`.
+    pub fn topic_chain(&self) -> Option<Vec<String>> {
+        self.enabled.then(|| match &self.plugins {
+            Some(names) => names.clone(),
+            None => HBMQTT_TOPIC_CHAIN.map(String::from).to_vec(),
+        })
+    }
+}
 
 /// PyYAML reads YAML 1.1, where `on`/`off` and `yes`/`no` are booleans, and
 /// hbmqtt's files rely on it (`ssl: on`, `enabled: False`). serde-saphyr's
@@ -131,5 +168,59 @@ impl ListenerFields {
                 .use_identity_as_username
                 .or_else(|| template.use_identity_as_username.clone()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{AuthConfig, ChainDefault, Config, TopicCheckConfig};
+
+    fn auth(plugins: Option<&[&str]>) -> AuthConfig {
+        AuthConfig {
+            plugins: plugins.map(|names| names.iter().map(|n| (*n).to_owned()).collect()),
+            allow_anonymous: true,
+            password_file: None,
+            default: ChainDefault::Deny,
+        }
+    }
+
+    fn topic_check(enabled: bool, plugins: Option<&[&str]>) -> TopicCheckConfig {
+        TopicCheckConfig {
+            enabled,
+            plugins: plugins.map(|names| names.iter().map(|n| (*n).to_owned()).collect()),
+            acl: Default::default(),
+            subscribe_acl: None,
+            publish_acl: None,
+            receive_acl: None,
+            default: ChainDefault::Deny,
+        }
+    }
+
+    #[test]
+    fn auth_chain_is_the_configured_names_or_hbmqtts_every_plugin() {
+        assert_eq!(auth(None).auth_chain(), ["auth_anonymous", "auth_file"]);
+        assert_eq!(auth(Some(&["auth.anonymous"])).auth_chain(), ["auth.anonymous"]);
+        assert_eq!(auth(Some(&["auth_file", "auth_anonymous"])).auth_chain(), ["auth_file", "auth_anonymous"]);
+        assert!(auth(Some(&[])).auth_chain().is_empty(), "an empty list is kept: nobody is asked");
+    }
+
+    #[test]
+    fn topic_chain_is_none_when_disabled_else_configured_or_hbmqtts() {
+        assert_eq!(topic_check(false, None).topic_chain(), None);
+        assert_eq!(topic_check(false, Some(&["topic_acl"])).topic_chain(), None);
+        assert_eq!(topic_check(true, None).topic_chain(), Some(vec!["topic_taboo".into(), "topic_acl".into()]));
+        assert_eq!(topic_check(true, Some(&["topic_acl"])).topic_chain(), Some(vec!["topic_acl".into()]));
+        assert_eq!(topic_check(true, Some(&[])).topic_chain(), Some(vec![]));
+    }
+
+    #[test]
+    fn chains_of_files() {
+        let c = Config::from_yaml_str("topic-check: {enabled: yes}\n").expect("valid");
+        assert_eq!(c.auth.auth_chain(), ["auth_anonymous", "auth_file"]);
+        assert_eq!(c.topic_check.topic_chain(), Some(vec!["topic_taboo".into(), "topic_acl".into()]));
+        // The built-in file names its chain (see default.yaml); topic checks are off.
+        let c = Config::default();
+        assert_eq!(c.auth.auth_chain(), ["auth_anonymous"]);
+        assert_eq!(c.topic_check.topic_chain(), None);
     }
 }
