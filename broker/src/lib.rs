@@ -22,7 +22,7 @@
 //! - `listener.rs`: accepting connections, connection limits; `fd_limit.rs` raises the
 //!   program's open-file limit.
 //! - `broker.rs`: the embeddable [`Broker`].
-//! - `config.rs`: the hbmqtt-compatible configuration.
+//! - `config/`: the hbmqtt-compatible configuration (keys: `CONFIGURATION.md`).
 //! - `stats.rs`: every counter, in one place; `sys.rs` publishes them as
 //!   `$SYS` topics, `metrics.rs` renders them for Prometheus and
 //!   `metrics_http.rs` serves that text.

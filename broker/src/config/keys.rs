@@ -286,6 +286,16 @@ mod tests {
     }
 
     #[test]
+    fn the_reference_names_every_spelling() {
+        let reference = include_str!("../../CONFIGURATION.md");
+        for key in KEYS {
+            for spelling in key.spellings {
+                assert!(reference.contains(&format!("`{spelling}`")), "CONFIGURATION.md does not name `{spelling}`");
+            }
+        }
+    }
+
+    #[test]
     fn a_near_miss_can_only_mean_one_key() {
         for section in [Top, Listener, Auth, TopicCheck, Metrics] {
             let mut owner = std::collections::HashMap::new();
