@@ -128,6 +128,7 @@ pub(super) enum At {
 
 /// The context of one read: where the text came from, its position index
 /// (none for [`Config::from_raw`](super::Config::from_raw)), and the warnings so far.
+/// Merging two spellings of a key, [`Ctx::pick`], is hbmqtt's rule and lives in `hbmqtt.rs`.
 pub(super) struct Ctx<'a> {
     origin: &'a str,
     index: Option<&'a Index>,
@@ -139,6 +140,7 @@ impl<'a> Ctx<'a> {
         Ctx { origin, index, warnings: Vec::new() }
     }
 
+    /// Where the key or the value at `path` is, when the file is known.
     pub(super) fn pos(&self, path: &[Seg], at: At) -> Option<Position> {
         let index = self.index?;
         match at {
@@ -153,11 +155,12 @@ impl<'a> Ctx<'a> {
         self.index.and_then(|index| index.entry(path)).map_or_else(|| format!("`{value}`"), |entry| entry.found.clone())
     }
 
+    /// The spot of the key or the value at `path`.
     pub(super) fn spot(&self, path: &[Seg], at: At) -> Spot {
         Spot { key: display_path(path), pos: self.pos(path, at), note: String::new() }
     }
 
-    pub(super) fn diag(&self, spot: &Spot, message: impl Into<String>) -> Diagnostic {
+    fn diag(&self, spot: &Spot, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             origin: self.origin.to_owned(),
             position: spot.pos,
@@ -166,15 +169,18 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// An error at `spot`.
     pub(super) fn invalid(&self, spot: &Spot, message: impl Into<String>) -> ConfigError {
         ConfigError::Invalid(self.diag(spot, message))
     }
 
+    /// Records a warning at `spot`, as the one line it is shown as.
     pub(super) fn warn(&mut self, spot: &Spot, message: impl Into<String>) {
         let line = self.diag(spot, message).to_string();
         self.warnings.push(line);
     }
 
+    /// A duration given in seconds (integer or float) at `key`.
     pub(super) fn seconds(&self, key: &[Seg], value: f64) -> Result<Duration, ConfigError> {
         let spot = self.spot(key, At::Value);
         if !value.is_finite() || value < 0.0 {
@@ -188,10 +194,12 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// How a merged value is shown in a conflict message (`pick`).
 pub(super) fn show_num<T: fmt::Display>(v: &T) -> String {
     v.to_string()
 }
 
+/// A path shown in a conflict message, on one line.
 pub(super) fn show_path(p: &Path) -> String {
     one_line(&p.display().to_string())
 }

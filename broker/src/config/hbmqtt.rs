@@ -72,8 +72,10 @@ pub(super) fn ssl_word(word: &str) -> Option<bool> {
 }
 
 impl Ctx<'_> {
-    /// Merges the two spellings of one key under `base`. Returns the value and
-    /// the spelling it came from.
+    /// Merges the two spellings of one key under `base`: either may be
+    /// written, since hbmqtt's documentation and code disagree on which is
+    /// right; both with the same value is a warning, with different values
+    /// an error. Returns the value and the spelling it came from.
     pub(super) fn pick<T: PartialEq>(
         &mut self,
         base: &[Seg],
@@ -114,38 +116,22 @@ impl Ctx<'_> {
     }
 }
 
-/// A listener to build, as hbmqtt's `default` rules leave it.
-pub(super) struct Candidate {
-    /// Its name under `listeners`.
-    pub(super) name: String,
-    /// Its settings, the template's already applied.
-    pub(super) fields: ListenerFields,
-    /// Whether this is `default` itself: without a `bind` it is only a
-    /// template, which is not worth a warning.
-    pub(super) is_template: bool,
-}
-
 /// hbmqtt's `default` listener: its settings are copied into every other
 /// listener that does not set them itself, and it is started itself when it
-/// is the only listener, or when it has a `bind` (hbmqtt's common "default
-/// on 1883 plus a ws listener" configurations rely on that). The order is
-/// the file's, with `default` first.
+/// has a `bind`, beside the others (hbmqtt's common "default on 1883 plus a
+/// ws listener" configurations rely on that). Returns the listeners to
+/// build: `default` first, then the others in file order, each with the
+/// template applied.
 pub(super) fn apply_default_listener(
     template: Option<ListenerFields>,
     named: Vec<(String, ListenerFields)>,
-) -> Vec<Candidate> {
-    let default = |fields| Candidate { name: "default".to_owned(), fields, is_template: true };
-    if named.is_empty() {
-        return template.map(default).into_iter().collect();
-    }
+) -> Vec<(String, ListenerFields)> {
     let template = template.unwrap_or_default();
     let mut out = Vec::new();
     if template.bind.is_some() {
-        out.push(default(template.clone()));
+        out.push(("default".to_owned(), template.clone()));
     }
-    for (name, own) in named {
-        out.push(Candidate { name, fields: own.inherit(&template), is_template: false });
-    }
+    out.extend(named.into_iter().map(|(name, own)| (name, own.inherit(&template))));
     out
 }
 

@@ -17,6 +17,9 @@ use serde_saphyr::Location;
 
 use super::diagnostics::{Ctx, Spot};
 use super::position::{KeyText, Node, NodeKind, Position, Seg, child, display_path};
+// The table reads better without the enum names.
+use Holds::{Keys, List, Named, Nothing};
+use Section::{Auth, Listener, Metrics, Top, TopicCheck};
 
 /// The mappings whose keys are in the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,9 +69,6 @@ pub(super) struct Key {
 const fn key(section: Section, spellings: &'static [&'static str], expected: &'static str, holds: Holds) -> Key {
     Key { section, spellings, expected: Some(expected), holds }
 }
-
-use Holds::{Keys, List, Named, Nothing};
-use Section::{Auth, Listener, Metrics, Top, TopicCheck};
 
 /// What the whole file must be.
 const FILE: &str = "a mapping of settings";

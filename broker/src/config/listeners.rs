@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use super::bind::parse_bind;
 use super::diagnostics::{At, ConfigError, Ctx, Spot, one_line, show_num};
-use super::hbmqtt::{self, Candidate};
+use super::hbmqtt;
 use super::position::{Seg, child, display_path, path};
 use super::schema::ListenerFile;
 use super::types::{ListenerConfig, ListenerKind, TlsConfig};
@@ -40,6 +40,7 @@ pub(super) struct ListenerFields {
 }
 
 impl ListenerFields {
+    /// Reads one entry under `listeners`, merging the two spellings of its keys.
     fn read(name: &str, file: ListenerFile, ctx: &mut Ctx<'_>) -> Result<Self, ConfigError> {
         let base = path(&["listeners", name]);
         fn at<T>(base: &[Seg], value: T, key: &str) -> Option<Written<T>> {
@@ -130,15 +131,14 @@ pub(super) fn resolve_listeners(
     }
 
     let mut out: Vec<(ListenerConfig, Spot)> = Vec::new();
-    for Candidate { name, fields, is_template } in hbmqtt::apply_default_listener(template, named) {
+    for (name, fields) in hbmqtt::apply_default_listener(template, named) {
         match build_listener(&name, fields, ctx)? {
             Some(built) => out.push(built),
-            // `default` without a `bind` is only a template; say so for the others.
-            None if !is_template => {
+            // Only the others get here: `default` is only built with a `bind`.
+            None => {
                 let spot = ctx.spot(&path(&["listeners", &name]), At::Key);
                 ctx.warn(&spot, "no `bind`, so this listener is not started");
             }
-            None => {}
         }
     }
 
