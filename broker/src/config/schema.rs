@@ -90,7 +90,7 @@ pub struct ConfigFile {
     pub plugin_concurrency: Option<usize>,
     /// `plugins`: amqtt's map from plugin class paths to their options (or
     /// a list of class paths and one-entry maps); hbmqtt's list of
-    /// entry-point names, which hbmqtt ignores, is ignored too. See [`amqtt`](super::amqtt).
+    /// entry-point names, which hbmqtt ignores, is ignored too. See `config/amqtt.rs`.
     pub plugins: Option<serde_json::Value>,
 }
 
