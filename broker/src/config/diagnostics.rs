@@ -9,7 +9,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::position::{Index, Position, Seg, child, display_path};
+use super::position::{Index, Position, Seg, display_path};
 
 /// One finding about a configuration: where, which key, what.
 ///
@@ -128,6 +128,7 @@ pub(super) enum At {
 
 /// The context of one read: where the text came from, its position index
 /// (none for [`Config::from_raw`](super::Config::from_raw)), and the warnings so far.
+/// Merging two spellings of a key, [`Ctx::pick`], is hbmqtt's rule and lives in `hbmqtt.rs`.
 pub(super) struct Ctx<'a> {
     origin: &'a str,
     index: Option<&'a Index>,
@@ -139,6 +140,7 @@ impl<'a> Ctx<'a> {
         Ctx { origin, index, warnings: Vec::new() }
     }
 
+    /// Where the key or the value at `path` is, when the file is known.
     pub(super) fn pos(&self, path: &[Seg], at: At) -> Option<Position> {
         let index = self.index?;
         match at {
@@ -153,11 +155,12 @@ impl<'a> Ctx<'a> {
         self.index.and_then(|index| index.entry(path)).map_or_else(|| format!("`{value}`"), |entry| entry.found.clone())
     }
 
+    /// The spot of the key or the value at `path`.
     pub(super) fn spot(&self, path: &[Seg], at: At) -> Spot {
         Spot { key: display_path(path), pos: self.pos(path, at), note: String::new() }
     }
 
-    pub(super) fn diag(&self, spot: &Spot, message: impl Into<String>) -> Diagnostic {
+    fn diag(&self, spot: &Spot, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             origin: self.origin.to_owned(),
             position: spot.pos,
@@ -166,56 +169,18 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// An error at `spot`.
     pub(super) fn invalid(&self, spot: &Spot, message: impl Into<String>) -> ConfigError {
         ConfigError::Invalid(self.diag(spot, message))
     }
 
+    /// Records a warning at `spot`, as the one line it is shown as.
     pub(super) fn warn(&mut self, spot: &Spot, message: impl Into<String>) {
         let line = self.diag(spot, message).to_string();
         self.warnings.push(line);
     }
 
-    /// Merges the two spellings of one key under `base`. Returns the value and
-    /// the spelling it came from.
-    pub(super) fn pick<T: PartialEq>(
-        &mut self,
-        base: &[Seg],
-        first: (&'static str, Option<T>),
-        second: (&'static str, Option<T>),
-        show: impl Fn(&T) -> String,
-    ) -> Result<Option<(T, &'static str)>, ConfigError> {
-        match (first, second) {
-            ((_, None), (_, None)) => Ok(None),
-            ((k, Some(v)), (_, None)) | ((_, None), (k, Some(v))) => Ok(Some((v, k))),
-            ((k1, Some(v1)), (k2, Some(v2))) => {
-                // Report at whichever spelling comes later in the file.
-                let p1 = self.pos(&child(base, k1), At::Key);
-                let p2 = self.pos(&child(base, k2), At::Key);
-                let second_is_later = match (p1, p2) {
-                    (Some(a), Some(b)) => b > a,
-                    _ => true,
-                };
-                let ((early_k, early_v), (late_k, late_v)) =
-                    if second_is_later { ((k1, &v1), (k2, &v2)) } else { ((k2, &v2), (k1, &v1)) };
-                let spot = self.spot(&child(base, late_k), At::Key);
-                if v1 == v2 {
-                    self.warn(&spot, format!("repeats `{early_k}` (both spellings mean the same setting); keep one"));
-                    Ok(Some((v1, k1)))
-                } else {
-                    Err(self.invalid(
-                        &spot,
-                        format!(
-                            "`{late_k}: {}` conflicts with `{early_k}: {}`; both spellings \
-                             mean the same setting, keep one",
-                            show(late_v),
-                            show(early_v)
-                        ),
-                    ))
-                }
-            }
-        }
-    }
-
+    /// A duration given in seconds (integer or float) at `key`.
     pub(super) fn seconds(&self, key: &[Seg], value: f64) -> Result<Duration, ConfigError> {
         let spot = self.spot(key, At::Value);
         if !value.is_finite() || value < 0.0 {
@@ -229,10 +194,12 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// How a merged value is shown in a conflict message (`pick`).
 pub(super) fn show_num<T: fmt::Display>(v: &T) -> String {
     v.to_string()
 }
 
+/// A path shown in a conflict message, on one line.
 pub(super) fn show_path(p: &Path) -> String {
     one_line(&p.display().to_string())
 }

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Unexpected, Visitor};
 
+use super::hbmqtt::ssl_word;
 use super::types::{ChainDefault, ListenerKind, LogFormat, SessionOwner};
 
 /// The configuration file as written: one field per key, every key optional.
@@ -89,7 +90,7 @@ pub struct ConfigFile {
     pub plugin_concurrency: Option<usize>,
     /// `plugins`: amqtt's map from plugin class paths to their options (or
     /// a list of class paths and one-entry maps); hbmqtt's list of
-    /// entry-point names, which hbmqtt ignores, is ignored too. See [`amqtt`](super::amqtt).
+    /// entry-point names, which hbmqtt ignores, is ignored too. See `config/amqtt.rs`.
     pub plugins: Option<serde_json::Value>,
 }
 
@@ -259,15 +260,6 @@ fn de_bind<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> 
         }
     }
     d.deserialize_any(BindVisitor)
-}
-
-/// Reads an `ssl` word the way moth accepts it (case-insensitive).
-fn ssl_word(word: &str) -> Option<bool> {
-    match word.trim().to_ascii_lowercase().as_str() {
-        "on" | "true" | "yes" => Some(true),
-        "off" | "false" | "no" => Some(false),
-        _ => None,
-    }
 }
 
 fn de_ssl<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {

@@ -7,9 +7,10 @@ use std::collections::HashSet;
 use serde_saphyr::{MessageFormatter, UserMessageFormatter};
 
 use super::diagnostics::{ConfigError, Ctx, Diagnostic, Spot, one_line};
+use super::hbmqtt;
 use super::keys::{expectation, unknown_keys};
 use super::position::{Index, Node, NodeKind, Position, Seg, child, display_path};
-use super::resolve;
+use super::resolve::resolve;
 use super::schema::ConfigFile;
 use super::types::Config;
 
@@ -22,9 +23,9 @@ enum Pass {
     Typed,
 }
 
-/// serde-saphyr options: YAML 1.1 booleans (as PyYAML), repeated keys kept
-/// as PyYAML keeps them (the last one wins), and a budget far above any real
-/// configuration, against YAML bombs.
+/// serde-saphyr options: YAML 1.1 booleans and repeated keys as PyYAML
+/// reads them (`hbmqtt.rs`), and a budget far above any real configuration,
+/// against YAML bombs.
 fn yaml_options(pass: Pass) -> serde_saphyr::Options {
     serde_saphyr::options! {
         budget: serde_saphyr::budget! {
@@ -42,10 +43,10 @@ fn yaml_options(pass: Pass) -> serde_saphyr::Options {
         alias_limits: serde_saphyr::alias_limits! {
             max_total_replayed_events: 100_000,
         },
-        strict_booleans: false,
+        strict_booleans: hbmqtt::STRICT_BOOLEANS,
         duplicate_keys: match pass {
             Pass::Tree => serde_saphyr::DuplicateKeyPolicy::PassThrough,
-            Pass::Typed => serde_saphyr::DuplicateKeyPolicy::LastWins,
+            Pass::Typed => hbmqtt::REPEATED_KEYS,
         },
         // Lets the tree read `~:` as a key; typed strings still refuse null.
         null_as_string: pass == Pass::Tree,
