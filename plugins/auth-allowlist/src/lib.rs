@@ -127,19 +127,9 @@ export_plugin! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use moth_plugin_api::std_types::{RNone, ROption, RSlice, RStr};
 
     fn auth<'a>(client_id: &'a str, user: Option<&'a str>, password: Option<&'a [u8]>) -> AuthRequest<'a> {
-        AuthRequest {
-            client_id: RStr::from_str(client_id),
-            username: ROption::from(user.map(RStr::from_str)),
-            password: ROption::from(password.map(RSlice::from_slice)),
-            peer_addr: RStr::from_str("127.0.0.1:1"),
-            listener: RStr::from_str("default"),
-            protocol_level: 4,
-            tls: RNone,
-            extra: RSlice::EMPTY,
-        }
+        AuthRequest::new_for_test(client_id, user, password)
     }
 
     #[test]
