@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
 use tracing::info;
 
 use crate::access::{AccessControl, AccessError, PluginListing};
@@ -32,6 +31,7 @@ use crate::server::listener;
 use crate::session::state::{Delivery, SessionLimits};
 use crate::session::store::{SessionHandle, SessionStore};
 use crate::shared::Shared;
+use crate::shutdown::Stopper;
 use crate::stats::Stats;
 use crate::topic;
 use crate::transport::Transport;
@@ -59,9 +59,8 @@ pub enum BrokerError {
 }
 
 struct Running {
-    shutdown: watch::Sender<bool>,
-    /// Every listener and connection task holds a sender; all gone = all ended.
-    done: mpsc::Receiver<()>,
+    /// Every task the broker started holds one of its `Shutdown`s.
+    stopper: Stopper,
     addrs: Vec<(String, SocketAddr)>,
 }
 
@@ -154,10 +153,9 @@ impl Broker {
                 Some((socket, addr, m.path.clone()))
             }
         };
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let (done_tx, done) = mpsc::channel(1);
+        let stopper = Stopper::new();
         self.ctx.set_stopping(false);
-        tokio::spawn(keepalive::run(self.ctx.clone(), shutdown_rx.clone(), done_tx.clone()));
+        tokio::spawn(keepalive::run(self.ctx.clone(), stopper.shutdown()));
         let mut addrs = Vec::new();
         for (config, transport, socket, addr) in sockets {
             info!(
@@ -165,29 +163,22 @@ impl Broker {
                 max_connections = config.max_connections, "listening"
             );
             addrs.push((config.name.clone(), addr));
-            tokio::spawn(listener::run(
-                self.ctx.clone(),
-                config,
-                transport,
-                socket,
-                shutdown_rx.clone(),
-                done_tx.clone(),
-            ));
+            tokio::spawn(listener::run(self.ctx.clone(), config, transport, socket, stopper.shutdown()));
         }
         if let Some((socket, addr, path)) = metrics {
             info!(%addr, path = %path, "metrics endpoint listening");
             *self.metrics_addr.locked() = Some(addr);
-            tokio::spawn(metrics_http::run(self.ctx.clone(), socket, path, shutdown_rx.clone(), done_tx.clone()));
+            tokio::spawn(metrics_http::run(self.ctx.clone(), socket, path, stopper.shutdown()));
         }
         self.ctx.stats.mark_started();
         sys::publish_version(&self.ctx);
         let interval = self.ctx.config.sys_interval;
         if !interval.is_zero() {
             info!(interval_secs = interval.as_secs_f64(), "publishing $SYS topics");
-            tokio::spawn(sys::run(self.ctx.clone(), interval, shutdown_rx.clone(), done_tx.clone()));
+            tokio::spawn(sys::run(self.ctx.clone(), interval, stopper.shutdown()));
         }
         *self.addrs.locked() = addrs.clone();
-        *running = Some(Running { shutdown, done, addrs });
+        *running = Some(Running { stopper, addrs });
         Ok(())
     }
 
@@ -196,15 +187,14 @@ impl Broker {
     /// for a later `start`. Does nothing when the broker is not running.
     pub async fn shutdown(&self) {
         let mut running = self.running.lock().await;
-        let Some(mut r) = running.take() else { return };
+        let Some(r) = running.take() else { return };
         info!("shutting down");
-        let _ = r.shutdown.send(true);
-        // Attached connections do not watch `shutdown`: they see `stopping`
+        r.stopper.begin();
+        // Attached connections do not watch the signal: they see `stopping`
         // when their session wakes them.
         self.ctx.set_stopping(true);
         self.ctx.sessions.wake_all();
-        // Every task drops its sender when it ends.
-        while r.done.recv().await.is_some() {}
+        r.stopper.stop().await;
         drop(r.addrs);
         self.addrs.locked().clear();
         *self.metrics_addr.locked() = None;

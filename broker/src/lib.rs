@@ -34,6 +34,7 @@ pub mod routing;
 pub mod server;
 pub mod session;
 pub mod shared;
+mod shutdown;
 pub mod stats;
 pub mod transport;
 

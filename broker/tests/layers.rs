@@ -18,6 +18,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("message", 1),
     // Poison-tolerant locks, used by every layer above the protocol.
     ("lock", 2),
+    // The shutdown signal every task holds.
+    ("shutdown", 2),
     ("config", 2),
     ("stats", 2),
     ("session", 3),

@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::Semaphore;
 use tracing::debug;
 
 use crate::observability::metrics;
 use crate::observability::sys::Snapshot;
 use crate::server::accept;
 use crate::shared::Shared;
+use crate::shutdown::Shutdown;
 
 /// Largest request head read; a longer one is answered 431.
 const MAX_HEAD: usize = 8 * 1024;
@@ -59,13 +60,7 @@ pub fn route(head: &[u8], path: &str) -> Route {
 }
 
 /// Serves until `shutdown` fires.
-pub async fn run(
-    ctx: Arc<Shared>,
-    socket: TcpListener,
-    path: String,
-    mut shutdown: watch::Receiver<bool>,
-    done: mpsc::Sender<()>,
-) {
+pub(crate) async fn run(ctx: Arc<Shared>, socket: TcpListener, path: String, mut shutdown: Shutdown) {
     let limit = Arc::new(Semaphore::new(MAX_CONCURRENT));
     let path: Arc<str> = Arc::from(path);
     loop {
@@ -74,7 +69,7 @@ pub async fn run(
             debug!(%peer, "metrics endpoint busy: connection closed");
             continue;
         };
-        let (ctx, path, done, mut shutdown) = (ctx.clone(), path.clone(), done.clone(), shutdown.clone());
+        let (ctx, path, mut shutdown) = (ctx.clone(), path.clone(), shutdown.clone());
         tokio::spawn(async move {
             // A slow or idle client must not hold up the broker's shutdown.
             tokio::select! {
@@ -83,15 +78,16 @@ pub async fn run(
                         debug!(%peer, "metrics request timed out: {e}");
                     }
                 }
-                _ = shutdown.changed() => {}
+                _ = shutdown.recv() => {}
             }
             drop(permit);
-            drop(done);
+            drop(shutdown);
         });
     }
-    // The port closes before `done` tells `Broker::shutdown` this task ended.
+    // The port closes before dropping `shutdown` tells `Broker::shutdown`
+    // this task ended.
     drop(socket);
-    drop(done);
+    drop(shutdown);
 }
 
 async fn serve(ctx: &Shared, mut stream: TcpStream, path: &str) {

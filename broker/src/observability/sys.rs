@@ -13,13 +13,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 use tracing::debug;
 
 use crate::message::Message;
 use crate::packet::QoS;
 use crate::shared::Shared;
+use crate::shutdown::Shutdown;
 use crate::stats::Totals;
 
 /// Every topic starts with this.
@@ -292,7 +292,7 @@ pub fn publish_version(ctx: &Shared) {
 }
 
 /// Publishes one round of topics every `interval` until `shutdown` fires.
-pub async fn run(ctx: Arc<Shared>, interval: Duration, mut shutdown: watch::Receiver<bool>, done: mpsc::Sender<()>) {
+pub(crate) async fn run(ctx: Arc<Shared>, interval: Duration, mut shutdown: Shutdown) {
     let start = Instant::now();
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::from_std(start + interval), interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -300,7 +300,7 @@ pub async fn run(ctx: Arc<Shared>, interval: Duration, mut shutdown: watch::Rece
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            _ = shutdown.changed() => break,
+            _ = shutdown.recv() => break,
         }
         let snapshot = Snapshot::take(&ctx);
         loads.update(snapshot.uptime, load_values(&snapshot));
@@ -309,7 +309,6 @@ pub async fn run(ctx: Arc<Shared>, interval: Duration, mut shutdown: watch::Rece
         }
         debug!("$SYS topics published");
     }
-    drop(done);
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ use std::time::Duration;
 use bytes::{Buf, BytesMut};
 use moth_plugin_api::TopicAction;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
-use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::{Instrument, debug};
 
 use super::handshake;
@@ -52,6 +52,7 @@ use crate::session::inflight::AckResult;
 use crate::session::state::{Delivery, Session};
 use crate::session::store::{SessionHandle, SlotHeld};
 use crate::shared::Shared;
+use crate::shutdown::Shutdown;
 use crate::stats::{Pending, bump};
 use crate::transport::ByteStream;
 
@@ -93,22 +94,22 @@ pub struct ConnInfo {
 
 /// Everything a connection starts with, handed over in one box so that the
 /// connection's task holds a pointer, not the values.
-pub struct Start {
+pub(crate) struct Start {
     pub ctx: Arc<Shared>,
     pub stream: Box<dyn ByteStream>,
     pub info: ConnInfo,
-    /// Broker shutdown, watched until the session is attached; after that
-    /// the connection sees `Shared::stopping` when its session wakes it.
-    pub shutdown: watch::Receiver<bool>,
     pub hold: Hold,
 }
 
 /// Held for the connection's whole life and released when it ends.
-pub struct Hold {
-    /// The listener's `max-connections` slot, if it has a limit.
-    pub permit: Option<OwnedSemaphorePermit>,
+pub(crate) struct Hold {
+    /// The listener's `max-connections` slot, if it has a limit; held for
+    /// its drop, which frees the slot.
+    pub _permit: Option<OwnedSemaphorePermit>,
+    /// Broker shutdown, watched until the session is attached; after that
+    /// the connection sees `Shared::stopping` when its session wakes it.
     /// Dropped when the task ends: how `Broker::shutdown` knows all are gone.
-    pub done: mpsc::Sender<()>,
+    pub shutdown: Shutdown,
 }
 
 /// Why a connection ended, for the log and for the will.
@@ -147,7 +148,7 @@ impl std::fmt::Display for Close {
 
 /// Serves one connection to its end. Never panics on client input; every
 /// way out is logged with its reason.
-pub async fn serve(start: Box<Start>) {
+pub(crate) async fn serve(start: Box<Start>) {
     let Some(mut live) = Box::pin(attach(start)).await else { return };
     let close = std::future::poll_fn(|cx| live.poll_connected(cx)).await;
     Box::pin(live.finish(close)).await;
@@ -276,10 +277,11 @@ impl Client {
 /// The attach phase: CONNECT, authentication, session, CONNACK. `None` when
 /// the connection ended in it (refused, closed, shutdown); it is logged.
 async fn attach(start: Box<Start>) -> Option<Box<Live>> {
-    let Start { ctx, stream, info, shutdown, hold } = *start;
+    let Start { ctx, stream, info, mut hold } = *start;
     let span = tracing::debug_span!("conn", listener = %info.listener, peer = %info.peer);
     let mut io = Io { stream, inbuf: BytesMut::new(), outbuf: BytesMut::new(), pending: Pending::default() };
-    let attached = handshake::connect_and_attach(&ctx, &mut io, &info, shutdown).instrument(span.clone()).await;
+    let attached =
+        handshake::connect_and_attach(&ctx, &mut io, &info, &mut hold.shutdown).instrument(span.clone()).await;
     let Some(a) = attached else {
         io.pending.flush(&ctx.stats);
         return None;

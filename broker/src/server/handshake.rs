@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
-use tokio::sync::watch;
 
 use super::connection::{
     AUTH_READ_AHEAD, Attached, CONNECT_TIMEOUT, Client, ConnInfo, Io, TAKEOVER_TIMEOUT, Who, drain,
@@ -22,6 +21,7 @@ use crate::packet::{Connack, Connect, ConnectReturnCode, Packet};
 use crate::session::state::SessionLimits;
 use crate::session::store::{Opened, SessionHandle, SlotHeld};
 use crate::shared::Shared;
+use crate::shutdown::Shutdown;
 use crate::stats::{ListenerStats, bump};
 use moth_plugin_api::TopicAction;
 
@@ -83,12 +83,12 @@ pub(super) async fn connect_and_attach(
     ctx: &Arc<Shared>,
     io: &mut Io,
     info: &ConnInfo,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: &mut Shutdown,
 ) -> Option<Attached> {
     // Resolved once: every refusal and the connect count use it.
     let listener = ctx.stats.listener(&info.listener);
     let steps = async {
-        let mut connect = read_connect(ctx, io, info, &mut shutdown).await?;
+        let mut connect = read_connect(ctx, io, info, shutdown).await?;
         identity_from_certificate(info, &mut connect)?;
         let (client_id, assigned) = match connect::check_client_id(&connect) {
             ConnectDecision::Accept { client_id, assigned } => (client_id, assigned),
@@ -97,7 +97,7 @@ pub(super) async fn connect_and_attach(
             }
         };
         let decided_by = authenticate(ctx, io, info, &connect, &client_id).await?;
-        let taken = take_session(ctx, info, &connect, &client_id, &mut shutdown).await?;
+        let taken = take_session(ctx, info, &connect, &client_id, shutdown).await?;
         Ok(accept(ctx, io, info, &listener, connect, Accepted { client_id, assigned, decided_by, taken }))
     };
     match steps.await {
@@ -115,12 +115,7 @@ pub(super) async fn connect_and_attach(
 }
 
 /// Step 1: the first packet, which must be a CONNECT, within [`CONNECT_TIMEOUT`].
-async fn read_connect(
-    ctx: &Shared,
-    io: &mut Io,
-    info: &ConnInfo,
-    shutdown: &mut watch::Receiver<bool>,
-) -> Result<Connect, Ended> {
+async fn read_connect(ctx: &Shared, io: &mut Io, info: &ConnInfo, shutdown: &mut Shutdown) -> Result<Connect, Ended> {
     let max_packet_size = ctx.config.limits.max_packet_size;
     tokio::select! {
         r = tokio::time::timeout(CONNECT_TIMEOUT, io.read_first_packet(info, max_packet_size)) => match r {
@@ -135,7 +130,7 @@ async fn read_connect(
             Ok(Ok(Some(c))) => Ok(c),
             Ok(Ok(None)) => Err(Ended::WrongProtocol),
         },
-        _ = shutdown.changed() => Err(Ended::Closed),
+        _ = shutdown.recv() => Err(Ended::Closed),
     }
 }
 
@@ -233,7 +228,7 @@ async fn take_session(
     info: &ConnInfo,
     connect: &Connect,
     client_id: &str,
-    shutdown: &mut watch::Receiver<bool>,
+    shutdown: &mut Shutdown,
 ) -> Result<Taken, Ended> {
     let conn_id = ctx.next_conn_id();
     let limits = session_limits(ctx);
@@ -257,7 +252,7 @@ async fn take_session(
                 return Err(Ended::Refused(r));
             }
         },
-        _ = shutdown.changed() => {
+        _ = shutdown.recv() => {
             ctx.sessions.close(client_id, conn_id, false);
             return Err(Ended::Closed);
         }
@@ -269,7 +264,7 @@ async fn take_session(
     }
     // A shutdown that began while this connection waited woke no session
     // of its: the signal itself says so.
-    if *shutdown.borrow() || ctx.stopping() {
+    if shutdown.is_shutdown() || ctx.stopping() {
         ctx.sessions.close(client_id, conn_id, false);
         return Err(Ended::Closed);
     }
@@ -440,8 +435,8 @@ mod tests {
             outbuf: BytesMut::new(),
             pending: Pending::default(),
         };
-        let (_tx, shutdown) = watch::channel(false);
-        let attached = connect_and_attach(ctx, &mut io, info, shutdown).await;
+        let stopper = crate::shutdown::Stopper::new();
+        let attached = connect_and_attach(ctx, &mut io, info, &mut stopper.shutdown()).await;
         // An accepted CONNACK is only queued; a refusal was written already.
         if attached.is_some() {
             tokio::io::AsyncWriteExt::write_all(&mut io.stream, &io.outbuf).await.unwrap();

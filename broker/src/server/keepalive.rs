@@ -13,23 +13,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 
 use crate::session::liveness::now_ms;
 use crate::shared::Shared;
+use crate::shutdown::Shutdown;
 
 /// How often the sweeper looks.
 pub const SWEEP: Duration = Duration::from_millis(500);
 
 /// Sweeps every session each [`SWEEP`] until `shutdown`.
-pub async fn run(ctx: Arc<Shared>, mut shutdown: watch::Receiver<bool>, done: mpsc::Sender<()>) {
+pub(crate) async fn run(ctx: Arc<Shared>, mut shutdown: Shutdown) {
     let mut ticker = tokio::time::interval(SWEEP);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            _ = shutdown.changed() => break,
+            _ = shutdown.recv() => break,
         }
         let now = now_ms();
         ctx.sessions.for_each(|s| {
@@ -38,5 +38,4 @@ pub async fn run(ctx: Arc<Shared>, mut shutdown: watch::Receiver<bool>, done: mp
             }
         });
     }
-    drop(done);
 }

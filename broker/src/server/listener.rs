@@ -5,32 +5,32 @@
 //! `connection::serve`. The `max-connections` limit is a semaphore, the same
 //! for every listener type: a slot is taken at accept, before any handshake,
 //! so when the listener is full a new socket is closed at once and logged,
-//! instead of being left waiting as hbmqtt does. Shutdown is a `watch`
-//! signal that every task observes.
+//! instead of being left waiting as hbmqtt does. Every task holds a
+//! [`Shutdown`].
 
 use std::sync::Arc;
 
 use std::net::SocketAddr;
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::Semaphore;
 use tracing::{Instrument, debug, info};
 
 use crate::config::ListenerConfig;
 use crate::server::accept;
 use crate::server::connection::{self, ConnInfo, Hold, Start};
 use crate::shared::Shared;
+use crate::shutdown::Shutdown;
 use crate::transport::Transport;
 
-/// Runs the accept loop until `shutdown` fires. `done` is dropped by every
-/// task when it ends, which is how `Broker::shutdown` knows all are gone.
-pub async fn run(
+/// Runs the accept loop until `shutdown` fires. Every connection task holds
+/// a clone of `shutdown`, which is how `Broker::shutdown` waits for them.
+pub(crate) async fn run(
     ctx: Arc<Shared>,
     config: ListenerConfig,
     transport: Arc<Transport>,
     socket: TcpListener,
-    mut shutdown: watch::Receiver<bool>,
-    done: mpsc::Sender<()>,
+    mut shutdown: Shutdown,
 ) {
     let name: Arc<str> = Arc::from(config.name.as_str());
     let limit = (config.max_connections > 0).then(|| Arc::new(Semaphore::new(config.max_connections)));
@@ -59,16 +59,15 @@ pub async fn run(
                 peer,
                 transport: transport.clone(),
                 listener: name.clone(),
-                shutdown: shutdown.clone(),
-                hold: Hold { permit, done: done.clone() },
+                hold: Hold { _permit: permit, shutdown: shutdown.clone() },
             });
             tokio::spawn(connection_task(accepted));
         }
         debug!("listener stopped");
-        // The port closes before `done` tells `Broker::shutdown` this task
-        // ended, so a `start` right after can bind it again.
+        // The port closes before dropping `shutdown` tells `Broker::shutdown`
+        // this task ended, so a `start` right after can bind it again.
         drop(socket);
-        drop(done);
+        drop(shutdown);
     }
     .instrument(span)
     .await
@@ -109,7 +108,6 @@ struct Accepted {
     peer: SocketAddr,
     transport: Arc<Transport>,
     listener: Arc<str>,
-    shutdown: watch::Receiver<bool>,
     hold: Hold,
 }
 
@@ -122,10 +120,10 @@ async fn connection_task(accepted: Box<Accepted>) {
 }
 
 async fn establish(accepted: Box<Accepted>) -> Option<Box<Start>> {
-    let Accepted { ctx, tcp, peer, transport, listener, mut shutdown, hold } = *accepted;
+    let Accepted { ctx, tcp, peer, transport, listener, mut hold } = *accepted;
     let established = tokio::select! {
         r = transport.establish(tcp) => r,
-        _ = shutdown.changed() => return None,
+        _ = hold.shutdown.recv() => return None,
     };
     match established {
         Ok(e) => {
@@ -136,7 +134,7 @@ async fn establish(accepted: Box<Accepted>) -> Option<Box<Start>> {
                 tls_certificate: e.tls_certificate,
                 identity_as_username: transport.identity_as_username,
             };
-            Some(Box::new(Start { ctx, stream: e.stream, info, shutdown, hold }))
+            Some(Box::new(Start { ctx, stream: e.stream, info, hold }))
         }
         Err(e) => {
             info!(listener = %listener, %peer, "connection closed: {e}");
