@@ -36,6 +36,13 @@ impl Capabilities {
     /// connection's thread, sparing the hop to the blocking pool, and
     /// `plugin-timeout` does not apply. Only set it when true.
     pub const FAST_AUTHENTICATE: Capabilities = Capabilities(1 << 4);
+    /// (1.2) Each `authenticate` call is CPU work and nothing else (hashing
+    /// a password with a slow hash, say): the broker runs at most one call
+    /// per CPU at once, below `plugin-concurrency` when that is larger.
+    /// More concurrent calls would add memory and latency to every login,
+    /// never throughput. Do not set it for a plugin that waits on a network
+    /// or a disk: those need concurrency to overlap the waits.
+    pub const CPU_BOUND_AUTHENTICATE: Capabilities = Capabilities(1 << 5);
 
     pub const fn union(self, other: Capabilities) -> Capabilities {
         Capabilities(self.0 | other.0)

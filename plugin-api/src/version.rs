@@ -26,8 +26,9 @@ impl std::fmt::Display for ApiVersion {
 /// The version of this copy of the interface. 1.1 added, without changing
 /// any layout: [`crate::Capabilities::FAST_TOPIC_CHECK`],
 /// [`crate::Capabilities::CHECK_RECEIVE`] (delivery checks) and
-/// [`crate::log::LogLevel::TRACE`].
-pub const API_VERSION: ApiVersion = ApiVersion { major: 1, minor: 1 };
+/// [`crate::log::LogLevel::TRACE`]. 1.2 added
+/// [`crate::Capabilities::CPU_BOUND_AUTHENTICATE`].
+pub const API_VERSION: ApiVersion = ApiVersion { major: 1, minor: 2 };
 
 /// The namespace moth looks for in plugin libraries unless the embedding
 /// application sets another (hbmqtt's `plugin_namespace`). A library that

@@ -133,8 +133,7 @@ impl Chains {
                 Some(Err(reason)) => return Err(AccessError::PluginFailed { chain, name: name.to_string(), reason }),
                 None => return Err(unknown()),
             };
-            let concurrency = concurrency_of(&key, config.plugins.concurrency);
-            let p = Arc::new(ChainPlugin::new(info.name.clone(), object, concurrency));
+            let p = Arc::new(ChainPlugin::new(info.name.clone(), object, config.plugins.concurrency));
             made.push(p.clone());
             Ok(p)
         };
@@ -385,18 +384,6 @@ pub struct PluginListing {
     pub topic_chain: Option<Vec<String>>,
 }
 
-/// Calls of one plugin allowed at once. `auth_file` gets at most one per
-/// CPU: each argon2 check is pure CPU and tens of MiB of memory, so more
-/// concurrent checks than cores add memory, never throughput.
-fn concurrency_of(canonical_name: &str, configured: usize) -> usize {
-    if canonical_name == moth_auth_file::PasswordFile::NAME {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        configured.min(cpus).max(1)
-    } else {
-        configured
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -455,13 +442,5 @@ mod tests {
         config.auth.plugins = Some(vec!["topic_acl".into()]);
         let e = AccessControl::from_config(&config).err().unwrap().to_string();
         assert!(e.contains("does not authenticate"), "{e}");
-    }
-
-    #[test]
-    fn auth_file_runs_at_most_one_hash_check_per_cpu() {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        assert_eq!(concurrency_of("auth_file", 10_000), cpus);
-        assert_eq!(concurrency_of("auth_file", 1), 1);
-        assert_eq!(concurrency_of("topic_acl", 10_000), 10_000);
     }
 }

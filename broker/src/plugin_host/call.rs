@@ -15,6 +15,18 @@ use crate::plugin_host::input::{AuthInput, topic_request};
 /// error, panicked, or timed out), which refuses.
 pub type Answer = Result<Decision, String>;
 
+/// Calls of one plugin allowed at once. A CPU-bound plugin gets at most one
+/// per CPU: each argon2 check is pure CPU and tens of MiB of memory, so more
+/// concurrent checks than cores add memory, never throughput.
+fn concurrency_of(caps: Capabilities, configured: usize) -> usize {
+    if caps.contains(Capabilities::CPU_BOUND_AUTHENTICATE) {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        configured.min(cpus).max(1)
+    } else {
+        configured
+    }
+}
+
 /// One plugin in a chain.
 pub struct ChainPlugin {
     pub name: String,
@@ -29,13 +41,16 @@ pub struct ChainPlugin {
 }
 
 impl ChainPlugin {
-    /// A constructed plugin, allowed `concurrency` calls at once.
-    pub fn new(name: String, object: PluginBox, concurrency: usize) -> ChainPlugin {
+    /// A constructed plugin, allowed `configured` calls at once
+    /// (`plugin-concurrency`), or one per CPU if that is fewer and the plugin
+    /// declares [`Capabilities::CPU_BOUND_AUTHENTICATE`].
+    pub fn new(name: String, object: PluginBox, configured: usize) -> ChainPlugin {
+        let caps = object.capabilities();
         ChainPlugin {
             name,
-            caps: object.capabilities(),
+            caps,
             object,
-            permits: Arc::new(Semaphore::new(concurrency)),
+            permits: Arc::new(Semaphore::new(concurrency_of(caps, configured))),
             failures: AtomicU64::new(0),
             last_completion: Mutex::new(None),
         }
@@ -179,5 +194,20 @@ impl From<&TopicRequest<'_>> for OwnedTopicRequest {
 impl OwnedTopicRequest {
     fn request(&self) -> TopicRequest<'_> {
         topic_request(&self.client_id, self.username.as_deref(), &self.listener, self.action, &self.topic)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cpu_bound_plugin_runs_at_most_one_call_per_cpu() {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cpu_bound = Capabilities::AUTHENTICATE | Capabilities::CPU_BOUND_AUTHENTICATE;
+        assert_eq!(concurrency_of(cpu_bound, 10_000), cpus);
+        assert_eq!(concurrency_of(cpu_bound, 1), 1);
+        assert_eq!(concurrency_of(cpu_bound, 0), 1, "never zero: a zero would refuse every login");
+        assert_eq!(concurrency_of(Capabilities::AUTHENTICATE, 10_000), 10_000);
     }
 }

@@ -250,7 +250,8 @@ fn emit(log: LogFn, level: LogLevel, message: &str) {
 
 impl Plugin for PasswordFile {
     fn capabilities(&self) -> Capabilities {
-        Capabilities::AUTHENTICATE
+        // Every check hashes: argon2 takes tens of MiB and all of a core.
+        Capabilities::AUTHENTICATE | Capabilities::CPU_BOUND_AUTHENTICATE
     }
 
     fn authenticate(&self, request: &AuthRequest<'_>) -> Decision {
@@ -336,6 +337,15 @@ mod tests {
     }
 
     const BAD: moth_plugin_api::DecisionKind = moth_plugin_api::DecisionKind::BAD_CREDENTIALS;
+
+    /// The host bounds a CPU-bound plugin to one call per CPU; a hash
+    /// check must say it is one.
+    #[test]
+    fn declares_its_checks_cpu_bound() {
+        let f = PasswordFile::parse("", "caps-passwd", capture);
+        let caps = f.capabilities();
+        assert!(caps.contains(Capabilities::AUTHENTICATE | Capabilities::CPU_BOUND_AUTHENTICATE), "{caps:?}");
+    }
 
     #[test]
     fn argon2id_users() {
