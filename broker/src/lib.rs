@@ -36,6 +36,8 @@ pub mod session;
 pub mod shared;
 mod shutdown;
 pub mod stats;
+#[cfg(test)]
+mod testing;
 pub mod transport;
 
 pub use moth_protocol::{codec, message, packet, topic};

@@ -20,6 +20,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("lock", 2),
     // The shutdown signal every task holds.
     ("shutdown", 2),
+    // Unit-test support only (`#[cfg(test)]`).
+    ("testing", 2),
     ("config", 2),
     ("stats", 2),
     ("session", 3),

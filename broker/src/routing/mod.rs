@@ -5,5 +5,3 @@
 pub mod retained;
 pub mod router;
 pub mod subscriptions;
-#[cfg(test)]
-mod test_rng;

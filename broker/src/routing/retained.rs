@@ -223,7 +223,7 @@ impl RetainedStore {
 mod tests {
     use super::*;
     use crate::packet::QoS;
-    use crate::routing::test_rng::{Rng, random_filter, random_topic};
+    use crate::testing::rng::{Rng, random_filter, random_topic};
     use crate::topic;
     use std::collections::BTreeMap;
 

@@ -427,7 +427,7 @@ impl<T> SubscriptionTree<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routing::test_rng::{Rng, random_filter, random_topic};
+    use crate::testing::rng::{Rng, random_filter, random_topic};
     use crate::topic;
     use std::collections::BTreeMap;
 
