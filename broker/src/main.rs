@@ -122,25 +122,15 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if args.check {
-        let listeners: Vec<String> = broker
-            .config()
-            .listeners
-            .iter()
-            .map(|l| {
-                let transport = moth::transport::transport_name(l.kind, l.tls.is_some());
-                format!("{} ({transport} on {})", l.name, l.bind)
-            })
-            .collect();
-        let plugins = broker.plugins();
-        let topic = plugins.topic_chain.map_or_else(|| "off".to_string(), |t| t.join(", "));
-        println!(
-            "{origin}: configuration OK; listeners: {}; auth: {}; topic-check: {topic}",
-            listeners.join(", "),
-            plugins.auth_chain.join(", ")
-        );
+        print_check(&broker, &origin);
         return ExitCode::SUCCESS;
     }
 
+    serve(broker, args.config.as_ref(), &origin, &log)
+}
+
+/// Runs the broker until SIGINT or SIGTERM, re-reading `config` on SIGHUP.
+fn serve(broker: Broker, config: Option<&PathBuf>, origin: &str, log: &LogControl) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -163,10 +153,30 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
         info!(version = env!("CARGO_PKG_VERSION"), config = %origin, "moth started");
-        serve_signals(signals, &broker, args.config.as_ref(), &log).await;
+        serve_signals(signals, &broker, config, log).await;
         broker.shutdown().await;
         ExitCode::SUCCESS
     })
+}
+
+/// `--check`: one line naming the listeners and the chains that will run.
+fn print_check(broker: &Broker, origin: &str) {
+    let listeners: Vec<String> = broker
+        .config()
+        .listeners
+        .iter()
+        .map(|l| {
+            let transport = moth::transport::transport_name(l.kind, l.tls.is_some());
+            format!("{} ({transport} on {})", l.name, l.bind)
+        })
+        .collect();
+    let plugins = broker.plugins();
+    let topic = plugins.topic_chain.map_or_else(|| "off".to_string(), |t| t.join(", "));
+    println!(
+        "{origin}: configuration OK; listeners: {}; auth: {}; topic-check: {topic}",
+        listeners.join(", "),
+        plugins.auth_chain.join(", ")
+    );
 }
 
 /// Prints the registry and the chains, one plugin per line.

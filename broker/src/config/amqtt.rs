@@ -108,14 +108,40 @@ impl Known {
     }
 }
 
+/// One plugin named in the map: its class path, its options, where it is.
+type Entry = (String, Value, Vec<Seg>);
+
 /// Reads the top-level `plugins` value. `None` when it is absent, null, or
 /// hbmqtt's ignored list of entry-point names.
 pub(super) fn read(value: Option<&Value>, ctx: &mut Ctx<'_>) -> Result<Option<AmqttPlugins>, ConfigError> {
     let base = path(&["plugins"]);
-    let entries: Vec<(String, Value, Vec<Seg>)> = match value {
+    let Some(entries) = entries(value, &base, ctx)? else { return Ok(None) };
+    let mut plugins = AmqttPlugins::default();
+    let mut seen: Vec<Known> = Vec::new();
+    for (class, options, at) in &entries {
+        let Some(known) = known(class, at, ctx)? else { continue };
+        if seen.contains(&known) && known != Known::Logger {
+            let spot = ctx.spot(at, At::Key);
+            return Err(ctx.invalid(&spot, "this plugin is named twice; keep one"));
+        }
+        seen.push(known);
+        let options = plugin_options(known, options, at, ctx)?;
+        apply(known, &options, at, &mut plugins, ctx)?;
+    }
+    if plugins.auth.is_empty() {
+        let spot = ctx.spot(&base, At::Key);
+        ctx.warn(&spot, "no authentication plugin is named, so every client is refused (as amqtt does)");
+    }
+    Ok(Some(plugins))
+}
+
+/// The map's entries in the file's order, from either form amqtt reads (a
+/// map, or a list of class paths and one-entry maps).
+fn entries(value: Option<&Value>, base: &[Seg], ctx: &mut Ctx<'_>) -> Result<Option<Vec<Entry>>, ConfigError> {
+    Ok(Some(match value {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Array(items)) if items.iter().all(|i| i.as_str().is_some_and(|s| !s.contains('.'))) => {
-            let spot = ctx.spot(&base, At::Key);
+            let spot = ctx.spot(base, At::Key);
             ctx.warn(
                 &spot,
                 "ignored: hbmqtt ignores a top-level `plugins` list too; \
@@ -126,7 +152,7 @@ pub(super) fn read(value: Option<&Value>, ctx: &mut Ctx<'_>) -> Result<Option<Am
         Some(Value::Array(items)) => {
             let mut out = Vec::new();
             for (i, item) in items.iter().enumerate() {
-                let mut at = base.clone();
+                let mut at = base.to_vec();
                 at.push(Seg::Index(i));
                 match item {
                     Value::String(class) => out.push((class.clone(), Value::Null, at)),
@@ -147,80 +173,74 @@ pub(super) fn read(value: Option<&Value>, ctx: &mut Ctx<'_>) -> Result<Option<Am
         }
         Some(Value::Object(map)) => {
             let mut out: Vec<_> =
-                map.iter().map(|(class, options)| (class.clone(), options.clone(), child(&base, class))).collect();
+                map.iter().map(|(class, options)| (class.clone(), options.clone(), child(base, class))).collect();
             // serde_json sorts keys; amqtt applies them in the file's order.
             out.sort_by_key(|(_, _, at)| ctx.pos(at, At::Key));
             out
         }
         Some(_) => {
-            let spot = ctx.spot(&base, At::Value);
+            let spot = ctx.spot(base, At::Value);
             return Err(ctx.invalid(&spot, "expected a map from amqtt plugin class paths to their options"));
         }
-    };
+    }))
+}
 
-    let mut plugins = AmqttPlugins::default();
-    let mut seen: Vec<Known> = Vec::new();
-    for (class, options, at) in &entries {
-        let Some(known) = known(class, at, ctx)? else { continue };
-        if seen.contains(&known) && known != Known::Logger {
-            let spot = ctx.spot(at, At::Key);
-            return Err(ctx.invalid(&spot, "this plugin is named twice; keep one"));
+/// What one known plugin and its options add to the configuration.
+fn apply(
+    known: Known,
+    options: &serde_json::Map<String, Value>,
+    at: &[Seg],
+    plugins: &mut AmqttPlugins,
+    ctx: &Ctx<'_>,
+) -> Result<(), ConfigError> {
+    let get = |keys: [&'static str; 2]| keys.into_iter().find_map(|k| options.get(k).map(|v| (k, v)));
+    match known {
+        Known::Anonymous => {
+            plugins.auth.push("auth_anonymous".into());
+            plugins.allow_anonymous = match get(["allow_anonymous", "allow-anonymous"]) {
+                None | Some((_, Value::Null)) => true,
+                Some((_, Value::Bool(b))) => *b,
+                Some((k, v)) => return Err(wrong(ctx, &child(at, k), v, "`true` or `false`")),
+            };
         }
-        seen.push(known);
-        let options = plugin_options(known, options, at, ctx)?;
-        let get = |keys: [&'static str; 2]| keys.into_iter().find_map(|k| options.get(k).map(|v| (k, v)));
-        match known {
-            Known::Anonymous => {
-                plugins.auth.push("auth_anonymous".into());
-                plugins.allow_anonymous = match get(["allow_anonymous", "allow-anonymous"]) {
-                    None | Some((_, Value::Null)) => true,
-                    Some((_, Value::Bool(b))) => *b,
-                    Some((k, v)) => return Err(wrong(ctx, &child(at, k), v, "`true` or `false`")),
-                };
-            }
-            Known::File => {
-                plugins.auth.push("auth_file".into());
-                match get(["password_file", "password-file"]) {
-                    Some((_, Value::String(p))) if !p.is_empty() => plugins.password_file = Some(PathBuf::from(p)),
-                    Some((k, v)) => return Err(wrong(ctx, &child(at, k), v, "a file path")),
-                    None => {
-                        let spot = ctx.spot(at, At::Key);
-                        return Err(ctx.invalid(
-                            &spot,
-                            "`password_file` is missing: without it amqtt refuses every user, \
+        Known::File => {
+            plugins.auth.push("auth_file".into());
+            match get(["password_file", "password-file"]) {
+                Some((_, Value::String(p))) if !p.is_empty() => plugins.password_file = Some(PathBuf::from(p)),
+                Some((k, v)) => return Err(wrong(ctx, &child(at, k), v, "a file path")),
+                None => {
+                    let spot = ctx.spot(at, At::Key);
+                    return Err(ctx.invalid(
+                        &spot,
+                        "`password_file` is missing: without it amqtt refuses every user, \
                              and moth will not start a file check without a file",
-                        ));
-                    }
+                    ));
                 }
             }
-            Known::Taboo => plugins.topic.push("topic_taboo".into()),
-            Known::Acl => {
-                plugins.topic.push("topic_acl".into());
-                let acl = acl_of(get(["acl", "acl"]), at, ctx)?;
-                let subscribe = acl_of(get(["subscribe_acl", "subscribe-acl"]), at, ctx)?;
-                let publish = acl_of(get(["publish_acl", "publish-acl"]), at, ctx)?;
-                // `acl` (amqtt's older name) covers what has no ACL of its own:
-                // stricter than amqtt, which puts no limit on those.
-                plugins.subscribe_acl = subscribe.or_else(|| acl.clone());
-                plugins.publish_acl = publish.or(acl);
-                plugins.receive_acl = acl_of(get(["receive_acl", "receive-acl"]), at, ctx)?;
-            }
-            Known::Sys => match get(["sys_interval", "sys-interval"]) {
-                None | Some((_, Value::Null)) => plugins.sys_interval = Some((20.0, at.clone())),
-                Some((k, Value::Number(n))) => {
-                    let seconds = n.as_f64().unwrap_or(-1.0);
-                    plugins.sys_interval = Some((seconds, child(at, k)));
-                }
-                Some((k, v)) => return Err(wrong(ctx, &child(at, k), v, "a non-negative number of seconds")),
-            },
-            Known::Logger => {}
         }
+        Known::Taboo => plugins.topic.push("topic_taboo".into()),
+        Known::Acl => {
+            plugins.topic.push("topic_acl".into());
+            let acl = acl_of(get(["acl", "acl"]), at, ctx)?;
+            let subscribe = acl_of(get(["subscribe_acl", "subscribe-acl"]), at, ctx)?;
+            let publish = acl_of(get(["publish_acl", "publish-acl"]), at, ctx)?;
+            // `acl` (amqtt's older name) covers what has no ACL of its own:
+            // stricter than amqtt, which puts no limit on those.
+            plugins.subscribe_acl = subscribe.or_else(|| acl.clone());
+            plugins.publish_acl = publish.or(acl);
+            plugins.receive_acl = acl_of(get(["receive_acl", "receive-acl"]), at, ctx)?;
+        }
+        Known::Sys => match get(["sys_interval", "sys-interval"]) {
+            None | Some((_, Value::Null)) => plugins.sys_interval = Some((20.0, at.to_vec())),
+            Some((k, Value::Number(n))) => {
+                let seconds = n.as_f64().unwrap_or(-1.0);
+                plugins.sys_interval = Some((seconds, child(at, k)));
+            }
+            Some((k, v)) => return Err(wrong(ctx, &child(at, k), v, "a non-negative number of seconds")),
+        },
+        Known::Logger => {}
     }
-    if plugins.auth.is_empty() {
-        let spot = ctx.spot(&base, At::Key);
-        ctx.warn(&spot, "no authentication plugin is named, so every client is refused (as amqtt does)");
-    }
-    Ok(Some(plugins))
+    Ok(())
 }
 
 /// One ACL option: a map from user names to lists of topic filters (a null
