@@ -104,12 +104,9 @@ impl Chains {
                 );
             }
         }
-        // Without `auth.plugins` hbmqtt asks every plugin it has: both of these.
-        let auth_names =
-            config.auth.plugins.clone().unwrap_or_else(|| vec!["auth_anonymous".to_string(), "auth_file".to_string()]);
-        let topic_names = config.topic_check.enabled.then(|| {
-            config.topic_check.plugins.clone().unwrap_or_else(|| vec!["topic_taboo".into(), "topic_acl".into()])
-        });
+        // hbmqtt's rules for absent lists live with the configuration.
+        let auth_names = config.auth.auth_chain();
+        let topic_names = config.topic_check.topic_chain();
         // One instance per plugin, shared by both chains.
         let mut made: Vec<Arc<ChainPlugin>> = Vec::new();
         let mut get = |chain: &'static str, name: &str| -> Result<Arc<ChainPlugin>, AccessError> {
