@@ -30,6 +30,7 @@ use crate::server::keepalive;
 use crate::server::listener;
 use crate::session::state::{Delivery, SessionLimits};
 use crate::session::store::{SessionHandle, SessionStore};
+use crate::session::subscription::Grant;
 use crate::shared::Shared;
 use crate::shutdown::Stopper;
 use crate::stats::Stats;
@@ -250,12 +251,12 @@ impl Broker {
         let id = self.ctx.sessions.next_id();
         let session = Arc::new(SessionHandle::new(id, Arc::from(format!("$local/{id}")), limits));
         session.lock().attach(true, limits);
-        let retained = self.ctx.router.subscribe(&session, filter, qos);
+        let retained = self.ctx.router.subscribe(&session, filter, Grant::qos(qos));
         {
             let mut state = session.lock();
             for m in retained {
                 let q = m.qos.min(qos);
-                state.enqueue_retained(Delivery { message: m, qos: q, retain: true });
+                state.enqueue_retained(Delivery::new(m, q, true));
             }
         }
         Ok(LocalSubscription { ctx: self.ctx.clone(), session, filter: filter.to_string() })

@@ -11,14 +11,14 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::lock::RwLocked;
 use crate::message::Message;
-use crate::packet::QoS;
 use crate::routing::retained::RetainedStore;
 use crate::routing::subscriptions::{SubscriberId, SubscriptionTree};
 use crate::session::state::{Delivery, Enqueued};
 use crate::session::store::SessionHandle;
+use crate::session::subscription::{Grant, Merged};
 use crate::stats::{Counter, Stats};
 
-type Matches = Vec<(SubscriberId, Arc<SessionHandle>, QoS)>;
+type Matches = Vec<(SubscriberId, Arc<SessionHandle>, Grant)>;
 
 thread_local! {
     /// Reused match buffer, so routing a message allocates nothing per message.
@@ -27,7 +27,7 @@ thread_local! {
 
 #[derive(Default)]
 pub struct Router {
-    tree: RwLock<SubscriptionTree<Arc<SessionHandle>>>,
+    tree: RwLock<SubscriptionTree<Arc<SessionHandle>, Grant>>,
     retained: RwLock<RetainedStore>,
     /// The broker's counters; routing adds the dropped deliveries.
     stats: Arc<Stats>,
@@ -52,11 +52,11 @@ impl Router {
         Router { stats, ..Self::default() }
     }
 
-    fn tree(&self) -> RwLockReadGuard<'_, SubscriptionTree<Arc<SessionHandle>>> {
+    fn tree(&self) -> RwLockReadGuard<'_, SubscriptionTree<Arc<SessionHandle>, Grant>> {
         self.tree.read_locked()
     }
 
-    fn tree_mut(&self) -> RwLockWriteGuard<'_, SubscriptionTree<Arc<SessionHandle>>> {
+    fn tree_mut(&self) -> RwLockWriteGuard<'_, SubscriptionTree<Arc<SessionHandle>, Grant>> {
         self.tree.write_locked()
     }
 
@@ -64,19 +64,41 @@ impl Router {
         self.retained.write_locked()
     }
 
-    /// Routes one message: stores or clears it as retained when its RETAIN
-    /// flag is set [MQTT-3.3.1-5, -10], then queues it for every matching
-    /// session at min(publish QoS, granted QoS) [MQTT-3.8.4-6].
+    /// Routes a message that no session published (the broker's own, an
+    /// embedding application's); see [`Router::publish_from`].
     pub fn publish(&self, message: Arc<Message>) -> Routed {
+        self.publish_from(message, None)
+    }
+
+    /// Routes one message: stores or clears it as retained when its RETAIN
+    /// flag is set [MQTT-3.3.1-5, -10], then queues it once for every
+    /// matching session at min(publish QoS, granted QoS) [MQTT-3.8.4-6].
+    /// `publisher` is the publishing session, which its no-local
+    /// subscriptions do not receive [MQTT-3.8.3-3].
+    pub fn publish_from(&self, message: Arc<Message>, publisher: Option<SubscriberId>) -> Routed {
         if message.retain {
             self.retained_mut().set(message.clone());
         }
         MATCHES.with_borrow_mut(|matches| {
             self.tree().matches(&message.topic, matches);
             let mut routed = Routed::default();
-            for (_, session, granted) in matches.drain(..) {
-                let qos = message.qos.min(granted);
-                let delivery = Delivery { message: message.clone(), qos, retain: false };
+            // Grouped by session: one delivery per session, merged from its
+            // matching subscriptions.
+            let mut entries = matches.drain(..).peekable();
+            while let Some((id, session, grant)) = entries.next() {
+                let own = publisher == Some(id);
+                let mut merged = Merged::default();
+                merged.add(grant, own);
+                while let Some((_, _, grant)) = entries.next_if(|next| next.0 == id) {
+                    merged.add(grant, own);
+                }
+                let Some(granted) = merged.qos else { continue };
+                let delivery = Delivery {
+                    message: message.clone(),
+                    qos: message.qos.min(granted),
+                    retain: merged.retain_as_published && message.retain,
+                    subscription_ids: merged.subscription_ids,
+                };
                 if deliver(&session, delivery, &self.stats) {
                     routed.queued += 1;
                 } else {
@@ -90,8 +112,8 @@ impl Router {
     /// Adds (or replaces) a subscription and returns the retained messages
     /// matching its filter, which the caller queues with RETAIN set
     /// [MQTT-3.3.1-6].
-    pub fn subscribe(&self, session: &Arc<SessionHandle>, filter: &str, qos: QoS) -> Vec<Arc<Message>> {
-        self.tree_mut().subscribe(filter, session.id(), session.clone(), qos);
+    pub fn subscribe(&self, session: &Arc<SessionHandle>, filter: &str, grant: Grant) -> Vec<Arc<Message>> {
+        self.tree_mut().subscribe(filter, session.id(), session.clone(), grant);
         let mut out = Vec::new();
         self.retained.read_locked().matching(filter, &mut out);
         out
@@ -163,7 +185,9 @@ pub fn deliver(session: &SessionHandle, delivery: Delivery, stats: &Stats) -> bo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::packet::QoS;
     use crate::session::state::SessionLimits;
+    use std::num::NonZeroU32;
 
     const LIMITS: SessionLimits = SessionLimits { max_inflight: 4, max_queued: 2 };
 
@@ -177,7 +201,7 @@ mod tests {
     fn mqtt_3_8_4_6_delivered_qos_is_minimum() {
         let r = Router::new();
         let a = session(1);
-        r.subscribe(&a, "t", QoS::AtLeastOnce);
+        r.subscribe(&a, "t", Grant::qos(QoS::AtLeastOnce));
         r.publish(Arc::new(Message::new("t", "x", QoS::ExactlyOnce, false)));
         r.publish(Arc::new(Message::new("t", "y", QoS::AtMostOnce, false)));
         let mut s = a.lock();
@@ -189,8 +213,8 @@ mod tests {
     fn overlapping_subscriptions_deliver_once_at_highest_qos() {
         let r = Router::new();
         let a = session(1);
-        r.subscribe(&a, "a/#", QoS::AtMostOnce);
-        r.subscribe(&a, "a/+", QoS::ExactlyOnce);
+        r.subscribe(&a, "a/#", Grant::qos(QoS::AtMostOnce));
+        r.subscribe(&a, "a/+", Grant::qos(QoS::ExactlyOnce));
         let routed = r.publish(Arc::new(Message::new("a/b", "x", QoS::ExactlyOnce, false)));
         assert_eq!(routed.queued, 1);
         assert_eq!(a.lock().pop().map(|d| d.qos), Some(QoS::ExactlyOnce));
@@ -202,11 +226,11 @@ mod tests {
         let r = Router::new();
         r.publish(Arc::new(Message::new("r/1", "keep", QoS::AtMostOnce, true)));
         let a = session(1);
-        assert_eq!(r.subscribe(&a, "r/#", QoS::AtMostOnce).len(), 1);
+        assert_eq!(r.subscribe(&a, "r/#", Grant::qos(QoS::AtMostOnce)).len(), 1);
         r.publish(Arc::new(Message::new("r/1", "", QoS::AtMostOnce, true)));
         assert_eq!(r.retained_count(), 0);
         let b = session(2);
-        assert!(r.subscribe(&b, "r/#", QoS::AtMostOnce).is_empty());
+        assert!(r.subscribe(&b, "r/#", Grant::qos(QoS::AtMostOnce)).is_empty());
     }
 
     #[test]
@@ -214,13 +238,39 @@ mod tests {
         let r = Router::new();
         let slow = session(1);
         let fast = session(2);
-        r.subscribe(&slow, "t", QoS::AtLeastOnce);
-        r.subscribe(&fast, "t", QoS::AtLeastOnce);
+        r.subscribe(&slow, "t", Grant::qos(QoS::AtLeastOnce));
+        r.subscribe(&fast, "t", Grant::qos(QoS::AtLeastOnce));
         for i in 0..3 {
             r.publish(Arc::new(Message::new("t", format!("{i}"), QoS::AtLeastOnce, false)));
             fast.lock().pop();
         }
         assert_eq!(r.dropped(), 1);
         assert_eq!(slow.lock().queued(), 2);
+    }
+
+    #[test]
+    fn v5_options_no_local_retain_as_published_and_identifiers() {
+        let r = Router::new();
+        let (publisher, other) = (session(1), session(2));
+        let id = |n| NonZeroU32::new(n);
+        r.subscribe(&publisher, "t/#", Grant { no_local: true, ..Grant::qos(QoS::AtLeastOnce) });
+        r.subscribe(&other, "t/#", Grant { subscription_id: id(5), ..Grant::qos(QoS::AtMostOnce) });
+        r.subscribe(
+            &other,
+            "t/+",
+            Grant { retain_as_published: true, subscription_id: id(6), ..Grant::qos(QoS::AtLeastOnce) },
+        );
+        let routed = r.publish_from(Arc::new(Message::new("t/x", "v", QoS::ExactlyOnce, true)), Some(publisher.id()));
+        assert_eq!(routed.queued, 1, "no local: not back to its publisher");
+        assert!(publisher.lock().pop().is_none());
+        let d = other.lock().pop().expect("one delivery for two matching subscriptions");
+        assert_eq!(d.qos, QoS::AtLeastOnce, "the highest granted QoS");
+        assert!(d.retain, "one subscription keeps RETAIN as published");
+        let ids: Vec<u32> = d.subscription_ids.as_slice().iter().map(|n| n.get()).collect();
+        assert_eq!(ids, [5, 6]);
+        assert!(other.lock().pop().is_none(), "one copy only");
+        // From someone else, the no-local subscription takes it.
+        r.publish(Arc::new(Message::new("t/y", "w", QoS::AtMostOnce, false)));
+        assert_eq!(publisher.lock().pop().map(|d| d.retain), Some(false));
     }
 }

@@ -27,17 +27,17 @@ const INDEX_ABOVE: usize = 32;
 
 /// Topic-level trie of subscriptions. `T` is the subscriber's handle (an
 /// `Arc` in the broker), cloned into match results.
-pub struct SubscriptionTree<T> {
-    root: Node<T>,
+pub struct SubscriptionTree<T, G = QoS> {
+    root: Node<T, G>,
     /// Number of (filter, id) pairs, kept so `len` is O(1).
     len: usize,
 }
 
 /// One subscription as stored in a node.
-struct Subscriber<T> {
+struct Subscriber<T, G> {
     id: SubscriberId,
     handle: T,
-    qos: QoS,
+    grant: G,
 }
 
 /// The subscribers of one filter.
@@ -47,21 +47,21 @@ struct Subscriber<T> {
 /// shared by many sessions (`broadcast/#`) would make each subscribe and
 /// unsubscribe O(n), O(n²) to fill or drain, so past [`INDEX_ABOVE`] entries an
 /// id → position map is kept alongside; removal is `swap_remove` either way.
-struct Subscribers<T> {
-    list: Vec<Subscriber<T>>,
+struct Subscribers<T, G> {
+    list: Vec<Subscriber<T, G>>,
     /// Boxed so the common, unindexed node stays small: 8 bytes instead of
     /// 48, twice per node, for a map that almost no node has.
     #[allow(clippy::box_collection, reason = "keeps Node small; the map is rare")]
     index: Option<Box<HashMap<SubscriberId, usize>>>,
 }
 
-impl<T> Default for Subscribers<T> {
+impl<T, G> Default for Subscribers<T, G> {
     fn default() -> Self {
         Subscribers { list: Vec::new(), index: None }
     }
 }
 
-impl<T> Subscribers<T> {
+impl<T, G> Subscribers<T, G> {
     fn is_empty(&self) -> bool {
         self.list.is_empty()
     }
@@ -74,15 +74,15 @@ impl<T> Subscribers<T> {
     }
 
     /// Adds or replaces `id`'s entry; true if it replaced one.
-    fn upsert(&mut self, id: SubscriberId, handle: T, qos: QoS) -> bool {
+    fn upsert(&mut self, id: SubscriberId, handle: T, grant: G) -> bool {
         if let Some(i) = self.position(id)
             && let Some(existing) = self.list.get_mut(i)
         {
             existing.handle = handle;
-            existing.qos = qos;
+            existing.grant = grant;
             return true;
         }
-        self.list.push(Subscriber { id, handle, qos });
+        self.list.push(Subscriber { id, handle, grant });
         let last = self.list.len() - 1;
         match &mut self.index {
             Some(index) => {
@@ -125,49 +125,50 @@ impl<T> Subscribers<T> {
     }
 
     /// Appends every entry to `out` as a match result.
-    fn collect(&self, out: &mut Vec<(SubscriberId, T, QoS)>)
+    fn collect(&self, out: &mut Vec<(SubscriberId, T, G)>)
     where
         T: Clone,
+        G: Copy,
     {
-        out.extend(self.list.iter().map(|s| (s.id, s.handle.clone(), s.qos)));
+        out.extend(self.list.iter().map(|s| (s.id, s.handle.clone(), s.grant)));
     }
 }
 
 /// A trie node: the filter prefix spelled by the path from the root.
-struct Node<T> {
+struct Node<T, G> {
     /// Literal next levels. A topic level is looked up here with `&str`
     /// (`Box<str>: Borrow<str>`), so routing does not allocate.
-    children: HashMap<Box<str>, Node<T>>,
+    children: HashMap<Box<str>, Node<T, G>>,
     /// The `+` next level, kept apart so routing needs no lookup for it.
-    plus: Option<Box<Node<T>>>,
+    plus: Option<Box<Node<T, G>>>,
     /// Subscribers whose filter is exactly this prefix.
-    exact: Subscribers<T>,
+    exact: Subscribers<T, G>,
     /// Subscribers whose filter is this prefix followed by `#`.
-    multi: Subscribers<T>,
+    multi: Subscribers<T, G>,
 }
 
-impl<T> Default for Node<T> {
+impl<T, G> Default for Node<T, G> {
     fn default() -> Self {
         Node { children: HashMap::new(), plus: None, exact: Subscribers::default(), multi: Subscribers::default() }
     }
 }
 
-impl<T> Node<T> {
-    fn child(&self, step: Step<'_>) -> Option<&Node<T>> {
+impl<T, G> Node<T, G> {
+    fn child(&self, step: Step<'_>) -> Option<&Node<T, G>> {
         match step {
             Step::Plus => self.plus.as_deref(),
             Step::Exact(level) => self.children.get(level),
         }
     }
 
-    fn child_mut(&mut self, step: Step<'_>) -> Option<&mut Node<T>> {
+    fn child_mut(&mut self, step: Step<'_>) -> Option<&mut Node<T, G>> {
         match step {
             Step::Plus => self.plus.as_deref_mut(),
             Step::Exact(level) => self.children.get_mut(level),
         }
     }
 
-    fn child_or_insert(&mut self, step: Step<'_>) -> &mut Node<T> {
+    fn child_or_insert(&mut self, step: Step<'_>) -> &mut Node<T, G> {
         match step {
             Step::Plus => self.plus.get_or_insert_with(Box::default),
             Step::Exact(level) => self.children.entry(level.into()).or_default(),
@@ -191,7 +192,7 @@ impl<T> Node<T> {
         self.children.len() + usize::from(self.plus.is_some())
     }
 
-    fn subscribers_mut(&mut self, multi: bool) -> &mut Subscribers<T> {
+    fn subscribers_mut(&mut self, multi: bool) -> &mut Subscribers<T, G> {
         if multi { &mut self.multi } else { &mut self.exact }
     }
 
@@ -199,7 +200,7 @@ impl<T> Node<T> {
         !self.exact.is_empty() || !self.multi.is_empty()
     }
 
-    fn move_children_into(&mut self, stack: &mut Vec<Node<T>>) {
+    fn move_children_into(&mut self, stack: &mut Vec<Node<T, G>>) {
         stack.extend(std::mem::take(&mut self.children).into_values());
         if let Some(plus) = self.plus.take() {
             stack.push(*plus);
@@ -209,7 +210,7 @@ impl<T> Node<T> {
 
 /// Drops the subtree iteratively: the derived drop would recurse once per
 /// level, and a filter may have 65 536 levels.
-impl<T> Drop for Node<T> {
+impl<T, G> Drop for Node<T, G> {
     fn drop(&mut self) {
         if self.children.is_empty() && self.plus.is_none() {
             return;
@@ -255,24 +256,24 @@ fn parse_filter(filter: &str) -> (impl Iterator<Item = Step<'_>> + Clone, bool) 
 /// A pending branch of a [`SubscriptionTree::matches`] walk: a node, the
 /// topic levels still to match below it, and whether the next level is the
 /// topic's first (where wildcards skip `$` topics).
-type Branch<'t, 'a, T> = (&'t Node<T>, Split<'a, char>, bool);
+type Branch<'t, 'a, T, G> = (&'t Node<T, G>, Split<'a, char>, bool);
 
-impl<T: Clone> SubscriptionTree<T> {
+impl<T: Clone, G: Copy> SubscriptionTree<T, G> {
     pub fn new() -> Self {
         SubscriptionTree { root: Node::default(), len: 0 }
     }
 
     /// Adds or replaces a subscription. Subscribing again with the same
-    /// filter and id replaces the QoS (and the handle, so the newest handle
+    /// filter and id replaces the grant (and the handle, so the newest handle
     /// of a session wins) instead of adding a second entry [MQTT-3.8.4-3].
     /// Returns true if it replaced one.
-    pub fn subscribe(&mut self, filter: &str, id: SubscriberId, handle: T, qos: QoS) -> bool {
+    pub fn subscribe(&mut self, filter: &str, id: SubscriberId, handle: T, grant: G) -> bool {
         let (steps, multi) = parse_filter(filter);
         let mut node = &mut self.root;
         for step in steps {
             node = node.child_or_insert(step);
         }
-        let replaced = node.subscribers_mut(multi).upsert(id, handle, qos);
+        let replaced = node.subscribers_mut(multi).upsert(id, handle, grant);
         if !replaced {
             self.len += 1;
         }
@@ -338,13 +339,13 @@ impl<T: Clone> SubscriptionTree<T> {
         true
     }
 
-    /// Fills `out` (cleared first) with one entry per subscriber whose
-    /// filters match `topic`.
+    /// Fills `out` (cleared first) with one entry per matching subscription,
+    /// grouped by subscriber (sorted by id).
     ///
-    /// When several of one subscriber's filters match, it appears once, with
-    /// the highest QoS granted among them: the spec allows either one copy
-    /// per filter or one at the maximum QoS [MQTT-3.3.5-1]; one copy spares
-    /// the client duplicates. Order is unspecified.
+    /// When several of one subscriber's filters match, it appears once per
+    /// filter, each with its own grant: the caller decides how to merge them
+    /// (the router sends one copy at the highest QoS, as the spec allows
+    /// [MQTT-3.3.5-1], carrying every matching subscription identifier).
     ///
     /// Topics starting with `$` are not matched by a `+` or `#` in the first
     /// level of a filter [MQTT-4.7.2-1]. Matching is byte-exact: no case
@@ -353,10 +354,10 @@ impl<T: Clone> SubscriptionTree<T> {
     /// Cost: O(levels) hash lookups per branch taken (one, plus one per `+`
     /// subscription on the way), plus O(k log k) for the k matches. No
     /// allocation unless a `+` branch is pending or `out` must grow.
-    pub fn matches(&self, topic: &str, out: &mut Vec<(SubscriberId, T, QoS)>) {
+    pub fn matches(&self, topic: &str, out: &mut Vec<(SubscriberId, T, G)>) {
         out.clear();
         let dollar = topic.starts_with('$');
-        let mut pending: Vec<Branch<'_, '_, T>> = Vec::new();
+        let mut pending: Vec<Branch<'_, '_, T, G>> = Vec::new();
         let mut branch = Some((&self.root, topic.split('/'), true));
         while let Some((mut node, mut levels, mut first)) = branch.take().or_else(|| pending.pop()) {
             loop {
@@ -382,14 +383,9 @@ impl<T: Clone> SubscriptionTree<T> {
             }
         }
         if out.len() > 1 {
+            // Grouped by subscriber: the caller merges one subscriber's
+            // overlapping subscriptions into one delivery.
             out.sort_unstable_by_key(|entry| entry.0);
-            out.dedup_by(|later, kept| {
-                let same = later.0 == kept.0;
-                if same {
-                    kept.2 = kept.2.max(later.2);
-                }
-                same
-            });
         }
     }
 
@@ -403,14 +399,14 @@ impl<T: Clone> SubscriptionTree<T> {
     }
 }
 
-impl<T: Clone> Default for SubscriptionTree<T> {
+impl<T: Clone, G: Copy> Default for SubscriptionTree<T, G> {
     fn default() -> Self {
         Self::new()
     }
 }
 
 #[cfg(test)]
-impl<T> SubscriptionTree<T> {
+impl<T, G> SubscriptionTree<T, G> {
     /// Nodes in the tree, root included (1 when fully pruned).
     fn node_count(&self) -> usize {
         let mut count = 0;
@@ -436,14 +432,22 @@ mod tests {
     const Q2: QoS = QoS::ExactlyOnce;
 
     /// Matches as sorted (id, qos) pairs; also checks handles came along.
+    /// Merged as the router merges them: one entry per id, highest QoS.
     fn hits(tree: &SubscriptionTree<u64>, topic: &str) -> Vec<(SubscriberId, QoS)> {
         let mut out = Vec::new();
         tree.matches(topic, &mut out);
-        out.sort_by_key(|e| e.0);
+        assert!(out.windows(2).all(|w| w[0].0 <= w[1].0), "grouped by id: {out:?}");
         for (id, handle, _) in &out {
             assert_eq!(*handle, id * 100, "handle of {id}");
         }
-        out.into_iter().map(|(id, _, qos)| (id, qos)).collect()
+        let mut merged: Vec<(SubscriberId, QoS)> = Vec::new();
+        for (id, _, qos) in out {
+            match merged.last_mut() {
+                Some(last) if last.0 == id => last.1 = last.1.max(qos),
+                _ => merged.push((id, qos)),
+            }
+        }
+        merged
     }
 
     fn ids(tree: &SubscriptionTree<u64>, topic: &str) -> Vec<SubscriberId> {

@@ -51,6 +51,7 @@ use crate::packet::{
 use crate::session::inflight::AckResult;
 use crate::session::state::{Delivery, Session};
 use crate::session::store::{SessionHandle, SlotHeld};
+use crate::session::subscription::Grant;
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
 use crate::stats::{Pending, bump};
@@ -565,7 +566,7 @@ impl Live {
         // Inbound QoS 2 is routed on its first PUBLISH only [MQTT-4.3.3-2].
         let first = qos != QoS::ExactlyOnce || self.client.session.lock().on_inbound_qos2(packet_id);
         if allowed && first {
-            self.ctx.router.publish(Arc::new(Message::from_publish(p)));
+            self.ctx.router.publish_from(Arc::new(Message::from_publish(p)), Some(self.client.session.id()));
         }
         match qos {
             QoS::AtMostOnce => {}
@@ -601,8 +602,9 @@ impl Live {
                 continue;
             }
             let granted = f.qos.min(self.ctx.config.max_qos);
-            self.client.session.lock().add_subscription(&f.filter, granted);
-            for m in self.ctx.router.subscribe(&self.client.session, &f.filter, granted) {
+            let grant = Grant::qos(granted);
+            self.client.session.lock().add_subscription(&f.filter, grant);
+            for m in self.ctx.router.subscribe(&self.client.session, &f.filter, grant) {
                 retained.push((m, granted));
             }
             debug!(client_id = %self.client.client_id(), filter = %f.filter, qos = granted as u8, "subscribed");
@@ -614,7 +616,7 @@ impl Live {
             let mut state = self.client.session.lock();
             for (message, granted) in retained {
                 let qos = message.qos.min(granted);
-                state.enqueue_retained(Delivery { message, qos, retain: true });
+                state.enqueue_retained(Delivery::new(message, qos, true));
             }
         }
     }

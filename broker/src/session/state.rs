@@ -22,6 +22,7 @@ use crate::codec;
 use crate::message::Message;
 use crate::packet::{Packet, QoS};
 use crate::session::inflight::{AckResult, Inflight, Resend};
+use crate::session::subscription::{Grant, SubscriptionIds};
 
 /// Per-session limits, from the configuration's `Limits`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,9 +37,18 @@ pub struct Delivery {
     pub message: Arc<Message>,
     /// min(publish QoS, granted QoS).
     pub qos: QoS,
-    /// RETAIN flag on the wire: 1 only for retained messages sent because of
-    /// a new subscription [MQTT-3.3.1-8], 0 otherwise [MQTT-3.3.1-9].
+    /// RETAIN flag on the wire: 1 for retained messages sent because of a
+    /// new subscription [MQTT-3.3.1-8], 0 otherwise [MQTT-3.3.1-9] unless
+    /// the subscription asked for retain as published (MQTT 5).
     pub retain: bool,
+    /// The identifiers of the subscriptions that matched (MQTT 5).
+    pub subscription_ids: SubscriptionIds,
+}
+
+impl Delivery {
+    pub fn new(message: Arc<Message>, qos: QoS, retain: bool) -> Delivery {
+        Delivery { message, qos, retain, subscription_ids: SubscriptionIds::None }
+    }
 }
 
 /// What `enqueue` did with a message.
@@ -69,9 +79,9 @@ pub struct Session {
     /// Whether this state belongs to a persistent session (last connected
     /// with clean session 0): decides `session present` on the next CONNECT.
     persistent: bool,
-    /// Filter -> granted QoS. The router holds the same set; this copy lets a
-    /// session be dropped or restored without asking the router.
-    subscriptions: BTreeMap<String, QoS>,
+    /// Filter -> what was granted. The router holds the same set; this copy
+    /// lets a session be dropped or restored without asking the router.
+    subscriptions: BTreeMap<String, Grant>,
     queue: VecDeque<Delivery>,
     queued_qos0: usize,
     inflight: Inflight,
@@ -109,7 +119,7 @@ impl Session {
         self.limits
     }
 
-    pub fn subscriptions(&self) -> &BTreeMap<String, QoS> {
+    pub fn subscriptions(&self) -> &BTreeMap<String, Grant> {
         &self.subscriptions
     }
 
@@ -169,8 +179,8 @@ impl Session {
 
     /// Records a subscription; returns true when it replaced one for the same
     /// filter [MQTT-3.8.4-3].
-    pub fn add_subscription(&mut self, filter: &str, qos: QoS) -> bool {
-        self.subscriptions.insert(filter.to_owned(), qos).is_some()
+    pub fn add_subscription(&mut self, filter: &str, grant: Grant) -> bool {
+        self.subscriptions.insert(filter.to_owned(), grant).is_some()
     }
 
     pub fn remove_subscription(&mut self, filter: &str) -> bool {
@@ -340,7 +350,7 @@ mod tests {
     const LIMITS: SessionLimits = SessionLimits { max_inflight: 2, max_queued: 3 };
 
     fn delivery(payload: &str, qos: QoS) -> Delivery {
-        Delivery { message: Arc::new(Message::new("t", payload.to_owned(), qos, false)), qos, retain: false }
+        Delivery::new(Arc::new(Message::new("t", payload.to_owned(), qos, false)), qos, false)
     }
 
     fn online() -> Session {
@@ -361,7 +371,7 @@ mod tests {
     fn mqtt_3_2_2_session_present() {
         let mut s = Session::new(LIMITS);
         assert!(!s.attach(false, LIMITS).0, "no earlier session");
-        s.add_subscription("a/#", QoS::AtLeastOnce);
+        s.add_subscription("a/#", Grant::qos(QoS::AtLeastOnce));
         s.detach();
         let (present, removed) = s.attach(false, LIMITS);
         assert!(present);
