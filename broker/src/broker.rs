@@ -26,8 +26,8 @@ use crate::observability::metrics_http;
 use crate::observability::sys;
 use crate::packet::QoS;
 use crate::routing::router::Router;
-use crate::server::keepalive;
 use crate::server::listener;
+use crate::server::sweeper;
 use crate::session::state::{Delivery, SessionLimits};
 use crate::session::store::{SessionHandle, SessionStore};
 use crate::session::subscription::Grant;
@@ -156,7 +156,7 @@ impl Broker {
         };
         let stopper = Stopper::new();
         self.ctx.set_stopping(false);
-        tokio::spawn(keepalive::run(self.ctx.clone(), stopper.shutdown()));
+        tokio::spawn(sweeper::run(self.ctx.clone(), stopper.shutdown()));
         let mut addrs = Vec::new();
         for (config, transport, socket, addr) in sockets {
             info!(

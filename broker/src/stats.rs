@@ -119,6 +119,7 @@ pub struct Stats {
     connected: AtomicI64,
     maximum: AtomicI64,
     disconnected: AtomicU64,
+    sessions_expired: AtomicU64,
     listeners: Mutex<BTreeMap<String, Arc<ListenerStats>>>,
     auth: Mutex<BTreeMap<String, Arc<AuthPluginStats>>>,
 }
@@ -131,6 +132,7 @@ impl Default for Stats {
             connected: AtomicI64::new(0),
             maximum: AtomicI64::new(0),
             disconnected: AtomicU64::new(0),
+            sessions_expired: AtomicU64::new(0),
             listeners: Mutex::new(BTreeMap::new()),
             auth: Mutex::new(BTreeMap::new()),
         }
@@ -212,6 +214,16 @@ impl Stats {
     /// Disconnections since start (hbmqtt's `clients/disconnected`).
     pub fn clients_disconnected(&self) -> u64 {
         self.disconnected.load(Ordering::Relaxed)
+    }
+
+    /// Offline sessions removed because their expiry interval passed.
+    pub fn sessions_expired(&self, n: u64) {
+        self.sessions_expired.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Sessions expired since start (Mosquitto's `clients/expired`).
+    pub fn sessions_expired_total(&self) -> u64 {
+        self.sessions_expired.load(Ordering::Relaxed)
     }
 
     /// The counters of listener `name`, created on first use. Called on

@@ -66,6 +66,7 @@ pub fn diff(running: &Config, applied: &Config, new: &Config) -> ReloadReport {
     changed(restart, "max-inflight", &running.limits.max_inflight, &new.limits.max_inflight);
     changed(restart, "max-queued-messages", &running.limits.max_queued_messages, &new.limits.max_queued_messages);
     changed(restart, "session-owner", &running.session_owner, &new.session_owner);
+    changed(restart, "session-expiry-interval", &running.session_expiry_interval, &new.session_expiry_interval);
     changed(restart, "metrics", &running.metrics, &new.metrics);
     changed(restart, "log-format", &running.log_format, &new.log_format);
     r

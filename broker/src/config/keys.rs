@@ -75,6 +75,7 @@ const FILE: &str = "a mapping of settings";
 const BOOLEAN: &str = "a boolean (`true`/`false`, `on`/`off`, `yes`/`no`)";
 const TRUE_OR_FALSE: &str = "`true` or `false`";
 const SECONDS: &str = "a non-negative number of seconds";
+const SECONDS_OR_NULL: &str = "a non-negative number of seconds, or null";
 const FILE_PATH: &str = "a file path";
 const CHAIN_DEFAULT: &str = "`deny` or `allow`";
 const PLUGIN_LIST: &str = "a list of plugin names";
@@ -97,6 +98,7 @@ pub(super) const KEYS: &[Key] = &[
     key(Top, &["max-inflight"], "an integer from 1 to 65535", Nothing),
     key(Top, &["max-queued-messages"], "a non-negative integer", Nothing),
     key(Top, &["session-owner"], "`user` or `client-id`", Nothing),
+    key(Top, &["session-expiry-interval", "session_expiry_interval"], SECONDS_OR_NULL, Nothing),
     key(Top, &["metrics"], "a mapping of metrics settings (`bind`, `path`)", Keys(Metrics)),
     key(Top, &["log-level"], "a log filter such as `info` or `moth=debug`", Nothing),
     key(Top, &["log-format"], "`text` or `json`", Nothing),

@@ -60,6 +60,11 @@ pub(super) fn resolve(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<Config, Conf
         }
     };
     let limits = resolve_limits(raw.max_packet_size, raw.max_inflight, raw.max_queued_messages, ctx)?;
+    let session_expiry_interval = seconds_of(
+        ("session-expiry-interval", raw.session_expiry_interval),
+        ("session_expiry_interval", raw.session_expiry_interval_alt),
+        ctx,
+    )?;
     let metrics = match raw.metrics {
         Some(section) => resolve_metrics(section, &listeners, ctx)?,
         None => None,
@@ -77,6 +82,7 @@ pub(super) fn resolve(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<Config, Conf
         topic_check,
         limits,
         session_owner: raw.session_owner.unwrap_or_default(),
+        session_expiry_interval,
         metrics,
         log_level: raw.log_level,
         log_format: raw.log_format.unwrap_or_default(),

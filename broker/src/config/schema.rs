@@ -68,6 +68,12 @@ pub struct ConfigFile {
     /// `session-owner`: `user` or `client-id`.
     #[serde(rename = "session-owner")]
     pub session_owner: Option<SessionOwner>,
+    /// `session-expiry-interval`, seconds; null = never.
+    #[serde(rename = "session-expiry-interval")]
+    pub session_expiry_interval: Option<f64>,
+    /// `session_expiry_interval` (amqtt's spelling), seconds.
+    #[serde(rename = "session_expiry_interval")]
+    pub session_expiry_interval_alt: Option<f64>,
     /// `metrics`: the Prometheus endpoint.
     pub metrics: Option<MetricsFile>,
     /// `log-level`: a `RUST_LOG`-style filter.

@@ -53,6 +53,12 @@ pub struct Config {
     pub limits: Limits,
     /// `session-owner` (moth only): who may resume a session.
     pub session_owner: SessionOwner,
+    /// `session-expiry-interval` (amqtt's `session_expiry_interval`): how
+    /// long a persistent MQTT 3.1.1 session (clean session 0) is kept after
+    /// its client disconnects. `None` (the default, and `null`): until the
+    /// client removes it, as hbmqtt and Mosquitto do. MQTT 5 clients ask
+    /// for their own interval in CONNECT.
+    pub session_expiry_interval: Option<Duration>,
     /// The `metrics` section: `Some` when the Prometheus endpoint is on.
     pub metrics: Option<MetricsConfig>,
     /// `log-level`: a `RUST_LOG`-style filter for the `moth` program; `None`

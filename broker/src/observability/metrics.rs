@@ -85,6 +85,12 @@ pub fn render(s: &Snapshot, stats: &Stats) -> String {
     o.one("moth_messages_queued", "gauge", "Messages waiting in session queues.", s.queued);
     o.one("moth_sessions", "gauge", "Sessions held, connected or persistent.", s.sessions);
     o.one("moth_sessions_offline", "gauge", "Persistent sessions whose client is away.", s.sessions_offline);
+    o.one(
+        "moth_sessions_expired_total",
+        "counter",
+        "Offline sessions removed because their expiry interval passed.",
+        s.sessions_expired,
+    );
     o.one("moth_retained_messages", "gauge", "Retained messages held.", s.retained);
     o.one("moth_subscriptions", "gauge", "Subscriptions held.", s.subscriptions);
     if let Some((current, peak)) = s.memory {

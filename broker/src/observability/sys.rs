@@ -45,6 +45,8 @@ pub struct Snapshot {
     pub sessions: u64,
     /// Persistent sessions whose client is away (Mosquitto's `clients/inactive`).
     pub sessions_offline: u64,
+    /// Sessions removed by their expiry interval since start.
+    pub sessions_expired: u64,
     pub retained: u64,
     pub subscriptions: u64,
     /// New connections accepted since start (for the `load/connections` average).
@@ -67,6 +69,7 @@ impl Default for Snapshot {
             queued: 0,
             sessions: 0,
             sessions_offline: 0,
+            sessions_expired: 0,
             retained: 0,
             subscriptions: 0,
             connections: 0,
@@ -101,6 +104,7 @@ impl Snapshot {
             queued,
             sessions,
             sessions_offline,
+            sessions_expired: stats.sessions_expired_total(),
             retained: ctx.router.retained_count() as u64,
             subscriptions: ctx.router.subscription_count() as u64,
             connections: stats.clients_connected() + stats.clients_disconnected(),
@@ -213,6 +217,7 @@ pub fn render(s: &Snapshot, loads: &LoadAverages) -> Vec<(String, String)> {
         ("messages/subscriptions/count", s.subscriptions.to_string()),
         ("publish/messages/dropped", t.publish_dropped.to_string()),
         ("clients/inactive", s.sessions_offline.to_string()),
+        ("clients/expired", s.sessions_expired.to_string()),
     ];
     if let Some((current, maximum)) = s.memory {
         v.push(("heap/current", current.to_string()));

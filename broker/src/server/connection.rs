@@ -50,7 +50,7 @@ use crate::packet::{
 };
 use crate::session::inflight::AckResult;
 use crate::session::state::{Delivery, Session};
-use crate::session::store::{SessionHandle, SlotHeld};
+use crate::session::store::{Expiry, SessionHandle, SlotHeld};
 use crate::session::subscription::Grant;
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
@@ -249,7 +249,8 @@ struct Live {
     /// Written bytes that may sit in a TLS or WebSocket layer until flushed.
     unflushed: bool,
     conn_id: u64,
-    clean_session: bool,
+    /// How long the session outlives this connection.
+    expiry: Expiry,
     /// The session's slot (see `session/store.rs`), held while attached.
     slot: SlotHeld,
     hold: Hold,
@@ -293,7 +294,7 @@ async fn attach(start: Box<Start>) -> Option<Box<Live>> {
         client: a.client,
         unflushed: false,
         conn_id: a.conn_id,
-        clean_session: a.clean_session,
+        expiry: a.expiry,
         slot: a.slot,
         hold,
         span: (!span.is_disabled()).then(|| Box::new(span)),
@@ -311,7 +312,7 @@ async fn attach(start: Box<Start>) -> Option<Box<Live>> {
 pub(super) struct Attached {
     pub(super) client: Client,
     pub(super) conn_id: u64,
-    pub(super) clean_session: bool,
+    pub(super) expiry: Expiry,
     pub(super) slot: SlotHeld,
 }
 
@@ -448,7 +449,7 @@ impl Live {
     /// session is detached (or removed, for a clean session), the will is
     /// published unless the client said DISCONNECT.
     async fn finish(self: Box<Self>, close: Close) {
-        let Live { mut io, ctx, mut client, conn_id, clean_session, slot, hold, span, .. } = *self;
+        let Live { mut io, ctx, mut client, conn_id, expiry, slot, hold, span, .. } = *self;
         async move {
             // A final PUBACK, say.
             if !matches!(close, Close::Io(_) | Close::PeerClosed) && !io.outbuf.is_empty() {
@@ -463,7 +464,7 @@ impl Live {
             let session = &client.session;
             session.liveness.disarm();
             session.lock().detach();
-            if ctx.sessions.close(session.client_id(), conn_id, clean_session) {
+            if ctx.sessions.close(session.client_id(), conn_id, expiry) {
                 let filters: Vec<String> = session.lock().subscriptions().keys().cloned().collect();
                 ctx.router.unsubscribe_all(session.id(), filters.iter().map(String::as_str));
             }

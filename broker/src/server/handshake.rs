@@ -19,7 +19,7 @@ use crate::access::topic_request;
 use crate::message::Message;
 use crate::packet::{Connack, Connect, ConnectReturnCode, Packet};
 use crate::session::state::SessionLimits;
-use crate::session::store::{Opened, SessionHandle, SlotHeld};
+use crate::session::store::{Expiry, Opened, SessionHandle, SlotHeld};
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
 use crate::stats::{ListenerStats, bump};
@@ -245,7 +245,7 @@ async fn take_session(
         g = tokio::time::timeout(TAKEOVER_TIMEOUT, session.acquire_slot()) => match g {
             Ok(g) => g,
             Err(_) => {
-                ctx.sessions.close(client_id, conn_id, false);
+                ctx.sessions.close(client_id, conn_id, Expiry::Never);
                 let why = "previous connection did not release the session in time";
                 let mut r = Refusal::new(ConnectReturnCode::ServerUnavailable, why, connect, client_id);
                 r.warn = true;
@@ -253,7 +253,7 @@ async fn take_session(
             }
         },
         _ = shutdown.recv() => {
-            ctx.sessions.close(client_id, conn_id, false);
+            ctx.sessions.close(client_id, conn_id, Expiry::Never);
             return Err(Ended::Closed);
         }
     };
@@ -265,7 +265,7 @@ async fn take_session(
     // A shutdown that began while this connection waited woke no session
     // of its: the signal itself says so.
     if shutdown.is_shutdown() || ctx.stopping() {
-        ctx.sessions.close(client_id, conn_id, false);
+        ctx.sessions.close(client_id, conn_id, Expiry::Never);
         return Err(Ended::Closed);
     }
     Ok(Taken { session, fresh, slot, conn_id })
@@ -338,8 +338,19 @@ fn accept(
             will: connect.will.as_ref().map(|w| Box::new(Message::from_will(w))),
         },
         conn_id,
-        clean_session: connect.clean_session,
+        expiry: session_expiry(ctx, &connect),
         slot,
+    }
+}
+
+/// How long the session outlives this connection. MQTT 3.1.1: clean session
+/// 1 ends it with the connection; 0 keeps it for `session-expiry-interval`,
+/// or until the client removes it.
+fn session_expiry(ctx: &Shared, connect: &Connect) -> Expiry {
+    if connect.clean_session {
+        Expiry::AtClose
+    } else {
+        ctx.config.session_expiry_interval.map_or(Expiry::Never, Expiry::After)
     }
 }
 

@@ -1,6 +1,6 @@
 //! The server: listeners and their accept loops ([`listener`]), the driver
 //! of one client connection ([`connection`]) and the keep-alive sweeper
-//! ([`keepalive`]).
+//! ([`sweeper`]: keep-alive and session expiry).
 
 /// An event with the connection's `listener` and `peer` fields: `$at` is
 /// anything with those two fields (`ConnInfo`, `Client`).
@@ -13,5 +13,5 @@ macro_rules! conn_log {
 pub mod accept;
 pub mod connection;
 mod handshake;
-pub mod keepalive;
 pub mod listener;
+pub mod sweeper;

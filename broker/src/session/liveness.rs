@@ -1,6 +1,6 @@
 //! The keep-alive state of a session's attached connection: stamped by the
 //! connection on every read, looked at by the server's sweeper
-//! (`keepalive.rs`), which marks it expired when the client has been silent
+//! (`server/sweeper.rs`), which marks it expired when the client has been silent
 //! for longer than its keep-alive allows.
 
 use std::sync::OnceLock;

@@ -19,16 +19,24 @@
 //! cannot read alice's queued messages, inherit her subscriptions, wipe her
 //! session or kick her off. With [`SessionOwner::ClientId`] (Mosquitto's
 //! rule) the takeover happens but the new user starts from a fresh session.
+//!
+//! Expiry: a session outlives its connection for as long as its [`Expiry`]
+//! says (MQTT 3.1.1: clean session 0 keeps it, `session-expiry-interval`
+//! bounds it; MQTT 5: the session expiry interval [MQTT-3.1.2-23]). The
+//! server's sweeper calls [`SessionStore::expire`], which removes the
+//! offline sessions whose time is up, and costs nothing while no offline
+//! session has a deadline.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
 use crate::config::SessionOwner;
 use crate::lock::Locked;
-use crate::session::liveness::Liveness;
+use crate::session::liveness::{Liveness, now_ms};
 use crate::session::signal::Signal;
 use crate::session::state::{Session, SessionLimits};
 
@@ -52,11 +60,47 @@ pub struct SessionHandle {
     owner: AtomicU64,
     /// One permit, held by the attached connection; see the module docs.
     slot: Semaphore,
-    /// Keep-alive of the attached connection (`keepalive.rs`).
+    /// Keep-alive of the attached connection (`server/sweeper.rs`).
     pub liveness: Liveness,
     /// The user whose session this is (see the module docs); only changed
     /// under the store's lock, by [`SessionStore::open`].
     user: Mutex<Option<Arc<str>>>,
+    /// When the session expires (`now_ms`), [`NEVER`] while a connection
+    /// has it or when it never expires. Changed under the store's lock.
+    expires_at: AtomicU64,
+}
+
+/// `expires_at` of a session that does not expire (now).
+const NEVER: u64 = u64::MAX;
+
+/// How long a session outlives its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// Removed when its connection ends: clean session 1, or an MQTT 5
+    /// session expiry interval of 0.
+    AtClose,
+    /// Kept this long after its connection ends.
+    After(Duration),
+    /// Kept until a client removes it (clean session 0 without
+    /// `session-expiry-interval`, or an MQTT 5 interval of 0xFFFFFFFF).
+    Never,
+}
+
+impl Expiry {
+    /// The meaning of an MQTT 5 session expiry interval, in seconds
+    /// [MQTT 5 §3.1.2.11.2].
+    pub fn from_interval(seconds: u32) -> Expiry {
+        match seconds {
+            0 => Expiry::AtClose,
+            u32::MAX => Expiry::Never,
+            s => Expiry::After(Duration::from_secs(u64::from(s))),
+        }
+    }
+
+    /// Whether the session outlives its connection at all.
+    pub fn keeps(self) -> bool {
+        self != Expiry::AtClose
+    }
 }
 
 /// What [`SessionStore::open`] found.
@@ -92,6 +136,7 @@ impl SessionHandle {
             slot: Semaphore::new(1),
             liveness: Liveness::default(),
             user: Mutex::new(None),
+            expires_at: AtomicU64::new(NEVER),
         }
     }
 
@@ -130,10 +175,18 @@ impl SessionHandle {
     }
 }
 
-#[derive(Default)]
 pub struct SessionStore {
     entries: Mutex<HashMap<Arc<str>, Arc<SessionHandle>>>,
     next_id: AtomicU64,
+    /// No offline session expires before this (`now_ms`): lets
+    /// [`SessionStore::expire`] skip the walk.
+    next_expiry: AtomicU64,
+}
+
+impl Default for SessionStore {
+    fn default() -> Self {
+        SessionStore { entries: Mutex::default(), next_id: AtomicU64::new(0), next_expiry: AtomicU64::new(NEVER) }
+    }
 }
 
 impl SessionStore {
@@ -173,6 +226,7 @@ impl SessionStore {
                 }
             }
             drop(owner);
+            session.expires_at.store(NEVER, Ordering::Relaxed);
             if session.owner.swap(conn_id, Ordering::AcqRel) != 0 {
                 session.wake.notify();
             }
@@ -187,21 +241,57 @@ impl SessionStore {
     }
 
     /// Called when connection `conn_id` ends. Clears the owner if it is still
-    /// this connection; when `discard` (a clean session) also removes the
-    /// session. Returns true when the session was removed, in which case the
-    /// caller removes its subscriptions from the router.
-    pub fn close(&self, client_id: &str, conn_id: u64, discard: bool) -> bool {
+    /// this connection; then removes the session at once
+    /// ([`Expiry::AtClose`]) or starts its expiry clock. Returns true when
+    /// the session was removed, in which case the caller removes its
+    /// subscriptions from the router.
+    pub fn close(&self, client_id: &str, conn_id: u64, expiry: Expiry) -> bool {
         let mut entries = self.entries();
         let Some(session) = entries.get(client_id) else { return false };
         if session.owner.compare_exchange(conn_id, 0, Ordering::AcqRel, Ordering::Acquire).is_err() {
             // Someone newer has opened the session; it is theirs now.
             return false;
         }
-        if discard {
-            entries.remove(client_id);
-            return true;
+        match expiry {
+            Expiry::AtClose => {
+                entries.remove(client_id);
+                return true;
+            }
+            Expiry::Never => session.expires_at.store(NEVER, Ordering::Relaxed),
+            Expiry::After(d) => {
+                let at = now_ms().saturating_add(u64::try_from(d.as_millis()).unwrap_or(NEVER));
+                session.expires_at.store(at, Ordering::Relaxed);
+                self.next_expiry.fetch_min(at, Ordering::Relaxed);
+            }
         }
         false
+    }
+
+    /// Removes every offline session whose expiry has come and returns them
+    /// (the caller removes their subscriptions from the router). Walks the
+    /// sessions only when one may be due.
+    pub fn expire(&self, now: u64) -> Vec<Arc<SessionHandle>> {
+        if self.next_expiry.load(Ordering::Relaxed) > now {
+            return Vec::new();
+        }
+        let mut expired = Vec::new();
+        let mut soonest = NEVER;
+        // The lock is held until `next_expiry` is stored, so a `close` that
+        // sets an earlier deadline meanwhile is not overwritten.
+        let mut entries = self.entries();
+        entries.retain(|_, s| {
+            let at = s.expires_at.load(Ordering::Relaxed);
+            // Owner 0: no connection has it (open resets the deadline too).
+            if at <= now && s.owner() == 0 {
+                expired.push(s.clone());
+                return false;
+            }
+            soonest = soonest.min(at);
+            true
+        });
+        self.next_expiry.store(soonest, Ordering::Relaxed);
+        drop(entries);
+        expired
     }
 
     /// Wakes every session (broker shutdown: the attached connections then
@@ -260,7 +350,7 @@ mod tests {
         assert!(alice.wake.poll(&mut cx).is_pending(), "and is not even woken");
         assert_eq!(alice.user().as_deref(), Some("alice"));
         // Offline, it is still hers.
-        assert!(!store.close("dev1", 1, false));
+        assert!(!store.close("dev1", 1, Expiry::Never));
         assert!(matches!(store.open("dev1", 3, Some("bob"), SessionOwner::User, LIMITS), Opened::OwnedByOther));
         assert!(Arc::ptr_eq(&open_as(&store, "dev1", 4, Some("alice")), &alice));
         // Anonymous sessions belong to anonymous clients.
@@ -297,9 +387,9 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &b));
         assert_eq!(a.owner(), 2, "the old connection sees it is no longer the owner");
         assert!(a.wake.poll(&mut cx).is_ready(), "and is woken to notice");
-        assert!(!store.close("c", 1, true), "old connection must not discard the new one's session");
+        assert!(!store.close("c", 1, Expiry::AtClose), "old connection must not discard the new one's session");
         assert_eq!(store.len(), 1);
-        assert!(store.close("c", 2, true));
+        assert!(store.close("c", 2, Expiry::AtClose));
         assert!(store.is_empty());
     }
 
@@ -307,7 +397,7 @@ mod tests {
     fn persistent_session_survives_close() {
         let store = SessionStore::new();
         let a = open_as(&store, "p", 1, None);
-        assert!(!store.close("p", 1, false));
+        assert!(!store.close("p", 1, Expiry::Never));
         assert_eq!(a.owner(), 0);
         let mut cx = Context::from_waker(Waker::noop());
         let b = open_as(&store, "p", 2, None);
@@ -329,5 +419,38 @@ mod tests {
         drop(held);
         let again = tokio::time::timeout(std::time::Duration::from_secs(5), second).await.expect("released");
         drop(again);
+    }
+
+    #[test]
+    fn offline_sessions_expire_when_their_time_is_up_and_not_while_connected() {
+        let store = SessionStore::new();
+        let t0 = now_ms();
+        assert!(store.expire(t0).is_empty(), "nothing has a deadline");
+        let short = open_as(&store, "short", 1, None);
+        let long = open_as(&store, "long", 2, None);
+        open_as(&store, "forever", 3, None);
+        assert!(!store.close("short", 1, Expiry::After(Duration::from_secs(10))));
+        assert!(!store.close("long", 2, Expiry::After(Duration::from_secs(100))));
+        assert!(!store.close("forever", 3, Expiry::Never));
+        assert!(store.expire(t0 + 5_000).is_empty(), "not yet");
+        let gone = store.expire(t0 + 20_000);
+        assert_eq!(gone.len(), 1);
+        assert!(Arc::ptr_eq(&gone[0], &short));
+        assert_eq!(store.len(), 2);
+        // Reconnected before its deadline: no longer expiring.
+        assert!(Arc::ptr_eq(&open_as(&store, "long", 4, None), &long));
+        assert!(store.expire(t0 + 1_000_000).is_empty());
+        assert!(!store.close("long", 4, Expiry::After(Duration::ZERO)));
+        assert_eq!(store.expire(now_ms()).len(), 1);
+        assert_eq!(store.len(), 1, "`forever` stays");
+        assert!(store.expire(u64::MAX - 1).is_empty());
+    }
+
+    #[test]
+    fn mqtt5_intervals() {
+        assert_eq!(Expiry::from_interval(0), Expiry::AtClose);
+        assert_eq!(Expiry::from_interval(60), Expiry::After(Duration::from_secs(60)));
+        assert_eq!(Expiry::from_interval(u32::MAX), Expiry::Never);
+        assert!(!Expiry::AtClose.keeps() && Expiry::Never.keeps());
     }
 }

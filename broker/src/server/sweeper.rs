@@ -1,5 +1,7 @@
-//! Keep-alive for every connection, checked by one sweeper task.
+//! The sweeper: one task that enforces keep-alive for every connection and
+//! removes offline sessions whose expiry interval has passed.
 //!
+//! Keep-alive.
 //! A client that sends nothing for its keep-alive period plus
 //! `timeout-disconnect-delay` is disconnected (hbmqtt's rule; MQTT asks for
 //! 1.5 times the keep-alive). A timer per connection would cost each idle
@@ -9,11 +11,17 @@
 //! [`run`] looks at all of them every [`SWEEP`], as Mosquitto's main loop
 //! does, and wakes the connections that are overdue. A client is therefore
 //! disconnected between its deadline and one sweep after it.
+//!
+//! Session expiry. Each sweep asks the session store for the sessions whose
+//! time is up ([`SessionStore::expire`](crate::session::store::SessionStore::expire),
+//! free while none is due) and removes their subscriptions from the router.
+//! A session therefore lives at most one sweep longer than its interval.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::MissedTickBehavior;
+use tracing::debug;
 
 use crate::session::liveness::now_ms;
 use crate::shared::Shared;
@@ -37,5 +45,21 @@ pub(crate) async fn run(ctx: Arc<Shared>, mut shutdown: Shutdown) {
                 s.wake.notify();
             }
         });
+        expire_sessions(&ctx, now);
     }
+}
+
+/// Removes the offline sessions that expired by `now`, with their
+/// subscriptions.
+fn expire_sessions(ctx: &Shared, now: u64) {
+    let expired = ctx.sessions.expire(now);
+    if expired.is_empty() {
+        return;
+    }
+    for session in &expired {
+        let filters: Vec<String> = session.lock().subscriptions().keys().cloned().collect();
+        ctx.router.unsubscribe_all(session.id(), filters.iter().map(String::as_str));
+        debug!(client_id = session.client_id(), "session expired");
+    }
+    ctx.stats.sessions_expired(expired.len() as u64);
 }
