@@ -62,6 +62,11 @@ pub enum AckResult {
     /// No flow was waiting for this packet type with this id. Harmless (a
     /// duplicate after a reconnect, for instance); the caller logs it.
     Unknown,
+    /// A flow with this id waits for another acknowledgement: PUBREC for a
+    /// QoS 1 delivery, PUBACK or PUBCOMP where the flow is not at that
+    /// step. A protocol violation [MQTT-4.3.2, MQTT-4.3.3]; the caller
+    /// closes the connection, as Mosquitto does. The flow is unchanged.
+    WrongType,
 }
 
 #[derive(Debug, Default)]
@@ -127,6 +132,11 @@ impl Inflight {
         self.out.iter().position(|e| e.packet_id == packet_id && e.state == state)
     }
 
+    /// Unknown, or WrongType when a flow with this id is at another step.
+    fn not_waiting(&self, packet_id: u16) -> AckResult {
+        if self.out.iter().any(|e| e.packet_id == packet_id) { AckResult::WrongType } else { AckResult::Unknown }
+    }
+
     /// PUBACK from the client ends a QoS 1 flow.
     pub fn on_puback(&mut self, packet_id: u16) -> AckResult {
         match self.position(packet_id, OutState::AwaitingPuback) {
@@ -134,7 +144,7 @@ impl Inflight {
                 self.out.remove(i);
                 AckResult::Done
             }
-            None => AckResult::Unknown,
+            None => self.not_waiting(packet_id),
         }
     }
 
@@ -148,7 +158,7 @@ impl Inflight {
         } else if self.position(packet_id, OutState::AwaitingPubcomp).is_some() {
             AckResult::Done
         } else {
-            AckResult::Unknown
+            self.not_waiting(packet_id)
         }
     }
 
@@ -159,7 +169,7 @@ impl Inflight {
                 self.out.remove(i);
                 AckResult::Done
             }
-            None => AckResult::Unknown,
+            None => self.not_waiting(packet_id),
         }
     }
 
@@ -210,7 +220,8 @@ mod tests {
         let id = f.start(msg(), QoS::AtLeastOnce, false);
         assert_ne!(id, 0);
         assert_eq!(f.outbound_len(), 1);
-        assert_eq!(f.on_pubrec(id), AckResult::Unknown, "QoS 1 flow does not take PUBREC");
+        assert_eq!(f.on_pubrec(id), AckResult::WrongType, "PUBREC for a QoS 1 delivery");
+        assert_eq!(f.on_pubcomp(id), AckResult::WrongType, "PUBCOMP for a QoS 1 delivery");
         assert_eq!(f.on_puback(id), AckResult::Done);
         assert_eq!(f.outbound_len(), 0);
         assert_eq!(f.on_puback(id), AckResult::Unknown);
@@ -220,12 +231,16 @@ mod tests {
     fn mqtt_4_3_3_1_qos2_outbound_flow() {
         let mut f = Inflight::new();
         let id = f.start(msg(), QoS::ExactlyOnce, false);
-        assert_eq!(f.on_pubcomp(id), AckResult::Unknown, "PUBCOMP before PUBREC is out of order");
+        assert_eq!(f.on_pubcomp(id), AckResult::WrongType, "PUBCOMP before PUBREC is out of order");
+        assert_eq!(f.on_puback(id), AckResult::WrongType, "PUBACK in a QoS 2 flow");
+        assert_eq!(f.get(id).map(|e| e.state), Some(OutState::AwaitingPubrec), "the flow is unchanged");
         assert_eq!(f.on_pubrec(id), AckResult::Done);
+        assert_eq!(f.on_puback(id), AckResult::WrongType, "PUBACK after PUBREC");
         assert_eq!(f.get(id).map(|e| e.state), Some(OutState::AwaitingPubcomp));
         assert_eq!(f.on_pubrec(id), AckResult::Done, "duplicate PUBREC gets PUBREL again");
         assert_eq!(f.on_pubcomp(id), AckResult::Done);
         assert_eq!(f.outbound_len(), 0);
+        assert_eq!(f.on_pubcomp(id), AckResult::Unknown, "a duplicate PUBCOMP is harmless");
     }
 
     #[test]
