@@ -20,17 +20,20 @@ use crate::request::{AuthRequest, TopicRequest};
 /// A plugin, in plain Rust. Every method has a default, so implement only
 /// what the plugin does, and say so in [`Plugin::capabilities`].
 pub trait Plugin: Send + Sync + 'static {
-    /// What this plugin implements. Default: authentication and topic checks.
+    /// What this plugin implements ([`PluginObject::capabilities`]), asked
+    /// once after construction. Default: authentication and topic checks.
     fn capabilities(&self) -> Capabilities {
         Capabilities::AUTHENTICATE | Capabilities::CHECK_TOPIC
     }
 
-    /// Default: no opinion.
+    /// Answers one CONNECT ([`PluginObject::authenticate`]); asked only with
+    /// [`Capabilities::AUTHENTICATE`]. Default: no opinion.
     fn authenticate(&self, _request: &AuthRequest<'_>) -> Decision {
         Decision::ignore()
     }
 
-    /// Default: no opinion.
+    /// Answers one use of a topic ([`PluginObject::check_topic`]); asked
+    /// only with [`Capabilities::CHECK_TOPIC`]. Default: no opinion.
     fn check_topic(&self, _request: &TopicRequest<'_>) -> Decision {
         Decision::ignore()
     }

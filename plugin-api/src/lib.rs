@@ -39,8 +39,11 @@
 //! look-up); the broker bounds its time (`plugin-timeout`) and how many
 //! calls of one plugin run at once (`plugin-concurrency`). A plugin that
 //! answers from memory can declare [`Capabilities::FAST_AUTHENTICATE`] (1.1)
-//! to be called in place instead, sparing the hop. Several calls may run at
-//! once: a plugin object is `Send + Sync`. `check_topic` is called for every
+//! to be called in place instead, sparing the hop; one whose calls are CPU
+//! work and nothing else (a slow password hash) declares
+//! [`Capabilities::CPU_BOUND_AUTHENTICATE`] (1.2) and gets at most one call
+//! per CPU at once. Several calls may run at once: a plugin object is
+//! `Send + Sync`. `check_topic` is called for every
 //! SUBSCRIBE filter and every PUBLISH (and, for a plugin that declares
 //! [`Capabilities::CHECK_RECEIVE`], every delivery), so it must be fast: keep
 //! the rules in memory, and declare [`Capabilities::FAST_TOPIC_CHECK`] so the

@@ -20,7 +20,9 @@ use crate::version::ApiVersion;
 pub struct PluginMetadata {
     /// The name the configuration uses (`auth.plugins`, `topic-check.plugins`,
     /// `plugins-config`). Letters, digits, `_`, `-` and `.`; `.` and `_` are
-    /// interchangeable when matching, as in hbmqtt (`auth.anonymous`).
+    /// interchangeable when matching, as in hbmqtt (`auth.anonymous`). A
+    /// library whose name is already taken (by a built-in plugin or by a
+    /// library found earlier) is skipped with a warning.
     pub name: RStr<'static>,
     /// The broker registers the plugin only when this equals its plugin
     /// namespace (default [`crate::DEFAULT_NAMESPACE`]).
@@ -49,12 +51,24 @@ pub struct HostContext {
 /// broker configuration (start and every reload) with the plugin's options
 /// as JSON text (`{}` when none are configured) and returns the plugin object
 /// or a one-line error that the broker reports as a start-up error.
+/// [`crate::export_plugin!`] writes both functions.
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = PluginModRef)))]
 #[sabi(missing_field(panic))]
 pub struct PluginMod {
+    /// Describes the plugin. Called when the broker loads the library (every
+    /// library in `plugins-dir`, whether a chain names it or not), before any
+    /// `new`. Must not fail or panic: nothing catches a panic here.
     pub metadata: extern "C" fn() -> PluginMetadata,
+    /// Builds a plugin object from `options_json` (`plugins-config.<name>`
+    /// as JSON text, `{}` when absent) and the [`HostContext`]. Called each
+    /// time the broker builds its chains from a configuration and a chain
+    /// names the plugin: at start (`moth --check` and `moth plugins` too) and
+    /// on every reload; one object serves both chains, and the previous
+    /// object is dropped once its last call returns. `RErr` carries a
+    /// one-line message naming the bad option: the broker then refuses to
+    /// start, or rejects the reload and keeps the running chains.
     #[sabi(last_prefix_field)]
     pub new: extern "C" fn(options_json: RStr<'_>, host: HostContext) -> RResult<PluginBox, RString>,
 }

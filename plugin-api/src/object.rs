@@ -28,8 +28,10 @@ impl Capabilities {
     /// (1.1) Wants `check_topic` with [`crate::TopicAction::RECEIVE`] for every
     /// message about to be delivered to a client (after its subscription was
     /// allowed). Only plugins that set this bit are asked, on the network
-    /// thread that delivers: answer from memory. A refusal drops the message
-    /// for that client; `IGNORE` from all delivers it.
+    /// thread that delivers (which waits for the blocking pool instead when
+    /// the plugin lacks `FAST_TOPIC_CHECK`): answer from memory. A refusal
+    /// or an error drops the message for that client; `ALLOW` or `IGNORE`
+    /// from all delivers it.
     pub const CHECK_RECEIVE: Capabilities = Capabilities(1 << 3);
     /// (1.1) `authenticate` answers from memory without blocking (no
     /// password hash, no network): the broker calls it in place on the
@@ -44,10 +46,12 @@ impl Capabilities {
     /// or a disk: those need concurrency to overlap the waits.
     pub const CPU_BOUND_AUTHENTICATE: Capabilities = Capabilities(1 << 5);
 
+    /// The bits of both (what `|` does, usable in a `const`).
     pub const fn union(self, other: Capabilities) -> Capabilities {
         Capabilities(self.0 | other.0)
     }
 
+    /// Whether every bit of `other` is set in `self`.
     pub const fn contains(self, other: Capabilities) -> bool {
         self.0 & other.0 == other.0
     }

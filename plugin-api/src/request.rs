@@ -9,11 +9,16 @@ use abi_stable::std_types::{ROption, RSlice, RStr};
 
 /// One key/value pair of request data added after 1.0 (see the crate docs,
 /// "Compatibility"). Keys are lower-case and dotted, e.g. `tls.sni`. A plugin
-/// ignores keys it does not know. 1.0 and 1.1 send none.
+/// ignores keys it does not know. No key is defined yet: every broker up to
+/// 1.2 sends an empty list.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, Copy)]
 pub struct Property<'a> {
+    /// The property's name, lower-case and dotted; each key is documented
+    /// here with the version that adds it.
     pub key: RStr<'a>,
+    /// The property's value, as text; its key's documentation gives the
+    /// format.
     pub value: RStr<'a>,
 }
 
@@ -22,10 +27,14 @@ pub struct Property<'a> {
 #[derive(StableAbi, Debug, Clone, Copy)]
 pub struct TlsIdentity<'a> {
     /// The certificate's subject, RFC 4514 text (`CN=alice,O=Example`).
+    /// moth does not decode the whole subject yet: it passes `CN=` and the
+    /// common name alone (no other attribute, no escaping), and an empty
+    /// string when the subject has no CN. Parse `certificate_der` for more.
     pub subject: RStr<'a>,
-    /// The subject's common name, when it has one.
+    /// The subject's common name, when it has one; when it has several, the
+    /// last (the most specific, as OpenSSL and Mosquitto pick it).
     pub common_name: ROption<RStr<'a>>,
-    /// The whole leaf certificate, DER.
+    /// The whole leaf certificate, DER. Never empty from the broker.
     pub certificate_der: RSlice<'a, u8>,
 }
 
@@ -35,29 +44,39 @@ pub struct TlsIdentity<'a> {
 #[derive(StableAbi, Debug, Clone, Copy)]
 pub struct AuthRequest<'a> {
     /// The client identifier; the one the broker assigned when the client
-    /// sent an empty one.
+    /// sent an empty one (MQTT 3.1.1 with clean session 1; other empty ids
+    /// are refused before plugins are asked). Never empty.
     pub client_id: RStr<'a>,
-    /// `RNone` when the CONNECT carried no user name.
+    /// The user name. `RNone` when the CONNECT carried none; an empty user
+    /// name is `RSome("")`. On a listener with `use_identity_as_username`, the
+    /// common name of the client's certificate instead, whatever the CONNECT
+    /// said (a client without one is refused before plugins are asked).
     pub username: ROption<RStr<'a>>,
     /// The password, raw bytes (MQTT 3.1.1 allows any binary data). `RNone`
-    /// when absent.
+    /// when absent; never present without a user name in the CONNECT (the
+    /// broker refuses that CONNECT).
     pub password: ROption<RSlice<'a, u8>>,
-    /// The client's address, `ip:port`.
+    /// The client's address as the TCP connection sees it, `ip:port`
+    /// (`[ip]:port` for IPv6): behind a proxy, the proxy's address.
     pub peer_addr: RStr<'a>,
     /// The name of the listener (its key under `listeners`) the client used.
     pub listener: RStr<'a>,
-    /// 3 for MQTT 3.1, 4 for MQTT 3.1.1.
+    /// 3 for MQTT 3.1, 4 for MQTT 3.1.1; the broker refuses other levels
+    /// before plugins are asked.
     pub protocol_level: u8,
-    /// The verified TLS client certificate, when the listener asks for one
-    /// and the client sent it. `RNone` on plain TCP.
+    /// The verified TLS client certificate: `RSome` when the listener has a
+    /// CA to check client certificates against (`cafile`, `capath` or
+    /// `cadata`) and the client sent one that it accepted. `RNone` on a
+    /// listener without TLS (plain TCP or WebSocket), and on TLS without a
+    /// client certificate.
     pub tls: ROption<TlsIdentity<'a>>,
     /// Request data added by later 1.x versions; see [`Property`].
     pub extra: RSlice<'a, Property<'a>>,
 }
 
 impl<'a> AuthRequest<'a> {
-    /// A request as the broker would send it for a plain-TCP CONNECT of
-    /// MQTT 3.1.1 on listener `default` from `127.0.0.1:1`, for plugin
+    /// (1.1) A request as the broker would send it for a plain-TCP CONNECT
+    /// of MQTT 3.1.1 on listener `default` from `127.0.0.1:1`, for plugin
     /// tests: set the other fields on the result as needed.
     ///
     /// ```
@@ -80,27 +99,34 @@ impl<'a> AuthRequest<'a> {
         }
     }
 
+    /// [`AuthRequest::client_id`] as a `&str`.
     pub fn client_id(&self) -> &'a str {
         self.client_id.as_str()
     }
 
+    /// [`AuthRequest::username`] as an `Option<&str>`.
     pub fn username(&self) -> Option<&'a str> {
         self.username.map(|u| u.as_str()).into_option()
     }
 
+    /// [`AuthRequest::password`] as an `Option<&[u8]>`.
     pub fn password(&self) -> Option<&'a [u8]> {
         self.password.map(|p| p.as_slice()).into_option()
     }
 
+    /// [`AuthRequest::peer_addr`] as a `&str`.
     pub fn peer_addr(&self) -> &'a str {
         self.peer_addr.as_str()
     }
 
+    /// [`AuthRequest::listener`] as a `&str`.
     pub fn listener(&self) -> &'a str {
         self.listener.as_str()
     }
 
-    /// The subject CN of the client's verified TLS certificate, if it sent one.
+    /// (1.1) The subject CN of the client's verified TLS certificate
+    /// ([`TlsIdentity::common_name`]); `None` without a certificate or when
+    /// its subject has no CN.
     ///
     /// ```
     /// use moth_plugin_api::{AuthRequest, TlsIdentity};
@@ -119,12 +145,15 @@ impl<'a> AuthRequest<'a> {
         self.tls.into_option().and_then(|t| t.common_name.into_option()).map(|c| c.as_str())
     }
 
-    /// The subject of the client's verified TLS certificate (RFC 4514 text).
+    /// (1.1) The subject of the client's verified TLS certificate
+    /// ([`TlsIdentity::subject`], with its caveat); `None` without a
+    /// certificate.
     pub fn tls_subject(&self) -> Option<&'a str> {
         self.tls.into_option().map(|t| t.subject.as_str())
     }
 
-    /// The value of an `extra` property, if the broker sent it.
+    /// The value of the `extra` property `key`, if the broker sent it
+    /// (none does up to 1.2; see [`Property`]).
     pub fn property(&self, key: &str) -> Option<&'a str> {
         self.extra.as_slice().iter().find(|p| p.key.as_str() == key).map(|p| p.value.as_str())
     }
@@ -139,23 +168,38 @@ pub struct TopicAction(pub u8);
 
 impl TopicAction {
     /// SUBSCRIBE, asked once per filter: the topic is a filter and may hold
-    /// wildcards.
+    /// wildcards. Also asked again, for each subscription a resumed session
+    /// holds (clean session 0), when its client reconnects: a refusal then
+    /// removes that subscription.
     pub const SUBSCRIBE: TopicAction = TopicAction(1);
-    /// PUBLISH from the client (its will message too): the topic is a topic name.
+    /// PUBLISH from the client (its will message too, when the broker is
+    /// about to publish it): the topic is a topic name. A PUBLISH to `$SYS`
+    /// is refused by the broker before plugins are asked.
     pub const PUBLISH: TopicAction = TopicAction(2);
     /// Delivery of a message to the client: the topic is a topic name. Asked
     /// only of plugins that declare [`crate::Capabilities::CHECK_RECEIVE`] (1.1).
     pub const RECEIVE: TopicAction = TopicAction(3);
 }
 
-/// A client's use of one topic.
+/// A client's use of one topic. Asked only when topic checking is on
+/// (`topic-check.enabled`), and only of the plugins in the topic chain
+/// (`topic-check.plugins`).
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, Copy)]
 pub struct TopicRequest<'a> {
+    /// The client identifier of the connection, as in
+    /// [`AuthRequest::client_id`] (the assigned one for an empty id).
     pub client_id: RStr<'a>,
-    /// `RNone` for a client that connected without a user name.
+    /// `RNone` for a client that connected without a user name. Otherwise
+    /// the user name the client was authenticated with, as in
+    /// [`AuthRequest::username`] (the certificate's CN under
+    /// `use_identity_as_username`).
     pub username: ROption<RStr<'a>>,
+    /// The name of the listener (its key under `listeners`) the client
+    /// connected to.
     pub listener: RStr<'a>,
+    /// What the client does with `topic`: one of the [`TopicAction`]
+    /// constants. Answer `IGNORE` to a code you do not know.
     pub action: TopicAction,
     /// A topic filter for `SUBSCRIBE`, a topic name otherwise.
     pub topic: RStr<'a>,
@@ -164,7 +208,7 @@ pub struct TopicRequest<'a> {
 }
 
 impl<'a> TopicRequest<'a> {
-    /// A request for plugin tests, on listener `default`.
+    /// (1.1) A request for plugin tests, on listener `default`.
     ///
     /// ```
     /// use moth_plugin_api::{TopicAction, TopicRequest};
@@ -182,18 +226,22 @@ impl<'a> TopicRequest<'a> {
         }
     }
 
+    /// [`TopicRequest::client_id`] as a `&str`.
     pub fn client_id(&self) -> &'a str {
         self.client_id.as_str()
     }
 
+    /// [`TopicRequest::username`] as an `Option<&str>`.
     pub fn username(&self) -> Option<&'a str> {
         self.username.map(|u| u.as_str()).into_option()
     }
 
+    /// [`TopicRequest::listener`] as a `&str`.
     pub fn listener(&self) -> &'a str {
         self.listener.as_str()
     }
 
+    /// [`TopicRequest::topic`] as a `&str`.
     pub fn topic(&self) -> &'a str {
         self.topic.as_str()
     }

@@ -13,7 +13,11 @@ use abi_stable::StableAbi;
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ApiVersion {
+    /// Changes only when the contract breaks: the broker refuses a plugin
+    /// whose major differs from its own. 1 for every version so far.
     pub major: u16,
+    /// Counts additions that change no layout (capability bits, log levels,
+    /// request properties, extensions); any minor of the same major loads.
     pub minor: u16,
 }
 
@@ -25,8 +29,12 @@ impl std::fmt::Display for ApiVersion {
 
 /// The version of this copy of the interface. 1.1 added, without changing
 /// any layout: [`crate::Capabilities::FAST_TOPIC_CHECK`],
-/// [`crate::Capabilities::CHECK_RECEIVE`] (delivery checks) and
-/// [`crate::log::LogLevel::TRACE`]. 1.2 added
+/// [`crate::Capabilities::CHECK_RECEIVE`] (delivery checks),
+/// [`crate::Capabilities::FAST_AUTHENTICATE`] and
+/// [`crate::log::LogLevel::TRACE`], and in source only (nothing crosses the
+/// ABI) the test constructors `new_for_test` and the accessors
+/// [`crate::AuthRequest::tls_common_name`] and
+/// [`crate::AuthRequest::tls_subject`]. 1.2 added
 /// [`crate::Capabilities::CPU_BOUND_AUTHENTICATE`].
 pub const API_VERSION: ApiVersion = ApiVersion { major: 1, minor: 2 };
 

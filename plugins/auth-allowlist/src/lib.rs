@@ -58,6 +58,8 @@ enum Unknown {
     Deny,
 }
 
+/// The `auth_allowlist` plugin: allows the configured user names, and
+/// ignores or denies the others as `unknown-users` says.
 pub struct Allowlist {
     options: Options,
 }

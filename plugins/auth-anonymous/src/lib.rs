@@ -10,13 +10,17 @@
 
 use moth_plugin_api::{AuthRequest, Capabilities, Decision, Plugin};
 
+/// The `auth_anonymous` plugin: hbmqtt's anonymous rule.
 pub struct AnonymousAuth {
     allow_anonymous: bool,
 }
 
 impl AnonymousAuth {
+    /// The name configurations use in `auth.plugins`.
     pub const NAME: &'static str = "auth_anonymous";
 
+    /// With `allow_anonymous`, clients without a user name are allowed;
+    /// without it, they are denied.
     pub fn new(allow_anonymous: bool) -> Self {
         AnonymousAuth { allow_anonymous }
     }

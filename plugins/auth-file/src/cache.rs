@@ -23,6 +23,8 @@ pub const CAPACITY: usize = 16_384;
 
 type Key = [u8; 32];
 
+/// Recently verified (user, password) pairs, keyed by a keyed hash so the
+/// cache never holds a password; entries live for [`TTL`].
 pub struct SuccessCache {
     secret: [u8; 32],
     entries: Mutex<HashMap<Key, Instant>>,

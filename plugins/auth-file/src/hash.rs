@@ -34,11 +34,19 @@ pub const MAX_ARGON2_MEMORY_KIB: u32 = 1 << 20;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HashError {
     #[error("unknown hash scheme {0} (expected $argon2id$, $6$, $5$ or $7$)")]
+    /// The string starts with a `$scheme$` moth does not know.
     UnknownScheme(String),
     #[error("plain-text password (expected a hash such as $argon2id$...; `moth passwd -U` converts a plain-text file)")]
+    /// The string is not a hash at all.
     PlainText,
     #[error("malformed {scheme} hash: {why}")]
-    Malformed { scheme: &'static str, why: String },
+    /// A known scheme whose fields do not parse.
+    Malformed {
+        /// The scheme's prefix, as in `$7$`.
+        scheme: &'static str,
+        /// What is wrong with it.
+        why: String,
+    },
 }
 
 /// One parsed password hash.
@@ -50,9 +58,21 @@ pub enum PasswordHash {
     /// `$6$` or `$5$` crypt string, checked for shape, verified by `sha-crypt`.
     ShaCrypt(String),
     /// Mosquitto `$6$`: salt bytes and the 64-byte SHA-512 digest.
-    MosquittoSha512 { salt: Vec<u8>, digest: Vec<u8> },
+    MosquittoSha512 {
+        /// The decoded salt.
+        salt: Vec<u8>,
+        /// SHA-512 of the password followed by the salt.
+        digest: Vec<u8>,
+    },
     /// Mosquitto `$7$`: PBKDF2-HMAC-SHA512 iterations, salt and derived key.
-    MosquittoPbkdf2 { iterations: u32, salt: Vec<u8>, digest: Vec<u8> },
+    MosquittoPbkdf2 {
+        /// PBKDF2 rounds.
+        iterations: u32,
+        /// The decoded salt.
+        salt: Vec<u8>,
+        /// The derived key.
+        digest: Vec<u8>,
+    },
 }
 
 /// A decoded `$argon2id$` PHC string.

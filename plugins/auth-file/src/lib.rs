@@ -59,6 +59,8 @@ pub type LogFn = extern "C" fn(LogLevel, RStr<'_>, RStr<'_>);
 /// How often `authenticate` may look at the file's metadata.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
+/// The `auth_file` plugin: checks passwords against an hbmqtt, amqtt or
+/// Mosquitto password file, re-read when the file changes.
 pub struct PasswordFile {
     users: RwLock<Arc<Users>>,
     watch: Option<Watch>,
@@ -107,6 +109,7 @@ pub extern "C" fn stderr_log(level: LogLevel, plugin: RStr<'_>, message: RStr<'_
 }
 
 impl PasswordFile {
+    /// The name configurations use in `auth.plugins`.
     pub const NAME: &'static str = "auth_file";
 
     /// Reads the file; only an unreadable file is an error (one line naming
@@ -158,6 +161,7 @@ impl PasswordFile {
         self.current().len()
     }
 
+    /// Whether no user can log in.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

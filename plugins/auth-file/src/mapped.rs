@@ -53,10 +53,12 @@ impl Buffer {
         Some(Buffer { ptr: std::ptr::NonNull::new(p.cast())?, len })
     }
 
+    /// How many Argon2 blocks the buffer holds.
     pub fn block_count(&self) -> usize {
         self.len
     }
 
+    /// The blocks, for one verification at a time.
     pub fn as_mut_slice(&mut self) -> &mut [Block] {
         // SAFETY: the mapping holds `len` blocks, is page-aligned (more than
         // `Block`'s 64), zero-initialised (a valid `Block`), and is borrowed

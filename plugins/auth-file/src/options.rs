@@ -40,7 +40,9 @@ pub enum UnknownUsers {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
 pub struct Options {
+    /// What a user name that is not in the file gets (`unknown-users`).
     pub unknown_users: UnknownUsers,
+    /// Longer passwords are refused before hashing (`max-password-bytes`).
     pub max_password_bytes: usize,
 }
 

@@ -20,8 +20,11 @@ pub struct Users {
 
 /// What a lookup found.
 pub enum Entry<'a> {
+    /// The user name is not in the file.
     Unknown,
+    /// The user is in the file without a usable hash (a disabled line).
     Disabled,
+    /// The user's password hash.
     Hash(&'a PasswordHash),
 }
 
@@ -66,6 +69,7 @@ impl Users {
         (Users { map, dummy }, warnings)
     }
 
+    /// What the file says about `user`.
     pub fn get(&self, user: &str) -> Entry<'_> {
         match self.map.get(user) {
             None => Entry::Unknown,
@@ -92,6 +96,7 @@ impl Users {
         self.map.values().filter(|h| h.is_some()).count()
     }
 
+    /// Whether no user can log in.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

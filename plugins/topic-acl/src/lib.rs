@@ -20,6 +20,8 @@ use moth_plugin_api::{Capabilities, Decision, Plugin, TopicAction, TopicRequest}
 /// User name -> the topic filters that user may use.
 pub type Acl = BTreeMap<String, Vec<String>>;
 
+/// The `topic_acl` plugin: hbmqtt's per-user topic filter lists for
+/// subscribing, publishing and receiving.
 pub struct TopicAcl {
     subscribe: Option<Acl>,
     publish: Option<Acl>,
@@ -27,6 +29,7 @@ pub struct TopicAcl {
 }
 
 impl TopicAcl {
+    /// The name configurations use in `topic-check.plugins`.
     pub const NAME: &'static str = "topic_acl";
     /// ACL key that applies to clients that sent no user name.
     pub const ANONYMOUS: &'static str = "anonymous";

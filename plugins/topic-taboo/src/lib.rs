@@ -7,9 +7,12 @@ use moth_plugin_api::{Capabilities, Decision, Plugin, TopicRequest};
 const TABOO: [&str; 3] = ["prohibited", "top-secret", "data/classified"];
 
 #[derive(Default)]
+/// The `topic_taboo` plugin: hbmqtt's example that refuses a few fixed
+/// topics to every client but `admin`.
 pub struct TopicTaboo;
 
 impl TopicTaboo {
+    /// The name configurations use in `topic-check.plugins`.
     pub const NAME: &'static str = "topic_taboo";
 }
 
