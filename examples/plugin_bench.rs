@@ -15,7 +15,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 use moth::access::AuthInput;
 use moth::codec;
-use moth::packet::{Connect, Packet, Protocol};
+use moth::packet::{Connect, Disconnect, Packet, Protocol};
 use moth::plugin_host::registry::Registry;
 use moth::{Broker, Config};
 use moth_plugin_api::{AuthRequest, Decision, PluginBox};
@@ -74,9 +74,10 @@ async fn connects_per_second(yaml: &str, clients: usize, per_client: usize) -> f
                     will: None,
                     username: Some("user".into()),
                     password: Some(bytes::Bytes::from_static(b"pw")),
+                    properties: Default::default(),
                 };
-                codec::encode(&Packet::Connect(connect), &mut out);
-                codec::encode(&Packet::Disconnect, &mut out);
+                codec::encode(&Packet::Connect(Box::new(connect)), Protocol::V311, &mut out);
+                codec::encode(&Packet::Disconnect(Disconnect::default()), Protocol::V311, &mut out);
                 s.write_all(&out).await.expect("write");
                 let mut ack = [0u8; 4];
                 s.read_exact(&mut ack).await.expect("CONNACK");

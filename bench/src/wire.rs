@@ -11,7 +11,7 @@ use moth::packet::{Connect, Packet, Protocol, QoS, Subscribe, SubscribeFilter};
 pub fn connect_as(client_id: &str, clean: bool, keep_alive: u16, login: Option<(&str, &str)>) -> BytesMut {
     let mut out = BytesMut::new();
     codec::encode(
-        &Packet::Connect(Connect {
+        &Packet::Connect(Box::new(Connect {
             protocol: Protocol::V311,
             clean_session: clean,
             keep_alive,
@@ -19,7 +19,9 @@ pub fn connect_as(client_id: &str, clean: bool, keep_alive: u16, login: Option<(
             will: None,
             username: login.map(|(u, _)| u.to_string()),
             password: login.map(|(_, p)| bytes::Bytes::copy_from_slice(p.as_bytes())),
-        }),
+            properties: Default::default(),
+        })),
+        Protocol::V311,
         &mut out,
     );
     out
@@ -28,7 +30,19 @@ pub fn connect_as(client_id: &str, clean: bool, keep_alive: u16, login: Option<(
 pub fn subscribe(filter: &str, qos: QoS) -> BytesMut {
     let mut out = BytesMut::new();
     codec::encode(
-        &Packet::Subscribe(Subscribe { packet_id: 1, filters: vec![SubscribeFilter { filter: filter.into(), qos }] }),
+        &Packet::Subscribe(Subscribe {
+            packet_id: 1,
+            filters: vec![SubscribeFilter {
+                filter: filter.into(),
+                qos,
+                no_local: false,
+                retain_as_published: false,
+                retain_handling: Default::default(),
+            }],
+            subscription_id: None,
+            user_properties: Vec::new(),
+        }),
+        Protocol::V311,
         &mut out,
     );
     out

@@ -350,7 +350,7 @@ impl LocalSubscription {
         loop {
             if let Some(d) = self.session.lock().pop() {
                 let m = &d.message;
-                return Message { topic: m.topic.clone(), payload: m.payload.clone(), qos: d.qos, retain: d.retain };
+                return Message { qos: d.qos, retain: d.retain, ..(**m).clone() };
             }
             self.session.wake.wait().await;
         }
@@ -360,7 +360,7 @@ impl LocalSubscription {
     pub fn try_recv(&mut self) -> Option<Message> {
         let d = self.session.lock().pop()?;
         let m = &d.message;
-        Some(Message { topic: m.topic.clone(), payload: m.payload.clone(), qos: d.qos, retain: d.retain })
+        Some(Message { qos: d.qos, retain: d.retain, ..(**m).clone() })
     }
 
     pub fn filter(&self) -> &str {

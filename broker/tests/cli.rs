@@ -16,7 +16,7 @@ mod common;
 use bytes::BytesMut;
 use common::{DEADLINE, Running, TempDir, describe, free_port, moth, run, send_signal, text, wait_until_listening};
 use moth::codec;
-use moth::packet::{Connect, ConnectReturnCode, Packet, Protocol, Publish, QoS, Subscribe, SubscribeFilter};
+use moth::packet::{Ack, Connect, ConnectReturnCode, Packet, Protocol, Publish, QoS, Subscribe, SubscribeFilter};
 
 /// The non-empty lines of stderr; a configuration error must be exactly one.
 fn stderr_lines(out: &Output) -> Vec<String> {
@@ -38,14 +38,16 @@ impl Mqtt {
 
     fn send(&mut self, p: &Packet) {
         let mut out = BytesMut::new();
-        codec::encode(p, &mut out);
+        codec::encode(p, Protocol::V311, &mut out);
         self.stream.write_all(&out).expect("write to moth");
     }
 
     /// The next packet, `None` on EOF. Fails after `DEADLINE`.
     fn recv(&mut self) -> Option<Packet> {
         loop {
-            if let Some(p) = codec::decode(&mut self.buf, 1 << 20).expect("moth sent a well-formed packet") {
+            if let Some(p) =
+                codec::decode(&mut self.buf, 1 << 20, Protocol::V311).expect("moth sent a well-formed packet")
+            {
                 return Some(p);
             }
             let mut chunk = [0u8; 4096];
@@ -62,7 +64,7 @@ impl Mqtt {
 
     /// CONNECT, expect CONNACK 0, SUBSCRIBE, PUBLISH QoS 1 and get it back.
     fn prove_broker_works(&mut self, client_id: &str) {
-        self.send(&Packet::Connect(Connect {
+        self.send(&Packet::Connect(Box::new(Connect {
             protocol: Protocol::V311,
             clean_session: true,
             keep_alive: 60,
@@ -70,14 +72,23 @@ impl Mqtt {
             will: None,
             username: None,
             password: None,
-        }));
+            properties: Default::default(),
+        })));
         match self.recv() {
             Some(Packet::Connack(c)) => assert_eq!(c.code, ConnectReturnCode::Accepted),
             other => panic!("expected CONNACK, got {other:?}"),
         }
         self.send(&Packet::Subscribe(Subscribe {
             packet_id: 1,
-            filters: vec![SubscribeFilter { filter: "cli/+".into(), qos: QoS::AtLeastOnce }],
+            filters: vec![SubscribeFilter {
+                filter: "cli/+".into(),
+                qos: QoS::AtLeastOnce,
+                no_local: false,
+                retain_as_published: false,
+                retain_handling: Default::default(),
+            }],
+            subscription_id: None,
+            user_properties: Vec::new(),
         }));
         match self.recv() {
             Some(Packet::Suback(s)) => assert_eq!(s.packet_id, 1),
@@ -90,16 +101,19 @@ impl Mqtt {
             topic: "cli/hello".into(),
             packet_id: 2,
             payload: "from the cli test".into(),
+            properties: None,
+            topic_alias: None,
+            subscription_ids: Vec::new(),
         }));
         let (mut acked, mut delivered) = (false, false);
         while !(acked && delivered) {
             match self.recv() {
-                Some(Packet::Puback(2)) => acked = true,
+                Some(Packet::Puback(Ack { packet_id: 2, .. })) => acked = true,
                 Some(Packet::Publish(p)) => {
                     assert_eq!(&*p.topic, "cli/hello");
                     assert_eq!(&p.payload[..], b"from the cli test");
                     if p.qos != QoS::AtMostOnce {
-                        self.send(&Packet::Puback(p.packet_id));
+                        self.send(&Packet::Puback(Ack::new(p.packet_id)));
                     }
                     delivered = true;
                 }
@@ -469,7 +483,7 @@ fn no_arguments_runs_the_embedded_default_on_port_1883() {
 /// Connects anonymously and returns the CONNACK code (the connection is dropped).
 fn anonymous_connack(addr: SocketAddr, client_id: &str) -> ConnectReturnCode {
     let mut c = Mqtt::new(TcpStream::connect(addr).expect("connect to moth"));
-    c.send(&Packet::Connect(Connect {
+    c.send(&Packet::Connect(Box::new(Connect {
         protocol: Protocol::V311,
         clean_session: true,
         keep_alive: 60,
@@ -477,7 +491,8 @@ fn anonymous_connack(addr: SocketAddr, client_id: &str) -> ConnectReturnCode {
         will: None,
         username: None,
         password: None,
-    }));
+        properties: Default::default(),
+    })));
     match c.recv() {
         Some(Packet::Connack(a)) => a.code,
         other => panic!("expected CONNACK, got {other:?}"),
@@ -520,6 +535,9 @@ fn sighup_reloads_the_plugin_chains_and_keeps_connections() {
         topic: "cli/again".into(),
         packet_id: 0,
         payload: "still here".into(),
+        properties: None,
+        topic_alias: None,
+        subscription_ids: Vec::new(),
     }));
     match kept.recv() {
         Some(Packet::Publish(p)) => assert_eq!(&p.payload[..], b"still here"),

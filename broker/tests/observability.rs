@@ -17,7 +17,7 @@ mod common;
 use bytes::BytesMut;
 use common::{TempDir, free_port};
 use moth::codec;
-use moth::packet::{Connack, Connect, ConnectReturnCode, Packet, Protocol, Publish, QoS};
+use moth::packet::{Ack, Connect, ConnectReturnCode, Packet, Protocol, Publish, QoS};
 
 const MOTH: &str = env!("CARGO_BIN_EXE_moth");
 /// How long a command or an event may take before the test fails.
@@ -131,7 +131,7 @@ struct Mqtt {
 impl Mqtt {
     fn connect(addr: SocketAddr, client_id: &str, username: Option<&str>) -> (Mqtt, ConnectReturnCode) {
         let mut m = Mqtt { s: connect_when_ready(addr), buf: BytesMut::new() };
-        m.send(&Packet::Connect(Connect {
+        m.send(&Packet::Connect(Box::new(Connect {
             protocol: Protocol::V311,
             clean_session: true,
             keep_alive: 60,
@@ -139,22 +139,23 @@ impl Mqtt {
             will: None,
             username: username.map(Into::into),
             password: None,
-        }));
+            properties: Default::default(),
+        })));
         match m.recv() {
-            Some(Packet::Connack(Connack { code, .. })) => (m, code),
+            Some(Packet::Connack(a)) => (m, a.code),
             other => panic!("expected CONNACK, got {other:?}"),
         }
     }
 
     fn send(&mut self, p: &Packet) {
         let mut out = BytesMut::new();
-        codec::encode(p, &mut out);
+        codec::encode(p, Protocol::V311, &mut out);
         self.s.write_all(&out).expect("write");
     }
 
     fn recv(&mut self) -> Option<Packet> {
         loop {
-            if let Some(p) = codec::decode(&mut self.buf, 1 << 20).expect("well-formed packet") {
+            if let Some(p) = codec::decode(&mut self.buf, 1 << 20, Protocol::V311).expect("well-formed packet") {
                 return Some(p);
             }
             let mut chunk = [0u8; 4096];
@@ -173,8 +174,11 @@ impl Mqtt {
             topic: "obs/t".into(),
             packet_id: id,
             payload: "x".into(),
+            properties: None,
+            topic_alias: None,
+            subscription_ids: Vec::new(),
         }));
-        assert_eq!(self.recv(), Some(Packet::Puback(id)), "the connection keeps working");
+        assert_eq!(self.recv(), Some(Packet::Puback(Ack::new(id))), "the connection keeps working");
     }
 }
 

@@ -214,7 +214,7 @@ async fn connack(addr: std::net::SocketAddr, user: &str, password: &str) -> Conn
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to moth");
     let mut out = BytesMut::new();
     codec::encode(
-        &Packet::Connect(Connect {
+        &Packet::Connect(Box::new(Connect {
             protocol: Protocol::V311,
             clean_session: true,
             keep_alive: 30,
@@ -222,14 +222,16 @@ async fn connack(addr: std::net::SocketAddr, user: &str, password: &str) -> Conn
             will: None,
             username: Some(user.to_string()),
             password: Some(password.as_bytes().to_vec().into()),
-        }),
+            properties: Default::default(),
+        })),
+        Protocol::V311,
         &mut out,
     );
     stream.write_all(&out).await.unwrap();
     let mut buf = BytesMut::new();
     let read = async {
         loop {
-            if let Some(p) = codec::decode(&mut buf, 1 << 16).expect("well-formed packet") {
+            if let Some(p) = codec::decode(&mut buf, 1 << 16, Protocol::V311).expect("well-formed packet") {
                 return p;
             }
             let mut chunk = [0u8; 256];

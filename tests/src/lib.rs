@@ -69,26 +69,29 @@ impl TestBroker {
 pub struct RawClient {
     pub stream: TcpStream,
     buf: BytesMut,
+    /// The version packets are encoded and decoded in: 3.1.1 unless a test
+    /// speaks MQTT 5.
+    pub protocol: Protocol,
 }
 
 impl RawClient {
     pub async fn connect(addr: SocketAddr) -> RawClient {
         let stream = TcpStream::connect(addr).await.expect("tcp connect");
         stream.set_nodelay(true).expect("nodelay");
-        RawClient { stream, buf: BytesMut::new() }
+        RawClient { stream, buf: BytesMut::new(), protocol: Protocol::V311 }
     }
 
     /// Connects and completes an MQTT CONNECT/CONNACK with the given options.
     pub async fn handshake(addr: SocketAddr, client_id: &str, clean_session: bool) -> (RawClient, Packet) {
         let mut c = RawClient::connect(addr).await;
-        c.send(&Packet::Connect(connect_packet(client_id, clean_session))).await;
+        c.send(&Packet::Connect(Box::new(connect_packet(client_id, clean_session)))).await;
         let ack = c.recv().await.expect("CONNACK");
         (c, ack)
     }
 
     pub async fn send(&mut self, packet: &Packet) {
         let mut out = BytesMut::new();
-        codec::encode(packet, &mut out);
+        codec::encode(packet, self.protocol, &mut out);
         self.send_raw(&out).await;
     }
 
@@ -106,7 +109,7 @@ impl RawClient {
     pub async fn recv_within(&mut self, timeout: Duration) -> Result<Option<Packet>, ()> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            match codec::decode(&mut self.buf, 1 << 28) {
+            match codec::decode(&mut self.buf, 1 << 28, self.protocol) {
                 Ok(Some(p)) => return Ok(Some(p)),
                 Ok(None) => {}
                 Err(e) => panic!("broker sent a malformed packet: {e}"),
@@ -140,5 +143,6 @@ pub fn connect_packet(client_id: &str, clean_session: bool) -> Connect {
         will: None,
         username: None,
         password: None,
+        properties: Default::default(),
     }
 }

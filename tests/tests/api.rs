@@ -4,7 +4,7 @@
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::time::Duration;
 
-use moth::packet::{Connack, ConnectReturnCode, Packet, Publish, QoS, SubackCode, Subscribe, SubscribeFilter};
+use moth::packet::{Ack, ConnectReturnCode, Disconnect, Packet, Publish, QoS, SubackCode, Subscribe, SubscribeFilter};
 use moth::{Broker, BrokerError, Config};
 use moth_tests::{EVENT_TIMEOUT, RawClient};
 use tokio::net::TcpStream;
@@ -19,7 +19,7 @@ const ONE_LISTENER: &str = "listeners:\n  default:\n    type: tcp\n  api:\n    b
 async fn handshake_ok(addr: SocketAddr, client_id: &str, clean: bool) -> (RawClient, bool) {
     let (c, ack) = RawClient::handshake(addr, client_id, clean).await;
     match ack {
-        Packet::Connack(Connack { code: ConnectReturnCode::Accepted, session_present }) => (c, session_present),
+        Packet::Connack(a) if a.code == ConnectReturnCode::Accepted => (c, a.session_present),
         other => panic!("expected CONNACK 0, got {other:?}"),
     }
 }
@@ -27,7 +27,15 @@ async fn handshake_ok(addr: SocketAddr, client_id: &str, clean: bool) -> (RawCli
 async fn subscribe(c: &mut RawClient, filter: &str, qos: QoS) {
     c.send(&Packet::Subscribe(Subscribe {
         packet_id: 1,
-        filters: vec![SubscribeFilter { filter: filter.into(), qos }],
+        filters: vec![SubscribeFilter {
+            filter: filter.into(),
+            qos,
+            no_local: false,
+            retain_as_published: false,
+            retain_handling: Default::default(),
+        }],
+        subscription_id: None,
+        user_properties: Vec::new(),
     }))
     .await;
     match c.recv().await {
@@ -40,7 +48,7 @@ async fn next_publish(c: &mut RawClient) -> Publish {
     match c.recv().await {
         Some(Packet::Publish(p)) => {
             if p.qos == QoS::AtLeastOnce {
-                c.send(&Packet::Puback(p.packet_id)).await;
+                c.send(&Packet::Puback(Ack::new(p.packet_id))).await;
             }
             p
         }
@@ -56,6 +64,9 @@ fn publish_packet(topic: &str, payload: &str, qos: QoS, retain: bool, packet_id:
         topic: topic.into(),
         packet_id,
         payload: payload.to_string().into(),
+        properties: None,
+        topic_alias: None,
+        subscription_ids: Vec::new(),
     })
 }
 
@@ -149,11 +160,11 @@ async fn restart_after_shutdown_serves_again_with_retained_messages_and_sessions
     // A retained message from a TCP client, and a persistent session.
     let (mut publisher, _) = handshake_ok(addr, "api-retainer", true).await;
     publisher.send(&publish_packet("api/retained", "survives", QoS::AtLeastOnce, true, 7)).await;
-    assert_eq!(publisher.recv().await, Some(Packet::Puback(7)));
+    assert_eq!(publisher.recv().await, Some(Packet::Puback(Ack::new(7))));
     let (mut keeper, present) = handshake_ok(addr, "api-keeper", false).await;
     assert!(!present);
     subscribe(&mut keeper, "api/persist", QoS::AtLeastOnce).await;
-    keeper.send(&Packet::Disconnect).await;
+    keeper.send(&Packet::Disconnect(Disconnect::default())).await;
     keeper.expect_closed().await;
 
     b.shutdown().await;
@@ -240,9 +251,9 @@ async fn local_subscription_receives_tcp_publishes_at_the_lower_qos() {
 
     // QoS 2 in, QoS 1 out (the subscription's maximum).
     c.send(&publish_packet("api/a/t", "two", QoS::ExactlyOnce, false, 5)).await;
-    assert_eq!(c.recv().await, Some(Packet::Pubrec(5)));
-    c.send(&Packet::Pubrel(5)).await;
-    assert_eq!(c.recv().await, Some(Packet::Pubcomp(5)));
+    assert_eq!(c.recv().await, Some(Packet::Pubrec(Ack::new(5))));
+    c.send(&Packet::Pubrel(Ack::new(5))).await;
+    assert_eq!(c.recv().await, Some(Packet::Pubcomp(Ack::new(5))));
     let m = recv_local(&mut sub).await;
     assert_eq!((&*m.topic, &m.payload[..], m.qos, m.retain), ("api/a/t", &b"two"[..], QoS::AtLeastOnce, false));
 

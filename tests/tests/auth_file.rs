@@ -50,7 +50,7 @@ async fn code(tb: &TestBroker, client_id: &str, user: &str, pass: &str) -> u8 {
     let mut p = connect_packet(client_id, true);
     p.username = Some(user.to_string());
     p.password = Some(Bytes::copy_from_slice(pass.as_bytes()));
-    c.send(&Packet::Connect(p)).await;
+    c.send(&Packet::Connect(Box::new(p))).await;
     match c.recv().await {
         Some(Packet::Connack(a)) => a.code as u8,
         other => panic!("expected a CONNACK, got {other:?}"),

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use moth::packet::{
-    Connack, Connect, ConnectReturnCode, Packet, Protocol, Publish, QoS, SubackCode, Subscribe, SubscribeFilter,
+    Ack, Connect, ConnectReturnCode, Disconnect, Packet, Protocol, Publish, QoS, ReasonCode, SubackCode, Subscribe,
+    SubscribeFilter,
 };
 use moth::{Broker, Config};
 use moth_tests::certs::{Ca, KeyKind, TempDir, client_config};
@@ -40,7 +41,7 @@ async fn connect_as(addr: SocketAddr, client_id: &str, username: Option<&str>) -
     let mut c = RawClient::connect(addr).await;
     let mut p = connect_packet(client_id, true);
     p.username = username.map(str::to_string);
-    c.send(&Packet::Connect(p)).await;
+    c.send(&Packet::Connect(Box::new(p))).await;
     let ack = c.recv().await;
     (c, ack)
 }
@@ -48,7 +49,7 @@ async fn connect_as(addr: SocketAddr, client_id: &str, username: Option<&str>) -
 async fn connect_ok(addr: SocketAddr, client_id: &str, username: Option<&str>) -> RawClient {
     let (c, ack) = connect_as(addr, client_id, username).await;
     match ack {
-        Some(Packet::Connack(Connack { code: ConnectReturnCode::Accepted, .. })) => c,
+        Some(Packet::Connack(a)) if a.code == ConnectReturnCode::Accepted => c,
         other => panic!("{client_id} should be accepted, got {other:?}"),
     }
 }
@@ -56,7 +57,18 @@ async fn connect_ok(addr: SocketAddr, client_id: &str, username: Option<&str>) -
 async fn subscribe(c: &mut RawClient, packet_id: u16, filters: &[(&str, QoS)]) -> Vec<SubackCode> {
     c.send(&Packet::Subscribe(Subscribe {
         packet_id,
-        filters: filters.iter().map(|(f, q)| SubscribeFilter { filter: f.to_string(), qos: *q }).collect(),
+        filters: filters
+            .iter()
+            .map(|(f, q)| SubscribeFilter {
+                filter: f.to_string(),
+                qos: *q,
+                no_local: false,
+                retain_as_published: false,
+                retain_handling: Default::default(),
+            })
+            .collect(),
+        subscription_id: None,
+        user_properties: Vec::new(),
     }))
     .await;
     match c.recv().await {
@@ -76,6 +88,9 @@ async fn publish0(c: &mut RawClient, topic: &str, payload: &str) {
         topic: topic.into(),
         packet_id: 0,
         payload: payload.to_string().into(),
+        properties: None,
+        topic_alias: None,
+        subscription_ids: Vec::new(),
     }))
     .await;
 }
@@ -85,7 +100,7 @@ async fn next_publish(c: &mut RawClient) -> Publish {
     match c.recv().await {
         Some(Packet::Publish(p)) => {
             if p.qos == QoS::AtLeastOnce {
-                c.send(&Packet::Puback(p.packet_id)).await;
+                c.send(&Packet::Puback(Ack::new(p.packet_id))).await;
             }
             p
         }
@@ -107,7 +122,7 @@ async fn assert_pub_sub_works(addr: SocketAddr, client_id: &str) {
 async fn assert_refused_with_5(addr: SocketAddr, client_id: &str, username: Option<&str>) {
     let (mut c, ack) = connect_as(addr, client_id, username).await;
     match ack {
-        Some(Packet::Connack(Connack { code: ConnectReturnCode::NotAuthorized, session_present: false })) => {}
+        Some(Packet::Connack(a)) if a.code == ConnectReturnCode::NotAuthorized && !a.session_present => {}
         other => panic!("{client_id} should get CONNACK 5 (not authorized), got {other:?}"),
     }
     c.expect_closed().await;
@@ -260,7 +275,7 @@ async fn check_connection_limit_of_two(yaml: &str) {
 
     let mut third = RawClient::connect(addr).await;
     let mut bytes = bytes::BytesMut::new();
-    moth::codec::encode(&Packet::Connect(connect_packet("limit-3", true)), &mut bytes);
+    moth::codec::encode(&Packet::Connect(Box::new(connect_packet("limit-3", true))), Protocol::V311, &mut bytes);
     // The broker may have closed the socket already; a failed write is fine.
     let _ = tokio::io::AsyncWriteExt::write_all(&mut third.stream, &bytes).await;
     match third.recv_within(Duration::from_secs(5)).await {
@@ -275,13 +290,13 @@ async fn check_connection_limit_of_two(yaml: &str) {
     assert_eq!(&next_publish(&mut first).await.payload[..], b"still here");
 
     // A freed slot is reusable (the permit is released when the task ends).
-    second.send(&Packet::Disconnect).await;
+    second.send(&Packet::Disconnect(Disconnect::default())).await;
     second.expect_closed().await;
     let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
     loop {
         let (c, ack) = connect_as(addr, "limit-4", None).await;
         match ack {
-            Some(Packet::Connack(Connack { code: ConnectReturnCode::Accepted, .. })) => {
+            Some(Packet::Connack(a)) if a.code == ConnectReturnCode::Accepted => {
                 drop(c);
                 break;
             }
@@ -357,7 +372,7 @@ async fn topic_acl_denied_subscribe_gets_suback_0x80() {
     let mut anon = connect_ok(b.addr, "acl-anon", None).await;
     assert_eq!(
         subscribe(&mut anon, 1, &[("calendar/#", QoS::AtLeastOnce), ("message/public", QoS::AtLeastOnce)]).await,
-        vec![SubackCode::Failure, SubackCode::Granted(QoS::AtLeastOnce)],
+        vec![SubackCode::Failure(ReasonCode::UNSPECIFIED_ERROR), SubackCode::Granted(QoS::AtLeastOnce)],
         "anonymous may use only message/public"
     );
     let mut alice = connect_ok(b.addr, "acl-alice", Some("alice")).await;
@@ -372,12 +387,16 @@ async fn topic_acl_denied_subscribe_gets_suback_0x80() {
             ]
         )
         .await,
-        vec![SubackCode::Granted(QoS::AtMostOnce), SubackCode::Granted(QoS::AtMostOnce), SubackCode::Failure]
+        vec![
+            SubackCode::Granted(QoS::AtMostOnce),
+            SubackCode::Granted(QoS::AtMostOnce),
+            SubackCode::Failure(ReasonCode::UNSPECIFIED_ERROR)
+        ]
     );
     let mut mallory = connect_ok(b.addr, "acl-mallory", Some("mallory")).await;
     assert_eq!(
         subscribe(&mut mallory, 1, &[("message/public", QoS::AtMostOnce)]).await,
-        vec![SubackCode::Failure],
+        vec![SubackCode::Failure(ReasonCode::UNSPECIFIED_ERROR)],
         "a user missing from the ACL may use nothing"
     );
 }
@@ -407,7 +426,7 @@ async fn topic_taboo_denies_taboo_topics_except_to_admin() {
     let mut anon = connect_ok(b.addr, "taboo-anon", None).await;
     assert_eq!(
         subscribe(&mut anon, 1, &[("prohibited", QoS::AtMostOnce), ("weather", QoS::AtMostOnce)]).await,
-        vec![SubackCode::Failure, SubackCode::Granted(QoS::AtMostOnce)]
+        vec![SubackCode::Failure(ReasonCode::UNSPECIFIED_ERROR), SubackCode::Granted(QoS::AtMostOnce)]
     );
     let mut admin = connect_ok(b.addr, "taboo-admin", Some("admin")).await;
     assert_eq!(
@@ -455,7 +474,10 @@ async fn yaml_on_off_yes_no_booleans_are_understood() {
         assert!(b.broker.config().auth.allow_anonymous, "allow-anonymous: {anon}");
         assert!(b.broker.config().topic_check.enabled, "enabled: {enabled}");
         let mut c = connect_ok(b.addr, "bool-on", None).await;
-        assert_eq!(subscribe(&mut c, 1, &[("prohibited", QoS::AtMostOnce)]).await, vec![SubackCode::Failure]);
+        assert_eq!(
+            subscribe(&mut c, 1, &[("prohibited", QoS::AtMostOnce)]).await,
+            vec![SubackCode::Failure(ReasonCode::UNSPECIFIED_ERROR)]
+        );
     }
 }
 
@@ -464,7 +486,7 @@ async fn connect_with_username_and_no_password_is_allowed_by_anonymous_plugin() 
     // MQTT 3.1.1 allows a user name without a password (hbmqtt refuses it).
     let b = TestBroker::start("").await;
     let mut c = RawClient::connect(b.addr).await;
-    c.send(&Packet::Connect(Connect {
+    c.send(&Packet::Connect(Box::new(Connect {
         protocol: Protocol::V311,
         clean_session: true,
         keep_alive: 30,
@@ -472,10 +494,11 @@ async fn connect_with_username_and_no_password_is_allowed_by_anonymous_plugin() 
         will: None,
         username: Some("bob".into()),
         password: None,
-    }))
+        properties: Default::default(),
+    })))
     .await;
     match c.recv().await {
-        Some(Packet::Connack(Connack { code: ConnectReturnCode::Accepted, .. })) => {}
+        Some(Packet::Connack(a)) if a.code == ConnectReturnCode::Accepted => {}
         other => panic!("expected CONNACK 0, got {other:?}"),
     }
 }

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use moth::packet::{Connack, Connect, ConnectReturnCode, Packet, Will};
+use moth::packet::{Connack, Connect, ConnectReturnCode, Packet, Protocol, Will};
 use moth_tests::{EVENT_TIMEOUT, RawClient, TestBroker, connect_packet};
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, SubscribeReasonCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -635,21 +635,20 @@ async fn will_published_when_keep_alive_expires() {
     s.subscribed("kaw/#", Q1).await;
     let mut silent = RawClient::connect(tb.addr).await;
     silent
-        .send(&Packet::Connect(Connect {
+        .send(&Packet::Connect(Box::new(Connect {
             keep_alive: 1,
             will: Some(Will {
                 topic: "kaw/silent".into(),
                 payload: Bytes::from_static(b"timed out"),
                 qos: moth::QoS::AtLeastOnce,
                 retain: false,
+                properties: None,
+                delay_interval: 0,
             }),
             ..connect_packet("ka-will", true)
-        }))
+        })))
         .await;
-    assert_eq!(
-        silent.recv().await,
-        Some(Packet::Connack(Connack { session_present: false, code: ConnectReturnCode::Accepted }))
-    );
+    assert_eq!(silent.recv().await, Some(Packet::Connack(Box::new(Connack::new(false, ConnectReturnCode::Accepted)))));
     silent.expect_closed().await;
     assert_eq!(s.recv_text().await, ("kaw/silent".into(), "timed out".into()));
 }
@@ -660,20 +659,19 @@ async fn mqtt_3_1_2_8_will_published_after_protocol_error() {
     let mut s = Client::connect(&tb, "pe-will-sub").await;
     s.subscribed("pew/#", Q1).await;
     let mut bad = RawClient::connect(tb.addr).await;
-    bad.send(&Packet::Connect(Connect {
+    bad.send(&Packet::Connect(Box::new(Connect {
         will: Some(Will {
             topic: "pew/bad".into(),
             payload: Bytes::from_static(b"protocol error"),
             qos: moth::QoS::AtLeastOnce,
             retain: false,
+            properties: None,
+            delay_interval: 0,
         }),
         ..connect_packet("pe-will", true)
-    }))
+    })))
     .await;
-    assert_eq!(
-        bad.recv().await,
-        Some(Packet::Connack(Connack { session_present: false, code: ConnectReturnCode::Accepted }))
-    );
+    assert_eq!(bad.recv().await, Some(Packet::Connack(Box::new(Connack::new(false, ConnectReturnCode::Accepted)))));
     bad.send_raw(&[0x36, 0x00]).await; // PUBLISH QoS 3
     bad.expect_closed().await;
     assert_eq!(s.recv_text().await, ("pew/bad".into(), "protocol error".into()));
@@ -685,11 +683,8 @@ async fn mqtt_3_1_2_8_will_published_after_protocol_error() {
 
 async fn raw_with_keep_alive(tb: &TestBroker, id: &str, keep_alive: u16) -> RawClient {
     let mut c = RawClient::connect(tb.addr).await;
-    c.send(&Packet::Connect(Connect { keep_alive, ..connect_packet(id, true) })).await;
-    assert_eq!(
-        c.recv().await,
-        Some(Packet::Connack(Connack { session_present: false, code: ConnectReturnCode::Accepted }))
-    );
+    c.send(&Packet::Connect(Box::new(Connect { keep_alive, ..connect_packet(id, true) }))).await;
+    assert_eq!(c.recv().await, Some(Packet::Connack(Box::new(Connack::new(false, ConnectReturnCode::Accepted)))));
     c
 }
 
@@ -732,12 +727,13 @@ async fn non_reading_subscriber(tb: &TestBroker, client_id: &str, clean: bool) -
     socket.set_recv_buffer_size(4096).unwrap();
     let mut stream = socket.connect(tb.addr).await.unwrap();
     let mut out = BytesMut::new();
-    moth::codec::encode(&Packet::Connect(connect_packet(client_id, clean)), &mut out);
+    moth::codec::encode(&Packet::Connect(Box::new(connect_packet(client_id, clean))), Protocol::V311, &mut out);
     moth::codec::encode(
-        &Packet::Subscribe(moth::packet::Subscribe {
-            packet_id: 1,
-            filters: vec![moth::packet::SubscribeFilter { filter: "flood/#".into(), qos: moth::QoS::AtMostOnce }],
-        }),
+        &Packet::Subscribe(moth::packet::Subscribe::new(
+            1,
+            vec![moth::packet::SubscribeFilter::new("flood/#", moth::QoS::AtMostOnce)],
+        )),
+        Protocol::V311,
         &mut out,
     );
     stream.write_all(&out).await.unwrap();
@@ -810,10 +806,10 @@ async fn a_stuck_connection_is_taken_over_at_once() {
     assert!(tb.broker.dropped_messages() > 0, "the stuck client's queue never overflowed");
 
     let mut again = RawClient::connect(tb.addr).await;
-    again.send(&Packet::Connect(connect_packet("stuck", false))).await;
+    again.send(&Packet::Connect(Box::new(connect_packet("stuck", false)))).await;
     assert_eq!(
         again.recv().await,
-        Some(Packet::Connack(Connack { session_present: true, code: ConnectReturnCode::Accepted })),
+        Some(Packet::Connack(Box::new(Connack::new(true, ConnectReturnCode::Accepted)))),
         "the new connection gets the session"
     );
     drop(stuck);

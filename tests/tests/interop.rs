@@ -107,27 +107,21 @@ struct MosquittoSub {
 impl MosquittoSub {
     /// Spawns `mosquitto_sub -d -F ... -W <timeout> ARGS`.
     fn spawn(port: u16, args: &[&str]) -> MosquittoSub {
+        Self::spawn_format(port, "MSG|%t|%q|%r|%p", args)
+    }
+
+    /// Like [`MosquittoSub::spawn`] with another `-F` format; read the
+    /// messages with [`MosquittoSub::line_starting`].
+    fn spawn_format(port: u16, format: &str, args: &[&str]) -> MosquittoSub {
         // mosquitto_sub's stdout is block-buffered on a pipe; line-buffer it
         // (coreutils `stdbuf`) so each line is seen when it is printed.
         let mut c = Command::new("stdbuf");
-        c.args([
-            "-oL",
-            "mosquitto_sub",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-d",
-            "-F",
-            "MSG|%t|%q|%r|%p",
-            "-W",
-            "15",
-        ])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        c.args(["-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", &port.to_string(), "-d", "-F", format, "-W", "15"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
         let mut child = c.spawn().unwrap_or_else(|e| panic!("cannot spawn mosquitto_sub: {e}: {MOSQUITTO_HINT}"));
         let lines = BufReader::new(child.stdout.take().unwrap()).lines();
         MosquittoSub { child, lines, seen: Vec::new() }
@@ -174,6 +168,18 @@ impl MosquittoSub {
             };
             if let Some(m) = parse_message(&line) {
                 return m;
+            }
+        }
+    }
+
+    /// The next line that starts with `prefix` (a message in a custom format).
+    async fn line_starting(&mut self, prefix: &str) -> String {
+        loop {
+            let Some(line) = self.next_line(prefix).await else {
+                panic!("mosquitto_sub exited while `{prefix}...` was expected:\n{}", self.seen.join("\n"));
+            };
+            if line.starts_with(prefix) {
+                return line;
             }
         }
     }
@@ -405,4 +411,100 @@ async fn paho_anonymous_client_gets_not_authorized_when_anonymous_access_is_off(
     let out = run(python("paho_refused.py").arg(b.port().to_string())).await;
     assert!(out.status.success(), "paho should be refused with CONNACK 5\n{out}");
     assert!(out.stdout.contains("OK refused"), "{out}");
+}
+
+// ---------------------------------------------------------------------------
+// MQTT 5
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paho_mqtt5_properties_options_aliases_reason_codes_and_sessions() {
+    require_paho();
+    let b = TestBroker::start("").await;
+    let out = run(python("paho_v5.py").arg(b.port().to_string())).await;
+    assert!(out.status.success(), "paho MQTT 5 checks failed\n{out}");
+    for line in [
+        "OK connack",
+        "OK properties end to end, subscription identifier, v5 -> 3.1.1",
+        "OK 3.1.1 -> v5",
+        "OK no local",
+        "OK retain as published, retain handling 1 and 2",
+        "OK topic aliases",
+        "OK unsuback reason codes",
+        "OK session expiry and clean start",
+    ] {
+        assert!(out.stdout.contains(line), "missing `{line}`\n{out}");
+    }
+}
+
+/// mosquitto_pub -V mqttv5 with properties; a v5 mosquitto_sub prints them
+/// (`%P` user properties, `%C` content type, `%R` response topic, `%S` the
+/// subscription identifier) and a 3.1.1 one gets the same payload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_v5_properties_reach_a_v5_subscriber_and_a_v311_one_gets_the_message() {
+    require_mosquitto();
+    let b = TestBroker::start("").await;
+    let port = b.port();
+    let mut v5 = MosquittoSub::spawn_format(
+        port,
+        "V5|%S|%C|%R|%P|%t|%p",
+        &[
+            "-V",
+            "mqttv5",
+            "-q",
+            "1",
+            "-C",
+            "1",
+            "-t",
+            "interop/v5/#",
+            "-D",
+            "subscribe",
+            "subscription-identifier",
+            "7",
+        ],
+    );
+    assert_eq!(v5.subscribed().await, vec![1]);
+    let mut v311 = MosquittoSub::spawn(port, &["-V", "mqttv311", "-q", "1", "-C", "1", "-t", "interop/v5/#"]);
+    assert_eq!(v311.subscribed().await, vec![1]);
+    publish(
+        port,
+        &[
+            "-V",
+            "mqttv5",
+            "-q",
+            "1",
+            "-t",
+            "interop/v5/a",
+            "-m",
+            "five",
+            "-D",
+            "publish",
+            "user-property",
+            "colour",
+            "blue",
+            "-D",
+            "publish",
+            "content-type",
+            "text/x-test",
+            "-D",
+            "publish",
+            "response-topic",
+            "interop/reply",
+        ],
+    )
+    .await;
+    let line = v5.line_starting("V5|").await;
+    assert_eq!(line, "V5|7|text/x-test|interop/reply|colour:blue|interop/v5/a|five");
+    assert_eq!(v311.message().await, msg("interop/v5/a", 1, false, "five"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_v5_retained_message_reaches_a_new_subscriber() {
+    require_mosquitto();
+    let b = TestBroker::start("").await;
+    let port = b.port();
+    publish(port, &["-V", "mqttv5", "-q", "1", "-r", "-t", "interop/v5r", "-m", "kept"]).await;
+    let sub = MosquittoSub::spawn(port, &["-V", "mqttv5", "-q", "1", "-C", "1", "-t", "interop/v5r"]);
+    let (status, got, log) = sub.finish().await;
+    assert!(status.success(), "{log}");
+    assert_eq!(got, vec![msg("interop/v5r", 1, true, "kept")], "{log}");
 }

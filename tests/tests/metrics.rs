@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use moth::codec;
-use moth::packet::{ConnectReturnCode, Packet, Publish, QoS};
+use moth::packet::{Ack, ConnectReturnCode, Disconnect, Packet, Protocol, Publish, QoS};
 use moth::{Broker, Config};
 use moth_tests::prom::{self, Exposition};
 use moth_tests::{EVENT_TIMEOUT, RawClient, connect_packet};
@@ -29,7 +29,7 @@ fn config(allow_anonymous: bool) -> Config {
 
 fn encoded_len(p: &Packet) -> u64 {
     let mut b = BytesMut::new();
-    codec::encode(p, &mut b);
+    codec::encode(p, Protocol::V311, &mut b);
     b.len() as u64
 }
 
@@ -86,9 +86,12 @@ async fn publish_qos1(c: &mut RawClient, id: u16, payload: &str) -> u64 {
         topic: "metrics/test".into(),
         packet_id: id,
         payload: payload.to_string().into(),
+        properties: None,
+        topic_alias: None,
+        subscription_ids: Vec::new(),
     });
     c.send(&p).await;
-    assert_eq!(c.recv().await, Some(Packet::Puback(id)));
+    assert_eq!(c.recv().await, Some(Packet::Puback(Ack::new(id))));
     encoded_len(&p)
 }
 
@@ -101,12 +104,12 @@ async fn metrics_endpoint_counts_known_traffic_and_auth_answers_after_reload() {
     let metrics = broker.metrics_addr().expect("metrics endpoint");
 
     let (mut bytes_in, mut bytes_out) = (0u64, 0u64);
-    let connack_len = encoded_len(&Packet::Puback(1)); // CONNACK and PUBACK are both 4 bytes
+    let connack_len = encoded_len(&Packet::Puback(Ack::new(1))); // CONNACK and PUBACK are both 4 bytes
     let mut clients = Vec::new();
     for (addr, id) in [(a, "m-a1"), (a, "m-a2"), (b, "m-b1")] {
         let (c, ack) = RawClient::handshake(addr, id, true).await;
         assert!(matches!(ack, Packet::Connack(ref k) if k.code == ConnectReturnCode::Accepted), "{ack:?}");
-        bytes_in += encoded_len(&Packet::Connect(connect_packet(id, true)));
+        bytes_in += encoded_len(&Packet::Connect(Box::new(connect_packet(id, true))));
         bytes_out += connack_len;
         clients.push(c);
     }
@@ -122,19 +125,19 @@ async fn metrics_endpoint_counts_known_traffic_and_auth_answers_after_reload() {
     let (mut refused, ack) = RawClient::handshake(b, "m-anon", true).await;
     assert!(matches!(ack, Packet::Connack(ref k) if k.code == ConnectReturnCode::NotAuthorized), "{ack:?}");
     refused.expect_closed().await;
-    bytes_in += encoded_len(&Packet::Connect(connect_packet("m-anon", true)));
+    bytes_in += encoded_len(&Packet::Connect(Box::new(connect_packet("m-anon", true))));
     bytes_out += connack_len;
     let mut named = connect_packet("m-bob", true);
     named.username = Some("bob".into());
     let mut c = RawClient::connect(b).await;
-    c.send(&Packet::Connect(named.clone())).await;
+    c.send(&Packet::Connect(Box::new(named.clone()))).await;
     let ack = c.recv().await;
     // A user name nobody knows: refused like a wrong password.
     assert!(
         matches!(ack, Some(Packet::Connack(ref k)) if k.code == ConnectReturnCode::BadUsernameOrPassword),
         "{ack:?}"
     );
-    bytes_in += encoded_len(&Packet::Connect(named));
+    bytes_in += encoded_len(&Packet::Connect(Box::new(named)));
     bytes_out += connack_len;
     // A client connected before the reload keeps working.
     bytes_in += publish_qos1(&mut clients[2], 9, "still here").await;
@@ -180,7 +183,7 @@ async fn metrics_endpoint_counts_known_traffic_and_auth_answers_after_reload() {
     assert_eq!(exp.types.get("moth_clients_connected").map(String::as_str), Some("gauge"));
 
     // One client leaves: the gauges follow.
-    clients[1].send(&Packet::Disconnect).await;
+    clients[1].send(&Packet::Disconnect(Disconnect::default())).await;
     clients[1].expect_closed().await;
     scrape_until(
         metrics,
@@ -280,10 +283,10 @@ async fn refusals_before_authentication_are_counted_per_listener() {
     // The listener is full: the next socket is closed at once.
     let mut second = RawClient::connect(full).await;
     second.expect_closed().await;
-    // MQTT 5 (protocol level 5) on the other listener: CONNACK 1.
-    let mut v5 = RawClient::connect(other).await;
-    v5.send_raw(&[0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 5, 2, 0, 60, 0, 1, b'x']).await;
-    let ack = v5.recv().await;
+    // A protocol level moth does not speak (6) on the other listener: CONNACK 1.
+    let mut v6 = RawClient::connect(other).await;
+    v6.send_raw(&[0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 6, 2, 0, 60, 0, 1, b'x']).await;
+    let ack = v6.recv().await;
     assert!(
         matches!(ack, Some(Packet::Connack(ref k)) if k.code == ConnectReturnCode::UnacceptableProtocolVersion),
         "{ack:?}"

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use moth::packet::{ConnectReturnCode, Packet, Publish, QoS, SubackCode, Subscribe, SubscribeFilter};
+use moth::packet::{Ack, ConnectReturnCode, Packet, Publish, QoS, ReasonCode, SubackCode, Subscribe, SubscribeFilter};
 use moth::{Broker, Config};
 use moth_tests::plugins::PluginDir;
 use moth_tests::{EVENT_TIMEOUT, RawClient, TestBroker, connect_packet};
@@ -17,7 +17,7 @@ async fn connect(tb: &TestBroker, client_id: &str, user: Option<&str>, pass: Opt
     let mut p = connect_packet(client_id, true);
     p.username = user.map(String::from);
     p.password = pass.map(|s| Bytes::copy_from_slice(s.as_bytes()));
-    c.send(&Packet::Connect(p)).await;
+    c.send(&Packet::Connect(Box::new(p))).await;
     match c.recv().await {
         Some(Packet::Connack(a)) => {
             let code = a.code as u8;
@@ -40,8 +40,18 @@ fn build_error(yaml: &str) -> String {
 }
 
 async fn subscribe(c: &mut RawClient, packet_id: u16, filters: &[&str]) -> Vec<SubackCode> {
-    let filters = filters.iter().map(|f| SubscribeFilter { filter: f.to_string(), qos: QoS::AtLeastOnce }).collect();
-    c.send(&Packet::Subscribe(Subscribe { packet_id, filters })).await;
+    let filters = filters
+        .iter()
+        .map(|f| SubscribeFilter {
+            filter: f.to_string(),
+            qos: QoS::AtLeastOnce,
+            no_local: false,
+            retain_as_published: false,
+            retain_handling: Default::default(),
+        })
+        .collect();
+    c.send(&Packet::Subscribe(Subscribe { packet_id, filters, subscription_id: None, user_properties: Vec::new() }))
+        .await;
     match c.recv().await {
         Some(Packet::Suback(s)) => s.codes,
         other => panic!("expected a SUBACK, got {other:?}"),
@@ -56,10 +66,13 @@ async fn publish(c: &mut RawClient, packet_id: u16, topic: &str, payload: &'stat
         topic: topic.into(),
         packet_id,
         payload: Bytes::from_static(payload),
+        properties: None,
+        topic_alias: None,
+        subscription_ids: Vec::new(),
     }))
     .await;
     match c.recv().await {
-        Some(Packet::Puback(id)) => assert_eq!(id, packet_id),
+        Some(Packet::Puback(Ack { packet_id: id, .. })) => assert_eq!(id, packet_id),
         other => panic!("expected a PUBACK, got {other:?}"),
     }
 }
@@ -136,7 +149,11 @@ async fn options_reach_the_plugin_and_topics_are_checked_on_subscribe_and_publis
     let codes = subscribe(&mut alice, 1, &["sensors/#", "secret/#", "sensors/+/temp"]).await;
     assert_eq!(
         codes,
-        vec![SubackCode::Granted(QoS::AtLeastOnce), SubackCode::Failure, SubackCode::Granted(QoS::AtLeastOnce)]
+        vec![
+            SubackCode::Granted(QoS::AtLeastOnce),
+            SubackCode::Failure(ReasonCode::UNSPECIFIED_ERROR),
+            SubackCode::Granted(QoS::AtLeastOnce)
+        ]
     );
 
     // A refused PUBLISH is dropped: the in-process subscriber sees only the allowed one.
@@ -163,7 +180,7 @@ async fn a_plugin_that_panics_refuses_and_the_broker_keeps_running() {
     assert_eq!(code, 0, "the broker still serves");
     assert_eq!(
         subscribe(&mut c, 1, &["bad/topic", "good/topic"]).await,
-        vec![SubackCode::Failure, SubackCode::Granted(QoS::AtLeastOnce)]
+        vec![SubackCode::Failure(ReasonCode::UNSPECIFIED_ERROR), SubackCode::Granted(QoS::AtLeastOnce)]
     );
     assert_eq!(tb.broker.plugin_failures(), 2, "both panics counted");
     tb.broker.shutdown().await;
@@ -196,7 +213,7 @@ async fn a_plugin_that_sleeps_past_the_timeout_is_refused_while_others_publish()
         publish(&mut publisher, i + 1, "t", b"tick").await;
         match sub.recv().await {
             Some(Packet::Publish(p)) => {
-                sub.send(&Packet::Puback(p.packet_id)).await;
+                sub.send(&Packet::Puback(Ack::new(p.packet_id))).await;
             }
             other => panic!("expected a PUBLISH, got {other:?}"),
         }
@@ -272,7 +289,7 @@ async fn a_client_that_leaves_while_queued_is_never_checked() {
     let mut hello = connect_packet("c-leaver", true);
     hello.username = Some("leaver".into());
     hello.password = Some(Bytes::from_static(b"pw"));
-    leaver.send(&Packet::Connect(hello)).await;
+    leaver.send(&Packet::Connect(Box::new(hello))).await;
     drop(leaver);
     assert_eq!(first.await.expect("first client"), 0);
     // A third client queues behind whatever is left: when it is in, the
@@ -336,13 +353,13 @@ async fn a_topic_check_that_sleeps_past_the_timeout_refuses_while_others_publish
         let t = Instant::now();
         publish(&mut publisher, i + 1, "t", b"tick").await;
         match sub.recv().await {
-            Some(Packet::Publish(p)) => sub.send(&Packet::Puback(p.packet_id)).await,
+            Some(Packet::Publish(p)) => sub.send(&Packet::Puback(Ack::new(p.packet_id))).await,
             other => panic!("expected a PUBLISH, got {other:?}"),
         }
         assert!(t.elapsed() < Duration::from_secs(1), "a round trip took {:?} during a slow topic check", t.elapsed());
     }
     let (codes, elapsed) = slow_check.await.expect("slow subscribe");
-    assert_eq!(codes, vec![SubackCode::Failure], "a timed-out topic check refuses");
+    assert_eq!(codes, vec![SubackCode::Failure(ReasonCode::UNSPECIFIED_ERROR)], "a timed-out topic check refuses");
     assert!(elapsed < Duration::from_millis(2500), "the SUBACK waited {elapsed:?}, not plugin-timeout");
     assert!(tb.broker.plugin_failures() >= 1);
     tb.broker.shutdown().await;

@@ -8,7 +8,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use moth::QoS;
 use moth::packet::{
-    Connack, Connect, ConnectReturnCode, Packet, Publish, Suback, SubackCode, Subscribe, SubscribeFilter, Unsubscribe,
+    Ack, Connack, Connect, ConnectReturnCode, Packet, Publish, Suback, SubackCode, Subscribe, SubscribeFilter,
+    Unsuback, Unsubscribe,
 };
 use moth_tests::{EVENT_TIMEOUT, RawClient, TestBroker, connect_packet};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -72,18 +73,32 @@ fn publish(topic: &str, qos: QoS, packet_id: u16, payload: &'static [u8]) -> Pac
         topic: topic.into(),
         packet_id,
         payload: Bytes::from_static(payload),
+        properties: None,
+        topic_alias: None,
+        subscription_ids: Vec::new(),
     })
 }
 
 fn subscribe(packet_id: u16, filters: &[(&str, QoS)]) -> Packet {
     Packet::Subscribe(Subscribe {
         packet_id,
-        filters: filters.iter().map(|(f, q)| SubscribeFilter { filter: (*f).to_string(), qos: *q }).collect(),
+        filters: filters
+            .iter()
+            .map(|(f, q)| SubscribeFilter {
+                filter: (*f).to_string(),
+                qos: *q,
+                no_local: false,
+                retain_as_published: false,
+                retain_handling: Default::default(),
+            })
+            .collect(),
+        subscription_id: None,
+        user_properties: Vec::new(),
     })
 }
 
 fn accepted(session_present: bool) -> Packet {
-    Packet::Connack(Connack { session_present, code: ConnectReturnCode::Accepted })
+    Packet::Connack(Box::new(Connack::new(session_present, ConnectReturnCode::Accepted)))
 }
 
 /// Connects, expects CONNACK accepted with no session present.
@@ -98,7 +113,12 @@ async fn subscribed(c: &mut RawClient, packet_id: u16, filter: &str, qos: QoS) {
     c.send(&subscribe(packet_id, &[(filter, qos)])).await;
     assert_eq!(
         c.recv().await,
-        Some(Packet::Suback(Suback { packet_id, codes: vec![SubackCode::Granted(qos)] })),
+        Some(Packet::Suback(Suback {
+            packet_id,
+            codes: vec![SubackCode::Granted(qos)],
+            reason_string: None,
+            user_properties: Vec::new(),
+        })),
         "SUBACK for {filter}"
     );
 }
@@ -139,11 +159,11 @@ async fn assert_broker_serves_others(tb: &TestBroker) {
     let mut got_msg = false;
     while !(got_ack && got_msg) {
         match c.recv().await {
-            Some(Packet::Puback(9)) => got_ack = true,
+            Some(Packet::Puback(Ack { packet_id: 9, .. })) => got_ack = true,
             Some(Packet::Publish(p)) => {
                 assert_eq!(&*p.topic, "healthy/check");
                 assert_eq!(p.payload.as_ref(), b"ok");
-                c.send(&Packet::Puback(p.packet_id)).await;
+                c.send(&Packet::Puback(Ack::new(p.packet_id))).await;
                 got_msg = true;
             }
             other => panic!("well-behaved client got {other:?}"),
@@ -192,7 +212,7 @@ async fn mqtt_3_1_0_1_first_packet_not_connect_closes() {
 async fn mqtt_3_1_0_2_second_connect_closes() {
     let tb = TestBroker::start("").await;
     let mut c = connected(&tb, "twice").await;
-    c.send(&Packet::Connect(connect_packet("twice", true))).await;
+    c.send(&Packet::Connect(Box::new(connect_packet("twice", true)))).await;
     c.expect_closed().await;
     assert_broker_serves_others(&tb).await;
 }
@@ -207,10 +227,10 @@ async fn mqtt_3_1_2_1_bad_protocol_name_closes_without_connack() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt_3_1_2_2_unsupported_level_gets_connack_1_then_close() {
     let tb = TestBroker::start("").await;
-    // MQTT 5 CONNECT: the properties length byte (0) follows keep alive.
+    // A level after MQTT 5, laid out as 5 is: whatever follows the level.
     let mut body = field(b"MQTT");
-    body.extend_from_slice(&[5, 0x02, 0, 60, 0]);
-    body.extend(field(b"v5-client"));
+    body.extend_from_slice(&[6, 0x02, 0, 60, 0]);
+    body.extend(field(b"v6-client"));
     let mut c = RawClient::connect(tb.addr).await;
     c.send_raw(&frame(0x10, &body)).await;
     // Exactly 20 02 00 01.
@@ -221,7 +241,7 @@ async fn mqtt_3_1_2_2_unsupported_level_gets_connack_1_then_close() {
     c.send_raw(&connect_bytes(b"MQTT", 3, 0x02, &[b"level3-as-mqtt"])).await;
     assert_eq!(
         c.recv().await,
-        Some(Packet::Connack(Connack { session_present: false, code: ConnectReturnCode::UnacceptableProtocolVersion }))
+        Some(Packet::Connack(Box::new(Connack::new(false, ConnectReturnCode::UnacceptableProtocolVersion))))
     );
     c.expect_closed().await;
 }
@@ -352,7 +372,7 @@ async fn mqtt_3_3_1_3_dup_and_retain_are_not_forwarded_from_the_publisher() {
     let mut p = connected(&tb, "dup-pub").await;
     // QoS 1, DUP=1, RETAIN=1.
     p.send_raw(&publish_bytes(0x3B, b"dup/t", Some(5), b"x")).await;
-    assert_eq!(p.recv().await, Some(Packet::Puback(5)));
+    assert_eq!(p.recv().await, Some(Packet::Puback(Ack::new(5))));
     let m = expect_publish(&mut sub).await;
     assert!(!m.dup, "[MQTT-3.3.1-3] DUP of an outgoing PUBLISH is the broker's own");
     assert!(!m.retain, "[MQTT-3.3.1-9] RETAIN=0 for an existing subscription");
@@ -434,7 +454,7 @@ async fn max_packet_size_applies_to_connect() {
 async fn mqtt_3_1_3_8_empty_client_id_with_clean_session_0_gets_connack_2() {
     let tb = TestBroker::start("").await;
     let mut c = RawClient::connect(tb.addr).await;
-    c.send(&Packet::Connect(connect_packet("", false))).await;
+    c.send(&Packet::Connect(Box::new(connect_packet("", false)))).await;
     assert_eq!(read_exact(&mut c, 4).await, vec![0x20, 0x02, 0x00, 0x02]);
     c.expect_closed().await;
 }
@@ -463,7 +483,7 @@ async fn mqtt_3_1_3_6_empty_client_id_with_clean_session_1_is_accepted() {
 async fn mqtt_3_12_4_1_pingreq_gets_pingresp() {
     let tb = TestBroker::start("").await;
     let mut c = RawClient::connect(tb.addr).await;
-    c.send(&Packet::Connect(connect_packet("pinger", true))).await;
+    c.send(&Packet::Connect(Box::new(connect_packet("pinger", true)))).await;
     assert_eq!(read_exact(&mut c, 4).await, vec![0x20, 0x02, 0x00, 0x00]);
     for _ in 0..3 {
         c.send_raw(&[0xC0, 0x00]).await;
@@ -475,7 +495,7 @@ async fn mqtt_3_12_4_1_pingreq_gets_pingresp() {
 async fn exact_bytes_of_acknowledgements() {
     let tb = TestBroker::start("").await;
     let mut c = RawClient::connect(tb.addr).await;
-    c.send(&Packet::Connect(connect_packet("exact", true))).await;
+    c.send(&Packet::Connect(Box::new(connect_packet("exact", true)))).await;
     assert_eq!(read_exact(&mut c, 4).await, vec![0x20, 0x02, 0x00, 0x00], "CONNACK");
     // SUBSCRIBE id 0x1234 with three filters: SUBACK lists each granted QoS in order [MQTT-3.9.3-1].
     c.send(&subscribe(0x1234, &[("x/0", QoS::AtMostOnce), ("x/2", QoS::ExactlyOnce), ("x/1", QoS::AtLeastOnce)])).await;
@@ -489,7 +509,12 @@ async fn exact_bytes_of_acknowledgements() {
     c.send_raw(&[0x62, 0x02, 0xBE, 0xEF]).await;
     assert_eq!(read_exact(&mut c, 4).await, vec![0x70, 0x02, 0xBE, 0xEF], "PUBCOMP");
     // UNSUBSCRIBE: UNSUBACK with the same id.
-    c.send(&Packet::Unsubscribe(Unsubscribe { packet_id: 0x0A0B, filters: vec!["x/0".into()] })).await;
+    c.send(&Packet::Unsubscribe(Unsubscribe {
+        packet_id: 0x0A0B,
+        filters: vec!["x/0".into()],
+        user_properties: Vec::new(),
+    }))
+    .await;
     assert_eq!(read_exact(&mut c, 4).await, vec![0xB0, 0x02, 0x0A, 0x0B], "UNSUBACK");
     // A QoS 1 delivery from the broker: 0x32, topic, non-zero id, payload, no DUP, no RETAIN.
     tb.broker.publish("x/1", "hi", QoS::AtLeastOnce, false).unwrap();
@@ -504,9 +529,13 @@ async fn exact_bytes_of_acknowledgements() {
 async fn mqtt_3_10_4_5_unsubscribe_of_unknown_filter_gets_unsuback() {
     let tb = TestBroker::start("").await;
     let mut c = connected(&tb, "unsub").await;
-    c.send(&Packet::Unsubscribe(Unsubscribe { packet_id: 42, filters: vec!["never/subscribed".into(), "#".into()] }))
-        .await;
-    assert_eq!(c.recv().await, Some(Packet::Unsuback(42)));
+    c.send(&Packet::Unsubscribe(Unsubscribe {
+        packet_id: 42,
+        filters: vec!["never/subscribed".into(), "#".into()],
+        user_properties: Vec::new(),
+    }))
+    .await;
+    assert_eq!(c.recv().await, Some(Packet::Unsuback(Unsuback::new(42, Vec::new()))));
     ping(&mut c).await;
 }
 
@@ -546,7 +575,12 @@ async fn pipelined_packets_after_connect_are_all_handled() {
     assert_eq!(c.recv().await, Some(accepted(false)));
     assert_eq!(
         c.recv().await,
-        Some(Packet::Suback(Suback { packet_id: 1, codes: vec![SubackCode::Granted(QoS::AtLeastOnce)] }))
+        Some(Packet::Suback(Suback {
+            packet_id: 1,
+            codes: vec![SubackCode::Granted(QoS::AtLeastOnce)],
+            reason_string: None,
+            user_properties: Vec::new(),
+        }))
     );
     let mut seen = Vec::new();
     for _ in 0..3 {
@@ -555,7 +589,7 @@ async fn pipelined_packets_after_connect_are_all_handled() {
                 assert_eq!(p.payload.as_ref(), b"self");
                 seen.push("PUBLISH");
             }
-            Some(Packet::Puback(2)) => seen.push("PUBACK"),
+            Some(Packet::Puback(Ack { packet_id: 2, .. })) => seen.push("PUBACK"),
             Some(Packet::Pingresp) => seen.push("PINGRESP"),
             other => panic!("unexpected {other:?}"),
         }
@@ -577,7 +611,7 @@ async fn packets_split_into_single_bytes_are_reassembled() {
         c.stream.flush().await.unwrap();
     }
     assert_eq!(c.recv().await, Some(accepted(false)));
-    assert_eq!(c.recv().await, Some(Packet::Puback(3)));
+    assert_eq!(c.recv().await, Some(Packet::Puback(Ack::new(3))));
     let m = expect_publish(&mut sub).await;
     assert_eq!(m.payload.len(), 300);
 }
@@ -593,7 +627,7 @@ async fn mqtt_4_3_3_inbound_qos2_is_delivered_exactly_once() {
     subscribed(&mut sub, 1, "q2/t", QoS::ExactlyOnce).await;
 
     let mut p = RawClient::connect(tb.addr).await;
-    p.send(&Packet::Connect(connect_packet("q2-pub", true))).await;
+    p.send(&Packet::Connect(Box::new(connect_packet("q2-pub", true)))).await;
     assert_eq!(read_exact(&mut p, 4).await, vec![0x20, 0x02, 0x00, 0x00]);
     p.send_raw(&publish_bytes(0x34, b"q2/t", Some(7), b"once")).await;
     assert_eq!(read_exact(&mut p, 4).await, vec![0x50, 0x02, 0x00, 0x07], "first PUBREC");
@@ -611,9 +645,9 @@ async fn mqtt_4_3_3_inbound_qos2_is_delivered_exactly_once() {
     assert!(!first.dup);
     let next = expect_publish(&mut sub).await;
     assert_eq!(next.payload.as_ref(), b"marker", "the QoS 2 message was delivered twice");
-    sub.send(&Packet::Pubrec(first.packet_id)).await;
-    assert_eq!(sub.recv().await, Some(Packet::Pubrel(first.packet_id)));
-    sub.send(&Packet::Pubcomp(first.packet_id)).await;
+    sub.send(&Packet::Pubrec(Ack::new(first.packet_id))).await;
+    assert_eq!(sub.recv().await, Some(Packet::Pubrel(Ack::new(first.packet_id))));
+    sub.send(&Packet::Pubcomp(Ack::new(first.packet_id))).await;
 
     // After PUBREL the id is free: the same id is a new message.
     p.send_raw(&publish_bytes(0x34, b"q2/t", Some(7), b"again")).await;
@@ -634,15 +668,15 @@ async fn mqtt_4_3_3_inbound_qos2_exactly_once_across_reconnect() {
     let (mut p, ack) = RawClient::handshake(tb.addr, "q2r-pub", false).await;
     assert_eq!(ack, accepted(false));
     p.send_raw(&publish_bytes(0x34, b"q2r/t", Some(9), b"once")).await;
-    assert_eq!(p.recv().await, Some(Packet::Pubrec(9)));
+    assert_eq!(p.recv().await, Some(Packet::Pubrec(Ack::new(9))));
     drop(p);
 
     let (mut p, ack) = RawClient::handshake(tb.addr, "q2r-pub", false).await;
     assert_eq!(ack, accepted(true));
     p.send_raw(&publish_bytes(0x3C, b"q2r/t", Some(9), b"once")).await;
-    assert_eq!(p.recv().await, Some(Packet::Pubrec(9)));
-    p.send(&Packet::Pubrel(9)).await;
-    assert_eq!(p.recv().await, Some(Packet::Pubcomp(9)));
+    assert_eq!(p.recv().await, Some(Packet::Pubrec(Ack::new(9))));
+    p.send(&Packet::Pubrel(Ack::new(9))).await;
+    assert_eq!(p.recv().await, Some(Packet::Pubcomp(Ack::new(9))));
     p.send_raw(&publish_bytes(0x30, b"q2r/t", None, b"marker")).await;
 
     assert_eq!(expect_publish(&mut sub).await.payload.as_ref(), b"once");
@@ -680,23 +714,23 @@ async fn mqtt_4_4_0_1_unacknowledged_messages_are_resent_with_dup_on_reconnect()
         "QoS 2 re-sent with DUP and the same id"
     );
     // Advance the QoS 2 flow to PUBREL, then drop again.
-    s.send(&Packet::Pubrec(m2.packet_id)).await;
-    assert_eq!(s.recv().await, Some(Packet::Pubrel(m2.packet_id)));
+    s.send(&Packet::Pubrec(Ack::new(m2.packet_id))).await;
+    assert_eq!(s.recv().await, Some(Packet::Pubrel(Ack::new(m2.packet_id))));
     drop(s);
 
     let (mut s, ack) = RawClient::handshake(tb.addr, "redeliver", false).await;
     assert_eq!(ack, accepted(true));
     let r1 = expect_publish(&mut s).await;
     assert_eq!((r1.packet_id, r1.dup), (m1.packet_id, true));
-    assert_eq!(s.recv().await, Some(Packet::Pubrel(m2.packet_id)), "PUBREL re-sent, not the PUBLISH");
-    s.send(&Packet::Puback(m1.packet_id)).await;
-    s.send(&Packet::Pubcomp(m2.packet_id)).await;
+    assert_eq!(s.recv().await, Some(Packet::Pubrel(Ack::new(m2.packet_id))), "PUBREL re-sent, not the PUBLISH");
+    s.send(&Packet::Puback(Ack::new(m1.packet_id))).await;
+    s.send(&Packet::Pubcomp(Ack::new(m2.packet_id))).await;
     ping(&mut s).await;
     // Both flows are finished: the next message is new, and nothing is re-sent again.
     tb.broker.publish("r/t", "m3", QoS::AtLeastOnce, false).unwrap();
     let m3 = expect_publish(&mut s).await;
     assert_eq!((m3.payload.as_ref(), m3.dup), (&b"m3"[..], false));
-    s.send(&Packet::Puback(m3.packet_id)).await;
+    s.send(&Packet::Puback(Ack::new(m3.packet_id))).await;
     // The PUBACK is handled before the socket goes (a PUBACK still in flight
     // when the connection drops may be lost, and m3 re-sent: at least once).
     ping(&mut s).await;
@@ -725,12 +759,12 @@ async fn inflight_window_limits_unacknowledged_deliveries() {
     ping(&mut s).await;
     ping(&mut s).await;
     // One PUBACK opens the window by exactly one.
-    s.send(&Packet::Puback(ids[0])).await;
+    s.send(&Packet::Puback(Ack::new(ids[0]))).await;
     let p = expect_publish(&mut s).await;
     assert_eq!(p.payload.as_ref(), b"3");
     ping(&mut s).await;
     ping(&mut s).await;
-    s.send(&Packet::Puback(ids[1])).await;
+    s.send(&Packet::Puback(Ack::new(ids[1]))).await;
     let p = expect_publish(&mut s).await;
     assert_eq!(p.payload.as_ref(), b"4");
     assert_eq!(tb.broker.dropped_messages(), 0);
@@ -751,12 +785,12 @@ async fn queue_limit_drops_newest_and_counts_them() {
     assert_eq!(tb.broker.dropped_messages(), 14);
     let mut id = first.packet_id;
     for i in 1..=5 {
-        s.send(&Packet::Puback(id)).await;
+        s.send(&Packet::Puback(Ack::new(id))).await;
         let p = expect_publish(&mut s).await;
         assert_eq!(p.payload.as_ref(), format!("{i}").as_bytes(), "in order");
         id = p.packet_id;
     }
-    s.send(&Packet::Puback(id)).await;
+    s.send(&Packet::Puback(Ack::new(id))).await;
     tb.broker.publish("q/t", "marker", QoS::AtLeastOnce, false).unwrap();
     let p = expect_publish(&mut s).await;
     assert_eq!(p.payload.as_ref(), b"marker", "only 1 + 5 messages may be kept");
@@ -789,13 +823,13 @@ async fn queue_limit_drops_qos0_first() {
     assert_eq!(tb.broker.dropped_messages(), 3);
     let mut id = first.packet_id;
     for expected in ["b", "d", "e", "f", "g"] {
-        s.send(&Packet::Puback(id)).await;
+        s.send(&Packet::Puback(Ack::new(id))).await;
         let p = expect_publish(&mut s).await;
         assert_eq!(p.payload.as_ref(), expected.as_bytes());
         assert_eq!(p.qos, QoS::AtLeastOnce);
         id = p.packet_id;
     }
-    s.send(&Packet::Puback(id)).await;
+    s.send(&Packet::Puback(Ack::new(id))).await;
     tb.broker.publish("q/t", "marker", QoS::AtLeastOnce, false).unwrap();
     assert_eq!(expect_publish(&mut s).await.payload.as_ref(), b"marker");
 }
@@ -819,7 +853,7 @@ async fn mqtt_3_1_4_2_takeover_closes_old_connection_and_keeps_session() {
     tb.broker.publish("tk/t", "for-new", QoS::AtLeastOnce, false).unwrap();
     let p = expect_publish(&mut new).await;
     assert_eq!(p.payload.as_ref(), b"for-new");
-    new.send(&Packet::Puback(p.packet_id)).await;
+    new.send(&Packet::Puback(Ack::new(p.packet_id))).await;
     ping(&mut new).await;
     assert_eq!(tb.broker.session_count(), 1);
 }
@@ -847,7 +881,7 @@ async fn mqtt_3_1_2_10_keep_alive_zero_is_not_enforced() {
     // connection still works after other clients came and went.
     let tb = TestBroker::start("timeout-disconnect-delay: 0").await;
     let mut c = RawClient::connect(tb.addr).await;
-    c.send(&Packet::Connect(Connect { keep_alive: 0, ..connect_packet("no-ka", true) })).await;
+    c.send(&Packet::Connect(Box::new(Connect { keep_alive: 0, ..connect_packet("no-ka", true) }))).await;
     assert_eq!(c.recv().await, Some(accepted(false)));
     // Silent for longer than any keep-alive of 1 s + 0 would allow.
     assert_eq!(c.recv_within(Duration::from_millis(2500)).await, Err(()), "closed although keep alive is 0");

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use moth::Config;
-use moth::packet::{Connack, ConnectReturnCode, Packet, Publish, QoS, SubackCode, Subscribe, SubscribeFilter};
+use moth::packet::{
+    Ack, Connack, ConnectReturnCode, Disconnect, Packet, Publish, QoS, SubackCode, Subscribe, SubscribeFilter,
+};
 use moth_tests::certs::TempDir;
 use moth_tests::{RawClient, TestBroker, connect_packet};
 
@@ -33,9 +35,9 @@ async fn connect(tb: &TestBroker, client_id: &str, user: &str, clean: bool) -> (
     let mut p = connect_packet(client_id, clean);
     p.username = Some(user.to_string());
     p.password = Some(Bytes::from_static(b"test"));
-    c.send(&Packet::Connect(p)).await;
+    c.send(&Packet::Connect(Box::new(p))).await;
     match c.recv().await {
-        Some(Packet::Connack(a)) => (c, a),
+        Some(Packet::Connack(a)) => (c, *a),
         other => panic!("{user} as {client_id}: expected a CONNACK, got {other:?}"),
     }
 }
@@ -49,7 +51,15 @@ async fn connected(tb: &TestBroker, client_id: &str, user: &str, clean: bool) ->
 async fn subscribe(c: &mut RawClient, filter: &str) -> SubackCode {
     c.send(&Packet::Subscribe(Subscribe {
         packet_id: 1,
-        filters: vec![SubscribeFilter { filter: filter.to_string(), qos: QoS::AtLeastOnce }],
+        filters: vec![SubscribeFilter {
+            filter: filter.to_string(),
+            qos: QoS::AtLeastOnce,
+            no_local: false,
+            retain_as_published: false,
+            retain_handling: Default::default(),
+        }],
+        subscription_id: None,
+        user_properties: Vec::new(),
     }))
     .await;
     match c.recv().await {
@@ -66,16 +76,19 @@ async fn publish1(c: &mut RawClient, packet_id: u16, topic: &str, payload: &'sta
         topic: topic.into(),
         packet_id,
         payload: Bytes::from_static(payload.as_bytes()),
+        properties: None,
+        topic_alias: None,
+        subscription_ids: Vec::new(),
     }))
     .await;
-    assert_eq!(c.recv().await, Some(Packet::Puback(packet_id)), "PUBACK for {topic}");
+    assert_eq!(c.recv().await, Some(Packet::Puback(Ack::new(packet_id))), "PUBACK for {topic}");
 }
 
 /// The next PUBLISH, acknowledged.
 async fn next_payload(c: &mut RawClient) -> String {
     match c.recv().await {
         Some(Packet::Publish(p)) => {
-            c.send(&Packet::Puback(p.packet_id)).await;
+            c.send(&Packet::Puback(Ack::new(p.packet_id))).await;
             String::from_utf8_lossy(&p.payload).into_owned()
         }
         other => panic!("expected PUBLISH, got {other:?}"),
@@ -94,7 +107,7 @@ async fn another_user_cannot_take_a_session_by_its_client_id() {
     // bob has a valid password, but dev1 is alice's.
     for clean in [false, true] {
         let (mut bob, ack) = connect(&tb, "dev1", "bob", clean).await;
-        assert_eq!(ack, Connack { session_present: false, code: ConnectReturnCode::IdentifierRejected });
+        assert_eq!(ack, Connack::new(false, ConnectReturnCode::IdentifierRejected));
         bob.expect_closed().await;
     }
     // alice was not kicked off: she still gets what is published.
@@ -102,7 +115,7 @@ async fn another_user_cannot_take_a_session_by_its_client_id() {
     assert_eq!(next_payload(&mut alice).await, "live");
 
     // Offline, her queued message is still hers alone.
-    alice.send(&Packet::Disconnect).await;
+    alice.send(&Packet::Disconnect(Disconnect::default())).await;
     alice.expect_closed().await;
     publish1(&mut publisher, 2, "sensors/queued", "queued").await;
     for clean in [false, true] {
@@ -122,7 +135,7 @@ async fn with_session_owner_client_id_another_user_gets_a_fresh_session() {
     let tb = TestBroker::start_yaml(&yaml(&passwd(&dir), "['sensors/#']", "session-owner: client-id\n")).await;
     let (mut alice, _) = connected(&tb, "dev1", "alice", false).await;
     assert_eq!(subscribe(&mut alice, "sensors/#").await, SubackCode::Granted(QoS::AtLeastOnce));
-    alice.send(&Packet::Disconnect).await;
+    alice.send(&Packet::Disconnect(Disconnect::default())).await;
     alice.expect_closed().await;
     let (mut publisher, _) = connected(&tb, "alice-pub", "alice", true).await;
     publish1(&mut publisher, 1, "sensors/queued", "for alice").await;
@@ -152,7 +165,7 @@ async fn a_resumed_subscription_is_checked_against_the_current_acl() {
     let tb = TestBroker::start_yaml(&yaml(&file, "['sensors/#', 'other/#']", "")).await;
     let (mut alice, _) = connected(&tb, "dev1", "alice", false).await;
     assert_eq!(subscribe(&mut alice, "sensors/#").await, SubackCode::Granted(QoS::AtLeastOnce));
-    alice.send(&Packet::Disconnect).await;
+    alice.send(&Packet::Disconnect(Disconnect::default())).await;
     alice.expect_closed().await;
 
     let narrower = Config::from_yaml_str(&yaml(&file, "['other/#']", "")).expect("valid");

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use moth::codec;
-use moth::packet::{Packet, Publish, QoS, Subscribe, SubscribeFilter};
+use moth::packet::{Ack, Disconnect, Packet, Protocol, Publish, QoS, Subscribe, SubscribeFilter};
 use moth_tests::{EVENT_TIMEOUT, RawClient, TestBroker, connect_packet};
 
 fn encoded_len(p: &Packet) -> u64 {
     let mut b = BytesMut::new();
-    codec::encode(p, &mut b);
+    codec::encode(p, Protocol::V311, &mut b);
     b.len() as u64
 }
 
@@ -25,7 +25,7 @@ async fn send(c: &mut RawClient, p: Packet) -> u64 {
 async fn connect(t: &TestBroker, id: &str) -> (RawClient, u64) {
     let (c, ack) = RawClient::handshake(t.addr, id, true).await;
     assert!(matches!(ack, Packet::Connack(_)), "{ack:?}");
-    (c, encoded_len(&Packet::Connect(connect_packet(id, true))))
+    (c, encoded_len(&Packet::Connect(Box::new(connect_packet(id, true)))))
 }
 
 async fn subscribe(c: &mut RawClient, filter: &str) -> u64 {
@@ -33,7 +33,15 @@ async fn subscribe(c: &mut RawClient, filter: &str) -> u64 {
         c,
         Packet::Subscribe(Subscribe {
             packet_id: 1,
-            filters: vec![SubscribeFilter { filter: filter.into(), qos: QoS::AtMostOnce }],
+            filters: vec![SubscribeFilter {
+                filter: filter.into(),
+                qos: QoS::AtMostOnce,
+                no_local: false,
+                retain_as_published: false,
+                retain_handling: Default::default(),
+            }],
+            subscription_id: None,
+            user_properties: Vec::new(),
         }),
     )
     .await;
@@ -123,10 +131,13 @@ async fn sys_topics_show_exact_counters_for_known_traffic() {
                 topic: topic.into(),
                 packet_id: id,
                 payload: "payload".into(),
+                properties: None,
+                topic_alias: None,
+                subscription_ids: Vec::new(),
             }),
         )
         .await;
-        assert_eq!(publisher.recv().await, Some(Packet::Puback(id)));
+        assert_eq!(publisher.recv().await, Some(Packet::Puback(Ack::new(id))));
     }
     for topic in ["data/a", "data/b"] {
         match watcher.recv().await {
@@ -197,11 +208,11 @@ async fn sys_topics_show_exact_counters_for_known_traffic() {
     assert_eq!(watcher.recv_within(Duration::from_millis(300)).await, Err(()), "`#` must not match $SYS topics");
 
     // P leaves, and a persistent client comes and goes: the next rounds show it.
-    publisher.send(&Packet::Disconnect).await;
+    publisher.send(&Packet::Disconnect(Disconnect::default())).await;
     publisher.expect_closed().await;
     let (mut keeper, ack) = RawClient::handshake(t.addr, "sys-keeper", false).await;
     assert!(matches!(ack, Packet::Connack(_)), "{ack:?}");
-    keeper.send(&Packet::Disconnect).await;
+    keeper.send(&Packet::Disconnect(Disconnect::default())).await;
     keeper.expect_closed().await;
     round_where(
         &mut sys,
@@ -250,9 +261,12 @@ async fn clients_cannot_publish_to_sys() {
             topic: "$SYS/broker/clients/connected".into(),
             packet_id: 7,
             payload: "9999".into(),
+            properties: None,
+            topic_alias: None,
+            subscription_ids: Vec::new(),
         }))
         .await;
-    assert_eq!(forger.recv().await, Some(Packet::Puback(7)));
+    assert_eq!(forger.recv().await, Some(Packet::Puback(Ack::new(7))));
     for _ in 0..3 {
         match sys.recv().await {
             // 1 when a round ran before the forger connected.

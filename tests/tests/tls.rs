@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use moth::codec;
-use moth::packet::{ConnectReturnCode as Code, Packet};
+use moth::packet::{ConnectReturnCode as Code, Packet, Protocol};
 use moth::{Broker, BrokerError, Config};
 use moth_tests::certs::{Ca, Issued, KeyKind, TempDir, client_config, client_config_versions, tls_yaml};
 use moth_tests::clients::{Outcome, round_trip, try_connect};
@@ -44,13 +44,13 @@ async fn tls_connect(tb: &TestBroker, config: rustls::ClientConfig) -> std::io::
 /// where the client learns of the refusal after its handshake).
 async fn mqtt_connect(stream: &mut TlsStream<TcpStream>, id: &str) -> Option<Code> {
     let mut out = BytesMut::new();
-    codec::encode(&Packet::Connect(connect_packet(id, true)), &mut out);
+    codec::encode(&Packet::Connect(Box::new(connect_packet(id, true))), Protocol::V311, &mut out);
     if stream.write_all(&out).await.is_err() {
         return None;
     }
     let mut buf = BytesMut::new();
     loop {
-        if let Some(p) = codec::decode(&mut buf, 1 << 20).expect("well-formed reply") {
+        if let Some(p) = codec::decode(&mut buf, 1 << 20, Protocol::V311).expect("well-formed reply") {
             match p {
                 Packet::Connack(a) => return Some(a.code),
                 other => panic!("expected CONNACK, got {other:?}"),

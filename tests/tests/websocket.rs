@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
 use moth::codec;
-use moth::packet::{ConnectReturnCode as Code, Packet, Publish, QoS, Subscribe, SubscribeFilter};
+use moth::packet::{ConnectReturnCode as Code, Packet, Protocol, Publish, QoS, Subscribe, SubscribeFilter};
 use moth_tests::certs::{Ca, KeyKind, TempDir, client_config, tls_yaml};
 use moth_tests::clients::{Outcome, round_trip, try_connect};
 use moth_tests::{EVENT_TIMEOUT, TestBroker, connect_packet};
@@ -48,7 +48,7 @@ async fn ws_open(tb: &TestBroker, path: &str, protocols: &str) -> Result<(Ws, Op
 fn encode(packets: &[Packet]) -> Vec<u8> {
     let mut out = BytesMut::new();
     for p in packets {
-        codec::encode(p, &mut out);
+        codec::encode(p, Protocol::V311, &mut out);
     }
     out.to_vec()
 }
@@ -58,7 +58,7 @@ async fn recv_packets(ws: &mut Ws, n: usize) -> Vec<Packet> {
     let mut buf = BytesMut::new();
     let mut packets = Vec::new();
     while packets.len() < n {
-        while let Some(p) = codec::decode(&mut buf, 1 << 20).expect("well-formed") {
+        while let Some(p) = codec::decode(&mut buf, 1 << 20, Protocol::V311).expect("well-formed") {
             packets.push(p);
         }
         if packets.len() >= n {
@@ -108,7 +108,7 @@ async fn packets_and_frames_are_independent() {
     let (mut ws, chosen) = ws_open(&tb, "/", "mqtt").await.expect("upgrade");
     assert_eq!(chosen.as_deref(), Some("mqtt"));
     // CONNECT cut in three frames.
-    let connect = encode(&[Packet::Connect(connect_packet("ws-frames", true))]);
+    let connect = encode(&[Packet::Connect(Box::new(connect_packet("ws-frames", true)))]);
     for part in [&connect[..1], &connect[1..5], &connect[5..]] {
         ws.send(Message::Binary(part.to_vec().into())).await.expect("send");
     }
@@ -120,7 +120,15 @@ async fn packets_and_frames_are_independent() {
     let batch = encode(&[
         Packet::Subscribe(Subscribe {
             packet_id: 1,
-            filters: vec![SubscribeFilter { filter: "frames/t".into(), qos: QoS::AtMostOnce }],
+            filters: vec![SubscribeFilter {
+                filter: "frames/t".into(),
+                qos: QoS::AtMostOnce,
+                no_local: false,
+                retain_as_published: false,
+                retain_handling: Default::default(),
+            }],
+            subscription_id: None,
+            user_properties: Vec::new(),
         }),
         Packet::Publish(Publish {
             dup: false,
@@ -129,6 +137,9 @@ async fn packets_and_frames_are_independent() {
             topic: "frames/t".into(),
             packet_id: 0,
             payload: bytes::Bytes::from_static(b"one frame"),
+            properties: None,
+            topic_alias: None,
+            subscription_ids: Vec::new(),
         }),
         Packet::Pingreq,
     ]);
@@ -154,7 +165,7 @@ async fn subprotocols_mqtt_and_mqttv31_are_echoed_and_others_refused() {
     // No subprotocol offered at all: accepted (as hbmqtt does), none echoed.
     let (mut ws, chosen) = ws_open(&tb, "/", "").await.expect("upgrade without subprotocol");
     assert_eq!(chosen, None);
-    ws.send(Message::Binary(encode(&[Packet::Connect(connect_packet("ws-noproto", true))]).into()))
+    ws.send(Message::Binary(encode(&[Packet::Connect(Box::new(connect_packet("ws-noproto", true)))]).into()))
         .await
         .expect("send");
     assert!(matches!(recv_packets(&mut ws, 1).await[..], [Packet::Connack(_)]));
@@ -177,7 +188,9 @@ async fn path_option_restricts_the_url() {
 async fn a_text_frame_closes_the_connection() {
     let tb = ws_broker("").await;
     let (mut ws, _) = ws_open(&tb, "/", "mqtt").await.expect("upgrade");
-    ws.send(Message::Binary(encode(&[Packet::Connect(connect_packet("ws-text", true))]).into())).await.expect("send");
+    ws.send(Message::Binary(encode(&[Packet::Connect(Box::new(connect_packet("ws-text", true)))]).into()))
+        .await
+        .expect("send");
     assert!(matches!(recv_packets(&mut ws, 1).await[..], [Packet::Connack(_)]));
     ws.send(Message::Text("hello".into())).await.expect("send");
     assert!(closed(&mut ws).await, "[MQTT-6.0.0-1] a text frame closes the connection");
@@ -187,7 +200,10 @@ async fn a_text_frame_closes_the_connection() {
 async fn max_connections_applies_to_ws_listeners() {
     let tb = ws_broker("    max-connections: 1\n").await;
     let (mut first, _) = ws_open(&tb, "/", "mqtt").await.expect("first client");
-    first.send(Message::Binary(encode(&[Packet::Connect(connect_packet("ws-1", true))]).into())).await.expect("send");
+    first
+        .send(Message::Binary(encode(&[Packet::Connect(Box::new(connect_packet("ws-1", true)))]).into()))
+        .await
+        .expect("send");
     assert!(matches!(recv_packets(&mut first, 1).await[..], [Packet::Connack(_)]));
 
     // Refused promptly: the socket is closed before any HTTP answer.
@@ -215,10 +231,18 @@ async fn large_packets_across_frames_and_oversized_frames() {
     .await;
     let (mut ws, _) = ws_open(&tb, "/", "mqtt").await.expect("upgrade");
     let hello = encode(&[
-        Packet::Connect(connect_packet("ws-large", true)),
+        Packet::Connect(Box::new(connect_packet("ws-large", true))),
         Packet::Subscribe(Subscribe {
             packet_id: 1,
-            filters: vec![SubscribeFilter { filter: "large/t".into(), qos: QoS::AtMostOnce }],
+            filters: vec![SubscribeFilter {
+                filter: "large/t".into(),
+                qos: QoS::AtMostOnce,
+                no_local: false,
+                retain_as_published: false,
+                retain_handling: Default::default(),
+            }],
+            subscription_id: None,
+            user_properties: Vec::new(),
         }),
     ]);
     ws.send(Message::Binary(hello.into())).await.expect("send");
@@ -232,6 +256,9 @@ async fn large_packets_across_frames_and_oversized_frames() {
         topic: "large/t".into(),
         packet_id: 0,
         payload: payload.clone().into(),
+        properties: None,
+        topic_alias: None,
+        subscription_ids: Vec::new(),
     })]);
     for part in publish.chunks(publish.len() / 4 + 1) {
         ws.send(Message::Binary(part.to_vec().into())).await.expect("send");

@@ -55,7 +55,9 @@ pub fn check_client_id(connect: &Connect) -> ConnectDecision {
             reason: "MQTT 3.1 requires a client identifier".into(),
         };
     }
-    if !connect.clean_session {
+    // MQTT 5 assigns one whatever clean start says, and tells the client
+    // in CONNACK [MQTT-3.1.3-6, MQTT-3.2.2-16 in 5.0].
+    if !connect.clean_session && connect.protocol != Protocol::V5 {
         return ConnectDecision::Refuse {
             code: ConnectReturnCode::IdentifierRejected,
             reason: "empty client identifier with clean session 0 [MQTT-3.1.3-8]".into(),
@@ -113,6 +115,7 @@ mod tests {
             will: None,
             username: None,
             password: None,
+            properties: Default::default(),
         }
     }
 
@@ -137,6 +140,12 @@ mod tests {
             check_client_id(&connect("", false, Protocol::V311)),
             ConnectDecision::Refuse { code: ConnectReturnCode::IdentifierRejected, .. }
         ));
+    }
+
+    #[test]
+    fn mqtt5_empty_id_is_assigned_even_without_clean_start() {
+        let decision = check_client_id(&connect("", false, Protocol::V5));
+        assert!(matches!(decision, ConnectDecision::Accept { assigned: true, .. }), "{decision:?}");
     }
 
     #[test]

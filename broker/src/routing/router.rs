@@ -266,8 +266,7 @@ mod tests {
         let d = other.lock().pop().expect("one delivery for two matching subscriptions");
         assert_eq!(d.qos, QoS::AtLeastOnce, "the highest granted QoS");
         assert!(d.retain, "one subscription keeps RETAIN as published");
-        let ids: Vec<u32> = d.subscription_ids.as_slice().iter().map(|n| n.get()).collect();
-        assert_eq!(ids, [5, 6]);
+        assert_eq!(d.subscription_ids.as_slice(), [5, 6]);
         assert!(other.lock().pop().is_none(), "one copy only");
         // From someone else, the no-local subscription takes it.
         r.publish(Arc::new(Message::new("t/y", "w", QoS::AtMostOnce, false)));

@@ -30,6 +30,7 @@
 //! idle connection costs, allocation by allocation).
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
@@ -42,11 +43,13 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::{Instrument, debug};
 
 use super::handshake;
+use super::topic_alias::{AliasError, TopicAliases};
 use crate::access::topic_request;
 use crate::codec::{self, DecodeError};
 use crate::message::Message;
 use crate::packet::{
-    Connack, Connect, ConnectReturnCode, Packet, Publish, QoS, Suback, SubackCode, Subscribe, Unsubscribe,
+    Ack, Connack, Connect, ConnectReturnCode, Disconnect, Packet, Protocol, Publish, QoS, ReasonCode, RetainHandling,
+    Suback, SubackCode, Subscribe, Unsuback, Unsubscribe,
 };
 use crate::session::inflight::AckResult;
 use crate::session::state::{Delivery, Session};
@@ -113,15 +116,18 @@ pub(crate) struct Hold {
     pub shutdown: Shutdown,
 }
 
-/// Why a connection ended, for the log and for the will.
+/// Why a connection ended, for the log, for the will and for the reason
+/// code an MQTT 5 client is sent.
 #[derive(Debug)]
 enum Close {
-    /// DISCONNECT received: no will [MQTT-3.14.4-3].
-    Disconnect,
+    /// DISCONNECT received: no will [MQTT-3.14.4-3], unless an MQTT 5
+    /// client asked for it (reason 0x04, `true` here).
+    Disconnect(bool),
     /// The client closed the socket without DISCONNECT.
     PeerClosed,
     Io(std::io::Error),
-    Protocol(String),
+    /// The client broke a rule: the reason code and what happened.
+    Protocol(ReasonCode, String),
     KeepAlive,
     TakenOver,
     Shutdown,
@@ -129,17 +135,44 @@ enum Close {
 
 impl Close {
     fn sends_will(&self) -> bool {
-        !matches!(self, Close::Disconnect | Close::Shutdown)
+        match self {
+            Close::Disconnect(with_will) => *with_will,
+            Close::Shutdown => false,
+            _ => true,
+        }
+    }
+
+    /// A protocol violation of the rules the codec cannot check.
+    fn protocol(why: impl Into<String>) -> Close {
+        Close::Protocol(ReasonCode::PROTOCOL_ERROR, why.into())
+    }
+
+    /// The DISCONNECT an MQTT 5 client is sent before the socket closes
+    /// [MQTT 5 §4.13]: `None` when the client ended it or is gone.
+    fn disconnect(&self) -> Option<Disconnect> {
+        let (reason, why) = match self {
+            Close::Disconnect(_) | Close::PeerClosed | Close::Io(_) => return None,
+            Close::Protocol(code, why) => (*code, why.as_str()),
+            Close::KeepAlive => (ReasonCode::KEEP_ALIVE_TIMEOUT, "keep-alive timeout"),
+            Close::TakenOver => (ReasonCode::SESSION_TAKEN_OVER, "another connection took the session over"),
+            Close::Shutdown => (ReasonCode::SERVER_SHUTTING_DOWN, "the broker is shutting down"),
+        };
+        let mut d = Disconnect::new(reason);
+        // A reason string is always allowed on DISCONNECT [MQTT-3.14.2-3];
+        // kept short, as it counts against the client's maximum packet size.
+        d.reason_string = Some(why.chars().take(120).collect());
+        Some(d)
     }
 }
 
 impl std::fmt::Display for Close {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Close::Disconnect => f.write_str("client sent DISCONNECT"),
+            Close::Disconnect(false) => f.write_str("client sent DISCONNECT"),
+            Close::Disconnect(true) => f.write_str("client sent DISCONNECT with will message"),
             Close::PeerClosed => f.write_str("connection closed by client without DISCONNECT"),
             Close::Io(e) => write!(f, "i/o error: {e}"),
-            Close::Protocol(why) => write!(f, "protocol violation: {why}"),
+            Close::Protocol(code, why) => write!(f, "protocol violation ({code}): {why}"),
             Close::KeepAlive => f.write_str("keep-alive timeout"),
             Close::TakenOver => f.write_str("session taken over by a new connection with the same client id"),
             Close::Shutdown => f.write_str("broker shutting down"),
@@ -185,12 +218,24 @@ pub(super) struct Io {
     /// Counts not yet added to the broker's stats; flushed after each socket
     /// read and write, so a packet costs a plain integer increment.
     pub(super) pending: Pending,
+    /// The client's protocol version, from its CONNECT (3.1.1 until then).
+    pub(super) protocol: Protocol,
 }
 
 impl Io {
-    /// Encodes a packet for the client and counts it.
+    pub(super) fn new(stream: Box<dyn ByteStream>) -> Io {
+        Io {
+            stream,
+            inbuf: BytesMut::new(),
+            outbuf: BytesMut::new(),
+            pending: Pending::default(),
+            protocol: Protocol::V311,
+        }
+    }
+
+    /// Encodes a packet for the client, in its version, and counts it.
     pub(super) fn emit(&mut self, packet: &Packet) {
-        codec::encode(packet, &mut self.outbuf);
+        codec::encode(packet, self.protocol, &mut self.outbuf);
         bump(&mut self.pending.packets_sent, 1);
     }
 
@@ -202,10 +247,14 @@ impl Io {
         max_packet_size: usize,
     ) -> Result<Option<Connect>, String> {
         loop {
-            match codec::decode(&mut self.inbuf, max_packet_size) {
+            // Read before decoding, which consumes the packet: an MQTT 5
+            // client is told why its CONNECT is refused [MQTT-4.13.1-1].
+            let announced = codec::connect_protocol(&self.inbuf);
+            match codec::decode(&mut self.inbuf, max_packet_size, Protocol::V311) {
                 Ok(Some(Packet::Connect(c))) => {
                     bump(&mut self.pending.packets_received, 1);
-                    return Ok(Some(c));
+                    self.protocol = c.protocol;
+                    return Ok(Some(*c));
                 }
                 Ok(Some(other)) => return Err(format!("first packet is {} [MQTT-3.1.0-1]", other.name())),
                 Ok(None) => {}
@@ -213,6 +262,13 @@ impl Io {
                     // [MQTT-3.1.2-2]: answer 0x01, then close.
                     conn_log!(info, info, "connection refused: {e}");
                     self.refuse(ConnectReturnCode::UnacceptableProtocolVersion).await;
+                    return Ok(None);
+                }
+                Err(e) if announced == Some(Protocol::V5) => {
+                    conn_log!(info, info, "connection refused: malformed CONNECT: {e}");
+                    self.protocol = Protocol::V5;
+                    let code = ConnectReturnCode::from_v5(e.reason_code().0);
+                    self.refuse(code.unwrap_or(ConnectReturnCode::MalformedPacket)).await;
                     return Ok(None);
                 }
                 Err(e) => return Err(format!("malformed CONNECT: {e}")),
@@ -229,7 +285,7 @@ impl Io {
     /// Sends a refusing CONNACK and closes [MQTT-3.2.2-5].
     pub(super) async fn refuse(&mut self, code: ConnectReturnCode) {
         self.outbuf.clear();
-        self.emit(&Packet::Connack(Connack { session_present: false, code }));
+        self.emit(&Packet::Connack(Box::new(Connack::new(false, code))));
         let written = tokio::time::timeout(Duration::from_secs(1), async {
             self.stream.write_all(&self.outbuf).await?;
             self.stream.shutdown().await
@@ -268,6 +324,22 @@ pub(super) struct Client {
     pub(super) listener: Arc<str>,
     pub(super) peer: SocketAddr,
     pub(super) will: Option<Box<Message>>,
+    /// MQTT 5's per-connection state; `None` for 3.1.1 and 3.1, whose idle
+    /// clients then pay one pointer for it.
+    pub(super) v5: Option<Box<V5Client>>,
+}
+
+/// What an MQTT 5 connection keeps besides a 3.1.1 one.
+pub(super) struct V5Client {
+    pub(super) aliases: TopicAliases,
+    /// The CONNECT's session expiry interval was 0: a DISCONNECT may not
+    /// raise it [MQTT-3.14.2-2].
+    pub(super) expiry_was_zero: bool,
+    /// moth's receive maximum, announced in CONNACK: QoS 2 PUBLISH awaiting
+    /// PUBREL beyond it end the connection [MQTT-3.3.4-9].
+    pub(super) receive_maximum: u16,
+    /// The longest session expiry moth grants, in seconds.
+    pub(super) max_session_expiry: Option<u32>,
 }
 
 impl Client {
@@ -281,7 +353,7 @@ impl Client {
 async fn attach(start: Box<Start>) -> Option<Box<Live>> {
     let Start { ctx, stream, info, mut hold } = *start;
     let span = tracing::debug_span!("conn", listener = %info.listener, peer = %info.peer);
-    let mut io = Io { stream, inbuf: BytesMut::new(), outbuf: BytesMut::new(), pending: Pending::default() };
+    let mut io = Io::new(stream);
     let attached =
         handshake::connect_and_attach(&ctx, &mut io, &info, &mut hold.shutdown).instrument(span.clone()).await;
     let Some(a) = attached else {
@@ -451,6 +523,11 @@ impl Live {
     async fn finish(self: Box<Self>, close: Close) {
         let Live { mut io, ctx, mut client, conn_id, expiry, slot, hold, span, .. } = *self;
         async move {
+            if io.protocol.is_v5()
+                && let Some(d) = close.disconnect()
+            {
+                io.emit(&Packet::Disconnect(d));
+            }
             // A final PUBACK, say.
             if !matches!(close, Close::Io(_) | Close::PeerClosed) && !io.outbuf.is_empty() {
                 let written = tokio::time::timeout(Duration::from_secs(1), io.stream.write_all(&io.outbuf)).await;
@@ -505,7 +582,8 @@ impl Live {
     fn process_input(&mut self) -> Result<(), Close> {
         let mut handled = false;
         loop {
-            let packet = match codec::decode(&mut self.io.inbuf, self.ctx.config.limits.max_packet_size) {
+            let max = self.ctx.config.limits.max_packet_size;
+            let packet = match codec::decode(&mut self.io.inbuf, max, self.io.protocol) {
                 Ok(Some(p)) => p,
                 Ok(None) => break,
                 Err(e) => return Err(protocol_error(&e)),
@@ -523,114 +601,229 @@ impl Live {
 
     fn handle(&mut self, packet: Packet) -> Result<(), Close> {
         match packet {
-            Packet::Publish(p) => self.on_publish(p),
-            Packet::Puback(id) => {
-                if self.client.session.lock().on_puback(id) == AckResult::Unknown {
-                    debug!(client_id = %self.client.client_id(), packet_id = id, "PUBACK for no message in flight");
-                }
+            Packet::Publish(p) => return self.on_publish(p),
+            Packet::Puback(a) => {
+                let r = self.client.session.lock().on_puback(a.packet_id);
+                self.acknowledged("PUBACK", a.packet_id, r)?;
             }
-            Packet::Pubrec(id) => {
-                if self.client.session.lock().on_pubrec(id) == AckResult::Done {
-                    self.io.emit(&Packet::Pubrel(id));
-                } else {
-                    debug!(client_id = %self.client.client_id(), packet_id = id, "PUBREC for no message in flight");
+            Packet::Pubrec(a) => {
+                // A failure reason ends an MQTT 5 flow without PUBREL.
+                let refused = a.reason.is_error();
+                let r = {
+                    let mut session = self.client.session.lock();
+                    if refused { session.on_pubrec_refused(a.packet_id) } else { session.on_pubrec(a.packet_id) }
+                };
+                if r == AckResult::Done && !refused {
+                    self.io.emit(&Packet::Pubrel(Ack::new(a.packet_id)));
                 }
+                self.acknowledged("PUBREC", a.packet_id, r)?;
             }
-            Packet::Pubcomp(id) => {
-                if self.client.session.lock().on_pubcomp(id) == AckResult::Unknown {
-                    debug!(client_id = %self.client.client_id(), packet_id = id, "PUBCOMP for no message in flight");
-                }
+            Packet::Pubcomp(a) => {
+                let r = self.client.session.lock().on_pubcomp(a.packet_id);
+                self.acknowledged("PUBCOMP", a.packet_id, r)?;
             }
-            Packet::Pubrel(id) => {
-                self.client.session.lock().on_pubrel(id);
-                self.io.emit(&Packet::Pubcomp(id));
+            Packet::Pubrel(a) => {
+                let r = self.client.session.lock().on_pubrel(a.packet_id);
+                // 3.1.1 answers PUBCOMP whatever; MQTT 5 says the id was unknown.
+                let reason =
+                    if r == AckResult::Done { ReasonCode::SUCCESS } else { ReasonCode::PACKET_IDENTIFIER_NOT_FOUND };
+                self.io.emit(&Packet::Pubcomp(Ack::with_reason(a.packet_id, reason)));
             }
             Packet::Subscribe(s) => self.on_subscribe(s),
             Packet::Unsubscribe(u) => self.on_unsubscribe(u),
             Packet::Pingreq => self.io.emit(&Packet::Pingresp),
-            Packet::Disconnect => {
-                self.client.will = None;
-                return Err(Close::Disconnect);
-            }
-            Packet::Connect(_) => return Err(Close::Protocol("second CONNECT [MQTT-3.1.0-2]".into())),
+            Packet::Disconnect(d) => return Err(self.on_disconnect(&d)),
+            Packet::Connect(_) => return Err(Close::protocol("second CONNECT [MQTT-3.1.0-2]")),
+            // moth offers no enhanced authentication method, so none is
+            // under way [MQTT-4.12.0-1].
+            Packet::Auth(_) => return Err(Close::protocol("AUTH without an authentication method in CONNECT")),
             other @ (Packet::Connack(_) | Packet::Suback(_) | Packet::Unsuback(_) | Packet::Pingresp) => {
-                return Err(Close::Protocol(format!("{} is sent by servers only", other.name())));
+                return Err(Close::protocol(format!("{} is sent by servers only", other.name())));
             }
         }
         Ok(())
     }
 
-    fn on_publish(&mut self, p: Publish) {
+    /// Logs an acknowledgement no flow waited for; one of the wrong type
+    /// (PUBREC for a QoS 1 delivery, ...) ends the connection, as in
+    /// Mosquitto.
+    fn acknowledged(&self, packet: &str, packet_id: u16, r: AckResult) -> Result<(), Close> {
+        match r {
+            AckResult::Done => Ok(()),
+            AckResult::Unknown => {
+                debug!(client_id = %self.client.client_id(), packet_id, "{packet} for no message in flight");
+                Ok(())
+            }
+            AckResult::WrongType => Err(Close::protocol(format!(
+                "{packet} for packet id {packet_id}, whose flow waits for another acknowledgement [MQTT-4.3.2, MQTT-4.3.3]"
+            ))),
+        }
+    }
+
+    fn on_publish(&mut self, mut p: Publish) -> Result<(), Close> {
         bump(&mut self.io.pending.publish_received, 1);
-        let allowed = publish_allowed(&self.ctx, &self.client, &p.topic);
+        if let Some(v5) = self.client.v5.as_deref_mut() {
+            if !p.subscription_ids.is_empty() {
+                return Err(Close::protocol("PUBLISH from a client carries a subscription identifier [MQTT-3.3.4-6]"));
+            }
+            p.topic = v5.aliases.resolve(p.topic, p.topic_alias.take()).map_err(|e| match e {
+                AliasError::OutOfRange(_) => Close::Protocol(ReasonCode::TOPIC_ALIAS_INVALID, e.to_string()),
+                AliasError::Unset(_) => Close::protocol(e.to_string()),
+            })?;
+            if p.qos == QoS::ExactlyOnce {
+                let full = {
+                    let session = self.client.session.lock();
+                    session.inflight().inbound_len() >= usize::from(v5.receive_maximum)
+                        && !session.awaits_pubrel(p.packet_id)
+                };
+                if full {
+                    let why = format!("more than {} QoS 2 PUBLISH awaiting PUBREL [MQTT-3.3.4-9]", v5.receive_maximum);
+                    return Err(Close::Protocol(ReasonCode::RECEIVE_MAXIMUM_EXCEEDED, why));
+                }
+            }
+        }
+        let v5 = self.io.protocol.is_v5();
+        let mut reason = if !publish_allowed(&self.ctx, &self.client, &p.topic) {
+            ReasonCode::NOT_AUTHORIZED
+        } else if !payload_format_ok(&p) {
+            debug!(client_id = %self.client.client_id(), topic = %p.topic, "payload format 1 but not UTF-8: dropped");
+            ReasonCode::PAYLOAD_FORMAT_INVALID
+        } else {
+            ReasonCode::SUCCESS
+        };
         let (qos, packet_id) = (p.qos, p.packet_id);
         // Inbound QoS 2 is routed on its first PUBLISH only [MQTT-4.3.3-2].
-        let first = qos != QoS::ExactlyOnce || self.client.session.lock().on_inbound_qos2(packet_id);
-        if allowed && first {
-            self.ctx.router.publish_from(Arc::new(Message::from_publish(p)), Some(self.client.session.id()));
+        // A refused one starts a flow in 3.1.1, which acknowledges it as
+        // if accepted; MQTT 5's failure PUBREC ends it at once.
+        let starts_flow = !(v5 && reason.is_error());
+        let first = qos != QoS::ExactlyOnce || (starts_flow && self.client.session.lock().on_inbound_qos2(packet_id));
+        if !reason.is_error() && first {
+            let routed =
+                self.ctx.router.publish_from(Arc::new(Message::from_publish(p)), Some(self.client.session.id()));
+            if routed.queued + routed.dropped == 0 {
+                reason = ReasonCode::NO_MATCHING_SUBSCRIBERS;
+            }
         }
         match qos {
             QoS::AtMostOnce => {}
             // Acknowledged even when refused: MQTT 3.1.1 has no negative
-            // acknowledgement, and a client that never gets one would
-            // re-send forever.
-            QoS::AtLeastOnce => self.io.emit(&Packet::Puback(packet_id)),
-            QoS::ExactlyOnce => self.io.emit(&Packet::Pubrec(packet_id)),
+            // acknowledgement (its encoder leaves the reason out), and a
+            // client that never gets one would re-send forever.
+            QoS::AtLeastOnce => self.io.emit(&Packet::Puback(Ack::with_reason(packet_id, reason))),
+            QoS::ExactlyOnce => self.io.emit(&Packet::Pubrec(Ack::with_reason(packet_id, reason))),
         }
+        Ok(())
     }
 
     fn on_subscribe(&mut self, s: Subscribe) {
+        let v5 = self.io.protocol.is_v5();
+        let subscription_id = s.subscription_id.and_then(NonZeroU32::new);
         let mut codes = Vec::with_capacity(s.filters.len());
         let mut retained = Vec::new();
         for f in &s.filters {
-            if let Some(reason) = self
-                .ctx
-                .access
-                .checks_topics()
-                .then(|| {
-                    self.ctx.access.check_topic(&topic_request(
-                        self.client.client_id(),
-                        self.client.username.as_deref(),
-                        &self.client.listener,
-                        TopicAction::SUBSCRIBE,
-                        &f.filter,
-                    ))
-                })
-                .flatten()
-            {
+            if v5 && f.filter.starts_with("$share/") {
+                conn_log!(info, self.client, client_id = %self.client.client_id(), filter = %f.filter, "subscription refused: shared subscriptions are not supported yet");
+                codes.push(SubackCode::Failure(ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED));
+                continue;
+            }
+            if let Some(reason) = subscribe_refused(&self.ctx, &self.client, &f.filter) {
                 conn_log!(info, self.client, client_id = %self.client.client_id(), filter = %f.filter, "subscription refused: {reason}");
-                codes.push(SubackCode::Failure);
+                codes.push(SubackCode::Failure(ReasonCode::NOT_AUTHORIZED));
                 continue;
             }
             let granted = f.qos.min(self.ctx.config.max_qos);
-            let grant = Grant::qos(granted);
-            self.client.session.lock().add_subscription(&f.filter, grant);
-            for m in self.ctx.router.subscribe(&self.client.session, &f.filter, grant) {
-                retained.push((m, granted));
+            let grant = Grant {
+                qos: granted,
+                no_local: f.no_local,
+                retain_as_published: f.retain_as_published,
+                subscription_id,
+            };
+            let existed = self.client.session.lock().add_subscription(&f.filter, grant);
+            let matching = self.ctx.router.subscribe(&self.client.session, &f.filter, grant);
+            let send_retained = match f.retain_handling {
+                RetainHandling::OnSubscribe => true,
+                RetainHandling::OnNewSubscription => !existed,
+                RetainHandling::Never => false,
+            };
+            if send_retained {
+                retained.extend(matching.into_iter().map(|m| (m, grant)));
             }
             debug!(client_id = %self.client.client_id(), filter = %f.filter, qos = granted as u8, "subscribed");
             codes.push(SubackCode::Granted(granted));
         }
-        self.io.emit(&Packet::Suback(Suback { packet_id: s.packet_id, codes }));
-        // Retained messages go after the SUBACK, with RETAIN set [MQTT-3.3.1-8].
+        self.io.emit(&Packet::Suback(Suback::new(s.packet_id, codes)));
+        // Retained messages go after the SUBACK, with RETAIN set
+        // [MQTT-3.3.1-8], and with the subscription's identifier.
         if !retained.is_empty() {
             let mut state = self.client.session.lock();
-            for (message, granted) in retained {
-                let qos = message.qos.min(granted);
-                state.enqueue_retained(Delivery::new(message, qos, true));
+            for (message, grant) in retained {
+                let qos = message.qos.min(grant.qos);
+                let mut delivery = Delivery::new(message, qos, true);
+                if let Some(id) = grant.subscription_id {
+                    delivery.subscription_ids.push(id);
+                }
+                state.enqueue_retained(delivery);
             }
         }
     }
 
     fn on_unsubscribe(&mut self, u: Unsubscribe) {
+        let mut codes = Vec::with_capacity(u.filters.len());
         for f in &u.filters {
-            self.client.session.lock().remove_subscription(f);
+            let existed = self.client.session.lock().remove_subscription(f);
             self.ctx.router.unsubscribe(self.client.session.id(), f);
-            debug!(client_id = %self.client.client_id(), filter = %f, "unsubscribed");
+            debug!(client_id = %self.client.client_id(), filter = %f, existed, "unsubscribed");
+            codes.push(if existed { ReasonCode::SUCCESS } else { ReasonCode::NO_SUBSCRIPTION_EXISTED });
         }
-        // Sent even when nothing matched [MQTT-3.10.4-5].
-        self.io.emit(&Packet::Unsuback(u.packet_id));
+        // Sent even when nothing matched [MQTT-3.10.4-5]; the codes are
+        // MQTT 5's only.
+        self.io.emit(&Packet::Unsuback(Unsuback::new(u.packet_id, codes)));
     }
+
+    /// A DISCONNECT from the client: the will is dropped unless an MQTT 5
+    /// client asks for it (0x04), and an MQTT 5 client may change how long
+    /// its session outlives the connection.
+    fn on_disconnect(&mut self, d: &Disconnect) -> Close {
+        if let Some(v5) = self.client.v5.as_deref()
+            && let Some(asked) = d.session_expiry_interval
+        {
+            if v5.expiry_was_zero && asked != 0 {
+                return Close::protocol(
+                    "DISCONNECT sets a session expiry interval after CONNECT set 0 [MQTT-3.14.2-2]",
+                );
+            }
+            let granted = v5.max_session_expiry.map_or(asked, |max| asked.min(max));
+            self.expiry = Expiry::from_interval(granted);
+            self.client.session.lock().set_persistent(self.expiry.keeps());
+        }
+        let with_will = d.reason == ReasonCode::DISCONNECT_WITH_WILL;
+        if !with_will {
+            self.client.will = None;
+        }
+        Close::Disconnect(with_will)
+    }
+}
+
+/// An MQTT 5 payload format indicator of 1 promises UTF-8 [MQTT 5 §3.3.2.3.2];
+/// moth holds the publisher to it, so subscribers can trust it.
+fn payload_format_ok(p: &Publish) -> bool {
+    p.properties
+        .as_ref()
+        .is_none_or(|props| props.payload_format_indicator != Some(1) || std::str::from_utf8(&p.payload).is_ok())
+}
+
+/// Why the topic chain refuses a SUBSCRIBE to `filter`, if it does.
+fn subscribe_refused(ctx: &Shared, client: &Client, filter: &str) -> Option<String> {
+    if !ctx.access.checks_topics() {
+        return None;
+    }
+    ctx.access.check_topic(&topic_request(
+        client.client_id(),
+        client.username.as_deref(),
+        &client.listener,
+        TopicAction::SUBSCRIBE,
+        filter,
+    ))
 }
 
 /// The client a delivery check is about.
@@ -664,7 +857,7 @@ pub(super) fn drain(ctx: &Shared, state: &mut Session, out: &mut BytesMut, who: 
 }
 
 fn protocol_error(e: &DecodeError) -> Close {
-    Close::Protocol(e.to_string())
+    Close::Protocol(e.reason_code(), e.to_string())
 }
 
 /// Topic checks on a client's PUBLISH. `$SYS/` belongs to the broker:

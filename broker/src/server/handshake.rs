@@ -11,14 +11,15 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 use super::connection::{
-    AUTH_READ_AHEAD, Attached, CONNECT_TIMEOUT, Client, ConnInfo, Io, TAKEOVER_TIMEOUT, Who, drain,
+    AUTH_READ_AHEAD, Attached, CONNECT_TIMEOUT, Client, ConnInfo, Io, TAKEOVER_TIMEOUT, V5Client, Who, drain,
 };
+use super::topic_alias::{TOPIC_ALIAS_MAXIMUM, TopicAliases};
 use crate::access::TlsInput;
 use crate::access::connect::{self, ConnectDecision};
 use crate::access::topic_request;
 use crate::message::Message;
-use crate::packet::{Connack, Connect, ConnectReturnCode, Packet};
-use crate::session::state::SessionLimits;
+use crate::packet::{Connack, ConnackProperties, Connect, ConnectReturnCode, Packet, QoS};
+use crate::session::state::{Outbound, SessionLimits};
 use crate::session::store::{Expiry, Opened, SessionHandle, SlotHeld};
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
@@ -65,7 +66,7 @@ impl Refusal {
 /// and the deciding plugin, counted on the listener, answered with the
 /// CONNACK code, and the connection closed.
 async fn refuse(io: &mut Io, info: &ConnInfo, listener: &ListenerStats, r: Refusal) {
-    let (client_id, username, code) = (&r.client_id, r.username.as_deref(), r.code as u8);
+    let (client_id, username, code) = (&r.client_id, r.username.as_deref(), r.code.code(io.protocol));
     let plugin = r.plugin.as_deref().unwrap_or("-");
     if r.warn {
         conn_log!(warn, info, client_id = %client_id, ?username, code, plugin, "connection refused: {}", r.reason);
@@ -295,10 +296,22 @@ fn accept(
 ) -> Attached {
     let Accepted { client_id, assigned, decided_by, taken: Taken { session, fresh, slot, conn_id } } = a;
     let username = connect.username.as_deref();
+    let v5 = connect.protocol.is_v5();
+    let (expiry, capped) = session_expiry(ctx, &connect);
+    let mut limits = session_limits(ctx);
+    let mut outbound = Outbound { protocol: connect.protocol, ..Outbound::default() };
+    if v5 {
+        // The client's receive maximum narrows the in-flight window, and
+        // nothing larger than its maximum packet size is sent to it
+        // [MQTT-3.3.4-7, MQTT-3.1.2-24].
+        let p = &connect.properties;
+        limits.max_inflight = limits.max_inflight.min(p.receive_maximum.unwrap_or(u16::MAX));
+        outbound.max_packet_size = p.maximum_packet_size.map_or(usize::MAX, |m| m as usize);
+    }
     let (present, removed) = {
         let mut state = session.lock();
         let mut removed = if fresh { state.reset() } else { Vec::new() };
-        let (present, cleared) = state.attach(connect.clean_session, session_limits(ctx));
+        let (present, cleared) = state.attach_with(connect.clean_session, expiry.keeps(), limits, outbound);
         removed.extend(cleared);
         (present, removed)
     };
@@ -308,14 +321,18 @@ fn accept(
     if present {
         recheck_subscriptions(ctx, &session, &client_id, username, info);
     }
-    io.emit(&Packet::Connack(Connack { session_present: present, code: ConnectReturnCode::Accepted }));
+    let mut connack = Connack::new(present, ConnectReturnCode::Accepted);
+    if v5 {
+        connack.properties = connack_properties(ctx, &client_id, assigned, capped);
+    }
+    io.emit(&Packet::Connack(Box::new(connack)));
     ctx.stats.client_connected(listener);
     conn_log!(
         info,
         info,
-        client_id = %client_id, ?username, assigned_id = assigned, clean_session = connect.clean_session,
-        session_present = present, keep_alive = connect.keep_alive, auth = "allowed",
-        tls_identity = ?info.tls_identity,
+        client_id = %client_id, ?username, protocol = connect.protocol.version(), assigned_id = assigned,
+        clean_session = connect.clean_session, session_present = present, keep_alive = connect.keep_alive,
+        auth = "allowed", tls_identity = ?info.tls_identity,
         plugin = decided_by.as_deref().unwrap_or("-"), "client connected"
     );
     {
@@ -336,22 +353,64 @@ fn accept(
             listener: info.listener.clone(),
             peer: info.peer,
             will: connect.will.as_ref().map(|w| Box::new(Message::from_will(w))),
+            v5: v5.then(|| {
+                Box::new(V5Client {
+                    aliases: TopicAliases::new(TOPIC_ALIAS_MAXIMUM),
+                    expiry_was_zero: expiry == Expiry::AtClose,
+                    receive_maximum: ctx.config.limits.max_inflight,
+                    max_session_expiry: max_session_expiry(ctx),
+                })
+            }),
         },
         conn_id,
-        expiry: session_expiry(ctx, &connect),
+        expiry,
         slot,
     }
 }
 
-/// How long the session outlives this connection. MQTT 3.1.1: clean session
-/// 1 ends it with the connection; 0 keeps it for `session-expiry-interval`,
-/// or until the client removes it.
-fn session_expiry(ctx: &Shared, connect: &Connect) -> Expiry {
-    if connect.clean_session {
+/// What moth tells an MQTT 5 client in CONNACK: the identifier it assigned,
+/// its own limits, what it does not support (absent means supported).
+fn connack_properties(ctx: &Shared, client_id: &str, assigned: bool, capped: Option<u32>) -> ConnackProperties {
+    let limits = &ctx.config.limits;
+    ConnackProperties {
+        session_expiry_interval: capped,
+        receive_maximum: Some(limits.max_inflight),
+        maximum_packet_size: Some(u32::try_from(limits.max_packet_size).unwrap_or(u32::MAX)),
+        assigned_client_identifier: assigned.then(|| client_id.to_string()),
+        topic_alias_maximum: Some(TOPIC_ALIAS_MAXIMUM),
+        // `$share/` filters are refused until shared subscriptions land.
+        shared_subscription_available: Some(false),
+        // Subscriptions are granted at most `max-qos`; PUBLISH is accepted
+        // at any QoS, so no maximum QoS is announced.
+        maximum_qos: None::<QoS>,
+        ..ConnackProperties::default()
+    }
+}
+
+/// The longest session expiry moth grants, in seconds:
+/// `session-expiry-interval`, if set.
+fn max_session_expiry(ctx: &Shared) -> Option<u32> {
+    ctx.config.session_expiry_interval.map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX - 1))
+}
+
+/// How long the session outlives this connection, and the interval to tell
+/// an MQTT 5 client when moth grants less than it asked. MQTT 3.1.1: clean
+/// session 1 ends it with the connection; 0 keeps it for
+/// `session-expiry-interval`, or until the client removes it. MQTT 5: the
+/// CONNECT's session expiry interval (absent means 0), at most
+/// `session-expiry-interval`.
+fn session_expiry(ctx: &Shared, connect: &Connect) -> (Expiry, Option<u32>) {
+    if connect.protocol.is_v5() {
+        let asked = connect.properties.session_expiry_interval.unwrap_or(0);
+        let granted = max_session_expiry(ctx).map_or(asked, |max| asked.min(max));
+        return (Expiry::from_interval(granted), (granted != asked).then_some(granted));
+    }
+    let expiry = if connect.clean_session {
         Expiry::AtClose
     } else {
         ctx.config.session_expiry_interval.map_or(Expiry::Never, Expiry::After)
-    }
+    };
+    (expiry, None)
 }
 
 /// Checks a resumed session's subscriptions against the connected user's
@@ -395,7 +454,7 @@ mod tests {
     use crate::config::{Config, SessionOwner};
     use crate::routing::router::Router;
     use crate::session::store::SessionStore;
-    use crate::stats::{Pending, Stats};
+    use crate::stats::Stats;
 
     fn shared() -> Arc<Shared> {
         let config = Config::default();
@@ -430,6 +489,7 @@ mod tests {
             will: None,
             username: user.map(str::to_string),
             password: user.map(|_| bytes::Bytes::from_static(b"pw")),
+            properties: Default::default(),
         }
     }
 
@@ -438,14 +498,10 @@ mod tests {
     async fn run(ctx: &Arc<Shared>, info: &ConnInfo, c: Connect) -> (Option<Attached>, Option<Connack>) {
         let (mut client, server): (DuplexStream, DuplexStream) = tokio::io::duplex(4096);
         let mut bytes = BytesMut::new();
-        codec::encode(&Packet::Connect(c), &mut bytes);
+        let protocol = c.protocol;
+        codec::encode(&Packet::Connect(Box::new(c)), protocol, &mut bytes);
         client.write_all(&bytes).await.unwrap();
-        let mut io = Io {
-            stream: Box::new(server),
-            inbuf: BytesMut::new(),
-            outbuf: BytesMut::new(),
-            pending: Pending::default(),
-        };
+        let mut io = Io::new(Box::new(server));
         let stopper = crate::shutdown::Stopper::new();
         let attached = connect_and_attach(ctx, &mut io, info, &mut stopper.shutdown()).await;
         // An accepted CONNACK is only queued; a refusal was written already.
@@ -455,8 +511,8 @@ mod tests {
         drop(io);
         let mut got = BytesMut::new();
         tokio::io::AsyncReadExt::read_buf(&mut client, &mut got).await.unwrap();
-        let ack = match codec::decode(&mut got, 1024) {
-            Ok(Some(Packet::Connack(a))) => Some(a),
+        let ack = match codec::decode(&mut got, 1024, protocol) {
+            Ok(Some(Packet::Connack(a))) => Some(*a),
             _ => None,
         };
         (attached, ack)
@@ -473,7 +529,7 @@ mod tests {
         let a = attached.expect("attached");
         assert_eq!(a.client.session.client_id(), "c1");
         assert_eq!(a.client.username.as_deref(), Some("alice"));
-        assert_eq!(ack, Some(Connack { session_present: false, code: ConnectReturnCode::Accepted }));
+        assert_eq!(ack, Some(Connack::new(false, ConnectReturnCode::Accepted)));
         assert_eq!(refused(&ctx), 0);
     }
 
@@ -486,7 +542,7 @@ mod tests {
         };
         let (attached, ack) = run(&ctx, &info(false), connect("dev1", Some("bob"))).await;
         assert!(attached.is_none());
-        assert_eq!(ack, Some(Connack { session_present: false, code: ConnectReturnCode::IdentifierRejected }));
+        assert_eq!(ack, Some(Connack::new(false, ConnectReturnCode::IdentifierRejected)));
         assert_eq!(refused(&ctx), 1, "counted once, on the listener");
     }
 

@@ -1,6 +1,7 @@
 //! The server: listeners and their accept loops ([`listener`]), the driver
 //! of one client connection ([`connection`]) and the keep-alive sweeper
-//! ([`sweeper`]: keep-alive and session expiry).
+//! ([`sweeper`]: keep-alive and session expiry); MQTT 5 topic aliases
+//! (`topic_alias.rs`).
 
 /// An event with the connection's `listener` and `peer` fields: `$at` is
 /// anything with those two fields (`ConnInfo`, `Client`).
@@ -15,3 +16,4 @@ pub mod connection;
 mod handshake;
 pub mod listener;
 pub mod sweeper;
+mod topic_alias;

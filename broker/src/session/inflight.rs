@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use crate::message::Message;
 use crate::packet::QoS;
+use crate::session::subscription::SubscriptionIds;
 
 /// Where an outbound QoS > 0 delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +42,8 @@ pub struct OutEntry {
     pub qos: QoS,
     /// RETAIN flag of this delivery (set only for retained messages sent on subscribe).
     pub retain: bool,
+    /// The matching subscriptions' identifiers, sent again on a re-send.
+    pub subscription_ids: SubscriptionIds,
     pub state: OutState,
 }
 
@@ -106,11 +109,11 @@ impl Inflight {
     /// Starts an outbound QoS 1 or 2 flow and returns its fresh packet id.
     /// The caller has checked the window; ids in use are never reused
     /// [MQTT-2.3.1-2].
-    pub fn start(&mut self, message: Arc<Message>, qos: QoS, retain: bool) -> u16 {
+    pub fn start(&mut self, message: Arc<Message>, qos: QoS, retain: bool, subscription_ids: SubscriptionIds) -> u16 {
         debug_assert!(qos != QoS::AtMostOnce);
         let packet_id = self.allocate_id();
         let state = if qos == QoS::ExactlyOnce { OutState::AwaitingPubrec } else { OutState::AwaitingPuback };
-        self.out.push_back(OutEntry { packet_id, message, qos, retain, state });
+        self.out.push_back(OutEntry { packet_id, message, qos, retain, subscription_ids, state });
         packet_id
     }
 
@@ -162,6 +165,19 @@ impl Inflight {
         }
     }
 
+    /// An MQTT 5 PUBREC with a failure reason ends a QoS 2 flow at once: no
+    /// PUBREL follows [MQTT 5 §4.3.3]. Returns `Done` when such a flow was
+    /// waiting for its PUBREC.
+    pub fn on_pubrec_refused(&mut self, packet_id: u16) -> AckResult {
+        match self.position(packet_id, OutState::AwaitingPubrec) {
+            Some(i) => {
+                self.out.remove(i);
+                AckResult::Done
+            }
+            None => self.not_waiting(packet_id),
+        }
+    }
+
     /// PUBCOMP from the client ends a QoS 2 flow.
     pub fn on_pubcomp(&mut self, packet_id: u16) -> AckResult {
         match self.position(packet_id, OutState::AwaitingPubcomp) {
@@ -176,6 +192,11 @@ impl Inflight {
     /// An inbound QoS 2 PUBLISH: returns true when it is new and must be
     /// routed, false when it repeats one whose PUBREL has not come yet. Either
     /// way the broker answers PUBREC [MQTT-4.3.3-2].
+    /// Whether an inbound QoS 2 message with this id awaits its PUBREL.
+    pub fn awaits_pubrel(&self, packet_id: u16) -> bool {
+        self.inbound_qos2.contains(&packet_id)
+    }
+
     pub fn on_inbound_qos2(&mut self, packet_id: u16) -> bool {
         self.inbound_qos2.insert(packet_id)
     }
@@ -217,7 +238,7 @@ mod tests {
     #[test]
     fn qos1_flow_completes_on_puback() {
         let mut f = Inflight::new();
-        let id = f.start(msg(), QoS::AtLeastOnce, false);
+        let id = f.start(msg(), QoS::AtLeastOnce, false, SubscriptionIds::None);
         assert_ne!(id, 0);
         assert_eq!(f.outbound_len(), 1);
         assert_eq!(f.on_pubrec(id), AckResult::WrongType, "PUBREC for a QoS 1 delivery");
@@ -230,7 +251,7 @@ mod tests {
     #[test]
     fn mqtt_4_3_3_1_qos2_outbound_flow() {
         let mut f = Inflight::new();
-        let id = f.start(msg(), QoS::ExactlyOnce, false);
+        let id = f.start(msg(), QoS::ExactlyOnce, false, SubscriptionIds::None);
         assert_eq!(f.on_pubcomp(id), AckResult::WrongType, "PUBCOMP before PUBREC is out of order");
         assert_eq!(f.on_puback(id), AckResult::WrongType, "PUBACK in a QoS 2 flow");
         assert_eq!(f.get(id).map(|e| e.state), Some(OutState::AwaitingPubrec), "the flow is unchanged");
@@ -246,13 +267,24 @@ mod tests {
     #[test]
     fn mqtt_2_3_1_2_ids_in_use_are_not_reused() {
         let mut f = Inflight::new();
-        let first = f.start(msg(), QoS::AtLeastOnce, false);
+        let first = f.start(msg(), QoS::AtLeastOnce, false, SubscriptionIds::None);
         f.next_id = u16::MAX - 1; // the id after 65535 wraps onto `first`
-        let a = f.start(msg(), QoS::AtLeastOnce, false);
-        let b = f.start(msg(), QoS::AtLeastOnce, false);
+        let a = f.start(msg(), QoS::AtLeastOnce, false, SubscriptionIds::None);
+        let b = f.start(msg(), QoS::AtLeastOnce, false, SubscriptionIds::None);
         assert_eq!(a, u16::MAX);
         assert_ne!(b, 0);
         assert_ne!(b, first);
+    }
+
+    #[test]
+    fn a_refused_pubrec_ends_the_flow_without_pubrel() {
+        let mut f = Inflight::new();
+        let id = f.start(msg(), QoS::ExactlyOnce, false, SubscriptionIds::None);
+        assert_eq!(f.on_pubrec_refused(id), AckResult::Done);
+        assert_eq!(f.outbound_len(), 0, "the window slot is free again");
+        assert_eq!(f.on_pubcomp(id), AckResult::Unknown);
+        let qos1 = f.start(msg(), QoS::AtLeastOnce, false, SubscriptionIds::None);
+        assert_eq!(f.on_pubrec_refused(qos1), AckResult::WrongType);
     }
 
     #[test]
@@ -268,9 +300,9 @@ mod tests {
     #[test]
     fn mqtt_4_4_0_1_resume_resends_in_order() {
         let mut f = Inflight::new();
-        let a = f.start(msg(), QoS::AtLeastOnce, false);
-        let b = f.start(msg(), QoS::ExactlyOnce, false);
-        let c = f.start(msg(), QoS::ExactlyOnce, false);
+        let a = f.start(msg(), QoS::AtLeastOnce, false, SubscriptionIds::None);
+        let b = f.start(msg(), QoS::ExactlyOnce, false, SubscriptionIds::None);
+        let c = f.start(msg(), QoS::ExactlyOnce, false, SubscriptionIds::None);
         f.on_pubrec(c);
         assert_eq!(
             f.resume(),

@@ -18,9 +18,9 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 
-use crate::codec;
+use crate::codec::{self, PublishV5};
 use crate::message::Message;
-use crate::packet::{Packet, QoS};
+use crate::packet::{Ack, Packet, Protocol, QoS};
 use crate::session::inflight::{AckResult, Inflight, Resend};
 use crate::session::subscription::{Grant, SubscriptionIds};
 
@@ -29,6 +29,63 @@ use crate::session::subscription::{Grant, SubscriptionIds};
 pub struct SessionLimits {
     pub max_inflight: u16,
     pub max_queued: usize,
+}
+
+/// How the attached client reads what is sent to it: its protocol version
+/// and, for MQTT 5, the largest packet it accepts. Set at each attach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outbound {
+    pub protocol: Protocol,
+    /// The client's maximum packet size (MQTT 5); unlimited for 3.1.1.
+    pub max_packet_size: usize,
+}
+
+impl Default for Outbound {
+    fn default() -> Self {
+        Outbound { protocol: Protocol::V311, max_packet_size: usize::MAX }
+    }
+}
+
+impl Outbound {
+    fn v5<'a>(m: &'a Message, qos: QoS, retain: bool, dup: bool, packet_id: u16, ids: &'a [u32]) -> PublishV5<'a> {
+        PublishV5 {
+            topic: &m.topic,
+            payload: &m.payload,
+            qos,
+            retain,
+            dup,
+            packet_id,
+            properties: m.properties.as_deref(),
+            message_expiry_interval: None,
+            topic_alias: None,
+            subscription_ids: ids,
+        }
+    }
+
+    /// Whether the client accepts this PUBLISH: a server never sends a
+    /// packet larger than the client's maximum packet size [MQTT-3.1.2-24].
+    pub fn fits(&self, m: &Message, qos: QoS, ids: &[u32]) -> bool {
+        !self.protocol.is_v5() || Outbound::v5(m, qos, false, false, 1, ids).size() <= self.max_packet_size
+    }
+
+    /// Appends the PUBLISH of `m` in the client's version.
+    #[allow(clippy::too_many_arguments, reason = "the parts of one PUBLISH, on the hot path")]
+    pub fn encode(
+        &self,
+        m: &Message,
+        qos: QoS,
+        retain: bool,
+        dup: bool,
+        packet_id: u16,
+        ids: &[u32],
+        out: &mut BytesMut,
+    ) {
+        if self.protocol.is_v5() {
+            codec::encode_publish_v5(&Outbound::v5(m, qos, retain, dup, packet_id, ids), out);
+        } else {
+            codec::encode_publish(&m.topic, &m.payload, qos, retain, dup, packet_id, out);
+        }
+    }
 }
 
 /// A message waiting to be sent to this session's client.
@@ -87,6 +144,10 @@ pub struct Session {
     inflight: Inflight,
     /// Messages dropped because the queue was full, over the session's life.
     dropped: u64,
+    /// Deliveries skipped because they exceed the client's maximum packet
+    /// size, over the session's life.
+    oversized: u64,
+    outbound: Outbound,
     /// True from the first drop until the queue drains, so a flood of drops is
     /// logged once, not once per message.
     dropping: bool,
@@ -103,6 +164,8 @@ impl Session {
             queued_qos0: 0,
             inflight: Inflight::new(),
             dropped: 0,
+            oversized: 0,
+            outbound: Outbound::default(),
             dropping: false,
         }
     }
@@ -135,12 +198,39 @@ impl Session {
         self.dropped
     }
 
+    /// Deliveries not sent because the client's maximum packet size is
+    /// smaller (MQTT 5).
+    pub fn oversized(&self) -> u64 {
+        self.oversized
+    }
+
+    /// How the attached client reads packets.
+    pub fn outbound(&self) -> Outbound {
+        self.outbound
+    }
+
     /// Attaches a connection. With `clean`, everything from an earlier session
     /// is forgotten (the caller also removes its subscriptions from the
     /// router, using the filters returned). Returns `session present` for the
     /// CONNACK [MQTT-3.2.2-1, -2] and the filters to unsubscribe.
     pub fn attach(&mut self, clean: bool, limits: SessionLimits) -> (bool, Vec<String>) {
+        self.attach_with(clean, !clean, limits, Outbound::default())
+    }
+
+    /// [`Session::attach`] for every version: `clean` is 3.1.1's clean
+    /// session or MQTT 5's clean start (forget what was there); `keep` says
+    /// whether the session outlives this connection (3.1.1: not clean; MQTT
+    /// 5: a session expiry interval above 0), which decides `session
+    /// present` on the next CONNECT.
+    pub fn attach_with(
+        &mut self,
+        clean: bool,
+        keep: bool,
+        limits: SessionLimits,
+        outbound: Outbound,
+    ) -> (bool, Vec<String>) {
         self.limits = limits;
+        self.outbound = outbound;
         self.online = true;
         let present = !clean && self.persistent;
         let mut removed = Vec::new();
@@ -150,8 +240,14 @@ impl Session {
             self.queued_qos0 = 0;
             self.inflight.clear();
         }
-        self.persistent = !clean;
+        self.persistent = keep;
         (present, removed)
+    }
+
+    /// Whether the session outlives the connection; changed by an MQTT 5
+    /// DISCONNECT that sets a session expiry interval.
+    pub fn set_persistent(&mut self, keep: bool) {
+        self.persistent = keep;
     }
 
     /// Forgets everything the session held (subscriptions, queue, in-flight
@@ -254,20 +350,24 @@ impl Session {
                 break;
             }
             let Some(d) = self.queue.pop_front() else { break };
+            if d.qos == QoS::AtMostOnce {
+                self.queued_qos0 -= 1;
+            }
             if !allow(&d.message) {
-                if d.qos == QoS::AtMostOnce {
-                    self.queued_qos0 -= 1;
-                }
+                continue;
+            }
+            let ids = d.subscription_ids.as_slice();
+            if !self.outbound.fits(&d.message, d.qos, ids) {
+                // Discarded as if sent [MQTT-3.1.2-25].
+                self.oversized += 1;
                 continue;
             }
             let packet_id = if d.qos == QoS::AtMostOnce {
-                self.queued_qos0 -= 1;
                 0
             } else {
-                self.inflight.start(d.message.clone(), d.qos, d.retain)
+                self.inflight.start(d.message.clone(), d.qos, d.retain, d.subscription_ids.clone())
             };
-            let m = &d.message;
-            codec::encode_publish(&m.topic, &m.payload, d.qos, d.retain, false, packet_id, out);
+            self.outbound.encode(&d.message, d.qos, d.retain, false, packet_id, ids, out);
             sent += 1;
         }
         if self.queue.is_empty() {
@@ -287,13 +387,13 @@ impl Session {
             match *r {
                 Resend::Publish { packet_id } => {
                     if let Some(e) = self.inflight.get(packet_id) {
-                        let m = &e.message;
-                        codec::encode_publish(&m.topic, &m.payload, e.qos, e.retain, true, packet_id, out);
+                        let ids = e.subscription_ids.as_slice();
+                        self.outbound.encode(&e.message, e.qos, e.retain, true, packet_id, ids, out);
                         publishes += 1;
                     }
                 }
                 Resend::Pubrel(id) => {
-                    codec::encode(&Packet::Pubrel(id), out);
+                    codec::encode(&Packet::Pubrel(Ack::new(id)), self.outbound.protocol, out);
                     pubrels += 1;
                 }
             }
@@ -315,6 +415,15 @@ impl Session {
 
     pub fn on_inbound_qos2(&mut self, packet_id: u16) -> bool {
         self.inflight.on_inbound_qos2(packet_id)
+    }
+
+    /// Whether an inbound QoS 2 message with this id awaits its PUBREL.
+    pub fn awaits_pubrel(&self, packet_id: u16) -> bool {
+        self.inflight.awaits_pubrel(packet_id)
+    }
+
+    pub fn on_pubrec_refused(&mut self, packet_id: u16) -> AckResult {
+        self.inflight.on_pubrec_refused(packet_id)
     }
 
     pub fn on_pubrel(&mut self, packet_id: u16) -> AckResult {
@@ -361,7 +470,7 @@ mod tests {
 
     fn decode_all(buf: &mut BytesMut) -> Vec<Packet> {
         let mut v = Vec::new();
-        while let Ok(Some(p)) = codec::decode(buf, 1 << 20) {
+        while let Ok(Some(p)) = codec::decode(buf, 1 << 20, Protocol::V311) {
             v.push(p);
         }
         v
@@ -481,7 +590,7 @@ mod tests {
         let Packet::Publish(a0) = &first[0] else { panic!() };
         assert!(a.dup);
         assert_eq!(a.packet_id, a0.packet_id);
-        assert_eq!(again[1], Packet::Pubrel(b.packet_id));
+        assert_eq!(again[1], Packet::Pubrel(Ack::new(b.packet_id)));
     }
 
     #[test]

@@ -39,14 +39,16 @@ impl Grant {
 pub enum SubscriptionIds {
     #[default]
     None,
-    One(NonZeroU32),
+    /// Kept as `u32`, so that the encoder takes them as a slice; never 0.
+    One(u32),
     /// A thin pointer (a boxed slice would be two words).
     #[allow(clippy::box_collection, reason = "thin pointer keeps the enum at 16 bytes")]
-    Many(Box<Vec<NonZeroU32>>),
+    Many(Box<Vec<u32>>),
 }
 
 impl SubscriptionIds {
     pub fn push(&mut self, id: NonZeroU32) {
+        let id = id.get();
         *self = match std::mem::take(self) {
             SubscriptionIds::None => SubscriptionIds::One(id),
             SubscriptionIds::One(first) => SubscriptionIds::Many(Box::new(vec![first, id])),
@@ -57,7 +59,7 @@ impl SubscriptionIds {
         }
     }
 
-    pub fn as_slice(&self) -> &[NonZeroU32] {
+    pub fn as_slice(&self) -> &[u32] {
         match self {
             SubscriptionIds::None => &[],
             SubscriptionIds::One(id) => std::slice::from_ref(id),
@@ -109,7 +111,7 @@ mod tests {
         m.add(Grant { subscription_id: Some(id(9)), ..Grant::qos(QoS::AtLeastOnce) }, false);
         assert_eq!(m.qos, Some(QoS::ExactlyOnce));
         assert!(m.retain_as_published);
-        assert_eq!(m.subscription_ids.as_slice(), [id(7), id(9)]);
+        assert_eq!(m.subscription_ids.as_slice(), [7, 9]);
     }
 
     #[test]
@@ -132,7 +134,7 @@ mod tests {
         for n in 1..=4 {
             ids.push(id(n));
         }
-        assert_eq!(ids.as_slice(), [id(1), id(2), id(3), id(4)]);
+        assert_eq!(ids.as_slice(), [1, 2, 3, 4]);
         assert_eq!(std::mem::size_of::<SubscriptionIds>(), 16);
     }
 }

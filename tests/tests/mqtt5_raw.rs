@@ -1,0 +1,314 @@
+//! MQTT 5 at the byte level: what moth answers to each MQTT 5 rule, with a
+//! raw client that can break them (paho and mosquitto cover the well-behaved
+//! side in `interop.rs`).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use moth::QoS;
+use moth::packet::{
+    Ack, Connack, Connect, ConnectProperties, ConnectReturnCode, Disconnect, MessageProperties, Packet, Protocol,
+    Publish, ReasonCode, SubackCode, Subscribe, SubscribeFilter, Unsubscribe,
+};
+use moth_tests::{EVENT_TIMEOUT, RawClient, TestBroker, connect_packet};
+
+/// An MQTT 5 CONNECT with clean start.
+fn connect5(client_id: &str) -> Connect {
+    Connect { protocol: Protocol::V5, ..connect_packet(client_id, true) }
+}
+
+/// Connects with `c`; returns the client and its CONNACK.
+async fn open(tb: &TestBroker, c: Connect) -> (RawClient, Connack) {
+    let mut client = RawClient::connect(tb.addr).await;
+    client.protocol = Protocol::V5;
+    client.send(&Packet::Connect(Box::new(c))).await;
+    match client.recv().await {
+        Some(Packet::Connack(a)) => (client, *a),
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+}
+
+async fn connected(tb: &TestBroker, client_id: &str) -> RawClient {
+    let (c, ack) = open(tb, connect5(client_id)).await;
+    assert_eq!(ack.code, ConnectReturnCode::Accepted);
+    c
+}
+
+async fn subscribe(c: &mut RawClient, packet_id: u16, filter: SubscribeFilter) -> Vec<SubackCode> {
+    c.send(&Packet::Subscribe(Subscribe::new(packet_id, vec![filter]))).await;
+    match c.recv().await {
+        Some(Packet::Suback(s)) if s.packet_id == packet_id => s.codes,
+        other => panic!("expected SUBACK {packet_id}, got {other:?}"),
+    }
+}
+
+/// The DISCONNECT moth sends before it closes, then the close.
+async fn disconnected(c: &mut RawClient) -> Disconnect {
+    let d = match c.recv().await {
+        Some(Packet::Disconnect(d)) => d,
+        other => panic!("expected DISCONNECT, got {other:?}"),
+    };
+    c.expect_closed().await;
+    d
+}
+
+fn publish(topic: &str, qos: QoS, packet_id: u16, payload: &'static [u8]) -> Publish {
+    Publish::new(topic, Bytes::from_static(payload), qos, false, packet_id)
+}
+
+async fn expect_publish(c: &mut RawClient) -> Publish {
+    match c.recv().await {
+        Some(Packet::Publish(p)) => p,
+        other => panic!("expected PUBLISH, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connack_announces_limits_and_assigns_an_identifier() {
+    let tb = TestBroker::start("max-packet-size: 65536\nmax-inflight: 7\n").await;
+    // MQTT 5 assigns an identifier even without clean start.
+    let (_c, ack) = open(&tb, Connect { clean_session: false, ..connect5("") }).await;
+    assert_eq!(ack.code, ConnectReturnCode::Accepted);
+    let p = &ack.properties;
+    let assigned = p.assigned_client_identifier.as_deref().expect("an assigned client identifier");
+    assert!(assigned.starts_with("moth-"), "{assigned}");
+    assert_eq!(p.maximum_packet_size, Some(65536));
+    assert_eq!(p.receive_maximum, Some(7));
+    assert!(p.topic_alias_maximum.is_some_and(|m| m > 0));
+    assert_eq!(p.shared_subscription_available, Some(false), "not until shared subscriptions exist");
+    assert_eq!(p.retain_available, None, "absent: retain is available");
+    // A named client gets no assigned identifier.
+    let (_c, ack) = open(&tb, connect5("named")).await;
+    assert_eq!(ack.properties.assigned_client_identifier, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_v5_connect_is_answered_with_its_reason_code() {
+    let tb = TestBroker::start("").await;
+    // CONNECT with the session expiry interval twice: a protocol error.
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 5, 0x02, 0, 60];
+    body.extend_from_slice(&[10, 0x11, 0, 0, 0, 1, 0x11, 0, 0, 0, 2]);
+    body.extend_from_slice(&[0, 1, b'x']);
+    let mut packet = vec![0x10, u8::try_from(body.len()).unwrap()];
+    packet.extend(body);
+    let mut c = RawClient::connect(tb.addr).await;
+    c.protocol = Protocol::V5;
+    c.send_raw(&packet).await;
+    match c.recv().await {
+        Some(Packet::Connack(a)) => assert_eq!(a.code, ConnectReturnCode::ProtocolError),
+        other => panic!("expected CONNACK 0x82, got {other:?}"),
+    }
+    c.expect_closed().await;
+    // A 3.1.1 client with a malformed CONNECT is closed without a word.
+    let mut c = RawClient::connect(tb.addr).await;
+    c.send_raw(&[0x10, 0x0c, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x03, 0, 60, 0, 0]).await;
+    c.expect_closed().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn properties_cross_versions_and_acks_carry_reasons() {
+    let tb = TestBroker::start("").await;
+    let mut sub = connected(&tb, "v5-sub").await;
+    let mut filter = SubscribeFilter::new("r/#", QoS::AtLeastOnce);
+    filter.retain_as_published = true;
+    let mut s = Subscribe::new(1, vec![filter]);
+    s.subscription_id = Some(9);
+    sub.send(&Packet::Subscribe(s)).await;
+    assert!(matches!(sub.recv().await, Some(Packet::Suback(_))));
+    let (mut old, _) = RawClient::handshake(tb.addr, "v3-sub", true).await;
+    old.send(&Packet::Subscribe(Subscribe::new(1, vec![SubscribeFilter::new("r/#", QoS::AtLeastOnce)]))).await;
+    assert!(matches!(old.recv().await, Some(Packet::Suback(_))));
+
+    let mut pubr = connected(&tb, "v5-pub").await;
+    let mut p = publish("r/a", QoS::AtLeastOnce, 5, b"hi");
+    p.retain = true;
+    let props = MessageProperties {
+        content_type: Some("text/plain".into()),
+        user_properties: vec![("k".into(), "v".into())],
+        correlation_data: Some(Bytes::from_static(b"\x00c")),
+        ..MessageProperties::default()
+    };
+    p.properties = Some(props.clone().into());
+    pubr.send(&Packet::Publish(p)).await;
+    assert_eq!(pubr.recv().await, Some(Packet::Puback(Ack::new(5))));
+    let got = expect_publish(&mut sub).await;
+    assert_eq!(got.properties.as_deref(), Some(&props), "properties unchanged end to end");
+    assert_eq!(got.subscription_ids, [9]);
+    assert!(got.retain, "retain as published");
+    let got = expect_publish(&mut old).await;
+    assert_eq!((&*got.topic, got.retain), ("r/a", false), "3.1.1 gets the message, RETAIN cleared");
+
+    // Nobody subscribed: 0x10; refused ($SYS): 0x87.
+    pubr.send(&Packet::Publish(publish("nobody/here", QoS::AtLeastOnce, 6, b"x"))).await;
+    let no_one = Ack::with_reason(6, ReasonCode::NO_MATCHING_SUBSCRIBERS);
+    assert_eq!(pubr.recv().await, Some(Packet::Puback(no_one)));
+    pubr.send(&Packet::Publish(publish("$SYS/x", QoS::ExactlyOnce, 7, b"x"))).await;
+    assert_eq!(pubr.recv().await, Some(Packet::Pubrec(Ack::with_reason(7, ReasonCode::NOT_AUTHORIZED))));
+    // A refused QoS 2 flow ends at its PUBREC: a PUBREL for it is unknown.
+    pubr.send(&Packet::Pubrel(Ack::new(7))).await;
+    let unknown = Ack::with_reason(7, ReasonCode::PACKET_IDENTIFIER_NOT_FOUND);
+    assert_eq!(pubr.recv().await, Some(Packet::Pubcomp(unknown)));
+    // A payload that says it is UTF-8 and is not: 0x99.
+    let mut bad = publish("r/b", QoS::AtLeastOnce, 8, b"\xff\xfe");
+    bad.properties = Some(MessageProperties { payload_format_indicator: Some(1), ..Default::default() }.into());
+    pubr.send(&Packet::Publish(bad)).await;
+    assert_eq!(pubr.recv().await, Some(Packet::Puback(Ack::with_reason(8, ReasonCode::PAYLOAD_FORMAT_INVALID))));
+
+    // UNSUBACK says which filters existed.
+    sub.send(&Packet::Unsubscribe(Unsubscribe::new(3, vec!["r/#".into(), "never".into()]))).await;
+    match sub.recv().await {
+        Some(Packet::Unsuback(u)) => {
+            assert_eq!(u.codes, [ReasonCode::SUCCESS, ReasonCode::NO_SUBSCRIPTION_EXISTED]);
+        }
+        other => panic!("expected UNSUBACK, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_subscriptions_are_refused_until_they_exist() {
+    let tb = TestBroker::start("").await;
+    let mut c = connected(&tb, "share").await;
+    let codes = subscribe(&mut c, 1, SubscribeFilter::new("$share/g/t", QoS::AtMostOnce)).await;
+    assert_eq!(codes, [SubackCode::Failure(ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_aliases_from_the_client() {
+    let tb = TestBroker::start("").await;
+    let mut sub = connected(&tb, "alias-sub").await;
+    subscribe(&mut sub, 1, SubscribeFilter::new("alias/#", QoS::AtMostOnce)).await;
+    let (mut c, ack) = open(&tb, connect5("alias-pub")).await;
+    let max = ack.properties.topic_alias_maximum.expect("aliases offered");
+    let mut set = publish("alias/long/name", QoS::AtMostOnce, 0, b"1");
+    set.topic_alias = Some(max);
+    c.send(&Packet::Publish(set)).await;
+    let mut used = publish("", QoS::AtMostOnce, 0, b"2");
+    used.topic_alias = Some(max);
+    c.send(&Packet::Publish(used)).await;
+    for payload in [&b"1"[..], b"2"] {
+        let p = expect_publish(&mut sub).await;
+        assert_eq!((&*p.topic, p.payload.as_ref()), ("alias/long/name", payload));
+    }
+    // One above the maximum: DISCONNECT 0x94.
+    let mut over = publish("alias/x", QoS::AtMostOnce, 0, b"3");
+    over.topic_alias = Some(max + 1);
+    c.send(&Packet::Publish(over)).await;
+    assert_eq!(disconnected(&mut c).await.reason, ReasonCode::TOPIC_ALIAS_INVALID);
+    // An alias never set, with an empty topic: protocol error.
+    let mut c = connected(&tb, "alias-unset").await;
+    let mut unset = publish("", QoS::AtMostOnce, 0, b"4");
+    unset.topic_alias = Some(1);
+    c.send(&Packet::Publish(unset)).await;
+    assert_eq!(disconnected(&mut c).await.reason, ReasonCode::PROTOCOL_ERROR);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_says_why_it_disconnects() {
+    let tb = TestBroker::start("").await;
+    // Taken over by a new connection with the same client identifier.
+    let mut first = connected(&tb, "taken").await;
+    let _second = connected(&tb, "taken").await;
+    assert_eq!(disconnected(&mut first).await.reason, ReasonCode::SESSION_TAKEN_OVER);
+    // A second CONNECT.
+    let mut c = connected(&tb, "twice").await;
+    c.send(&Packet::Connect(Box::new(connect5("twice")))).await;
+    assert_eq!(disconnected(&mut c).await.reason, ReasonCode::PROTOCOL_ERROR);
+    // A malformed packet: PUBLISH with a wildcard topic.
+    let mut c = connected(&tb, "wild").await;
+    c.send_raw(&[0x30, 0x05, 0x00, 0x01, b'#', 0x00, b'x']).await;
+    assert_eq!(disconnected(&mut c).await.reason, ReasonCode::TOPIC_NAME_INVALID);
+    // A client's PUBLISH may not carry a subscription identifier.
+    let mut c = connected(&tb, "subid").await;
+    let mut p = publish("t", QoS::AtMostOnce, 0, b"x");
+    p.subscription_ids = vec![1];
+    c.send(&Packet::Publish(p)).await;
+    assert_eq!(disconnected(&mut c).await.reason, ReasonCode::PROTOCOL_ERROR);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_timeout_is_reason_0x8d() {
+    let tb = TestBroker::start("timeout-disconnect-delay: 0\n").await;
+    let (mut c, _) = open(&tb, Connect { keep_alive: 1, ..connect5("sleepy") }).await;
+    let d = tokio::time::timeout(Duration::from_secs(5) + EVENT_TIMEOUT, disconnected(&mut c)).await.expect("closed");
+    assert_eq!(d.reason, ReasonCode::KEEP_ALIVE_TIMEOUT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receive_maximum_bounds_inbound_qos2() {
+    let tb = TestBroker::start("max-inflight: 2\n").await;
+    let mut c = connected(&tb, "qos2-flood").await;
+    for id in 1..=2 {
+        c.send(&Packet::Publish(publish("q2", QoS::ExactlyOnce, id, b"x"))).await;
+        assert!(matches!(c.recv().await, Some(Packet::Pubrec(a)) if a.packet_id == id));
+    }
+    // A re-send of one awaiting PUBREL is not a new one.
+    let mut again = publish("q2", QoS::ExactlyOnce, 2, b"x");
+    again.dup = true;
+    c.send(&Packet::Publish(again)).await;
+    assert!(matches!(c.recv().await, Some(Packet::Pubrec(a)) if a.packet_id == 2));
+    c.send(&Packet::Publish(publish("q2", QoS::ExactlyOnce, 3, b"x"))).await;
+    assert_eq!(disconnected(&mut c).await.reason, ReasonCode::RECEIVE_MAXIMUM_EXCEEDED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_larger_than_the_clients_maximum_packet_size_is_sent() {
+    let tb = TestBroker::start("").await;
+    let mut small = connect5("small");
+    small.properties = ConnectProperties { maximum_packet_size: Some(64), ..ConnectProperties::default() };
+    let (mut c, _) = open(&tb, small).await;
+    subscribe(&mut c, 1, SubscribeFilter::new("size/#", QoS::AtLeastOnce)).await;
+    tb.broker.publish("size/big", vec![b'x'; 200], QoS::AtLeastOnce, false).unwrap();
+    tb.broker.publish("size/small", "fits", QoS::AtLeastOnce, false).unwrap();
+    let p = expect_publish(&mut c).await;
+    assert_eq!(&*p.topic, "size/small", "the oversized message is skipped, the next one sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disconnect_with_will_publishes_it_and_session_expiry_may_not_rise_from_0() {
+    let tb = TestBroker::start("").await;
+    let mut watcher = connected(&tb, "watcher").await;
+    subscribe(&mut watcher, 1, SubscribeFilter::new("will/#", QoS::AtMostOnce)).await;
+    let mut with_will = connect5("leaver");
+    with_will.will = Some(moth::packet::Will::new("will/leaver", "gone", QoS::AtMostOnce, false));
+    let (mut c, _) = open(&tb, with_will.clone()).await;
+    c.send(&Packet::Disconnect(Disconnect::new(ReasonCode::DISCONNECT_WITH_WILL))).await;
+    c.expect_closed().await;
+    let p = expect_publish(&mut watcher).await;
+    assert_eq!(&*p.topic, "will/leaver");
+    // A normal DISCONNECT drops the will.
+    let (mut c, _) = open(&tb, with_will).await;
+    c.send(&Packet::Disconnect(Disconnect::default())).await;
+    c.expect_closed().await;
+    // CONNECT said 0 (absent); a DISCONNECT that raises it is an error.
+    let mut c = connected(&tb, "raiser").await;
+    let d = Disconnect { session_expiry_interval: Some(60), ..Disconnect::default() };
+    c.send(&Packet::Disconnect(d)).await;
+    assert_eq!(disconnected(&mut c).await.reason, ReasonCode::PROTOCOL_ERROR);
+    // The only will the watcher saw is the one asked for.
+    assert!(
+        matches!(watcher.recv_within(Duration::from_millis(300)).await, Err(())),
+        "no will after a normal DISCONNECT"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_expiry_from_connect_and_disconnect() {
+    let tb = TestBroker::start("").await;
+    let mut keep = connect5("expiring");
+    keep.properties.session_expiry_interval = Some(300);
+    let (mut c, ack) = open(&tb, keep.clone()).await;
+    assert!(!ack.session_present);
+    subscribe(&mut c, 1, SubscribeFilter::new("exp/#", QoS::AtLeastOnce)).await;
+    c.send(&Packet::Disconnect(Disconnect::default())).await;
+    c.expect_closed().await;
+    tb.broker.publish("exp/queued", "while away", QoS::AtLeastOnce, false).unwrap();
+    let (mut c, ack) = open(&tb, Connect { clean_session: false, ..keep.clone() }).await;
+    assert!(ack.session_present, "an interval > 0 keeps the session");
+    assert_eq!(&*expect_publish(&mut c).await.topic, "exp/queued");
+    // DISCONNECT may end it at once instead.
+    let d = Disconnect { session_expiry_interval: Some(0), ..Disconnect::default() };
+    c.send(&Packet::Disconnect(d)).await;
+    c.expect_closed().await;
+    let (_c, ack) = open(&tb, Connect { clean_session: false, ..keep }).await;
+    assert!(!ack.session_present, "DISCONNECT with interval 0 removed the session");
+}
