@@ -312,3 +312,76 @@ async fn session_expiry_from_connect_and_disconnect() {
     let (_c, ack) = open(&tb, Connect { clean_session: false, ..keep }).await;
     assert!(!ack.session_present, "DISCONNECT with interval 0 removed the session");
 }
+
+/// A PUBLISH with a message expiry interval, from an MQTT 5 client.
+fn expiring(topic: &str, seconds: u32, retain: bool, packet_id: u16) -> Publish {
+    let mut p = publish(topic, QoS::AtLeastOnce, packet_id, b"x");
+    p.retain = retain;
+    p.properties =
+        Some(MessageProperties { message_expiry_interval: Some(seconds), ..MessageProperties::default() }.into());
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_expiry_drops_stale_copies_and_sends_what_is_left() {
+    let tb = TestBroker::start("").await;
+    let mut away = connect5("away");
+    away.properties.session_expiry_interval = Some(300);
+    let (mut c, _) = open(&tb, away.clone()).await;
+    subscribe(&mut c, 1, SubscribeFilter::new("exp/#", QoS::AtLeastOnce)).await;
+    c.send(&Packet::Disconnect(Disconnect::default())).await;
+    c.expect_closed().await;
+
+    let mut p = connected(&tb, "publisher").await;
+    p.send(&Packet::Publish(expiring("exp/short", 1, false, 1))).await;
+    p.send(&Packet::Publish(expiring("exp/long", 600, false, 2))).await;
+    p.send(&Packet::Publish(expiring("exp/retained", 1, true, 3))).await;
+    for id in 1..=3 {
+        assert!(matches!(p.recv().await, Some(Packet::Puback(a)) if a.packet_id == id));
+    }
+    // The one-second messages expire while the subscriber is away: time
+    // passing is what is tested here.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (mut c, ack) = open(&tb, Connect { clean_session: false, ..away }).await;
+    assert!(ack.session_present);
+    let got = expect_publish(&mut c).await;
+    assert_eq!(&*got.topic, "exp/long", "the expired queued messages are not delivered");
+    let left = got.properties.and_then(|p| p.message_expiry_interval).expect("the interval left is sent");
+    assert!((598..=600).contains(&left), "{left}");
+    assert!(matches!(c.recv_within(Duration::from_millis(300)).await, Err(())), "nothing else queued");
+    // A new subscriber does not get the expired retained message.
+    let mut late = connected(&tb, "late").await;
+    subscribe(&mut late, 1, SubscribeFilter::new("exp/retained", QoS::AtLeastOnce)).await;
+    assert!(matches!(late.recv_within(Duration::from_millis(300)).await, Err(())), "expired retained message sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_will_waits_and_a_reconnect_within_the_delay_cancels_it() {
+    let tb = TestBroker::start("").await;
+    let mut watcher = connected(&tb, "will-watcher").await;
+    subscribe(&mut watcher, 1, SubscribeFilter::new("dw/#", QoS::AtMostOnce)).await;
+    let with_delayed_will = |id: &str| {
+        let mut c = connect5(id);
+        c.properties.session_expiry_interval = Some(60);
+        let mut will = moth::packet::Will::new(format!("dw/{id}"), "gone", QoS::AtMostOnce, false);
+        will.delay_interval = 1;
+        c.will = Some(will);
+        c
+    };
+    // The connection drops without DISCONNECT: the will comes a second later.
+    let (c, _) = open(&tb, with_delayed_will("dropper")).await;
+    let dropped = std::time::Instant::now();
+    drop(c);
+    let p = expect_publish(&mut watcher).await;
+    assert_eq!(&*p.topic, "dw/dropper");
+    assert!(dropped.elapsed() >= Duration::from_millis(900), "published after {:?}", dropped.elapsed());
+    // Back within the delay: no will at all.
+    let (c, _) = open(&tb, with_delayed_will("returner")).await;
+    drop(c);
+    let (_back, ack) = open(&tb, Connect { clean_session: false, ..with_delayed_will("returner") }).await;
+    assert!(ack.session_present);
+    assert!(
+        matches!(watcher.recv_within(Duration::from_millis(1500)).await, Err(())),
+        "the will of a client that came back was published"
+    );
+}

@@ -86,6 +86,22 @@ impl RetainedStore {
         }
     }
 
+    /// Removes `topic`'s retained message if it has expired at `now` (MQTT
+    /// 5 message expiry): found expired by a reader, it may have been
+    /// replaced since.
+    pub fn remove_expired(&mut self, topic: &str, now: std::time::Instant) {
+        let mut node = &self.root;
+        for level in topic.split('/') {
+            match node.children.get(level) {
+                Some(child) => node = child,
+                None => return,
+            }
+        }
+        if node.message.as_ref().is_some_and(|m| m.is_expired(now)) {
+            self.remove(topic);
+        }
+    }
+
     /// Removes `topic`'s retained message and prunes the nodes that only
     /// led to it, so topics that come and go do not grow the trie forever.
     fn remove(&mut self, topic: &str) {

@@ -116,6 +116,18 @@ impl Router {
         self.tree_mut().subscribe(filter, session.id(), session.clone(), grant);
         let mut out = Vec::new();
         self.retained.read_locked().matching(filter, &mut out);
+        // An expired retained message is not sent, and goes [MQTT-3.3.2-5].
+        if out.iter().any(|m| m.expires_at.is_some()) {
+            let now = std::time::Instant::now();
+            let expired: Vec<Arc<str>> = out.iter().filter(|m| m.is_expired(now)).map(|m| m.topic.clone()).collect();
+            if !expired.is_empty() {
+                out.retain(|m| !m.is_expired(now));
+                let mut store = self.retained_mut();
+                for topic in &expired {
+                    store.remove_expired(topic, now);
+                }
+            }
+        }
         out
     }
 

@@ -34,7 +34,7 @@ use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use moth_plugin_api::TopicAction;
@@ -340,6 +340,8 @@ pub(super) struct V5Client {
     pub(super) receive_maximum: u16,
     /// The longest session expiry moth grants, in seconds.
     pub(super) max_session_expiry: Option<u32>,
+    /// The will's delay interval, in seconds (0: published at once).
+    pub(super) will_delay: u32,
 }
 
 impl Client {
@@ -551,7 +553,12 @@ impl Live {
             if close.sends_will()
                 && let Some(will) = client.will.take()
             {
-                publish_will(&ctx, &client, *will);
+                let delay = will_delay(client.v5.as_deref().map_or(0, |v5| v5.will_delay), expiry);
+                if delay.is_zero() {
+                    publish_will(&ctx, &client, *will);
+                } else {
+                    delay_will(ctx.clone(), client, *will, delay, conn_id, hold.shutdown.clone());
+                }
             }
             drop(hold);
         }
@@ -698,8 +705,11 @@ impl Live {
         let starts_flow = !(v5 && reason.is_error());
         let first = qos != QoS::ExactlyOnce || (starts_flow && self.client.session.lock().on_inbound_qos2(packet_id));
         if !reason.is_error() && first {
-            let routed =
-                self.ctx.router.publish_from(Arc::new(Message::from_publish(p)), Some(self.client.session.id()));
+            let mut message = Message::from_publish(p);
+            if message.properties.is_some() {
+                message = message.expiring(Instant::now());
+            }
+            let routed = self.ctx.router.publish_from(Arc::new(message), Some(self.client.session.id()));
             if routed.queued + routed.dropped == 0 {
                 reason = ReasonCode::NO_MATCHING_SUBSCRIBERS;
             }
@@ -881,10 +891,40 @@ fn publish_allowed(ctx: &Shared, client: &Client, topic: &str) -> bool {
     }
 }
 
+/// How long after the connection's end its will is published: the will
+/// delay interval, but no later than the session's end [MQTT-3.1.3-9].
+fn will_delay(seconds: u32, expiry: Expiry) -> Duration {
+    let delay = Duration::from_secs(u64::from(seconds));
+    match expiry {
+        Expiry::AtClose => Duration::ZERO,
+        Expiry::After(session) => delay.min(session),
+        Expiry::Never => delay,
+    }
+}
+
+/// Publishes the will after `delay` unless the client is back by then: a
+/// new connection has taken the session over [MQTT-3.1.3-9]. A shutdown
+/// publishes it at once, as Mosquitto does, rather than lose it.
+fn delay_will(ctx: Arc<Shared>, client: Client, will: Message, delay: Duration, conn_id: u64, mut shutdown: Shutdown) {
+    debug!(client_id = %client.client_id(), topic = %will.topic, delay_s = delay.as_secs(), "will delayed");
+    tokio::spawn(async move {
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shutdown.recv() => {}
+        }
+        if client.session.opened_by() == conn_id {
+            publish_will(&ctx, &client, will);
+        } else {
+            debug!(client_id = %client.client_id(), "will dropped: the client reconnected within its delay");
+        }
+        drop(shutdown);
+    });
+}
+
 fn publish_will(ctx: &Shared, client: &Client, will: Message) {
     if !publish_allowed(ctx, client, &will.topic) {
         return;
     }
     debug!(client_id = %client.client_id(), topic = %will.topic, "publishing will");
-    ctx.router.publish(Arc::new(will));
+    ctx.router.publish(Arc::new(will.expiring(Instant::now())));
 }

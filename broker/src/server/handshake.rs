@@ -359,6 +359,7 @@ fn accept(
                     expiry_was_zero: expiry == Expiry::AtClose,
                     receive_maximum: ctx.config.limits.max_inflight,
                     max_session_expiry: max_session_expiry(ctx),
+                    will_delay: connect.will.as_ref().map_or(0, |w| w.delay_interval),
                 })
             }),
         },

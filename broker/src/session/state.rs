@@ -15,6 +15,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::BytesMut;
 
@@ -46,45 +47,72 @@ impl Default for Outbound {
     }
 }
 
-impl Outbound {
-    fn v5<'a>(m: &'a Message, qos: QoS, retain: bool, dup: bool, packet_id: u16, ids: &'a [u32]) -> PublishV5<'a> {
+/// One PUBLISH to write: a message and this delivery's terms.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    pub message: &'a Message,
+    pub qos: QoS,
+    pub retain: bool,
+    pub dup: bool,
+    pub packet_id: u16,
+    /// The matching subscriptions' identifiers (MQTT 5).
+    pub subscription_ids: &'a [u32],
+    /// The message expiry interval left (MQTT 5), if the message expires.
+    pub expiry: Option<u32>,
+}
+
+impl Outgoing<'_> {
+    fn v5(&self) -> PublishV5<'_> {
         PublishV5 {
-            topic: &m.topic,
-            payload: &m.payload,
-            qos,
-            retain,
-            dup,
-            packet_id,
-            properties: m.properties.as_deref(),
-            message_expiry_interval: None,
+            topic: &self.message.topic,
+            payload: &self.message.payload,
+            qos: self.qos,
+            retain: self.retain,
+            dup: self.dup,
+            packet_id: self.packet_id,
+            properties: self.message.properties.as_deref(),
+            message_expiry_interval: self.expiry,
             topic_alias: None,
-            subscription_ids: ids,
+            subscription_ids: self.subscription_ids,
         }
     }
+}
 
+impl Outbound {
     /// Whether the client accepts this PUBLISH: a server never sends a
     /// packet larger than the client's maximum packet size [MQTT-3.1.2-24].
-    pub fn fits(&self, m: &Message, qos: QoS, ids: &[u32]) -> bool {
-        !self.protocol.is_v5() || Outbound::v5(m, qos, false, false, 1, ids).size() <= self.max_packet_size
+    pub fn fits(&self, p: &Outgoing<'_>) -> bool {
+        !self.protocol.is_v5() || p.v5().size() <= self.max_packet_size
     }
 
-    /// Appends the PUBLISH of `m` in the client's version.
-    #[allow(clippy::too_many_arguments, reason = "the parts of one PUBLISH, on the hot path")]
-    pub fn encode(
-        &self,
-        m: &Message,
-        qos: QoS,
-        retain: bool,
-        dup: bool,
-        packet_id: u16,
-        ids: &[u32],
-        out: &mut BytesMut,
-    ) {
+    /// Appends the PUBLISH in the client's version.
+    pub fn encode(&self, p: &Outgoing<'_>, out: &mut BytesMut) {
         if self.protocol.is_v5() {
-            codec::encode_publish_v5(&Outbound::v5(m, qos, retain, dup, packet_id, ids), out);
+            codec::encode_publish_v5(&p.v5(), out);
         } else {
-            codec::encode_publish(&m.topic, &m.payload, qos, retain, dup, packet_id, out);
+            let m = p.message;
+            codec::encode_publish(&m.topic, &m.payload, p.qos, p.retain, p.dup, p.packet_id, out);
         }
+    }
+}
+
+/// The clock, read once per drain and only if a message expires: most
+/// messages do not, and they cost no clock read.
+#[derive(Default)]
+struct LazyNow(Option<Instant>);
+
+impl LazyNow {
+    fn get(&mut self) -> Instant {
+        *self.0.get_or_insert_with(Instant::now)
+    }
+
+    /// The expiry interval left for `m`; `Err` when it has expired.
+    fn expiry(&mut self, m: &Message) -> Result<Option<u32>, ()> {
+        if m.expires_at.is_none() {
+            return Ok(None);
+        }
+        let now = self.get();
+        if m.is_expired(now) { Err(()) } else { Ok(m.remaining_expiry(now)) }
     }
 }
 
@@ -147,6 +175,9 @@ pub struct Session {
     /// Deliveries skipped because they exceed the client's maximum packet
     /// size, over the session's life.
     oversized: u64,
+    /// Queued messages whose message expiry interval passed before they
+    /// could be sent, over the session's life.
+    expired: u64,
     outbound: Outbound,
     /// True from the first drop until the queue drains, so a flood of drops is
     /// logged once, not once per message.
@@ -165,6 +196,7 @@ impl Session {
             inflight: Inflight::new(),
             dropped: 0,
             oversized: 0,
+            expired: 0,
             outbound: Outbound::default(),
             dropping: false,
         }
@@ -202,6 +234,11 @@ impl Session {
     /// smaller (MQTT 5).
     pub fn oversized(&self) -> u64 {
         self.oversized
+    }
+
+    /// Queued messages that expired before they could be sent (MQTT 5).
+    pub fn expired(&self) -> u64 {
+        self.expired
     }
 
     /// How the attached client reads packets.
@@ -344,6 +381,7 @@ impl Session {
         allow: &mut dyn FnMut(&Message) -> bool,
     ) -> usize {
         let mut sent = 0;
+        let mut now = LazyNow::default();
         while out.len() < max_bytes {
             let Some(front) = self.queue.front() else { break };
             if front.qos != QoS::AtMostOnce && self.inflight.outbound_len() >= usize::from(self.limits.max_inflight) {
@@ -353,21 +391,32 @@ impl Session {
             if d.qos == QoS::AtMostOnce {
                 self.queued_qos0 -= 1;
             }
+            // Not delivered once expired [MQTT-3.3.2-5].
+            let Ok(expiry) = now.expiry(&d.message) else {
+                self.expired += 1;
+                continue;
+            };
             if !allow(&d.message) {
                 continue;
             }
-            let ids = d.subscription_ids.as_slice();
-            if !self.outbound.fits(&d.message, d.qos, ids) {
+            let mut p = Outgoing {
+                message: &d.message,
+                qos: d.qos,
+                retain: d.retain,
+                dup: false,
+                packet_id: 0,
+                subscription_ids: d.subscription_ids.as_slice(),
+                expiry,
+            };
+            if !self.outbound.fits(&p) {
                 // Discarded as if sent [MQTT-3.1.2-25].
                 self.oversized += 1;
                 continue;
             }
-            let packet_id = if d.qos == QoS::AtMostOnce {
-                0
-            } else {
-                self.inflight.start(d.message.clone(), d.qos, d.retain, d.subscription_ids.clone())
-            };
-            self.outbound.encode(&d.message, d.qos, d.retain, false, packet_id, ids, out);
+            if d.qos != QoS::AtMostOnce {
+                p.packet_id = self.inflight.start(d.message.clone(), d.qos, d.retain, d.subscription_ids.clone());
+            }
+            self.outbound.encode(&p, out);
             sent += 1;
         }
         if self.queue.is_empty() {
@@ -383,12 +432,25 @@ impl Session {
     pub fn resume_into(&self, out: &mut BytesMut) -> (usize, usize) {
         let resend = self.inflight.resume();
         let (mut publishes, mut pubrels) = (0, 0);
+        let mut now = LazyNow::default();
         for r in &resend {
             match *r {
                 Resend::Publish { packet_id } => {
                     if let Some(e) = self.inflight.get(packet_id) {
-                        let ids = e.subscription_ids.as_slice();
-                        self.outbound.encode(&e.message, e.qos, e.retain, true, packet_id, ids, out);
+                        // Onward delivery has started: sent again even if
+                        // expired since [MQTT-3.3.2-5], with the shortest
+                        // interval.
+                        let expiry = now.expiry(&e.message).unwrap_or(Some(1));
+                        let p = Outgoing {
+                            message: &e.message,
+                            qos: e.qos,
+                            retain: e.retain,
+                            dup: true,
+                            packet_id,
+                            subscription_ids: e.subscription_ids.as_slice(),
+                            expiry,
+                        };
+                        self.outbound.encode(&p, out);
                         publishes += 1;
                     }
                 }
@@ -441,14 +503,20 @@ impl Session {
     /// Takes every queued delivery (used by in-process subscribers, which
     /// acknowledge on receipt).
     pub fn pop(&mut self) -> Option<Delivery> {
-        let d = self.queue.pop_front()?;
-        if d.qos == QoS::AtMostOnce {
-            self.queued_qos0 -= 1;
+        let mut now = LazyNow::default();
+        loop {
+            let d = self.queue.pop_front()?;
+            if d.qos == QoS::AtMostOnce {
+                self.queued_qos0 -= 1;
+            }
+            if self.queue.is_empty() {
+                self.dropping = false;
+            }
+            if now.expiry(&d.message).is_ok() {
+                return Some(d);
+            }
+            self.expired += 1;
         }
-        if self.queue.is_empty() {
-            self.dropping = false;
-        }
-        Some(d)
     }
 }
 
@@ -591,6 +659,47 @@ mod tests {
         assert!(a.dup);
         assert_eq!(a.packet_id, a0.packet_id);
         assert_eq!(again[1], Packet::Pubrel(Ack::new(b.packet_id)));
+    }
+
+    #[test]
+    fn mqtt_3_3_2_5_expired_messages_are_not_sent_and_the_rest_say_what_is_left() {
+        use crate::packet::MessageProperties;
+        let mut s = Session::new(LIMITS);
+        let v5 = Outbound { protocol: Protocol::V5, ..Outbound::default() };
+        s.attach_with(true, false, LIMITS, v5);
+        let now = Instant::now();
+        let expiring = |seconds: u32, topic: &str| {
+            let mut m = Message::new(topic, "x", QoS::AtLeastOnce, false);
+            m.properties = Some(Arc::new(MessageProperties {
+                message_expiry_interval: Some(seconds),
+                ..MessageProperties::default()
+            }));
+            Arc::new(m.expiring(now))
+        };
+        let mut gone = (*expiring(60, "gone")).clone();
+        gone.expires_at = Some(now);
+        s.enqueue(Delivery::new(Arc::new(gone), QoS::AtLeastOnce, false));
+        s.enqueue(Delivery::new(expiring(60, "kept"), QoS::AtLeastOnce, false));
+        let mut out = BytesMut::new();
+        assert_eq!(s.drain_into(&mut out, usize::MAX), 1);
+        assert_eq!(s.expired(), 1);
+        assert_eq!(s.inflight().outbound_len(), 1, "the expired one took no packet id");
+        let Ok(Some(Packet::Publish(p))) = codec::decode(&mut out, 1 << 20, Protocol::V5) else { panic!() };
+        assert_eq!(&*p.topic, "kept");
+        let left = p.properties.and_then(|p| p.message_expiry_interval).expect("the interval left");
+        assert!((59..=60).contains(&left), "{left}");
+    }
+
+    #[test]
+    fn mqtt_3_1_2_24_nothing_above_the_clients_maximum_packet_size() {
+        let mut s = Session::new(LIMITS);
+        s.attach_with(true, false, LIMITS, Outbound { protocol: Protocol::V5, max_packet_size: 20 });
+        s.enqueue(delivery("this payload makes the packet too large", QoS::AtLeastOnce));
+        s.enqueue(delivery("small", QoS::AtLeastOnce));
+        let mut out = BytesMut::new();
+        assert_eq!(s.drain_into(&mut out, usize::MAX), 1);
+        assert_eq!((s.oversized(), s.inflight().outbound_len()), (1, 1));
+        assert!(out.len() <= 20);
     }
 
     #[test]

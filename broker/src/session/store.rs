@@ -58,6 +58,9 @@ pub struct SessionHandle {
     /// The connection id of the newest connection that opened this session;
     /// 0 when none has it open.
     owner: AtomicU64,
+    /// The connection id of the newest connection that opened this session,
+    /// kept when it closes: a delayed will checks that nobody came since.
+    opened_by: AtomicU64,
     /// One permit, held by the attached connection; see the module docs.
     slot: Semaphore,
     /// Keep-alive of the attached connection (`server/sweeper.rs`).
@@ -133,6 +136,7 @@ impl SessionHandle {
             state: Mutex::new(Session::new(limits)),
             wake: Signal::new(),
             owner: AtomicU64::new(0),
+            opened_by: AtomicU64::new(0),
             slot: Semaphore::new(1),
             liveness: Liveness::default(),
             user: Mutex::new(None),
@@ -156,6 +160,11 @@ impl SessionHandle {
     /// The connection that may use the session (0: none).
     pub fn owner(&self) -> u64 {
         self.owner.load(Ordering::Acquire)
+    }
+
+    /// The newest connection that opened the session, attached or not.
+    pub fn opened_by(&self) -> u64 {
+        self.opened_by.load(Ordering::Acquire)
     }
 
     /// Waits until no other connection is attached, then holds the slot.
@@ -227,6 +236,7 @@ impl SessionStore {
             }
             drop(owner);
             session.expires_at.store(NEVER, Ordering::Relaxed);
+            session.opened_by.store(conn_id, Ordering::Release);
             if session.owner.swap(conn_id, Ordering::AcqRel) != 0 {
                 session.wake.notify();
             }
@@ -236,6 +246,7 @@ impl SessionStore {
         let session = Arc::new(SessionHandle::new(self.next_id(), client_id.clone(), limits));
         *session.user.locked() = user.map(Arc::from);
         session.owner.store(conn_id, Ordering::Release);
+        session.opened_by.store(conn_id, Ordering::Release);
         entries.insert(client_id, session.clone());
         Opened::Session { session, fresh: false }
     }
@@ -391,6 +402,17 @@ mod tests {
         assert_eq!(store.len(), 1);
         assert!(store.close("c", 2, Expiry::AtClose));
         assert!(store.is_empty());
+    }
+
+    #[test]
+    fn opened_by_remembers_the_newest_connection_after_it_closes() {
+        let store = SessionStore::new();
+        let a = open_as(&store, "w", 1, None);
+        assert!(!store.close("w", 1, Expiry::Never));
+        assert_eq!((a.owner(), a.opened_by()), (0, 1), "closed, and nobody came since");
+        open_as(&store, "w", 2, None);
+        assert!(!store.close("w", 2, Expiry::Never));
+        assert_eq!(a.opened_by(), 2, "a delayed will of connection 1 is not due any more");
     }
 
     #[test]
