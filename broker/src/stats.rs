@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::lock::Locked;
+use crate::packet::Protocol;
 
 /// Number of shards; threads beyond this share shards (still lock-free).
 const SHARDS: usize = 16;
@@ -117,6 +118,8 @@ pub struct Stats {
     /// When the broker last started (set again by every `start`, as hbmqtt does).
     started: Mutex<(Instant, SystemTime)>,
     connected: AtomicI64,
+    /// Clients connected now, by protocol version (3.1, 3.1.1, 5.0).
+    by_protocol: [AtomicI64; 3],
     maximum: AtomicI64,
     disconnected: AtomicU64,
     sessions_expired: AtomicU64,
@@ -130,6 +133,7 @@ impl Default for Stats {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             started: Mutex::new((Instant::now(), SystemTime::now())),
             connected: AtomicI64::new(0),
+            by_protocol: Default::default(),
             maximum: AtomicI64::new(0),
             disconnected: AtomicU64::new(0),
             sessions_expired: AtomicU64::new(0),
@@ -187,7 +191,8 @@ impl Stats {
     }
 
     /// A client got CONNACK 0.
-    pub fn client_connected(&self, listener: &ListenerStats) {
+    pub fn client_connected(&self, listener: &ListenerStats, protocol: Protocol) {
+        self.by_protocol[protocol_index(protocol)].fetch_add(1, Ordering::Relaxed);
         let now = self.connected.fetch_add(1, Ordering::Relaxed) + 1;
         self.maximum.fetch_max(now, Ordering::Relaxed);
         listener.connected.fetch_add(1, Ordering::Relaxed);
@@ -195,7 +200,8 @@ impl Stats {
     }
 
     /// A client that had got CONNACK 0 is gone.
-    pub fn client_disconnected(&self, listener: &ListenerStats) {
+    pub fn client_disconnected(&self, listener: &ListenerStats, protocol: Protocol) {
+        self.by_protocol[protocol_index(protocol)].fetch_sub(1, Ordering::Relaxed);
         self.connected.fetch_sub(1, Ordering::Relaxed);
         self.disconnected.fetch_add(1, Ordering::Relaxed);
         listener.connected.fetch_sub(1, Ordering::Relaxed);
@@ -204,6 +210,11 @@ impl Stats {
     /// Clients connected now.
     pub fn clients_connected(&self) -> u64 {
         u64::try_from(self.connected.load(Ordering::Relaxed)).unwrap_or(0)
+    }
+
+    /// Clients connected now that speak `protocol`.
+    pub fn clients_connected_with(&self, protocol: Protocol) -> u64 {
+        u64::try_from(self.by_protocol[protocol_index(protocol)].load(Ordering::Relaxed)).unwrap_or(0)
     }
 
     /// The most clients connected at once since start.
@@ -298,6 +309,18 @@ impl Pending {
     }
 }
 
+/// The slot of `protocol` in per-version counters.
+fn protocol_index(protocol: Protocol) -> usize {
+    match protocol {
+        Protocol::V31 => 0,
+        Protocol::V311 => 1,
+        Protocol::V5 => 2,
+    }
+}
+
+/// Every protocol version, in the order of per-version counters.
+pub const PROTOCOLS: [Protocol; 3] = [Protocol::V31, Protocol::V311, Protocol::V5];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,10 +349,12 @@ mod tests {
     fn maximum_keeps_the_peak() {
         let stats = Stats::new();
         let l = stats.listener("a");
-        stats.client_connected(&l);
-        stats.client_connected(&l);
-        stats.client_disconnected(&l);
+        stats.client_connected(&l, Protocol::V311);
+        stats.client_connected(&l, Protocol::V5);
+        stats.client_disconnected(&l, Protocol::V311);
         assert_eq!(stats.clients_connected(), 1);
+        assert_eq!(stats.clients_connected_with(Protocol::V5), 1);
+        assert_eq!(stats.clients_connected_with(Protocol::V311), 0);
         assert_eq!(stats.clients_maximum(), 2);
         assert_eq!(stats.clients_disconnected(), 1);
         assert_eq!(l.connected.load(Ordering::Relaxed), 1);

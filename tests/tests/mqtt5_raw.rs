@@ -385,3 +385,21 @@ async fn a_delayed_will_waits_and_a_reconnect_within_the_delay_cancels_it() {
         "the will of a client that came back was published"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sys_counts_clients_by_protocol_version() {
+    let tb = TestBroker::start("sys_interval: 0.2").await;
+    let (_old, _) = RawClient::handshake(tb.addr, "v311", true).await;
+    let mut watcher = connected(&tb, "v5-watcher").await;
+    subscribe(&mut watcher, 1, SubscribeFilter::new("$SYS/broker/clients/connected/#", QoS::AtMostOnce)).await;
+    let mut seen = std::collections::HashMap::new();
+    let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
+    while seen.len() < 4 && tokio::time::Instant::now() < deadline {
+        let p = expect_publish(&mut watcher).await;
+        seen.insert(p.topic.to_string(), String::from_utf8_lossy(&p.payload).into_owned());
+    }
+    assert_eq!(seen.get("$SYS/broker/clients/connected").map(String::as_str), Some("2"), "{seen:?}");
+    assert_eq!(seen.get("$SYS/broker/clients/connected/v5").map(String::as_str), Some("1"), "{seen:?}");
+    assert_eq!(seen.get("$SYS/broker/clients/connected/v3.1.1").map(String::as_str), Some("1"), "{seen:?}");
+    assert_eq!(seen.get("$SYS/broker/clients/connected/v3.1").map(String::as_str), Some("0"), "{seen:?}");
+}

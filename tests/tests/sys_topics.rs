@@ -165,6 +165,9 @@ async fn sys_topics_show_exact_counters_for_known_traffic() {
             ("clients/disconnected", "0".into()),
             ("clients/maximum", "3".into()),
             ("clients/total", "3".into()),
+            ("clients/connected/v3.1.1", "3".into()),
+            ("clients/connected/v3.1", "0".into()),
+            ("clients/connected/v5", "0".into()),
             // CONNECT x3, SUBSCRIBE x2, PUBLISH x2.
             ("messages/received", "7".into()),
             ("messages/publish/received", "2".into()),
@@ -221,6 +224,7 @@ async fn sys_topics_show_exact_counters_for_known_traffic() {
             ("clients/disconnected", "2".into()),
             ("clients/maximum", "3".into()),
             ("clients/total", "4".into()),
+            ("clients/connected/v3.1.1", "2".into()),
             ("clients/inactive", "1".into()),
             // + DISCONNECT from P, CONNECT and DISCONNECT from the keeper.
             ("messages/received", "10".into()),

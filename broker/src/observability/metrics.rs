@@ -77,6 +77,10 @@ pub fn render(s: &Snapshot, stats: &Stats) -> String {
         t.publish_dropped,
     );
     o.one("moth_clients_connected", "gauge", "Clients connected now.", s.clients_connected);
+    o.header("moth_clients_connected_by_protocol", "gauge", "Clients connected now, by MQTT version.");
+    for (protocol, n) in &s.clients_by_protocol {
+        o.sample("moth_clients_connected_by_protocol", &[("protocol", protocol.version())], *n);
+    }
     o.one("moth_clients_maximum", "gauge", "Most clients connected at once since start.", s.clients_maximum);
     o.one("moth_clients_disconnected_total", "counter", "Client disconnections since start.", s.clients_disconnected);
     o.header("moth_messages_inflight", "gauge", "Unacknowledged QoS 1/2 messages, by direction.");
@@ -178,10 +182,14 @@ mod tests {
     fn renders_counters_listeners_and_auth_histogram() {
         let stats = Stats::new();
         let l = stats.listener("my \"tcp\"");
-        stats.client_connected(&l);
+        stats.client_connected(&l, crate::packet::Protocol::V5);
         stats.record_auth("auth_anonymous", AuthAnswer::Allowed, Duration::from_micros(50));
         let text = render(&Snapshot::default(), &stats);
         assert!(text.contains("moth_listener_connections{listener=\"my \\\"tcp\\\"\"} 1\n"), "{text}");
+        let by_version =
+            Snapshot { clients_by_protocol: vec![(crate::packet::Protocol::V5, 1)], ..Snapshot::default() };
+        let text_v = render(&by_version, &stats);
+        assert!(text_v.contains("moth_clients_connected_by_protocol{protocol=\"5.0\"} 1\n"), "{text_v}");
         assert!(text.contains("moth_auth_results_total{plugin=\"auth_anonymous\",result=\"allowed\"} 1\n"));
         assert!(text.contains("moth_auth_latency_seconds_bucket{plugin=\"auth_anonymous\",le=\"0.0001\"} 1\n"));
         assert!(text.contains("moth_auth_latency_seconds_count{plugin=\"auth_anonymous\"} 1\n"));

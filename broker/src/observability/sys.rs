@@ -17,10 +17,10 @@ use tokio::time::MissedTickBehavior;
 use tracing::debug;
 
 use crate::message::Message;
-use crate::packet::QoS;
+use crate::packet::{Protocol, QoS};
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
-use crate::stats::Totals;
+use crate::stats::{PROTOCOLS, Totals};
 
 /// Every topic starts with this.
 pub const PREFIX: &str = "$SYS/broker/";
@@ -37,6 +37,8 @@ pub struct Snapshot {
     pub clients_connected: u64,
     pub clients_disconnected: u64,
     pub clients_maximum: u64,
+    /// Clients connected now, by protocol version.
+    pub clients_by_protocol: Vec<(Protocol, u64)>,
     pub inflight_in: u64,
     pub inflight_out: u64,
     /// Messages queued in sessions (hbmqtt counts those of offline sessions).
@@ -57,6 +59,13 @@ pub struct Snapshot {
     pub memory: Option<(u64, u64)>,
 }
 
+impl Snapshot {
+    /// Clients connected now that speak `protocol`.
+    pub fn connected_with(&self, protocol: Protocol) -> u64 {
+        self.clients_by_protocol.iter().find(|(p, _)| *p == protocol).map_or(0, |(_, n)| *n)
+    }
+}
+
 impl Default for Snapshot {
     fn default() -> Self {
         Snapshot {
@@ -64,6 +73,7 @@ impl Default for Snapshot {
             clients_connected: 0,
             clients_disconnected: 0,
             clients_maximum: 0,
+            clients_by_protocol: Vec::new(),
             inflight_in: 0,
             inflight_out: 0,
             queued: 0,
@@ -99,6 +109,7 @@ impl Snapshot {
             clients_connected: stats.clients_connected(),
             clients_disconnected: stats.clients_disconnected(),
             clients_maximum: stats.clients_maximum(),
+            clients_by_protocol: PROTOCOLS.iter().map(|&p| (p, stats.clients_connected_with(p))).collect(),
             inflight_in,
             inflight_out,
             queued,
@@ -206,6 +217,9 @@ pub fn render(s: &Snapshot, loads: &LoadAverages) -> Vec<(String, String)> {
         ("clients/connected", s.clients_connected.to_string()),
         ("clients/disconnected", s.clients_disconnected.to_string()),
         ("clients/maximum", s.clients_maximum.to_string()),
+        ("clients/connected/v3.1", s.connected_with(Protocol::V31).to_string()),
+        ("clients/connected/v3.1.1", s.connected_with(Protocol::V311).to_string()),
+        ("clients/connected/v5", s.connected_with(Protocol::V5).to_string()),
         ("clients/total", (s.clients_connected + s.clients_disconnected).to_string()),
         ("messages/inflight", (s.inflight_in + s.inflight_out).to_string()),
         ("messages/inflight/in", s.inflight_in.to_string()),

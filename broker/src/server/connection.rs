@@ -548,7 +548,7 @@ impl Live {
                 ctx.router.unsubscribe_all(session.id(), filters.iter().map(String::as_str));
             }
             drop(slot);
-            ctx.stats.client_disconnected(&ctx.stats.listener(&client.listener));
+            ctx.stats.client_disconnected(&ctx.stats.listener(&client.listener), io.protocol);
             conn_log!(info, client, client_id = %client.client_id(), "client disconnected: {close}");
             if close.sends_will()
                 && let Some(will) = client.will.take()

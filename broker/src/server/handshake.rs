@@ -326,7 +326,7 @@ fn accept(
         connack.properties = connack_properties(ctx, &client_id, assigned, capped);
     }
     io.emit(&Packet::Connack(Box::new(connack)));
-    ctx.stats.client_connected(listener);
+    ctx.stats.client_connected(listener, connect.protocol);
     conn_log!(
         info,
         info,
