@@ -75,7 +75,7 @@ async fn connack_announces_limits_and_assigns_an_identifier() {
     assert_eq!(p.maximum_packet_size, Some(65536));
     assert_eq!(p.receive_maximum, Some(7));
     assert!(p.topic_alias_maximum.is_some_and(|m| m > 0));
-    assert_eq!(p.shared_subscription_available, Some(false), "not until shared subscriptions exist");
+    assert_eq!(p.shared_subscription_available, None, "absent: shared subscriptions are available");
     assert_eq!(p.retain_available, None, "absent: retain is available");
     // A named client gets no assigned identifier.
     let (_c, ack) = open(&tb, connect5("named")).await;
@@ -162,14 +162,6 @@ async fn properties_cross_versions_and_acks_carry_reasons() {
         }
         other => panic!("expected UNSUBACK, got {other:?}"),
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shared_subscriptions_are_refused_until_they_exist() {
-    let tb = TestBroker::start("").await;
-    let mut c = connected(&tb, "share").await;
-    let codes = subscribe(&mut c, 1, SubscribeFilter::new("$share/g/t", QoS::AtMostOnce)).await;
-    assert_eq!(codes, [SubackCode::Failure(ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,10 +26,27 @@ pub fn is_valid_filter_string(filter: &str) -> bool {
     is_valid_filter(filter) && !filter.contains('\0') && filter.len() <= MAX_TOPIC_BYTES
 }
 
+/// The group and the filter of a shared subscription
+/// `$share/{group}/{filter}` [MQTT 5 §4.8.2], if `filter` is one (valid or
+/// not: see [`is_valid_filter`]).
+pub fn shared(filter: &str) -> Option<(&str, &str)> {
+    filter.strip_prefix("$share/").map(|rest| rest.split_once('/').unwrap_or((rest, "")))
+}
+
 /// A topic filter as SUBSCRIBE/UNSUBSCRIBE carry it: non-empty
 /// [MQTT-4.7.3-1]; `#` only alone as the last level [MQTT-4.7.1-2];
-/// `+` only as a whole level [MQTT-4.7.1-3].
+/// `+` only as a whole level [MQTT-4.7.1-3]. A filter starting with
+/// `$share/` is a shared subscription: a group name without `+`, `#` or
+/// `/`, then a valid filter [MQTT-4.8.2-1, MQTT-4.8.2-2].
 pub fn is_valid_filter(filter: &str) -> bool {
+    if let Some((group, inner)) = shared(filter) {
+        return !group.is_empty() && !group.contains(['+', '#']) && is_plain_filter(inner);
+    }
+    is_plain_filter(filter)
+}
+
+/// [`is_valid_filter`] without the shared subscription form.
+fn is_plain_filter(filter: &str) -> bool {
     if filter.is_empty() {
         return false;
     }
@@ -125,5 +142,19 @@ mod tests {
         assert!(!matches("a/b", "a/b/c"));
         assert!(!matches("a/b/c", "a/b"));
         assert!(matches("a/b", "a/b"));
+    }
+
+    #[test]
+    fn mqtt_4_8_2_shared_subscription_filters() {
+        assert_eq!(shared("$share/g/a/+"), Some(("g", "a/+")));
+        assert_eq!(shared("a/b"), None);
+        for good in ["$share/g/a", "$share/group-1/#", "$share/g/+/x", "$share/g/$SYS/#"] {
+            assert!(is_valid_filter(good), "{good}");
+        }
+        for bad in ["$share/g", "$share//a", "$share/g/", "$share/+/a", "$share/g#/a", "$share/g/a#", "$share/"] {
+            assert!(!is_valid_filter(bad), "{bad}");
+        }
+        // `$shared` is no prefix of the form: an ordinary filter.
+        assert!(is_valid_filter("$shared/g/a"));
     }
 }

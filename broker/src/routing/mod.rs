@@ -4,4 +4,5 @@
 
 pub mod retained;
 pub mod router;
+pub mod shared;
 pub mod subscriptions;

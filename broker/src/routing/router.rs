@@ -7,30 +7,56 @@
 //! `.await`, and a full subscriber queue drops for that subscriber alone.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::lock::RwLocked;
 use crate::message::Message;
 use crate::routing::retained::RetainedStore;
+use crate::routing::shared::SharedSubscriptions;
 use crate::routing::subscriptions::{SubscriberId, SubscriptionTree};
+use crate::session::shared_group::Group;
 use crate::session::state::{Delivery, Enqueued};
 use crate::session::store::SessionHandle;
-use crate::session::subscription::{Grant, Merged};
+use crate::session::subscription::{Grant, Merged, SubscriptionIds};
 use crate::stats::{Counter, Stats};
+use crate::topic;
 
 type Matches = Vec<(SubscriberId, Arc<SessionHandle>, Grant)>;
 
 thread_local! {
     /// Reused match buffer, so routing a message allocates nothing per message.
     static MATCHES: RefCell<Matches> = const { RefCell::new(Vec::new()) };
+    /// The same for matching shared subscription groups.
+    static GROUPS: RefCell<Vec<(SubscriberId, Arc<Group>, ())>> = const { RefCell::new(Vec::new()) };
 }
 
 #[derive(Default)]
 pub struct Router {
     tree: RwLock<SubscriptionTree<Arc<SessionHandle>, Grant>>,
+    /// `$share/{group}/{filter}` subscriptions.
+    shared: RwLock<SharedSubscriptions>,
+    /// Shared memberships, read without the lock: a broker without shared
+    /// subscriptions pays one atomic load per message for them.
+    shared_count: AtomicUsize,
     retained: RwLock<RetainedStore>,
     /// The broker's counters; routing adds the dropped deliveries.
     stats: Arc<Stats>,
+}
+
+/// A delivery through a shared subscription, on the picked member's terms.
+fn shared_delivery(message: Arc<Message>, grant: Grant, group: Arc<Group>) -> Delivery {
+    let mut subscription_ids = SubscriptionIds::None;
+    if let Some(id) = grant.subscription_id {
+        subscription_ids.push(id);
+    }
+    Delivery {
+        qos: message.qos.min(grant.qos),
+        retain: grant.retain_as_published && message.retain,
+        message,
+        subscription_ids,
+        group: Some(group),
+    }
 }
 
 /// What routing one message did, for logs and counters.
@@ -40,6 +66,16 @@ pub struct Routed {
     pub queued: usize,
     /// Sessions whose full queue made them drop a message.
     pub dropped: usize,
+}
+
+impl Routed {
+    fn count(&mut self, queued: bool) {
+        if queued {
+            self.queued += 1;
+        } else {
+            self.dropped += 1;
+        }
+    }
 }
 
 impl Router {
@@ -98,21 +134,66 @@ impl Router {
                     qos: message.qos.min(granted),
                     retain: merged.retain_as_published && message.retain,
                     subscription_ids: merged.subscription_ids,
+                    group: None,
                 };
-                if deliver(&session, delivery, &self.stats) {
-                    routed.queued += 1;
-                } else {
-                    routed.dropped += 1;
-                }
+                routed.count(deliver(&session, delivery, &self.stats));
+            }
+            if self.shared_count.load(Ordering::Relaxed) > 0 {
+                self.publish_shared(&message, &mut routed);
             }
             routed
         })
     }
 
+    /// One delivery per matching shared subscription group, to the member
+    /// its round robin picks [MQTT 5 §4.8.2].
+    fn publish_shared(&self, message: &Arc<Message>, routed: &mut Routed) {
+        GROUPS.with_borrow_mut(|groups| {
+            self.shared.read_locked().matches(&message.topic, groups);
+            for (_, group, ()) in groups.drain(..) {
+                let Some(member) = group.pick(None, false) else { continue };
+                let delivery = shared_delivery(message.clone(), member.grant, group);
+                routed.count(deliver(&member.session, delivery, &self.stats));
+            }
+        });
+    }
+
+    /// Hands the unfinished shared-subscription messages of `session`,
+    /// whose client has left, to other connected members of their groups
+    /// [MQTT 5 §4.8.2: "the Server ... attempts to send the message to
+    /// another member"]. A message whose group has no other connected
+    /// member stays with `session`. Returns how many moved.
+    pub fn redispatch(&self, session: &SessionHandle) -> usize {
+        let taken = session.lock().take_shared();
+        let mut moved = 0;
+        for d in taken {
+            let other = d.group.as_ref().and_then(|g| g.pick(Some(session.id()), true));
+            match (other, d.group.clone()) {
+                (Some(member), Some(group)) => {
+                    deliver(&member.session, shared_delivery(d.message, member.grant, group), &self.stats);
+                    moved += 1;
+                }
+                _ => {
+                    session.lock().enqueue(d);
+                }
+            }
+        }
+        moved
+    }
+
     /// Adds (or replaces) a subscription and returns the retained messages
     /// matching its filter, which the caller queues with RETAIN set
     /// [MQTT-3.3.1-6].
+    ///
+    /// A shared subscription (`$share/{group}/{filter}`) joins its group
+    /// and gets no retained messages [MQTT 5 §4.8.2].
     pub fn subscribe(&self, session: &Arc<SessionHandle>, filter: &str, grant: Grant) -> Vec<Arc<Message>> {
+        if let Some((group, inner)) = topic::shared(filter) {
+            let mut shared = self.shared.write_locked();
+            shared.subscribe(group, inner, session, grant);
+            self.shared_count.store(shared.len(), Ordering::Relaxed);
+            return Vec::new();
+        }
         self.tree_mut().subscribe(filter, session.id(), session.clone(), grant);
         let mut out = Vec::new();
         self.retained.read_locked().matching(filter, &mut out);
@@ -132,20 +213,36 @@ impl Router {
     }
 
     pub fn unsubscribe(&self, id: SubscriberId, filter: &str) -> bool {
+        if let Some((group, inner)) = topic::shared(filter) {
+            let mut shared = self.shared.write_locked();
+            let removed = shared.unsubscribe(group, inner, id);
+            self.shared_count.store(shared.len(), Ordering::Relaxed);
+            return removed;
+        }
         self.tree_mut().unsubscribe(filter, id)
     }
 
     /// Removes all of one session's subscriptions.
     pub fn unsubscribe_all<'a>(&self, id: SubscriberId, filters: impl IntoIterator<Item = &'a str>) {
-        let mut tree = self.tree_mut();
-        for f in filters {
-            tree.unsubscribe(f, id);
+        let mut shared = Vec::new();
+        {
+            let mut tree = self.tree_mut();
+            for f in filters {
+                if topic::shared(f).is_some() {
+                    shared.push(f);
+                } else {
+                    tree.unsubscribe(f, id);
+                }
+            }
+        }
+        for f in shared {
+            self.unsubscribe(id, f);
         }
     }
 
     /// Number of subscriptions held.
     pub fn subscription_count(&self) -> usize {
-        self.tree().len()
+        self.tree().len() + self.shared_count.load(Ordering::Relaxed)
     }
 
     /// Number of retained messages held.

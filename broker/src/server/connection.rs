@@ -543,6 +543,14 @@ impl Live {
             let session = &client.session;
             session.liveness.disarm();
             session.lock().detach();
+            // The client is gone for good or for a while: its unfinished
+            // shared-subscription messages go to a member that is here.
+            if !matches!(close, Close::TakenOver | Close::Shutdown) {
+                let moved = ctx.router.redispatch(session);
+                if moved > 0 {
+                    debug!(client_id = %client.client_id(), moved, "shared subscription messages handed to other members");
+                }
+            }
             if ctx.sessions.close(session.client_id(), conn_id, expiry) {
                 let filters: Vec<String> = session.lock().subscriptions().keys().cloned().collect();
                 ctx.router.unsubscribe_all(session.id(), filters.iter().map(String::as_str));
@@ -726,16 +734,10 @@ impl Live {
     }
 
     fn on_subscribe(&mut self, s: Subscribe) {
-        let v5 = self.io.protocol.is_v5();
         let subscription_id = s.subscription_id.and_then(NonZeroU32::new);
         let mut codes = Vec::with_capacity(s.filters.len());
         let mut retained = Vec::new();
         for f in &s.filters {
-            if v5 && f.filter.starts_with("$share/") {
-                conn_log!(info, self.client, client_id = %self.client.client_id(), filter = %f.filter, "subscription refused: shared subscriptions are not supported yet");
-                codes.push(SubackCode::Failure(ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED));
-                continue;
-            }
             if let Some(reason) = subscribe_refused(&self.ctx, &self.client, &f.filter) {
                 conn_log!(info, self.client, client_id = %self.client.client_id(), filter = %f.filter, "subscription refused: {reason}");
                 codes.push(SubackCode::Failure(ReasonCode::NOT_AUTHORIZED));
@@ -822,11 +824,14 @@ fn payload_format_ok(p: &Publish) -> bool {
         .is_none_or(|props| props.payload_format_indicator != Some(1) || std::str::from_utf8(&p.payload).is_ok())
 }
 
-/// Why the topic chain refuses a SUBSCRIBE to `filter`, if it does.
+/// Why the topic chain refuses a SUBSCRIBE to `filter`, if it does. A
+/// shared subscription is checked by its filter: `$share/g/sensors/#` needs
+/// the right to `sensors/#`.
 fn subscribe_refused(ctx: &Shared, client: &Client, filter: &str) -> Option<String> {
     if !ctx.access.checks_topics() {
         return None;
     }
+    let filter = crate::topic::shared(filter).map_or(filter, |(_, inner)| inner);
     ctx.access.check_topic(&topic_request(
         client.client_id(),
         client.username.as_deref(),

@@ -379,8 +379,6 @@ fn connack_properties(ctx: &Shared, client_id: &str, assigned: bool, capped: Opt
         maximum_packet_size: Some(u32::try_from(limits.max_packet_size).unwrap_or(u32::MAX)),
         assigned_client_identifier: assigned.then(|| client_id.to_string()),
         topic_alias_maximum: Some(TOPIC_ALIAS_MAXIMUM),
-        // `$share/` filters are refused until shared subscriptions land.
-        shared_subscription_available: Some(false),
         // Subscriptions are granted at most `max-qos`; PUBLISH is accepted
         // at any QoS, so no maximum QoS is announced.
         maximum_qos: None::<QoS>,
@@ -430,7 +428,9 @@ fn recheck_subscriptions(
     }
     let filters: Vec<String> = session.lock().subscriptions().keys().cloned().collect();
     for filter in filters {
-        let request = topic_request(client_id, username, &info.listener, TopicAction::SUBSCRIBE, &filter);
+        // A shared subscription is checked by its filter, as on SUBSCRIBE.
+        let checked = crate::topic::shared(&filter).map_or(filter.as_str(), |(_, inner)| inner);
+        let request = topic_request(client_id, username, &info.listener, TopicAction::SUBSCRIBE, checked);
         if let Some(reason) = ctx.access.check_topic(&request) {
             session.lock().remove_subscription(&filter);
             ctx.router.unsubscribe(session.id(), &filter);

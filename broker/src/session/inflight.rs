@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use crate::message::Message;
 use crate::packet::QoS;
+use crate::session::shared_group::Group;
 use crate::session::subscription::SubscriptionIds;
 
 /// Where an outbound QoS > 0 delivery stands.
@@ -44,6 +45,8 @@ pub struct OutEntry {
     pub retain: bool,
     /// The matching subscriptions' identifiers, sent again on a re-send.
     pub subscription_ids: SubscriptionIds,
+    /// The shared subscription's group it came through, if any.
+    pub group: Option<Arc<Group>>,
     pub state: OutState,
 }
 
@@ -113,7 +116,7 @@ impl Inflight {
         debug_assert!(qos != QoS::AtMostOnce);
         let packet_id = self.allocate_id();
         let state = if qos == QoS::ExactlyOnce { OutState::AwaitingPubrec } else { OutState::AwaitingPuback };
-        self.out.push_back(OutEntry { packet_id, message, qos, retain, subscription_ids, state });
+        self.out.push_back(OutEntry { packet_id, message, qos, retain, subscription_ids, group: None, state });
         packet_id
     }
 
@@ -163,6 +166,22 @@ impl Inflight {
         } else {
             self.not_waiting(packet_id)
         }
+    }
+
+    /// Records the shared subscription group of flow `packet_id`.
+    pub fn set_group(&mut self, packet_id: u16, group: Option<Arc<Group>>) {
+        if let Some(e) = self.out.iter_mut().find(|e| e.packet_id == packet_id) {
+            e.group = group;
+        }
+    }
+
+    /// Removes and returns the flows of shared subscriptions that are at
+    /// one of `states`; their packet ids are free again.
+    pub fn take_shared(&mut self, states: &[OutState]) -> Vec<OutEntry> {
+        let (taken, kept) =
+            std::mem::take(&mut self.out).into_iter().partition(|e| e.group.is_some() && states.contains(&e.state));
+        self.out = kept;
+        taken.into()
     }
 
     /// An MQTT 5 PUBREC with a failure reason ends a QoS 2 flow at once: no

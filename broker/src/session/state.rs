@@ -22,7 +22,8 @@ use bytes::BytesMut;
 use crate::codec::{self, PublishV5};
 use crate::message::Message;
 use crate::packet::{Ack, Packet, Protocol, QoS};
-use crate::session::inflight::{AckResult, Inflight, Resend};
+use crate::session::inflight::{AckResult, Inflight, OutState, Resend};
+use crate::session::shared_group::Group;
 use crate::session::subscription::{Grant, SubscriptionIds};
 
 /// Per-session limits, from the configuration's `Limits`.
@@ -128,11 +129,14 @@ pub struct Delivery {
     pub retain: bool,
     /// The identifiers of the subscriptions that matched (MQTT 5).
     pub subscription_ids: SubscriptionIds,
+    /// The shared subscription's group it came through, if any: when this
+    /// session's client leaves, the message can go to another member.
+    pub group: Option<Arc<Group>>,
 }
 
 impl Delivery {
     pub fn new(message: Arc<Message>, qos: QoS, retain: bool) -> Delivery {
-        Delivery { message, qos, retain, subscription_ids: SubscriptionIds::None }
+        Delivery { message, qos, retain, subscription_ids: SubscriptionIds::None, group: None }
     }
 }
 
@@ -415,6 +419,9 @@ impl Session {
             }
             if d.qos != QoS::AtMostOnce {
                 p.packet_id = self.inflight.start(d.message.clone(), d.qos, d.retain, d.subscription_ids.clone());
+                if d.group.is_some() {
+                    self.inflight.set_group(p.packet_id, d.group.clone());
+                }
             }
             self.outbound.encode(&p, out);
             sent += 1;
@@ -498,6 +505,29 @@ impl Session {
             None => false,
             Some(d) => d.qos == QoS::AtMostOnce || self.inflight.outbound_len() < usize::from(self.limits.max_inflight),
         }
+    }
+
+    /// Takes out the QoS 1 and 2 messages that came through shared
+    /// subscriptions and are not finished: queued, or sent and not yet
+    /// acknowledged (a PUBREC means the client has the message: that one
+    /// stays). The caller hands them to other members of their groups.
+    pub fn take_shared(&mut self) -> Vec<Delivery> {
+        let mut taken = Vec::new();
+        let mut kept = VecDeque::with_capacity(self.queue.len());
+        for d in self.queue.drain(..) {
+            if d.group.is_some() && d.qos != QoS::AtMostOnce { taken.push(d) } else { kept.push_back(d) }
+        }
+        self.queue = kept;
+        for e in self.inflight.take_shared(&[OutState::AwaitingPuback, OutState::AwaitingPubrec]) {
+            taken.push(Delivery {
+                message: e.message,
+                qos: e.qos,
+                retain: e.retain,
+                subscription_ids: e.subscription_ids,
+                group: e.group,
+            });
+        }
+        taken
     }
 
     /// Takes every queued delivery (used by in-process subscribers, which
