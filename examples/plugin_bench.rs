@@ -14,11 +14,11 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use moth::access::AuthInput;
-use moth::codec;
-use moth::packet::{Connect, Disconnect, Packet, Protocol};
 use moth::plugin_host::registry::Registry;
 use moth::{Broker, Config};
 use moth_plugin_api::{AuthRequest, Decision, PluginBox};
+use moth_protocol::codec;
+use moth_protocol::packet::{Connect, Disconnect, Packet, Protocol};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use moth::codec;
-use moth::packet::{ConnectReturnCode as Code, Packet, Protocol};
 use moth::{Broker, BrokerError, Config};
+use moth_protocol::codec;
+use moth_protocol::packet::{ConnectReturnCode as Code, Packet, Protocol};
 use moth_tests::certs::{Ca, Issued, KeyKind, TempDir, client_config, client_config_versions, tls_yaml};
 use moth_tests::clients::{Outcome, round_trip, try_connect};
 use moth_tests::{EVENT_TIMEOUT, TestBroker, connect_packet};
