@@ -294,11 +294,6 @@ impl Broker {
         *self.metrics_addr.locked()
     }
 
-    /// The broker's counters (what `$SYS` and the metrics endpoint show).
-    pub fn stats(&self) -> &Stats {
-        &self.ctx.stats
-    }
-
     /// The current figures, as the next `$SYS` round would publish them.
     pub fn snapshot(&self) -> sys::Snapshot {
         sys::Snapshot::take(&self.ctx)

@@ -371,7 +371,7 @@ impl AccessControl {
     }
 }
 
-/// A snapshot of the registry and the chains; see [`AccessControl::describe`].
+/// The plugin registry and the chains in force, as [`Broker::plugins`](crate::Broker::plugins) returns them.
 #[derive(Debug, Clone)]
 pub struct PluginListing {
     pub plugins: Vec<crate::plugin_host::registry::PluginInfo>,

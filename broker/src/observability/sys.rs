@@ -82,7 +82,7 @@ impl Default for Snapshot {
 
 impl Snapshot {
     /// Reads every figure from the broker's counters, router and sessions.
-    pub fn take(ctx: &Shared) -> Snapshot {
+    pub(crate) fn take(ctx: &Shared) -> Snapshot {
         let (mut inflight_in, mut inflight_out, mut queued) = (0u64, 0u64, 0u64);
         let (mut sessions, mut sessions_offline) = (0u64, 0u64);
         for s in ctx.sessions.sessions() {
