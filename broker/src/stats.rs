@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::lock::Locked;
 
@@ -115,7 +115,7 @@ pub struct Totals {
 pub struct Stats {
     shards: Box<[Shard]>,
     /// When the broker last started (set again by every `start`, as hbmqtt does).
-    started: Mutex<(Instant, SystemTime)>,
+    started: Mutex<Instant>,
     connected: AtomicI64,
     maximum: AtomicI64,
     disconnected: AtomicU64,
@@ -128,7 +128,7 @@ impl Default for Stats {
     fn default() -> Self {
         Stats {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
-            started: Mutex::new((Instant::now(), SystemTime::now())),
+            started: Mutex::new(Instant::now()),
             connected: AtomicI64::new(0),
             maximum: AtomicI64::new(0),
             disconnected: AtomicU64::new(0),
@@ -173,17 +173,12 @@ impl Stats {
 
     /// Records that the broker started now: uptime counts from here.
     pub fn mark_started(&self) {
-        *self.started.locked() = (Instant::now(), SystemTime::now());
+        *self.started.locked() = Instant::now();
     }
 
     /// Time since the broker started (or was created, before any start).
     pub fn uptime(&self) -> Duration {
-        self.started.locked().0.elapsed()
-    }
-
-    /// Wall-clock time the broker started.
-    pub fn started_at(&self) -> SystemTime {
-        self.started.locked().1
+        self.started.locked().elapsed()
     }
 
     /// A client got CONNACK 0.

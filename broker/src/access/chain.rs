@@ -109,8 +109,9 @@ fn reason_or(d: Decision, fallback: &str) -> String {
     if d.reason.is_empty() { fallback.to_string() } else { d.reason.into_string() }
 }
 
-/// Runs the rule over answers given in order (for tests and synchronous chains).
-pub fn decide<'a>(answers: impl IntoIterator<Item = (&'a str, Answer)>, default: impl FnOnce() -> Verdict) -> Verdict {
+/// Runs the rule over answers given in order.
+#[cfg(test)]
+fn decide<'a>(answers: impl IntoIterator<Item = (&'a str, Answer)>, default: impl FnOnce() -> Verdict) -> Verdict {
     let mut tally = Tally::default();
     for (name, answer) in answers {
         if let Step::Stop(v) = tally.answer(name, answer) {

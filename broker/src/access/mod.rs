@@ -183,7 +183,8 @@ pub struct AccessControl {
 
 impl AccessControl {
     /// Resolves the configured plugin names; see [`Chains::build`].
-    pub fn from_config(config: &Config) -> Result<Self, AccessError> {
+    #[cfg(test)]
+    pub(crate) fn from_config(config: &Config) -> Result<Self, AccessError> {
         Self::with_namespace(config, moth_plugin_api::DEFAULT_NAMESPACE)
     }
 
@@ -200,7 +201,8 @@ impl AccessControl {
     }
 
     /// An access control that admits everyone and checks no topic.
-    pub fn allow_all() -> Self {
+    #[cfg(test)]
+    pub(crate) fn allow_all() -> Self {
         let object = moth_plugin_api::into_plugin_box(moth_auth_anonymous::AnonymousAuth::new(true));
         let name = moth_auth_anonymous::AnonymousAuth::NAME.into();
         let anonymous = ChainPlugin::new(name, object, crate::config::DEFAULT_PLUGIN_CONCURRENCY);
@@ -257,7 +259,8 @@ impl AccessControl {
     }
 
     /// Runs the authentication chain for one CONNECT.
-    pub async fn authenticate(&self, input: AuthInput) -> AuthOutcome {
+    #[cfg(test)]
+    pub(crate) async fn authenticate(&self, input: AuthInput) -> AuthOutcome {
         self.authenticate_recorded(input, |_, _, _| {}).await
     }
 

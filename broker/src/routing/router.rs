@@ -43,7 +43,8 @@ pub struct Routed {
 }
 
 impl Router {
-    pub fn new() -> Self {
+    #[cfg(test)]
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 

@@ -394,7 +394,8 @@ impl<T: Clone, G: Copy> SubscriptionTree<T, G> {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.len == 0
     }
 }

@@ -21,16 +21,16 @@ use crate::message::Message;
 use crate::packet::QoS;
 use crate::session::subscription::SubscriptionIds;
 
-/// Where an outbound QoS > 0 delivery stands.
+/// What an outbound QoS > 0 delivery waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutState {
+pub enum Awaiting {
     /// QoS 1 PUBLISH sent, PUBACK expected.
-    AwaitingPuback,
+    Puback,
     /// QoS 2 PUBLISH sent, PUBREC expected.
-    AwaitingPubrec,
+    Pubrec,
     /// QoS 2 PUBREL sent, PUBCOMP expected. The message itself may be
     /// forgotten here; only the id is still in use.
-    AwaitingPubcomp,
+    Pubcomp,
 }
 
 /// An outbound delivery that the client has not finished acknowledging.
@@ -44,7 +44,7 @@ pub struct OutEntry {
     pub retain: bool,
     /// The matching subscriptions' identifiers, sent again on a re-send.
     pub subscription_ids: SubscriptionIds,
-    pub state: OutState,
+    pub state: Awaiting,
 }
 
 /// A packet the flow wants sent after an acknowledgement or on resume.
@@ -98,10 +98,6 @@ impl Inflight {
         self.inbound_qos2.len()
     }
 
-    pub fn outbound(&self) -> impl Iterator<Item = &OutEntry> {
-        self.out.iter()
-    }
-
     pub fn get(&self, packet_id: u16) -> Option<&OutEntry> {
         self.out.iter().find(|e| e.packet_id == packet_id)
     }
@@ -112,7 +108,7 @@ impl Inflight {
     pub fn start(&mut self, message: Arc<Message>, qos: QoS, retain: bool, subscription_ids: SubscriptionIds) -> u16 {
         debug_assert!(qos != QoS::AtMostOnce);
         let packet_id = self.allocate_id();
-        let state = if qos == QoS::ExactlyOnce { OutState::AwaitingPubrec } else { OutState::AwaitingPuback };
+        let state = if qos == QoS::ExactlyOnce { Awaiting::Pubrec } else { Awaiting::Puback };
         self.out.push_back(OutEntry { packet_id, message, qos, retain, subscription_ids, state });
         packet_id
     }
@@ -131,7 +127,7 @@ impl Inflight {
         }
     }
 
-    fn position(&self, packet_id: u16, state: OutState) -> Option<usize> {
+    fn position(&self, packet_id: u16, state: Awaiting) -> Option<usize> {
         self.out.iter().position(|e| e.packet_id == packet_id && e.state == state)
     }
 
@@ -142,7 +138,7 @@ impl Inflight {
 
     /// PUBACK from the client ends a QoS 1 flow.
     pub fn on_puback(&mut self, packet_id: u16) -> AckResult {
-        match self.position(packet_id, OutState::AwaitingPuback) {
+        match self.position(packet_id, Awaiting::Puback) {
             Some(i) => {
                 self.out.remove(i);
                 AckResult::Done
@@ -155,10 +151,10 @@ impl Inflight {
     /// A PUBREC for a flow already past that point (a duplicate) gets the
     /// PUBREL again, which is what the client is waiting for.
     pub fn on_pubrec(&mut self, packet_id: u16) -> AckResult {
-        if let Some(i) = self.position(packet_id, OutState::AwaitingPubrec) {
-            self.out[i].state = OutState::AwaitingPubcomp;
+        if let Some(i) = self.position(packet_id, Awaiting::Pubrec) {
+            self.out[i].state = Awaiting::Pubcomp;
             AckResult::Done
-        } else if self.position(packet_id, OutState::AwaitingPubcomp).is_some() {
+        } else if self.position(packet_id, Awaiting::Pubcomp).is_some() {
             AckResult::Done
         } else {
             self.not_waiting(packet_id)
@@ -169,7 +165,7 @@ impl Inflight {
     /// PUBREL follows [MQTT 5 §4.3.3]. Returns `Done` when such a flow was
     /// waiting for its PUBREC.
     pub fn on_pubrec_refused(&mut self, packet_id: u16) -> AckResult {
-        match self.position(packet_id, OutState::AwaitingPubrec) {
+        match self.position(packet_id, Awaiting::Pubrec) {
             Some(i) => {
                 self.out.remove(i);
                 AckResult::Done
@@ -180,7 +176,7 @@ impl Inflight {
 
     /// PUBCOMP from the client ends a QoS 2 flow.
     pub fn on_pubcomp(&mut self, packet_id: u16) -> AckResult {
-        match self.position(packet_id, OutState::AwaitingPubcomp) {
+        match self.position(packet_id, Awaiting::Pubcomp) {
             Some(i) => {
                 self.out.remove(i);
                 AckResult::Done
@@ -214,8 +210,8 @@ impl Inflight {
         self.out
             .iter()
             .map(|e| match e.state {
-                OutState::AwaitingPuback | OutState::AwaitingPubrec => Resend::Publish { packet_id: e.packet_id },
-                OutState::AwaitingPubcomp => Resend::Pubrel(e.packet_id),
+                Awaiting::Puback | Awaiting::Pubrec => Resend::Publish { packet_id: e.packet_id },
+                Awaiting::Pubcomp => Resend::Pubrel(e.packet_id),
             })
             .collect()
     }
@@ -254,10 +250,10 @@ mod tests {
         let id = f.start(msg(), QoS::ExactlyOnce, false, SubscriptionIds::None);
         assert_eq!(f.on_pubcomp(id), AckResult::WrongType, "PUBCOMP before PUBREC is out of order");
         assert_eq!(f.on_puback(id), AckResult::WrongType, "PUBACK in a QoS 2 flow");
-        assert_eq!(f.get(id).map(|e| e.state), Some(OutState::AwaitingPubrec), "the flow is unchanged");
+        assert_eq!(f.get(id).map(|e| e.state), Some(Awaiting::Pubrec), "the flow is unchanged");
         assert_eq!(f.on_pubrec(id), AckResult::Done);
         assert_eq!(f.on_puback(id), AckResult::WrongType, "PUBACK after PUBREC");
-        assert_eq!(f.get(id).map(|e| e.state), Some(OutState::AwaitingPubcomp));
+        assert_eq!(f.get(id).map(|e| e.state), Some(Awaiting::Pubcomp));
         assert_eq!(f.on_pubrec(id), AckResult::Done, "duplicate PUBREC gets PUBREL again");
         assert_eq!(f.on_pubcomp(id), AckResult::Done);
         assert_eq!(f.outbound_len(), 0);

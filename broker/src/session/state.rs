@@ -174,14 +174,6 @@ impl Session {
         self.online
     }
 
-    pub fn is_persistent(&self) -> bool {
-        self.persistent
-    }
-
-    pub fn limits(&self) -> SessionLimits {
-        self.limits
-    }
-
     pub fn subscriptions(&self) -> &BTreeMap<String, Grant> {
         &self.subscriptions
     }
@@ -196,17 +188,6 @@ impl Session {
 
     pub fn dropped(&self) -> u64 {
         self.dropped
-    }
-
-    /// Deliveries not sent because the client's maximum packet size is
-    /// smaller (MQTT 5).
-    pub fn oversized(&self) -> u64 {
-        self.oversized
-    }
-
-    /// How the attached client reads packets.
-    pub fn outbound(&self) -> Outbound {
-        self.outbound
     }
 
     /// Attaches a connection. With `clean`, everything from an earlier session
@@ -431,7 +412,8 @@ impl Session {
     }
 
     /// Whether there is something `drain_into` could send now.
-    pub fn has_sendable(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn has_sendable(&self) -> bool {
         match self.queue.front() {
             None => false,
             Some(d) => d.qos == QoS::AtMostOnce || self.inflight.outbound_len() < usize::from(self.limits.max_inflight),

@@ -141,7 +141,8 @@ impl SessionHandle {
     }
 
     /// The user whose session this is (`None`: a client without user name).
-    pub fn user(&self) -> Option<Arc<str>> {
+    #[cfg(test)]
+    pub(crate) fn user(&self) -> Option<Arc<str>> {
         self.user.locked().clone()
     }
 
@@ -317,7 +318,8 @@ impl SessionStore {
         self.entries().len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
