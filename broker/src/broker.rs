@@ -7,7 +7,7 @@
 //! run of it: a broker that is shut down and started again keeps them, as it
 //! will when they are persisted to disk.
 
-pub mod reload;
+pub(crate) mod reload;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64};

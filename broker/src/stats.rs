@@ -22,7 +22,7 @@ const SHARDS: usize = 16;
 /// The hot counters, one set per shard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(usize)]
-pub enum Counter {
+pub(crate) enum Counter {
     /// Bytes read from client sockets.
     BytesReceived,
     /// Bytes written to client sockets.
@@ -55,7 +55,7 @@ thread_local! {
 
 /// Counters of one listener.
 #[derive(Debug, Default)]
-pub struct ListenerStats {
+pub(crate) struct ListenerStats {
     /// Clients connected through this listener now (after a CONNACK 0).
     pub connected: AtomicI64,
     /// Connections that got CONNACK 0.
@@ -65,11 +65,11 @@ pub struct ListenerStats {
 }
 
 /// Upper bounds, in seconds, of the authentication latency histogram.
-pub const AUTH_LATENCY_BUCKETS: [f64; 10] = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
+pub(crate) const AUTH_LATENCY_BUCKETS: [f64; 10] = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
 
 /// What one authentication plugin answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthAnswer {
+pub(crate) enum AuthAnswer {
     Allowed,
     Denied,
     Ignored,
@@ -78,7 +78,7 @@ pub enum AuthAnswer {
 }
 
 impl AuthAnswer {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             AuthAnswer::Allowed => "allowed",
             AuthAnswer::Denied => "denied",
@@ -90,7 +90,7 @@ impl AuthAnswer {
 
 /// Answers and latency of one authentication plugin.
 #[derive(Debug, Default)]
-pub struct AuthPluginStats {
+pub(crate) struct AuthPluginStats {
     /// Indexed like [`AuthAnswer`]: allowed, denied, ignored, error.
     pub answers: [AtomicU64; 4],
     /// Cumulative counts are computed on read; these are per-bucket counts,
@@ -112,7 +112,7 @@ pub struct Totals {
 }
 
 /// Every counter of one broker.
-pub struct Stats {
+pub(crate) struct Stats {
     shards: Box<[Shard]>,
     /// When the broker last started (set again by every `start`, as hbmqtt does).
     started: Mutex<Instant>,
@@ -140,13 +140,13 @@ impl Default for Stats {
 }
 
 impl Stats {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Adds `n` to a hot counter, on this thread's shard.
     #[inline]
-    pub fn add(&self, counter: Counter, n: u64) {
+    pub(crate) fn add(&self, counter: Counter, n: u64) {
         if n == 0 {
             return;
         }
@@ -155,11 +155,11 @@ impl Stats {
     }
 
     /// The sum of one hot counter over all shards.
-    pub fn get(&self, counter: Counter) -> u64 {
+    pub(crate) fn get(&self, counter: Counter) -> u64 {
         self.shards.iter().map(|s| s.0[counter as usize].load(Ordering::Relaxed)).sum()
     }
 
-    pub fn totals(&self) -> Totals {
+    pub(crate) fn totals(&self) -> Totals {
         Totals {
             bytes_received: self.get(Counter::BytesReceived),
             bytes_sent: self.get(Counter::BytesSent),
@@ -172,17 +172,17 @@ impl Stats {
     }
 
     /// Records that the broker started now: uptime counts from here.
-    pub fn mark_started(&self) {
+    pub(crate) fn mark_started(&self) {
         *self.started.locked() = Instant::now();
     }
 
     /// Time since the broker started (or was created, before any start).
-    pub fn uptime(&self) -> Duration {
+    pub(crate) fn uptime(&self) -> Duration {
         self.started.locked().elapsed()
     }
 
     /// A client got CONNACK 0.
-    pub fn client_connected(&self, listener: &ListenerStats) {
+    pub(crate) fn client_connected(&self, listener: &ListenerStats) {
         let now = self.connected.fetch_add(1, Ordering::Relaxed) + 1;
         self.maximum.fetch_max(now, Ordering::Relaxed);
         listener.connected.fetch_add(1, Ordering::Relaxed);
@@ -190,40 +190,40 @@ impl Stats {
     }
 
     /// A client that had got CONNACK 0 is gone.
-    pub fn client_disconnected(&self, listener: &ListenerStats) {
+    pub(crate) fn client_disconnected(&self, listener: &ListenerStats) {
         self.connected.fetch_sub(1, Ordering::Relaxed);
         self.disconnected.fetch_add(1, Ordering::Relaxed);
         listener.connected.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Clients connected now.
-    pub fn clients_connected(&self) -> u64 {
+    pub(crate) fn clients_connected(&self) -> u64 {
         u64::try_from(self.connected.load(Ordering::Relaxed)).unwrap_or(0)
     }
 
     /// The most clients connected at once since start.
-    pub fn clients_maximum(&self) -> u64 {
+    pub(crate) fn clients_maximum(&self) -> u64 {
         u64::try_from(self.maximum.load(Ordering::Relaxed)).unwrap_or(0)
     }
 
     /// Disconnections since start (hbmqtt's `clients/disconnected`).
-    pub fn clients_disconnected(&self) -> u64 {
+    pub(crate) fn clients_disconnected(&self) -> u64 {
         self.disconnected.load(Ordering::Relaxed)
     }
 
     /// Offline sessions removed because their expiry interval passed.
-    pub fn sessions_expired(&self, n: u64) {
+    pub(crate) fn sessions_expired(&self, n: u64) {
         self.sessions_expired.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Sessions expired since start (Mosquitto's `clients/expired`).
-    pub fn sessions_expired_total(&self) -> u64 {
+    pub(crate) fn sessions_expired_total(&self) -> u64 {
         self.sessions_expired.load(Ordering::Relaxed)
     }
 
     /// The counters of listener `name`, created on first use. Called on
     /// every connect and disconnect: a known name costs no allocation.
-    pub fn listener(&self, name: &str) -> Arc<ListenerStats> {
+    pub(crate) fn listener(&self, name: &str) -> Arc<ListenerStats> {
         let mut map = self.listeners.locked();
         if let Some(l) = map.get(name) {
             return l.clone();
@@ -232,13 +232,13 @@ impl Stats {
     }
 
     /// Every listener's counters, by name.
-    pub fn listeners(&self) -> Vec<(String, Arc<ListenerStats>)> {
+    pub(crate) fn listeners(&self) -> Vec<(String, Arc<ListenerStats>)> {
         let map = self.listeners.locked();
         map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     /// Records one authentication plugin's answer and how long it took.
-    pub fn record_auth(&self, plugin: &str, answer: AuthAnswer, latency: Duration) {
+    pub(crate) fn record_auth(&self, plugin: &str, answer: AuthAnswer, latency: Duration) {
         let entry = {
             let mut map = self.auth.locked();
             match map.get(plugin) {
@@ -255,7 +255,7 @@ impl Stats {
     }
 
     /// Every authentication plugin's counters, by name.
-    pub fn auth_plugins(&self) -> Vec<(String, Arc<AuthPluginStats>)> {
+    pub(crate) fn auth_plugins(&self) -> Vec<(String, Arc<AuthPluginStats>)> {
         let map = self.auth.locked();
         map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
@@ -266,7 +266,7 @@ impl Stats {
 /// plenty between two flushes (one socket read or write, or one drain of a
 /// bounded output buffer) and keep every idle connection 24 bytes smaller.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Pending {
+pub(crate) struct Pending {
     pub bytes_received: u32,
     pub bytes_sent: u32,
     pub packets_received: u32,
@@ -276,13 +276,13 @@ pub struct Pending {
 }
 
 /// Adds `n` to one of [`Pending`]'s counts (saturating: never a panic).
-pub fn bump(count: &mut u32, n: usize) {
+pub(crate) fn bump(count: &mut u32, n: usize) {
     *count = count.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
 }
 
 impl Pending {
     /// Adds what was accumulated to `stats` and starts again from zero.
-    pub fn flush(&mut self, stats: &Stats) {
+    pub(crate) fn flush(&mut self, stats: &Stats) {
         stats.add(Counter::BytesReceived, self.bytes_received.into());
         stats.add(Counter::BytesSent, self.bytes_sent.into());
         stats.add(Counter::PacketsReceived, self.packets_received.into());

@@ -29,8 +29,8 @@
 //! A plugin error or panic (caught on the plugin's side by the export glue)
 //! refuses, is logged with the plugin's name and counted.
 
-pub mod chain;
-pub mod connect;
+pub(crate) mod chain;
+pub(crate) mod connect;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -43,7 +43,7 @@ use crate::access::chain::{Step, Tally, Verdict};
 use crate::config::{ChainDefault, Config};
 use crate::lock::RwLocked;
 use crate::plugin_host::call::{ChainPlugin, call_authenticate, call_check_topic};
-pub use crate::plugin_host::input::{AuthInput, TlsInput, topic_request};
+pub(crate) use crate::plugin_host::input::{AuthInput, TlsInput, topic_request};
 use crate::plugin_host::registry::{Registry, canonical};
 use crate::stats::AuthAnswer;
 
@@ -58,10 +58,10 @@ pub enum AccessError {
 }
 
 /// The verdict of an authentication chain.
-pub type AuthOutcome = Verdict;
+pub(crate) type AuthOutcome = Verdict;
 
 /// The chains built from one configuration.
-pub struct Chains {
+pub(crate) struct Chains {
     auth: Vec<Arc<ChainPlugin>>,
     /// `None` when topic checking is disabled.
     topic: Option<Vec<Arc<ChainPlugin>>>,
@@ -89,7 +89,7 @@ impl Chains {
     /// user name, as hbmqtt's does. When `topic-check.plugins` is absent, the
     /// built-in topic plugins are asked, as in hbmqtt. Plugin libraries are
     /// only used when a chain names them.
-    pub fn build(config: &Config, namespace: &str) -> Result<Chains, AccessError> {
+    pub(crate) fn build(config: &Config, namespace: &str) -> Result<Chains, AccessError> {
         let registry = Registry::scan(&config.plugins.dirs, namespace);
         Chains::build_with(config, registry)
     }
@@ -170,7 +170,7 @@ impl Chains {
 }
 
 /// The chains in force, swappable at run time.
-pub struct AccessControl {
+pub(crate) struct AccessControl {
     current: RwLock<Arc<Chains>>,
     /// Whether the chains in force want delivery checks: read on every
     /// delivery, so kept apart from the lock.
@@ -190,7 +190,7 @@ impl AccessControl {
 
     /// Like [`AccessControl::from_config`], registering the plugin libraries
     /// that declare `namespace`.
-    pub fn with_namespace(config: &Config, namespace: &str) -> Result<Self, AccessError> {
+    pub(crate) fn with_namespace(config: &Config, namespace: &str) -> Result<Self, AccessError> {
         let chains = Chains::build(config, namespace)?;
         Ok(AccessControl {
             receive_checks: AtomicBool::new(chains.wants_receive_checks()),
@@ -225,7 +225,7 @@ impl AccessControl {
 
     /// Builds the chains of `config` (re-scanning the plugin directories)
     /// and puts them in force. On error the current chains stay.
-    pub fn reload(&self, config: &Config) -> Result<(), AccessError> {
+    pub(crate) fn reload(&self, config: &Config) -> Result<(), AccessError> {
         let chains = Arc::new(Chains::build(config, &self.namespace)?);
         let wants = chains.wants_receive_checks();
         let topics = chains.checks_topics();
@@ -236,17 +236,17 @@ impl AccessControl {
     }
 
     /// The chains in force.
-    pub fn chains(&self) -> Arc<Chains> {
+    pub(crate) fn chains(&self) -> Arc<Chains> {
         self.current.read_locked().clone()
     }
 
     /// Names of the authentication chain, in order.
-    pub fn auth_chain(&self) -> Vec<String> {
+    pub(crate) fn auth_chain(&self) -> Vec<String> {
         self.chains().auth.iter().map(|p| p.name.clone()).collect()
     }
 
     /// Errors, panics and timeouts of plugins in the current chains.
-    pub fn plugin_failures(&self) -> u64 {
+    pub(crate) fn plugin_failures(&self) -> u64 {
         let c = self.chains();
         // A plugin in both chains is one instance: count it once.
         let mut seen: Vec<&Arc<ChainPlugin>> = Vec::new();
@@ -267,7 +267,7 @@ impl AccessControl {
     /// Runs the authentication chain for one CONNECT, reporting each plugin's
     /// answer and how long it took to `record` (the per-plugin metrics).
     /// Plugins after a refusal are not asked, so not reported.
-    pub async fn authenticate_recorded(
+    pub(crate) async fn authenticate_recorded(
         &self,
         input: AuthInput,
         mut record: impl FnMut(&str, AuthAnswer, Duration),
@@ -296,12 +296,12 @@ impl AccessControl {
     }
 
     /// Whether topic checks are on at all (the PUBLISH hot path skips them when off).
-    pub fn checks_topics(&self) -> bool {
+    pub(crate) fn checks_topics(&self) -> bool {
         self.topic_checks.load(Ordering::Relaxed)
     }
 
     /// Checks one topic for one client. Returns the refusal reason, `None` when allowed.
-    pub fn check_topic(&self, request: &TopicRequest<'_>) -> Option<String> {
+    pub(crate) fn check_topic(&self, request: &TopicRequest<'_>) -> Option<String> {
         let chains = self.chains();
         let chain = chains.topic.as_ref().filter(|c| !c.is_empty())?;
         let mut tally = Tally::default();
@@ -334,7 +334,7 @@ impl AccessControl {
 
     /// Whether a topic plugin in force wants delivery checks
     /// ([`Capabilities::CHECK_RECEIVE`]); the delivery path skips them otherwise.
-    pub fn checks_receive(&self) -> bool {
+    pub(crate) fn checks_receive(&self) -> bool {
         self.receive_checks.load(Ordering::Relaxed)
     }
 
@@ -342,7 +342,7 @@ impl AccessControl {
     /// the topic plugins that declare [`Capabilities::CHECK_RECEIVE`]; the
     /// first refusal (or error) drops it, otherwise it is delivered (its
     /// subscription was allowed already).
-    pub fn check_receive(&self, request: &TopicRequest<'_>) -> bool {
+    pub(crate) fn check_receive(&self, request: &TopicRequest<'_>) -> bool {
         let chains = self.chains();
         let mut tally = Tally::default();
         for p in chains.topic.iter().flatten().filter(|p| p.caps.contains(Capabilities::CHECK_RECEIVE)) {
@@ -363,7 +363,7 @@ impl AccessControl {
     }
 
     /// What `moth plugins` lists: every registered plugin, and the chains in force.
-    pub fn describe(&self) -> PluginListing {
+    pub(crate) fn describe(&self) -> PluginListing {
         let c = self.chains();
         PluginListing {
             plugins: c.registry.plugins().cloned().collect(),

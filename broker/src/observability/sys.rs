@@ -23,10 +23,10 @@ use crate::shutdown::Shutdown;
 use crate::stats::Totals;
 
 /// Every topic starts with this.
-pub const PREFIX: &str = "$SYS/broker/";
+pub(crate) const PREFIX: &str = "$SYS/broker/";
 
 /// The payload of `$SYS/broker/version` (hbmqtt: `HBMQTT version x.y.z`).
-pub fn version_payload() -> String {
+pub(crate) fn version_payload() -> String {
     format!("moth version {}", env!("CARGO_PKG_VERSION"))
 }
 
@@ -145,7 +145,7 @@ fn load_values(s: &Snapshot) -> [u64; 8] {
 /// Mosquitto's load averages: per-minute rates, smoothed exponentially over
 /// 1, 5 and 15 minutes (`new = e * old + (1 - e) * rate`, `e = exp(-dt / window)`).
 #[derive(Debug, Clone)]
-pub struct LoadAverages {
+pub(crate) struct LoadAverages {
     last: Option<(Duration, [u64; 8])>,
     loads: [[f64; 3]; 8],
 }
@@ -157,12 +157,12 @@ impl Default for LoadAverages {
 }
 
 impl LoadAverages {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         LoadAverages { last: None, loads: [[0.0; 3]; 8] }
     }
 
     /// Feeds one snapshot taken at `uptime`.
-    pub fn update(&mut self, uptime: Duration, values: [u64; 8]) {
+    pub(crate) fn update(&mut self, uptime: Duration, values: [u64; 8]) {
         let (since, before) = self.last.unwrap_or((Duration::ZERO, [0; 8]));
         self.last = Some((uptime, values));
         let dt = uptime.saturating_sub(since).as_secs_f64();
@@ -179,7 +179,7 @@ impl LoadAverages {
     }
 
     /// `(topic suffix, value)` for every average, e.g. `("load/connections/5min", 0.42)`.
-    pub fn topics(&self) -> Vec<(String, f64)> {
+    pub(crate) fn topics(&self) -> Vec<(String, f64)> {
         let mut out = Vec::with_capacity(LOAD_NAMES.len() * LOAD_WINDOWS.len());
         for (i, name) in LOAD_NAMES.iter().enumerate() {
             for (w, (window, _)) in LOAD_WINDOWS.iter().enumerate() {
@@ -191,7 +191,7 @@ impl LoadAverages {
 }
 
 /// One round of topics: `(topic, payload)`, hbmqtt's first, in hbmqtt's order.
-pub fn render(s: &Snapshot, loads: &LoadAverages) -> Vec<(String, String)> {
+pub(crate) fn render(s: &Snapshot, loads: &LoadAverages) -> Vec<(String, String)> {
     let t = &s.totals;
     let uptime = format_timedelta(s.uptime);
     let mut v: Vec<(&str, String)> = vec![
@@ -232,7 +232,7 @@ pub fn render(s: &Snapshot, loads: &LoadAverages) -> Vec<(String, String)> {
 
 /// Python's `str(timedelta)`: `H:MM:SS`, `.ffffff` when there are
 /// microseconds, `N day(s), ` in front past a day.
-pub fn format_timedelta(d: Duration) -> String {
+pub(crate) fn format_timedelta(d: Duration) -> String {
     let secs = d.as_secs();
     let (days, rest) = (secs / 86400, secs % 86400);
     let mut out = match days {
@@ -250,7 +250,7 @@ pub fn format_timedelta(d: Duration) -> String {
 
 /// Python's `str(datetime)` form, `YYYY-MM-DD HH:MM:SS.ffffff`, in UTC
 /// (hbmqtt prints local time; a server's logs and clients are easier to match in UTC).
-pub fn format_datetime(t: SystemTime) -> String {
+pub(crate) fn format_datetime(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     let (days, rest) = (secs / 86400, secs % 86400);
@@ -280,7 +280,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 /// Resident memory of the process and its peak, in bytes, from
 /// `/proc/self/status` (`VmRSS`, `VmHWM`). `None` where there is no procfs.
-pub fn resident_memory() -> Option<(u64, u64)> {
+pub(crate) fn resident_memory() -> Option<(u64, u64)> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let field = |name: &str| -> Option<u64> {
         let line = status.lines().find(|l| l.starts_with(name))?;
@@ -292,7 +292,7 @@ pub fn resident_memory() -> Option<(u64, u64)> {
 }
 
 /// Publishes `$SYS/broker/version`, retained.
-pub fn publish_version(ctx: &Shared) {
+pub(crate) fn publish_version(ctx: &Shared) {
     ctx.router.publish(Arc::new(Message::new(format!("{PREFIX}version"), version_payload(), QoS::AtMostOnce, true)));
 }
 

@@ -45,7 +45,7 @@ impl AuthInput {
 }
 
 /// Shorthand used by the connection for a topic request.
-pub fn topic_request<'a>(
+pub(crate) fn topic_request<'a>(
     client_id: &'a str,
     username: Option<&'a str>,
     listener: &'a str,

@@ -23,7 +23,7 @@ use crate::plugin_host::loader as plugin_loader;
 
 /// Canonical form of a plugin name: `.` and `_` are the same, spaces around
 /// are ignored.
-pub fn canonical(name: &str) -> String {
+pub(crate) fn canonical(name: &str) -> String {
     name.trim().replace('.', "_")
 }
 

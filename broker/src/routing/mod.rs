@@ -2,6 +2,6 @@
 //! retained messages ([`retained`]) and the router that ties them to the
 //! sessions ([`router`]).
 
-pub mod retained;
-pub mod router;
-pub mod subscriptions;
+pub(crate) mod retained;
+pub(crate) mod router;
+pub(crate) mod subscriptions;

@@ -26,7 +26,7 @@ thread_local! {
 }
 
 #[derive(Default)]
-pub struct Router {
+pub(crate) struct Router {
     tree: RwLock<SubscriptionTree<Arc<SessionHandle>, Grant>>,
     retained: RwLock<RetainedStore>,
     /// The broker's counters; routing adds the dropped deliveries.
@@ -35,7 +35,7 @@ pub struct Router {
 
 /// What routing one message did, for logs and counters.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Routed {
+pub(crate) struct Routed {
     /// Sessions the message was queued for.
     pub queued: usize,
     /// Sessions whose full queue made them drop a message.
@@ -49,7 +49,7 @@ impl Router {
     }
 
     /// A router that counts into the broker's `stats`.
-    pub fn with_stats(stats: Arc<Stats>) -> Self {
+    pub(crate) fn with_stats(stats: Arc<Stats>) -> Self {
         Router { stats, ..Self::default() }
     }
 
@@ -67,7 +67,7 @@ impl Router {
 
     /// Routes a message that no session published (the broker's own, an
     /// embedding application's); see [`Router::publish_from`].
-    pub fn publish(&self, message: Arc<Message>) -> Routed {
+    pub(crate) fn publish(&self, message: Arc<Message>) -> Routed {
         self.publish_from(message, None)
     }
 
@@ -76,7 +76,7 @@ impl Router {
     /// matching session at min(publish QoS, granted QoS) [MQTT-3.8.4-6].
     /// `publisher` is the publishing session, which its no-local
     /// subscriptions do not receive [MQTT-3.8.3-3].
-    pub fn publish_from(&self, message: Arc<Message>, publisher: Option<SubscriberId>) -> Routed {
+    pub(crate) fn publish_from(&self, message: Arc<Message>, publisher: Option<SubscriberId>) -> Routed {
         if message.retain {
             self.retained_mut().set(message.clone());
         }
@@ -113,19 +113,19 @@ impl Router {
     /// Adds (or replaces) a subscription and returns the retained messages
     /// matching its filter, which the caller queues with RETAIN set
     /// [MQTT-3.3.1-6].
-    pub fn subscribe(&self, session: &Arc<SessionHandle>, filter: &str, grant: Grant) -> Vec<Arc<Message>> {
+    pub(crate) fn subscribe(&self, session: &Arc<SessionHandle>, filter: &str, grant: Grant) -> Vec<Arc<Message>> {
         self.tree_mut().subscribe(filter, session.id(), session.clone(), grant);
         let mut out = Vec::new();
         self.retained.read_locked().matching(filter, &mut out);
         out
     }
 
-    pub fn unsubscribe(&self, id: SubscriberId, filter: &str) -> bool {
+    pub(crate) fn unsubscribe(&self, id: SubscriberId, filter: &str) -> bool {
         self.tree_mut().unsubscribe(filter, id)
     }
 
     /// Removes all of one session's subscriptions.
-    pub fn unsubscribe_all<'a>(&self, id: SubscriberId, filters: impl IntoIterator<Item = &'a str>) {
+    pub(crate) fn unsubscribe_all<'a>(&self, id: SubscriberId, filters: impl IntoIterator<Item = &'a str>) {
         let mut tree = self.tree_mut();
         for f in filters {
             tree.unsubscribe(f, id);
@@ -133,18 +133,18 @@ impl Router {
     }
 
     /// Number of subscriptions held.
-    pub fn subscription_count(&self) -> usize {
+    pub(crate) fn subscription_count(&self) -> usize {
         self.tree().len()
     }
 
     /// Number of retained messages held.
-    pub fn retained_count(&self) -> usize {
+    pub(crate) fn retained_count(&self) -> usize {
         self.retained.read_locked().len()
     }
 
     /// Number of retained messages outside the broker's own `$SYS/broker/`
     /// tree (where `$SYS/broker/version` is retained).
-    pub fn retained_count_outside_sys(&self) -> usize {
+    pub(crate) fn retained_count_outside_sys(&self) -> usize {
         let store = self.retained.read_locked();
         let mut sys = Vec::new();
         store.matching("$SYS/broker/#", &mut sys);
@@ -152,7 +152,7 @@ impl Router {
     }
 
     /// Messages dropped because a subscriber's queue was full, since start.
-    pub fn dropped(&self) -> u64 {
+    pub(crate) fn dropped(&self) -> u64 {
         self.stats.get(Counter::PublishDropped)
     }
 }
@@ -160,7 +160,7 @@ impl Router {
 /// Queues `delivery` for `session` and wakes its connection. Returns false
 /// when a message was dropped to respect the queue limit (logged once per
 /// episode of drops).
-pub fn deliver(session: &SessionHandle, delivery: Delivery, stats: &Stats) -> bool {
+pub(crate) fn deliver(session: &SessionHandle, delivery: Delivery, stats: &Stats) -> bool {
     let mut state = session.lock();
     let result = state.enqueue(delivery);
     let online = state.is_online();

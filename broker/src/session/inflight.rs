@@ -23,7 +23,7 @@ use crate::session::subscription::SubscriptionIds;
 
 /// What an outbound QoS > 0 delivery waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Awaiting {
+pub(crate) enum Awaiting {
     /// QoS 1 PUBLISH sent, PUBACK expected.
     Puback,
     /// QoS 2 PUBLISH sent, PUBREC expected.
@@ -35,7 +35,7 @@ pub enum Awaiting {
 
 /// An outbound delivery that the client has not finished acknowledging.
 #[derive(Debug, Clone)]
-pub struct OutEntry {
+pub(crate) struct OutEntry {
     pub packet_id: u16,
     pub message: Arc<Message>,
     /// QoS of this delivery (already min(publish QoS, granted QoS)).
@@ -49,7 +49,7 @@ pub struct OutEntry {
 
 /// A packet the flow wants sent after an acknowledgement or on resume.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Resend {
+pub(crate) enum Resend {
     /// Re-send the PUBLISH with DUP set [MQTT-4.4.0-1].
     Publish {
         packet_id: u16,
@@ -59,7 +59,7 @@ pub enum Resend {
 
 /// Result of an acknowledgement from the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AckResult {
+pub(crate) enum AckResult {
     /// The acknowledgement completed or advanced a flow.
     Done,
     /// No flow was waiting for this packet type with this id. Harmless (a
@@ -73,7 +73,7 @@ pub enum AckResult {
 }
 
 #[derive(Debug, Default)]
-pub struct Inflight {
+pub(crate) struct Inflight {
     /// Outbound flows in the order their PUBLISH was first sent; re-sent in
     /// that order on reconnect [MQTT-4.6.0-1]. At most `max_inflight` long, so
     /// the linear lookups below stay short.
@@ -84,28 +84,34 @@ pub struct Inflight {
 }
 
 impl Inflight {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Number of outbound deliveries not yet fully acknowledged.
-    pub fn outbound_len(&self) -> usize {
+    pub(crate) fn outbound_len(&self) -> usize {
         self.out.len()
     }
 
     /// Number of inbound QoS 2 messages awaiting PUBREL.
-    pub fn inbound_len(&self) -> usize {
+    pub(crate) fn inbound_len(&self) -> usize {
         self.inbound_qos2.len()
     }
 
-    pub fn get(&self, packet_id: u16) -> Option<&OutEntry> {
+    pub(crate) fn get(&self, packet_id: u16) -> Option<&OutEntry> {
         self.out.iter().find(|e| e.packet_id == packet_id)
     }
 
     /// Starts an outbound QoS 1 or 2 flow and returns its fresh packet id.
     /// The caller has checked the window; ids in use are never reused
     /// [MQTT-2.3.1-2].
-    pub fn start(&mut self, message: Arc<Message>, qos: QoS, retain: bool, subscription_ids: SubscriptionIds) -> u16 {
+    pub(crate) fn start(
+        &mut self,
+        message: Arc<Message>,
+        qos: QoS,
+        retain: bool,
+        subscription_ids: SubscriptionIds,
+    ) -> u16 {
         debug_assert!(qos != QoS::AtMostOnce);
         let packet_id = self.allocate_id();
         let state = if qos == QoS::ExactlyOnce { Awaiting::Pubrec } else { Awaiting::Puback };
@@ -137,7 +143,7 @@ impl Inflight {
     }
 
     /// PUBACK from the client ends a QoS 1 flow.
-    pub fn on_puback(&mut self, packet_id: u16) -> AckResult {
+    pub(crate) fn on_puback(&mut self, packet_id: u16) -> AckResult {
         match self.position(packet_id, Awaiting::Puback) {
             Some(i) => {
                 self.out.remove(i);
@@ -150,7 +156,7 @@ impl Inflight {
     /// PUBREC from the client: the broker must answer PUBREL [MQTT-4.3.3-1].
     /// A PUBREC for a flow already past that point (a duplicate) gets the
     /// PUBREL again, which is what the client is waiting for.
-    pub fn on_pubrec(&mut self, packet_id: u16) -> AckResult {
+    pub(crate) fn on_pubrec(&mut self, packet_id: u16) -> AckResult {
         if let Some(i) = self.position(packet_id, Awaiting::Pubrec) {
             self.out[i].state = Awaiting::Pubcomp;
             AckResult::Done
@@ -164,7 +170,7 @@ impl Inflight {
     /// An MQTT 5 PUBREC with a failure reason ends a QoS 2 flow at once: no
     /// PUBREL follows [MQTT 5 §4.3.3]. Returns `Done` when such a flow was
     /// waiting for its PUBREC.
-    pub fn on_pubrec_refused(&mut self, packet_id: u16) -> AckResult {
+    pub(crate) fn on_pubrec_refused(&mut self, packet_id: u16) -> AckResult {
         match self.position(packet_id, Awaiting::Pubrec) {
             Some(i) => {
                 self.out.remove(i);
@@ -175,7 +181,7 @@ impl Inflight {
     }
 
     /// PUBCOMP from the client ends a QoS 2 flow.
-    pub fn on_pubcomp(&mut self, packet_id: u16) -> AckResult {
+    pub(crate) fn on_pubcomp(&mut self, packet_id: u16) -> AckResult {
         match self.position(packet_id, Awaiting::Pubcomp) {
             Some(i) => {
                 self.out.remove(i);
@@ -189,24 +195,24 @@ impl Inflight {
     /// routed, false when it repeats one whose PUBREL has not come yet. Either
     /// way the broker answers PUBREC [MQTT-4.3.3-2].
     /// Whether an inbound QoS 2 message with this id awaits its PUBREL.
-    pub fn awaits_pubrel(&self, packet_id: u16) -> bool {
+    pub(crate) fn awaits_pubrel(&self, packet_id: u16) -> bool {
         self.inbound_qos2.contains(&packet_id)
     }
 
-    pub fn on_inbound_qos2(&mut self, packet_id: u16) -> bool {
+    pub(crate) fn on_inbound_qos2(&mut self, packet_id: u16) -> bool {
         self.inbound_qos2.insert(packet_id)
     }
 
     /// PUBREL from the client releases the id; the broker answers PUBCOMP
     /// whether or not it knew the id [MQTT-4.3.3-2].
-    pub fn on_pubrel(&mut self, packet_id: u16) -> AckResult {
+    pub(crate) fn on_pubrel(&mut self, packet_id: u16) -> AckResult {
         if self.inbound_qos2.remove(&packet_id) { AckResult::Done } else { AckResult::Unknown }
     }
 
     /// Packets to re-send when a persistent session resumes on a new
     /// connection: unacknowledged PUBLISHes (with DUP) and PUBRELs, in their
     /// original order and with their original ids [MQTT-4.4.0-1].
-    pub fn resume(&self) -> Vec<Resend> {
+    pub(crate) fn resume(&self) -> Vec<Resend> {
         self.out
             .iter()
             .map(|e| match e.state {
@@ -217,7 +223,7 @@ impl Inflight {
     }
 
     /// Forgets everything (clean session).
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.out.clear();
         self.inbound_qos2.clear();
     }

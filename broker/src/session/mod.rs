@@ -4,9 +4,9 @@
 //! connection's keep-alive stamp ([`liveness`]), and what one subscription
 //! grants ([`subscription`]).
 
-pub mod inflight;
-pub mod liveness;
-pub mod signal;
-pub mod state;
-pub mod store;
-pub mod subscription;
+pub(crate) mod inflight;
+pub(crate) mod liveness;
+pub(crate) mod signal;
+pub(crate) mod state;
+pub(crate) mod store;
+pub(crate) mod subscription;

@@ -26,7 +26,7 @@ use crate::session::subscription::{Grant, SubscriptionIds};
 
 /// Per-session limits, from the configuration's `Limits`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SessionLimits {
+pub(crate) struct SessionLimits {
     pub max_inflight: u16,
     pub max_queued: usize,
 }
@@ -34,7 +34,7 @@ pub struct SessionLimits {
 /// How the attached client reads what is sent to it: its protocol version
 /// and, for MQTT 5, the largest packet it accepts. Set at each attach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Outbound {
+pub(crate) struct Outbound {
     pub protocol: Protocol,
     /// The client's maximum packet size (MQTT 5); unlimited for 3.1.1.
     pub max_packet_size: usize,
@@ -64,13 +64,13 @@ impl Outbound {
 
     /// Whether the client accepts this PUBLISH: a server never sends a
     /// packet larger than the client's maximum packet size [MQTT-3.1.2-24].
-    pub fn fits(&self, m: &Message, qos: QoS, ids: &[u32]) -> bool {
+    pub(crate) fn fits(&self, m: &Message, qos: QoS, ids: &[u32]) -> bool {
         !self.protocol.is_v5() || Outbound::v5(m, qos, false, false, 1, ids).size() <= self.max_packet_size
     }
 
     /// Appends the PUBLISH of `m` in the client's version.
     #[allow(clippy::too_many_arguments, reason = "the parts of one PUBLISH, on the hot path")]
-    pub fn encode(
+    pub(crate) fn encode(
         &self,
         m: &Message,
         qos: QoS,
@@ -90,7 +90,7 @@ impl Outbound {
 
 /// A message waiting to be sent to this session's client.
 #[derive(Debug, Clone)]
-pub struct Delivery {
+pub(crate) struct Delivery {
     pub message: Arc<Message>,
     /// min(publish QoS, granted QoS).
     pub qos: QoS,
@@ -103,14 +103,14 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    pub fn new(message: Arc<Message>, qos: QoS, retain: bool) -> Delivery {
+    pub(crate) fn new(message: Arc<Message>, qos: QoS, retain: bool) -> Delivery {
         Delivery { message, qos, retain, subscription_ids: SubscriptionIds::None }
     }
 }
 
 /// What `enqueue` did with a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Enqueued {
+pub(crate) enum Enqueued {
     Queued,
     /// Queued after dropping an older QoS 0 message to make room.
     QueuedDroppedOldest,
@@ -122,13 +122,13 @@ pub enum Enqueued {
 }
 
 impl Enqueued {
-    pub fn dropped(self) -> bool {
+    pub(crate) fn dropped(self) -> bool {
         matches!(self, Enqueued::QueuedDroppedOldest | Enqueued::DroppedNew)
     }
 }
 
 #[derive(Debug)]
-pub struct Session {
+pub(crate) struct Session {
     limits: SessionLimits,
     /// Whether a connection is attached. Publishers still queue QoS 1/2
     /// messages for an offline persistent session.
@@ -154,7 +154,7 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(limits: SessionLimits) -> Self {
+    pub(crate) fn new(limits: SessionLimits) -> Self {
         Session {
             limits,
             online: false,
@@ -170,23 +170,23 @@ impl Session {
         }
     }
 
-    pub fn is_online(&self) -> bool {
+    pub(crate) fn is_online(&self) -> bool {
         self.online
     }
 
-    pub fn subscriptions(&self) -> &BTreeMap<String, Grant> {
+    pub(crate) fn subscriptions(&self) -> &BTreeMap<String, Grant> {
         &self.subscriptions
     }
 
-    pub fn queued(&self) -> usize {
+    pub(crate) fn queued(&self) -> usize {
         self.queue.len()
     }
 
-    pub fn inflight(&self) -> &Inflight {
+    pub(crate) fn inflight(&self) -> &Inflight {
         &self.inflight
     }
 
-    pub fn dropped(&self) -> u64 {
+    pub(crate) fn dropped(&self) -> u64 {
         self.dropped
     }
 
@@ -194,7 +194,7 @@ impl Session {
     /// is forgotten (the caller also removes its subscriptions from the
     /// router, using the filters returned). Returns `session present` for the
     /// CONNACK [MQTT-3.2.2-1, -2] and the filters to unsubscribe.
-    pub fn attach(&mut self, clean: bool, limits: SessionLimits) -> (bool, Vec<String>) {
+    pub(crate) fn attach(&mut self, clean: bool, limits: SessionLimits) -> (bool, Vec<String>) {
         self.attach_with(clean, !clean, limits, Outbound::default())
     }
 
@@ -203,7 +203,7 @@ impl Session {
     /// whether the session outlives this connection (3.1.1: not clean; MQTT
     /// 5: a session expiry interval above 0), which decides `session
     /// present` on the next CONNECT.
-    pub fn attach_with(
+    pub(crate) fn attach_with(
         &mut self,
         clean: bool,
         keep: bool,
@@ -227,7 +227,7 @@ impl Session {
 
     /// Whether the session outlives the connection; changed by an MQTT 5
     /// DISCONNECT that sets a session expiry interval.
-    pub fn set_persistent(&mut self, keep: bool) {
+    pub(crate) fn set_persistent(&mut self, keep: bool) {
         self.persistent = keep;
     }
 
@@ -235,7 +235,7 @@ impl Session {
     /// window) and makes it non-persistent, as for a session just created;
     /// returns the filters removed, for the router. Used when the session
     /// passes to another user (`session-owner: client-id`).
-    pub fn reset(&mut self) -> Vec<String> {
+    pub(crate) fn reset(&mut self) -> Vec<String> {
         let removed = std::mem::take(&mut self.subscriptions).into_keys().collect();
         self.queue.clear();
         self.queued_qos0 = 0;
@@ -246,7 +246,7 @@ impl Session {
 
     /// Detaches the connection. QoS 0 messages still queued are dropped: they
     /// are not kept for an offline client.
-    pub fn detach(&mut self) {
+    pub(crate) fn detach(&mut self) {
         self.online = false;
         if self.queued_qos0 > 0 {
             self.queue.retain(|d| d.qos != QoS::AtMostOnce);
@@ -256,16 +256,16 @@ impl Session {
 
     /// Records a subscription; returns true when it replaced one for the same
     /// filter [MQTT-3.8.4-3].
-    pub fn add_subscription(&mut self, filter: &str, grant: Grant) -> bool {
+    pub(crate) fn add_subscription(&mut self, filter: &str, grant: Grant) -> bool {
         self.subscriptions.insert(filter.to_owned(), grant).is_some()
     }
 
-    pub fn remove_subscription(&mut self, filter: &str) -> bool {
+    pub(crate) fn remove_subscription(&mut self, filter: &str) -> bool {
         self.subscriptions.remove(filter).is_some()
     }
 
     /// Queues a delivery, applying the queue limit.
-    pub fn enqueue(&mut self, delivery: Delivery) -> Enqueued {
+    pub(crate) fn enqueue(&mut self, delivery: Delivery) -> Enqueued {
         if !self.online && delivery.qos == QoS::AtMostOnce {
             return Enqueued::SkippedOffline;
         }
@@ -294,7 +294,7 @@ impl Session {
     /// queue limit does not apply: the spec requires every matching retained
     /// message to be sent [MQTT-3.3.1-6], and their number is bounded by the
     /// retained store, not by the publishers.
-    pub fn enqueue_retained(&mut self, delivery: Delivery) {
+    pub(crate) fn enqueue_retained(&mut self, delivery: Delivery) {
         if delivery.qos == QoS::AtMostOnce {
             self.queued_qos0 += 1;
         }
@@ -303,7 +303,7 @@ impl Session {
 
     /// Marks the session as dropping; returns true on the first drop of an
     /// episode, when the caller should log.
-    pub fn note_drop(&mut self) -> bool {
+    pub(crate) fn note_drop(&mut self) -> bool {
         !std::mem::replace(&mut self.dropping, true)
     }
 
@@ -311,14 +311,14 @@ impl Session {
     /// room and `out` is below `max_bytes`. Returns the number of PUBLISH
     /// packets written. Order is kept: a QoS 1/2 message that does not fit the
     /// window holds back the messages behind it [MQTT-4.6.0-6].
-    pub fn drain_into(&mut self, out: &mut BytesMut, max_bytes: usize) -> usize {
+    pub(crate) fn drain_into(&mut self, out: &mut BytesMut, max_bytes: usize) -> usize {
         self.drain_into_checked(out, max_bytes, &mut |_| true)
     }
 
     /// Like [`Session::drain_into`], but a delivery for which `allow`
     /// answers false (a delivery check of the topic plugins) is dropped: not
     /// sent, not in flight.
-    pub fn drain_into_checked(
+    pub(crate) fn drain_into_checked(
         &mut self,
         out: &mut BytesMut,
         max_bytes: usize,
@@ -361,7 +361,7 @@ impl Session {
     /// [MQTT-4.4.0-1]: unacknowledged PUBLISHes with DUP set, then PUBRELs,
     /// in their original order. Returns the number of PUBLISH and of PUBREL
     /// packets written (for the counters).
-    pub fn resume_into(&self, out: &mut BytesMut) -> (usize, usize) {
+    pub(crate) fn resume_into(&self, out: &mut BytesMut) -> (usize, usize) {
         let resend = self.inflight.resume();
         let (mut publishes, mut pubrels) = (0, 0);
         for r in &resend {
@@ -382,32 +382,32 @@ impl Session {
         (publishes, pubrels)
     }
 
-    pub fn on_puback(&mut self, packet_id: u16) -> AckResult {
+    pub(crate) fn on_puback(&mut self, packet_id: u16) -> AckResult {
         self.inflight.on_puback(packet_id)
     }
 
-    pub fn on_pubrec(&mut self, packet_id: u16) -> AckResult {
+    pub(crate) fn on_pubrec(&mut self, packet_id: u16) -> AckResult {
         self.inflight.on_pubrec(packet_id)
     }
 
-    pub fn on_pubcomp(&mut self, packet_id: u16) -> AckResult {
+    pub(crate) fn on_pubcomp(&mut self, packet_id: u16) -> AckResult {
         self.inflight.on_pubcomp(packet_id)
     }
 
-    pub fn on_inbound_qos2(&mut self, packet_id: u16) -> bool {
+    pub(crate) fn on_inbound_qos2(&mut self, packet_id: u16) -> bool {
         self.inflight.on_inbound_qos2(packet_id)
     }
 
     /// Whether an inbound QoS 2 message with this id awaits its PUBREL.
-    pub fn awaits_pubrel(&self, packet_id: u16) -> bool {
+    pub(crate) fn awaits_pubrel(&self, packet_id: u16) -> bool {
         self.inflight.awaits_pubrel(packet_id)
     }
 
-    pub fn on_pubrec_refused(&mut self, packet_id: u16) -> AckResult {
+    pub(crate) fn on_pubrec_refused(&mut self, packet_id: u16) -> AckResult {
         self.inflight.on_pubrec_refused(packet_id)
     }
 
-    pub fn on_pubrel(&mut self, packet_id: u16) -> AckResult {
+    pub(crate) fn on_pubrel(&mut self, packet_id: u16) -> AckResult {
         self.inflight.on_pubrel(packet_id)
     }
 
@@ -422,7 +422,7 @@ impl Session {
 
     /// Takes every queued delivery (used by in-process subscribers, which
     /// acknowledge on receipt).
-    pub fn pop(&mut self) -> Option<Delivery> {
+    pub(crate) fn pop(&mut self) -> Option<Delivery> {
         let d = self.queue.pop_front()?;
         if d.qos == QoS::AtMostOnce {
             self.queued_qos0 -= 1;

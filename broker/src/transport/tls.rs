@@ -40,7 +40,7 @@ pub enum TlsError {
 }
 
 /// The one crypto provider of the broker.
-pub fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
@@ -48,7 +48,7 @@ pub fn provider() -> Arc<CryptoProvider> {
 /// 1.3, the certificate chain of `certfile` with the key of `keyfile`, and
 /// client certificates checked against `cafile`/`capath`/`cadata` when
 /// one of them is given (optional unless `require_certificate`).
-pub fn acceptor(listener: &str, config: &TlsConfig) -> Result<TlsAcceptor, TlsError> {
+pub(crate) fn acceptor(listener: &str, config: &TlsConfig) -> Result<TlsAcceptor, TlsError> {
     let (Some(certfile), Some(keyfile)) = (&config.certfile, &config.keyfile) else {
         return Err(TlsError::Setup {
             listener: listener.to_owned(),
@@ -85,12 +85,12 @@ pub fn acceptor(listener: &str, config: &TlsConfig) -> Result<TlsAcceptor, TlsEr
 }
 
 /// The verified client certificate (DER), for plugins that want more than the CN.
-pub fn client_certificate(connection: &rustls::ServerConnection) -> Option<Arc<[u8]>> {
+pub(crate) fn client_certificate(connection: &rustls::ServerConnection) -> Option<Arc<[u8]>> {
     connection.peer_certificates()?.first().map(|c| Arc::from(c.as_ref()))
 }
 
 /// The identity a verified client certificate gives: its subject CN.
-pub fn client_identity(connection: &rustls::ServerConnection) -> Option<String> {
+pub(crate) fn client_identity(connection: &rustls::ServerConnection) -> Option<String> {
     let cert = connection.peer_certificates()?.first()?;
     cert_identity::subject_common_name(cert.as_ref())
 }
