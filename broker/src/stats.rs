@@ -99,15 +99,24 @@ pub(crate) struct AuthPluginStats {
     pub latency_sum_nanos: AtomicU64,
 }
 
-/// A consistent-enough copy of the hot counters.
+/// The broker's traffic since start, summed over every client connection
+/// (read counter by counter while clients keep counting, so only nearly
+/// consistent with one another).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Totals {
+    /// Bytes read from client sockets.
     pub bytes_received: u64,
+    /// Bytes written to client sockets.
     pub bytes_sent: u64,
+    /// MQTT packets received (hbmqtt's `messages/received`).
     pub packets_received: u64,
+    /// MQTT packets sent (hbmqtt's `messages/sent`).
     pub packets_sent: u64,
+    /// PUBLISH packets received from clients.
     pub publish_received: u64,
+    /// PUBLISH packets sent to clients.
     pub publish_sent: u64,
+    /// Deliveries dropped because a subscriber's queue was full.
     pub publish_dropped: u64,
 }
 

@@ -47,14 +47,44 @@ pub(crate) use crate::plugin_host::input::{AuthInput, TlsInput, topic_request};
 use crate::plugin_host::registry::{Registry, canonical};
 use crate::stats::AuthAnswer;
 
+/// Why the plugin chains a configuration names cannot be built (by
+/// [`Broker::new`](crate::Broker::new) or [`Broker::reload`](crate::Broker::reload)).
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
+    /// A chain names a plugin that no built-in or plugin library provides.
     #[error("{chain}: unknown plugin `{name}` (available: {available}){skipped}")]
-    UnknownPlugin { chain: &'static str, name: String, available: String, skipped: String },
+    UnknownPlugin {
+        /// The configuration key of the chain: `auth.plugins` or `topic-check.plugins`.
+        chain: &'static str,
+        /// The plugin name as the configuration writes it.
+        name: String,
+        /// The registered plugin names, for the message.
+        available: String,
+        /// `; plugin libraries skipped: ...` with each library that could not
+        /// be registered and why, or empty when none was skipped.
+        skipped: String,
+    },
+    /// The plugin's constructor refused its options or failed.
     #[error("{chain}: plugin `{name}` cannot start: {reason}")]
-    PluginFailed { chain: &'static str, name: String, reason: String },
+    PluginFailed {
+        /// The configuration key of the chain: `auth.plugins` or `topic-check.plugins`.
+        chain: &'static str,
+        /// The plugin name as the configuration writes it.
+        name: String,
+        /// What the plugin said.
+        reason: String,
+    },
+    /// The plugin does not do what its chain needs (an authentication
+    /// plugin in the topic chain, say).
     #[error("{chain}: plugin `{name}` does not {what}")]
-    WrongKind { chain: &'static str, name: String, what: &'static str },
+    WrongKind {
+        /// The configuration key of the chain: `auth.plugins` or `topic-check.plugins`.
+        chain: &'static str,
+        /// The plugin name as the configuration writes it.
+        name: String,
+        /// The capability it lacks: `authenticate` or `check topics`.
+        what: &'static str,
+    },
 }
 
 /// The verdict of an authentication chain.
@@ -377,8 +407,11 @@ impl AccessControl {
 /// The plugin registry and the chains in force, as [`Broker::plugins`](crate::Broker::plugins) returns them.
 #[derive(Debug, Clone)]
 pub struct PluginListing {
+    /// Every plugin a chain could name: the built-ins, then the plugin libraries found.
     pub plugins: Vec<crate::plugin_host::registry::PluginInfo>,
+    /// Plugin library files that could not be registered, each with why.
     pub failures: Vec<String>,
+    /// The authentication chain in force, plugin names in calling order.
     pub auth_chain: Vec<String>,
     /// `None` when topic checking is disabled.
     pub topic_chain: Option<Vec<String>>,

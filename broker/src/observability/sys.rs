@@ -30,14 +30,21 @@ pub(crate) fn version_payload() -> String {
     format!("moth version {}", env!("CARGO_PKG_VERSION"))
 }
 
-/// What one round of `$SYS` topics is made from.
+/// The broker's figures at one moment: what one round of `$SYS` topics and
+/// the Prometheus endpoint are made from ([`Broker::snapshot`](crate::Broker::snapshot)).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
+    /// Bytes, packets and PUBLISH packets in and out since start.
     pub totals: Totals,
+    /// Clients connected now (accepted with CONNACK 0, not yet gone).
     pub clients_connected: u64,
+    /// Disconnections of accepted clients since start (hbmqtt's `clients/disconnected`).
     pub clients_disconnected: u64,
+    /// The most clients connected at once since start.
     pub clients_maximum: u64,
+    /// Inbound QoS 2 messages awaiting their PUBREL, over all sessions.
     pub inflight_in: u64,
+    /// Outbound QoS 1 and 2 deliveries not yet fully acknowledged, over all sessions.
     pub inflight_out: u64,
     /// Messages queued in sessions (hbmqtt counts those of offline sessions).
     pub queued: u64,
@@ -47,11 +54,15 @@ pub struct Snapshot {
     pub sessions_offline: u64,
     /// Sessions removed by their expiry interval since start.
     pub sessions_expired: u64,
+    /// Retained messages held, the broker's own `$SYS` ones included.
     pub retained: u64,
+    /// Subscriptions held, one per (filter, session).
     pub subscriptions: u64,
     /// New connections accepted since start (for the `load/connections` average).
     pub connections: u64,
+    /// Time since the broker last started.
     pub uptime: Duration,
+    /// When the snapshot was taken (wall clock).
     pub now: SystemTime,
     /// Resident memory now and at its peak, in bytes (Linux only).
     pub memory: Option<(u64, u64)>,

@@ -30,7 +30,9 @@ pub(crate) fn canonical(name: &str) -> String {
 /// Where a plugin comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PluginOrigin {
+    /// Linked into moth.
     BuiltIn,
+    /// Loaded from this plugin library file (found in `plugins-dir`).
     Library(PathBuf),
 }
 
@@ -50,9 +52,13 @@ pub struct PluginInfo {
     pub name: String,
     /// Other accepted spellings (hbmqtt's documented names).
     pub aliases: Vec<String>,
+    /// Built in, or the library file it was loaded from.
     pub origin: PluginOrigin,
+    /// The plugin's own version (moth's for the built-ins).
     pub plugin_version: String,
+    /// The version of the plugin interface (`moth-plugin-api`) it was built against.
     pub api_version: ApiVersion,
+    /// What the plugin does, in its own words.
     pub description: String,
 }
 

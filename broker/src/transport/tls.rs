@@ -27,16 +27,56 @@ use crate::transport::cert_identity;
 /// listener and, when there is one, the file.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    /// A file or directory could not be read.
     #[error("listener `{listener}`: cannot read {what} {}: {reason}", path.display())]
-    Read { listener: String, what: &'static str, path: PathBuf, reason: String },
+    Read {
+        /// The listener's name in the configuration.
+        listener: String,
+        /// The setting that names it: `certfile`, `keyfile`, `cafile`, `capath`, ...
+        what: &'static str,
+        /// The file or directory, as configured.
+        path: PathBuf,
+        /// Why it could not be read.
+        reason: String,
+    },
+    /// A file was read but holds no usable certificate or key.
     #[error("listener `{listener}`: {what} {}: {reason}", path.display())]
-    Content { listener: String, what: &'static str, path: PathBuf, reason: String },
+    Content {
+        /// The listener's name in the configuration.
+        listener: String,
+        /// The setting that names it: `certfile`, `keyfile`, `cafile`, `capath file`, ...
+        what: &'static str,
+        /// The file, as configured (or found in `capath`).
+        path: PathBuf,
+        /// What is wrong with its content.
+        reason: String,
+    },
+    /// `keyfile` holds a key that does not belong to `certfile`'s certificate.
     #[error("listener `{listener}`: the private key in {} does not match the certificate in {}", key.display(), cert.display())]
-    KeyMismatch { listener: String, key: PathBuf, cert: PathBuf },
+    KeyMismatch {
+        /// The listener's name in the configuration.
+        listener: String,
+        /// The `keyfile`.
+        key: PathBuf,
+        /// The `certfile`.
+        cert: PathBuf,
+    },
+    /// The inline `cadata` holds no usable CA certificate.
     #[error("listener `{listener}`: cadata: {reason}")]
-    CaData { listener: String, reason: String },
+    CaData {
+        /// The listener's name in the configuration.
+        listener: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The settings do not make a TLS server (`ssl: on` without `certfile`, say).
     #[error("listener `{listener}`: cannot set up TLS: {reason}")]
-    Setup { listener: String, reason: String },
+    Setup {
+        /// The listener's name in the configuration.
+        listener: String,
+        /// What is missing or refused.
+        reason: String,
+    },
 }
 
 /// The one crypto provider of the broker.
