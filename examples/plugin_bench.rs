@@ -13,12 +13,11 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use moth::access::AuthInput;
-use moth::codec;
-use moth::packet::{Connect, Disconnect, Packet, Protocol};
-use moth::plugin_host::registry::Registry;
+use moth::internal::{AuthInput, Registry, load_plugin_library};
 use moth::{Broker, Config};
 use moth_plugin_api::{AuthRequest, Decision, PluginBox};
+use moth_protocol::codec;
+use moth_protocol::packet::{Connect, Disconnect, Packet, Protocol};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -147,7 +146,7 @@ async fn main() {
         // A different modification time makes it a changed file.
         let t = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000 + i);
         std::fs::File::options().write(true).open(&lib).and_then(|f| f.set_modified(t)).expect("set mtime");
-        moth::plugin_host::loader::load(&lib).expect("loads");
+        load_plugin_library(&lib).expect("loads");
     }
     let after = rss_kib();
     let _ = std::fs::remove_dir_all(&scratch);

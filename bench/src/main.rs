@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use moth::packet::QoS;
+use moth_protocol::packet::QoS;
 
 use scenarios::{Outcome, Target};
 

@@ -49,7 +49,7 @@ pub fn run(
     // SAFETY: PR_SET_TIMERSLACK takes one integer argument and affects only
     // this thread.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong) };
-    let (mut packet, _) = wire::publish(topic, &[0u8; 64], moth::packet::QoS::AtMostOnce);
+    let (mut packet, _) = wire::publish(topic, &[0u8; 64], moth_protocol::packet::QoS::AtMostOnce);
     let stamp_at = packet.len() - 64; // the payload is the packet's tail
     let mut sent = Ok(());
     for i in 0..count {

@@ -4,8 +4,8 @@
 //! the bottleneck.
 
 use bytes::{Buf, BytesMut};
-use moth::codec;
-use moth::packet::{Connect, Packet, Protocol, QoS, Subscribe, SubscribeFilter};
+use moth_protocol::codec;
+use moth_protocol::packet::{Connect, Packet, Protocol, QoS, Subscribe, SubscribeFilter};
 
 /// A CONNECT with a user name and password when `login` is given.
 pub fn connect_as(client_id: &str, clean: bool, keep_alive: u16, login: Option<(&str, &str)>) -> BytesMut {

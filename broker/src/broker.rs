@@ -7,7 +7,7 @@
 //! run of it: a broker that is shut down and started again keeps them, as it
 //! will when they are persisted to disk.
 
-pub mod reload;
+pub(crate) mod reload;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -39,22 +39,45 @@ use crate::transport::Transport;
 use crate::transport::tls::TlsError;
 use reload::ReloadReport;
 
+/// Why a [`Broker`] could not be built, started, reloaded, published to or
+/// subscribed from. Each message names what failed (the listener, the file,
+/// the plugin).
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
+    /// The plugin chains could not be built ([`Broker::new`], [`Broker::reload`]).
     #[error(transparent)]
     Access(#[from] AccessError),
+    /// A listener could not bind its address ([`Broker::start`]).
     #[error("listener `{listener}`: cannot bind {addr}: {source}")]
-    Bind { listener: String, addr: SocketAddr, source: std::io::Error },
+    Bind {
+        /// The listener's name in the configuration.
+        listener: String,
+        /// The address it was to bind.
+        addr: SocketAddr,
+        /// Why the operating system refused.
+        source: std::io::Error,
+    },
+    /// A listener's TLS material could not be used ([`Broker::new`]).
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The Prometheus endpoint could not bind its address ([`Broker::start`]).
     #[error("metrics endpoint: cannot bind {addr}: {source}")]
-    MetricsBind { addr: SocketAddr, source: std::io::Error },
+    MetricsBind {
+        /// The `metrics.bind` address.
+        addr: SocketAddr,
+        /// Why the operating system refused.
+        source: std::io::Error,
+    },
+    /// [`Broker::start`] was called on a running broker.
     #[error("the broker is already running")]
     AlreadyRunning,
+    /// [`Broker::publish`] was given a topic that is not a valid topic name.
     #[error("invalid topic name `{0}`")]
     InvalidTopic(String),
+    /// [`Broker::subscribe`] was given a filter that is not a valid topic filter.
     #[error("invalid topic filter `{0}`")]
     InvalidFilter(String),
+    /// [`Broker::publish`] was given a payload too large for one PUBLISH (its size in bytes).
     #[error("payload of {0} bytes does not fit in an MQTT packet")]
     PayloadTooLarge(usize),
 }
@@ -294,11 +317,6 @@ impl Broker {
         *self.metrics_addr.locked()
     }
 
-    /// The broker's counters (what `$SYS` and the metrics endpoint show).
-    pub fn stats(&self) -> &Stats {
-        &self.ctx.stats
-    }
-
     /// The current figures, as the next `$SYS` round would publish them.
     pub fn snapshot(&self) -> sys::Snapshot {
         sys::Snapshot::take(&self.ctx)
@@ -363,6 +381,7 @@ impl LocalSubscription {
         Some(Message { qos: d.qos, retain: d.retain, ..(**m).clone() })
     }
 
+    /// The topic filter this subscription was made with.
     pub fn filter(&self) -> &str {
         &self.filter
     }

@@ -8,7 +8,7 @@
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// `lock()` that ignores poisoning; see the module docs.
-pub trait Locked<T: ?Sized> {
+pub(crate) trait Locked<T: ?Sized> {
     fn locked(&self) -> MutexGuard<'_, T>;
 }
 
@@ -19,7 +19,7 @@ impl<T: ?Sized> Locked<T> for Mutex<T> {
 }
 
 /// `read()` and `write()` that ignore poisoning; see the module docs.
-pub trait RwLocked<T: ?Sized> {
+pub(crate) trait RwLocked<T: ?Sized> {
     fn read_locked(&self) -> RwLockReadGuard<'_, T>;
     fn write_locked(&self) -> RwLockWriteGuard<'_, T>;
 }

@@ -7,10 +7,10 @@
 //! (a port already in use, say).
 //!
 //! SIGHUP re-reads the configuration file and applies what can change
-//! without a restart (see `moth::broker::reload`): the plugin chains, their options
+//! without a restart (see `Broker::reload`): the plugin chains, their options
 //! and libraries, and the log level; a file or plugin that fails keeps what
 //! is in force. `moth plugins [-c FILE]` lists the plugin registry;
-//! `moth passwd` creates and edits password files (see `moth::cli::passwd_cmd`).
+//! `moth passwd` creates and edits password files (see `broker/src/cli/passwd_cmd.rs`).
 
 /// jemalloc rather than glibc's malloc (feature `jemalloc`, on by default;
 /// the library sets no allocator): the tokio task and socket state of every
@@ -28,10 +28,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use moth::cli::passwd_cmd::PasswdArgs;
-use moth::config::LogFormat;
-use moth::observability::logging::{self, LogControl};
-use moth::{Broker, Config};
+use moth::internal::{LogControl, PasswdArgs, init_logging, raise_fd_limit, run_passwd, transport_name};
+use moth::{Broker, Config, LogFormat};
 use tracing::{error, info, warn};
 
 #[derive(Parser, Debug)]
@@ -75,7 +73,7 @@ enum Command {
 fn main() -> ExitCode {
     let mut args = Args::parse();
     if let Some(Command::Passwd(p)) = &args.command {
-        return match moth::cli::passwd_cmd::run(p) {
+        return match run_passwd(p) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("moth passwd: {e}");
@@ -87,7 +85,7 @@ fn main() -> ExitCode {
         args.config = Some(path.clone());
     }
     if args.print_default_config {
-        print!("{}", moth::config::DEFAULT_YAML);
+        print!("{}", moth::DEFAULT_YAML);
         return ExitCode::SUCCESS;
     }
     let config = match &args.config {
@@ -105,7 +103,7 @@ fn main() -> ExitCode {
         Some(_) => LogFormat::Text,
         None => config.log_format,
     };
-    let log = logging::init(args.verbose, config.log_level.as_deref(), format);
+    let log = init_logging(args.verbose, config.log_level.as_deref(), format);
     let origin = args.config.as_ref().map_or_else(|| "embedded default".to_string(), |p| p.display().to_string());
     for w in &config.warnings {
         warn!(config = %origin, "{w}");
@@ -142,7 +140,7 @@ fn serve(broker: Broker, config: Option<&PathBuf>, origin: &str, log: &LogContro
         // Before the broker starts: a signal that arrives once clients can
         // connect must find its handler, not the default that kills.
         let signals = Signals::install();
-        match moth::cli::fd_limit::raise() {
+        match raise_fd_limit() {
             Ok((was, now)) if was != now => info!(was, now, "open-file limit raised (one per client connection)"),
             Ok((_, now)) => info!(limit = now, "open-file limit (one per client connection)"),
             Err(e) => warn!("cannot raise the open-file limit: {e}"),
@@ -166,7 +164,7 @@ fn print_check(broker: &Broker, origin: &str) {
         .listeners
         .iter()
         .map(|l| {
-            let transport = moth::transport::transport_name(l.kind, l.tls.is_some());
+            let transport = transport_name(l.kind, l.tls.is_some());
             format!("{} ({transport} on {})", l.name, l.bind)
         })
         .collect();

@@ -15,7 +15,7 @@ use crate::session::store::SessionStore;
 use crate::stats::Stats;
 
 /// What connections, listeners and the broker's tasks share.
-pub struct Shared {
+pub(crate) struct Shared {
     /// The configuration the broker was started with. `reload` swaps the
     /// access control only; the rest of a new file needs a restart.
     pub config: Config,
@@ -34,12 +34,12 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn next_conn_id(&self) -> u64 {
+    pub(crate) fn next_conn_id(&self) -> u64 {
         self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// Whether the broker is shutting down.
-    pub fn stopping(&self) -> bool {
+    pub(crate) fn stopping(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
     }
 

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use crate::lock::Locked;
 use crate::packet::Protocol;
@@ -23,7 +23,7 @@ const SHARDS: usize = 16;
 /// The hot counters, one set per shard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(usize)]
-pub enum Counter {
+pub(crate) enum Counter {
     /// Bytes read from client sockets.
     BytesReceived,
     /// Bytes written to client sockets.
@@ -56,7 +56,7 @@ thread_local! {
 
 /// Counters of one listener.
 #[derive(Debug, Default)]
-pub struct ListenerStats {
+pub(crate) struct ListenerStats {
     /// Clients connected through this listener now (after a CONNACK 0).
     pub connected: AtomicI64,
     /// Connections that got CONNACK 0.
@@ -66,11 +66,11 @@ pub struct ListenerStats {
 }
 
 /// Upper bounds, in seconds, of the authentication latency histogram.
-pub const AUTH_LATENCY_BUCKETS: [f64; 10] = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
+pub(crate) const AUTH_LATENCY_BUCKETS: [f64; 10] = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
 
 /// What one authentication plugin answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthAnswer {
+pub(crate) enum AuthAnswer {
     Allowed,
     Denied,
     Ignored,
@@ -79,7 +79,7 @@ pub enum AuthAnswer {
 }
 
 impl AuthAnswer {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             AuthAnswer::Allowed => "allowed",
             AuthAnswer::Denied => "denied",
@@ -91,7 +91,7 @@ impl AuthAnswer {
 
 /// Answers and latency of one authentication plugin.
 #[derive(Debug, Default)]
-pub struct AuthPluginStats {
+pub(crate) struct AuthPluginStats {
     /// Indexed like [`AuthAnswer`]: allowed, denied, ignored, error.
     pub answers: [AtomicU64; 4],
     /// Cumulative counts are computed on read; these are per-bucket counts,
@@ -100,23 +100,32 @@ pub struct AuthPluginStats {
     pub latency_sum_nanos: AtomicU64,
 }
 
-/// A consistent-enough copy of the hot counters.
+/// The broker's traffic since start, summed over every client connection
+/// (read counter by counter while clients keep counting, so only nearly
+/// consistent with one another).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Totals {
+    /// Bytes read from client sockets.
     pub bytes_received: u64,
+    /// Bytes written to client sockets.
     pub bytes_sent: u64,
+    /// MQTT packets received (hbmqtt's `messages/received`).
     pub packets_received: u64,
+    /// MQTT packets sent (hbmqtt's `messages/sent`).
     pub packets_sent: u64,
+    /// PUBLISH packets received from clients.
     pub publish_received: u64,
+    /// PUBLISH packets sent to clients.
     pub publish_sent: u64,
+    /// Deliveries dropped because a subscriber's queue was full.
     pub publish_dropped: u64,
 }
 
 /// Every counter of one broker.
-pub struct Stats {
+pub(crate) struct Stats {
     shards: Box<[Shard]>,
     /// When the broker last started (set again by every `start`, as hbmqtt does).
-    started: Mutex<(Instant, SystemTime)>,
+    started: Mutex<Instant>,
     connected: AtomicI64,
     /// Clients connected now, by protocol version (3.1, 3.1.1, 5.0).
     by_protocol: [AtomicI64; 3],
@@ -131,7 +140,7 @@ impl Default for Stats {
     fn default() -> Self {
         Stats {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
-            started: Mutex::new((Instant::now(), SystemTime::now())),
+            started: Mutex::new(Instant::now()),
             connected: AtomicI64::new(0),
             by_protocol: Default::default(),
             maximum: AtomicI64::new(0),
@@ -144,13 +153,13 @@ impl Default for Stats {
 }
 
 impl Stats {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Adds `n` to a hot counter, on this thread's shard.
     #[inline]
-    pub fn add(&self, counter: Counter, n: u64) {
+    pub(crate) fn add(&self, counter: Counter, n: u64) {
         if n == 0 {
             return;
         }
@@ -159,11 +168,11 @@ impl Stats {
     }
 
     /// The sum of one hot counter over all shards.
-    pub fn get(&self, counter: Counter) -> u64 {
+    pub(crate) fn get(&self, counter: Counter) -> u64 {
         self.shards.iter().map(|s| s.0[counter as usize].load(Ordering::Relaxed)).sum()
     }
 
-    pub fn totals(&self) -> Totals {
+    pub(crate) fn totals(&self) -> Totals {
         Totals {
             bytes_received: self.get(Counter::BytesReceived),
             bytes_sent: self.get(Counter::BytesSent),
@@ -176,22 +185,17 @@ impl Stats {
     }
 
     /// Records that the broker started now: uptime counts from here.
-    pub fn mark_started(&self) {
-        *self.started.locked() = (Instant::now(), SystemTime::now());
+    pub(crate) fn mark_started(&self) {
+        *self.started.locked() = Instant::now();
     }
 
     /// Time since the broker started (or was created, before any start).
-    pub fn uptime(&self) -> Duration {
-        self.started.locked().0.elapsed()
-    }
-
-    /// Wall-clock time the broker started.
-    pub fn started_at(&self) -> SystemTime {
-        self.started.locked().1
+    pub(crate) fn uptime(&self) -> Duration {
+        self.started.locked().elapsed()
     }
 
     /// A client got CONNACK 0.
-    pub fn client_connected(&self, listener: &ListenerStats, protocol: Protocol) {
+    pub(crate) fn client_connected(&self, listener: &ListenerStats, protocol: Protocol) {
         self.by_protocol[protocol_index(protocol)].fetch_add(1, Ordering::Relaxed);
         let now = self.connected.fetch_add(1, Ordering::Relaxed) + 1;
         self.maximum.fetch_max(now, Ordering::Relaxed);
@@ -200,7 +204,7 @@ impl Stats {
     }
 
     /// A client that had got CONNACK 0 is gone.
-    pub fn client_disconnected(&self, listener: &ListenerStats, protocol: Protocol) {
+    pub(crate) fn client_disconnected(&self, listener: &ListenerStats, protocol: Protocol) {
         self.by_protocol[protocol_index(protocol)].fetch_sub(1, Ordering::Relaxed);
         self.connected.fetch_sub(1, Ordering::Relaxed);
         self.disconnected.fetch_add(1, Ordering::Relaxed);
@@ -208,38 +212,38 @@ impl Stats {
     }
 
     /// Clients connected now.
-    pub fn clients_connected(&self) -> u64 {
+    pub(crate) fn clients_connected(&self) -> u64 {
         u64::try_from(self.connected.load(Ordering::Relaxed)).unwrap_or(0)
     }
 
     /// Clients connected now that speak `protocol`.
-    pub fn clients_connected_with(&self, protocol: Protocol) -> u64 {
+    pub(crate) fn clients_connected_with(&self, protocol: Protocol) -> u64 {
         u64::try_from(self.by_protocol[protocol_index(protocol)].load(Ordering::Relaxed)).unwrap_or(0)
     }
 
     /// The most clients connected at once since start.
-    pub fn clients_maximum(&self) -> u64 {
+    pub(crate) fn clients_maximum(&self) -> u64 {
         u64::try_from(self.maximum.load(Ordering::Relaxed)).unwrap_or(0)
     }
 
     /// Disconnections since start (hbmqtt's `clients/disconnected`).
-    pub fn clients_disconnected(&self) -> u64 {
+    pub(crate) fn clients_disconnected(&self) -> u64 {
         self.disconnected.load(Ordering::Relaxed)
     }
 
     /// Offline sessions removed because their expiry interval passed.
-    pub fn sessions_expired(&self, n: u64) {
+    pub(crate) fn sessions_expired(&self, n: u64) {
         self.sessions_expired.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Sessions expired since start (Mosquitto's `clients/expired`).
-    pub fn sessions_expired_total(&self) -> u64 {
+    pub(crate) fn sessions_expired_total(&self) -> u64 {
         self.sessions_expired.load(Ordering::Relaxed)
     }
 
     /// The counters of listener `name`, created on first use. Called on
     /// every connect and disconnect: a known name costs no allocation.
-    pub fn listener(&self, name: &str) -> Arc<ListenerStats> {
+    pub(crate) fn listener(&self, name: &str) -> Arc<ListenerStats> {
         let mut map = self.listeners.locked();
         if let Some(l) = map.get(name) {
             return l.clone();
@@ -248,13 +252,13 @@ impl Stats {
     }
 
     /// Every listener's counters, by name.
-    pub fn listeners(&self) -> Vec<(String, Arc<ListenerStats>)> {
+    pub(crate) fn listeners(&self) -> Vec<(String, Arc<ListenerStats>)> {
         let map = self.listeners.locked();
         map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     /// Records one authentication plugin's answer and how long it took.
-    pub fn record_auth(&self, plugin: &str, answer: AuthAnswer, latency: Duration) {
+    pub(crate) fn record_auth(&self, plugin: &str, answer: AuthAnswer, latency: Duration) {
         let entry = {
             let mut map = self.auth.locked();
             match map.get(plugin) {
@@ -271,7 +275,7 @@ impl Stats {
     }
 
     /// Every authentication plugin's counters, by name.
-    pub fn auth_plugins(&self) -> Vec<(String, Arc<AuthPluginStats>)> {
+    pub(crate) fn auth_plugins(&self) -> Vec<(String, Arc<AuthPluginStats>)> {
         let map = self.auth.locked();
         map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
@@ -282,7 +286,7 @@ impl Stats {
 /// plenty between two flushes (one socket read or write, or one drain of a
 /// bounded output buffer) and keep every idle connection 24 bytes smaller.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct Pending {
+pub(crate) struct Pending {
     pub bytes_received: u32,
     pub bytes_sent: u32,
     pub packets_received: u32,
@@ -292,13 +296,13 @@ pub struct Pending {
 }
 
 /// Adds `n` to one of [`Pending`]'s counts (saturating: never a panic).
-pub fn bump(count: &mut u32, n: usize) {
+pub(crate) fn bump(count: &mut u32, n: usize) {
     *count = count.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
 }
 
 impl Pending {
     /// Adds what was accumulated to `stats` and starts again from zero.
-    pub fn flush(&mut self, stats: &Stats) {
+    pub(crate) fn flush(&mut self, stats: &Stats) {
         stats.add(Counter::BytesReceived, self.bytes_received.into());
         stats.add(Counter::BytesSent, self.bytes_sent.into());
         stats.add(Counter::PacketsReceived, self.packets_received.into());
@@ -319,7 +323,7 @@ fn protocol_index(protocol: Protocol) -> usize {
 }
 
 /// Every protocol version, in the order of per-version counters.
-pub const PROTOCOLS: [Protocol; 3] = [Protocol::V31, Protocol::V311, Protocol::V5];
+pub(crate) const PROTOCOLS: [Protocol; 3] = [Protocol::V31, Protocol::V311, Protocol::V5];
 
 #[cfg(test)]
 mod tests {

@@ -15,8 +15,10 @@ mod common;
 
 use bytes::BytesMut;
 use common::{DEADLINE, Running, TempDir, describe, free_port, moth, run, send_signal, text, wait_until_listening};
-use moth::codec;
-use moth::packet::{Ack, Connect, ConnectReturnCode, Packet, Protocol, Publish, QoS, Subscribe, SubscribeFilter};
+use moth_protocol::codec;
+use moth_protocol::packet::{
+    Ack, Connect, ConnectReturnCode, Packet, Protocol, Publish, QoS, Subscribe, SubscribeFilter,
+};
 
 /// The non-empty lines of stderr; a configuration error must be exactly one.
 fn stderr_lines(out: &Output) -> Vec<String> {

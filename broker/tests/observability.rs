@@ -16,8 +16,8 @@ mod common;
 
 use bytes::BytesMut;
 use common::{TempDir, free_port};
-use moth::codec;
-use moth::packet::{Ack, Connect, ConnectReturnCode, Packet, Protocol, Publish, QoS};
+use moth_protocol::codec;
+use moth_protocol::packet::{Ack, Connect, ConnectReturnCode, Packet, Protocol, Publish, QoS};
 
 const MOTH: &str = env!("CARGO_BIN_EXE_moth");
 /// How long a command or an event may take before the test fails.

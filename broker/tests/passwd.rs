@@ -13,9 +13,9 @@ mod common;
 
 use bytes::BytesMut;
 use common::{TempDir, free_port};
-use moth::codec;
-use moth::packet::{Connect, ConnectReturnCode, Packet, Protocol};
 use moth::{Broker, Config};
+use moth_protocol::codec;
+use moth_protocol::packet::{Connect, ConnectReturnCode, Packet, Protocol};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const MOTH: &str = env!("CARGO_BIN_EXE_moth");

@@ -13,9 +13,9 @@ use std::time::Duration;
 pub mod prom;
 
 use bytes::BytesMut;
-use moth::codec;
-use moth::packet::{Connect, Packet, Protocol};
 use moth::{Broker, Config};
+use moth_protocol::codec;
+use moth_protocol::packet::{Connect, Packet, Protocol};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -4,8 +4,10 @@
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::time::Duration;
 
-use moth::packet::{Ack, ConnectReturnCode, Disconnect, Packet, Publish, QoS, SubackCode, Subscribe, SubscribeFilter};
 use moth::{Broker, BrokerError, Config};
+use moth_protocol::packet::{
+    Ack, ConnectReturnCode, Disconnect, Packet, Publish, QoS, SubackCode, Subscribe, SubscribeFilter,
+};
 use moth_tests::{EVENT_TIMEOUT, RawClient};
 use tokio::net::TcpStream;
 

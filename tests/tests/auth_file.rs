@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use bytes::Bytes;
-use moth::packet::Packet;
+use moth_protocol::packet::Packet;
 use moth_tests::plugins::PluginDir;
 use moth_tests::{EVENT_TIMEOUT, RawClient, TestBroker, connect_packet};
 

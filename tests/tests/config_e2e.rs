@@ -6,11 +6,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use moth::packet::{
+use moth::{Broker, Config};
+use moth_protocol::packet::{
     Ack, Connect, ConnectReturnCode, Disconnect, Packet, Protocol, Publish, QoS, ReasonCode, SubackCode, Subscribe,
     SubscribeFilter,
 };
-use moth::{Broker, Config};
 use moth_tests::certs::{Ca, KeyKind, TempDir, client_config};
 use moth_tests::clients::round_trip;
 use moth_tests::{EVENT_TIMEOUT, RawClient, TestBroker, connect_packet};
@@ -275,7 +275,11 @@ async fn check_connection_limit_of_two(yaml: &str) {
 
     let mut third = RawClient::connect(addr).await;
     let mut bytes = bytes::BytesMut::new();
-    moth::codec::encode(&Packet::Connect(Box::new(connect_packet("limit-3", true))), Protocol::V311, &mut bytes);
+    moth_protocol::codec::encode(
+        &Packet::Connect(Box::new(connect_packet("limit-3", true))),
+        Protocol::V311,
+        &mut bytes,
+    );
     // The broker may have closed the socket already; a failed write is fine.
     let _ = tokio::io::AsyncWriteExt::write_all(&mut third.stream, &bytes).await;
     match third.recv_within(Duration::from_secs(5)).await {

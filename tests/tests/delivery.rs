@@ -7,7 +7,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use moth::packet::{Connack, Connect, ConnectReturnCode, Packet, Protocol, Will};
+use moth_protocol::codec;
+use moth_protocol::packet::{Connack, Connect, ConnectReturnCode, Packet, Protocol, Subscribe, SubscribeFilter, Will};
 use moth_tests::{EVENT_TIMEOUT, RawClient, TestBroker, connect_packet};
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, SubscribeReasonCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -727,12 +728,9 @@ async fn non_reading_subscriber(tb: &TestBroker, client_id: &str, clean: bool) -
     socket.set_recv_buffer_size(4096).unwrap();
     let mut stream = socket.connect(tb.addr).await.unwrap();
     let mut out = BytesMut::new();
-    moth::codec::encode(&Packet::Connect(Box::new(connect_packet(client_id, clean))), Protocol::V311, &mut out);
-    moth::codec::encode(
-        &Packet::Subscribe(moth::packet::Subscribe::new(
-            1,
-            vec![moth::packet::SubscribeFilter::new("flood/#", moth::QoS::AtMostOnce)],
-        )),
+    codec::encode(&Packet::Connect(Box::new(connect_packet(client_id, clean))), Protocol::V311, &mut out);
+    codec::encode(
+        &Packet::Subscribe(Subscribe::new(1, vec![SubscribeFilter::new("flood/#", moth::QoS::AtMostOnce)])),
         Protocol::V311,
         &mut out,
     );

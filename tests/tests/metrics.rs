@@ -9,9 +9,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use moth::codec;
-use moth::packet::{Ack, ConnectReturnCode, Disconnect, Packet, Protocol, Publish, QoS};
 use moth::{Broker, Config};
+use moth_protocol::codec;
+use moth_protocol::packet::{Ack, ConnectReturnCode, Disconnect, Packet, Protocol, Publish, QoS};
 use moth_tests::prom::{self, Exposition};
 use moth_tests::{EVENT_TIMEOUT, RawClient, connect_packet};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

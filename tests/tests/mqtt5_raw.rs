@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use moth::QoS;
-use moth::packet::{
+use moth_protocol::packet::{
     Ack, Connack, Connect, ConnectProperties, ConnectReturnCode, Disconnect, MessageProperties, Packet, Protocol,
     Publish, ReasonCode, SubackCode, Subscribe, SubscribeFilter, Unsubscribe,
 };
@@ -261,7 +261,7 @@ async fn disconnect_with_will_publishes_it_and_session_expiry_may_not_rise_from_
     let mut watcher = connected(&tb, "watcher").await;
     subscribe(&mut watcher, 1, SubscribeFilter::new("will/#", QoS::AtMostOnce)).await;
     let mut with_will = connect5("leaver");
-    with_will.will = Some(moth::packet::Will::new("will/leaver", "gone", QoS::AtMostOnce, false));
+    with_will.will = Some(moth_protocol::packet::Will::new("will/leaver", "gone", QoS::AtMostOnce, false));
     let (mut c, _) = open(&tb, with_will.clone()).await;
     c.send(&Packet::Disconnect(Disconnect::new(ReasonCode::DISCONNECT_WITH_WILL))).await;
     c.expect_closed().await;
@@ -355,7 +355,7 @@ async fn a_delayed_will_waits_and_a_reconnect_within_the_delay_cancels_it() {
     let with_delayed_will = |id: &str| {
         let mut c = connect5(id);
         c.properties.session_expiry_interval = Some(60);
-        let mut will = moth::packet::Will::new(format!("dw/{id}"), "gone", QoS::AtMostOnce, false);
+        let mut will = moth_protocol::packet::Will::new(format!("dw/{id}"), "gone", QoS::AtMostOnce, false);
         will.delay_interval = 1;
         c.will = Some(will);
         c

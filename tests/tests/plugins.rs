@@ -6,8 +6,10 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use moth::packet::{Ack, ConnectReturnCode, Packet, Publish, QoS, ReasonCode, SubackCode, Subscribe, SubscribeFilter};
 use moth::{Broker, Config};
+use moth_protocol::packet::{
+    Ack, ConnectReturnCode, Packet, Publish, QoS, ReasonCode, SubackCode, Subscribe, SubscribeFilter,
+};
 use moth_tests::plugins::PluginDir;
 use moth_tests::{EVENT_TIMEOUT, RawClient, TestBroker, connect_packet};
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use moth::QoS;
-use moth::packet::{
+use moth_protocol::packet::{
     Ack, Connack, Connect, ConnectReturnCode, Packet, Publish, Suback, SubackCode, Subscribe, SubscribeFilter,
     Unsuback, Unsubscribe,
 };

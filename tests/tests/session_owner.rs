@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use moth::Config;
-use moth::packet::{
+use moth_protocol::packet::{
     Ack, Connack, ConnectReturnCode, Disconnect, Packet, Publish, QoS, SubackCode, Subscribe, SubscribeFilter,
 };
 use moth_tests::certs::TempDir;

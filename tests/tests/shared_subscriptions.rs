@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use moth::QoS;
-use moth::packet::{
+use moth_protocol::packet::{
     Ack, Connect, ConnectProperties, ConnectReturnCode, Packet, Protocol, Publish, ReasonCode, SubackCode, Subscribe,
     SubscribeFilter,
 };

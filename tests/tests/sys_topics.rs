@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use moth::codec;
-use moth::packet::{Ack, Disconnect, Packet, Protocol, Publish, QoS, Subscribe, SubscribeFilter};
+use moth_protocol::codec;
+use moth_protocol::packet::{Ack, Disconnect, Packet, Protocol, Publish, QoS, Subscribe, SubscribeFilter};
 use moth_tests::{EVENT_TIMEOUT, RawClient, TestBroker, connect_packet};
 
 fn encoded_len(p: &Packet) -> u64 {

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use moth::codec;
-use moth::packet::{ConnectReturnCode as Code, Packet, Protocol};
 use moth::{Broker, BrokerError, Config};
+use moth_protocol::codec;
+use moth_protocol::packet::{ConnectReturnCode as Code, Packet, Protocol};
 use moth_tests::certs::{Ca, Issued, KeyKind, TempDir, client_config, client_config_versions, tls_yaml};
 use moth_tests::clients::{Outcome, round_trip, try_connect};
 use moth_tests::{EVENT_TIMEOUT, TestBroker, connect_packet};
@@ -303,11 +303,11 @@ async fn full_tls_listener_refuses_and_an_idle_socket_cannot_keep_its_slot() {
     // The idle socket is closed by the broker once the handshake timeout passes.
     let mut byte = [0u8; 1];
     let started = tokio::time::Instant::now();
-    let read = tokio::time::timeout(moth::transport::HANDSHAKE_TIMEOUT + EVENT_TIMEOUT, idle.read(&mut byte))
+    let read = tokio::time::timeout(moth::internal::HANDSHAKE_TIMEOUT + EVENT_TIMEOUT, idle.read(&mut byte))
         .await
         .expect("the broker closes an idle socket");
     assert!(matches!(read, Ok(0) | Err(_)), "closed, not answered: {read:?}");
-    assert!(started.elapsed() >= moth::transport::HANDSHAKE_TIMEOUT - Duration::from_secs(1));
+    assert!(started.elapsed() >= moth::internal::HANDSHAKE_TIMEOUT - Duration::from_secs(1));
     // And its slot is free again.
     let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
     loop {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
-use moth::codec;
-use moth::packet::{ConnectReturnCode as Code, Packet, Protocol, Publish, QoS, Subscribe, SubscribeFilter};
+use moth_protocol::codec;
+use moth_protocol::packet::{ConnectReturnCode as Code, Packet, Protocol, Publish, QoS, Subscribe, SubscribeFilter};
 use moth_tests::certs::{Ca, KeyKind, TempDir, client_config, tls_yaml};
 use moth_tests::clients::{Outcome, round_trip, try_connect};
 use moth_tests::{EVENT_TIMEOUT, TestBroker, connect_packet};

@@ -77,14 +77,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .enable_all()
         .on_thread_start(|| BROKER_THREAD.with(|b| b.set(true)))
         .build()?;
-    let config = moth::config::Config::from_yaml_str(
+    let config = moth::Config::from_yaml_str(
         "listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:0\nauth:\n  allow-anonymous: true\n",
     )?;
     let broker = moth::Broker::new(config)?;
     runtime.block_on(broker.start())?;
     let addr = broker.local_addr("default").ok_or("no listener address")?;
-    println!("future of one connection's task: {} bytes", moth::server::connection::serve_future_size());
-    for (what, size) in moth::server::connection::state_sizes() {
+    println!("future of one connection's task: {} bytes", moth::internal::serve_future_size());
+    for (what, size) in moth::internal::state_sizes() {
         println!("{what}: {size} bytes");
     }
 

@@ -22,11 +22,11 @@
 
 use moth_plugin_api::{Decision, DecisionKind};
 
-pub use crate::plugin_host::call::Answer;
+pub(crate) use crate::plugin_host::call::Answer;
 
 /// How a chain ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     pub allowed: bool,
     /// A refusal for wrong credentials (CONNACK 4) rather than "not authorized" (5).
     pub bad_credentials: bool,
@@ -37,14 +37,14 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    pub fn by_default(allowed: bool, reason: &str) -> Verdict {
+    pub(crate) fn by_default(allowed: bool, reason: &str) -> Verdict {
         Verdict { allowed, bad_credentials: false, decided_by: None, reason: (!allowed).then(|| reason.to_string()) }
     }
 
     /// The auth default's refusal of a user name no plugin knew: CONNACK 4,
     /// the same code as a wrong password, so the code does not tell an
     /// attacker which user names exist.
-    pub fn unknown_user() -> Verdict {
+    pub(crate) fn unknown_user() -> Verdict {
         Verdict {
             allowed: false,
             bad_credentials: true,
@@ -55,7 +55,7 @@ impl Verdict {
 }
 
 /// What one step of the chain means for the rest of it.
-pub enum Step {
+pub(crate) enum Step {
     /// Refused: stop here.
     Stop(Verdict),
     /// Go on asking.
@@ -65,12 +65,12 @@ pub enum Step {
 /// Running state of a chain: feed it answers in order with [`Tally::answer`]
 /// until it says stop, then [`Tally::finish`].
 #[derive(Debug, Default)]
-pub struct Tally {
+pub(crate) struct Tally {
     first_allow: Option<String>,
 }
 
 impl Tally {
-    pub fn answer(&mut self, plugin: &str, answer: Answer) -> Step {
+    pub(crate) fn answer(&mut self, plugin: &str, answer: Answer) -> Step {
         let refuse = |bad_credentials: bool, reason: String| {
             Step::Stop(Verdict {
                 allowed: false,
@@ -97,7 +97,7 @@ impl Tally {
 
     /// The verdict once every plugin was asked and none refused. `default`
     /// decides when none allowed.
-    pub fn finish(self, default: impl FnOnce() -> Verdict) -> Verdict {
+    pub(crate) fn finish(self, default: impl FnOnce() -> Verdict) -> Verdict {
         match self.first_allow {
             Some(name) => Verdict { allowed: true, bad_credentials: false, decided_by: Some(name), reason: None },
             None => default(),
@@ -109,8 +109,9 @@ fn reason_or(d: Decision, fallback: &str) -> String {
     if d.reason.is_empty() { fallback.to_string() } else { d.reason.into_string() }
 }
 
-/// Runs the rule over answers given in order (for tests and synchronous chains).
-pub fn decide<'a>(answers: impl IntoIterator<Item = (&'a str, Answer)>, default: impl FnOnce() -> Verdict) -> Verdict {
+/// Runs the rule over answers given in order.
+#[cfg(test)]
+fn decide<'a>(answers: impl IntoIterator<Item = (&'a str, Answer)>, default: impl FnOnce() -> Verdict) -> Verdict {
     let mut tally = Tally::default();
     for (name, answer) in answers {
         if let Step::Stop(v) = tally.answer(name, answer) {
@@ -122,7 +123,7 @@ pub fn decide<'a>(answers: impl IntoIterator<Item = (&'a str, Answer)>, default:
 
 /// How the metrics count one plugin answer: a refusal for bad credentials
 /// is a denial; an error, panic or timeout is an error.
-pub fn counted_as(answer: &Answer) -> crate::stats::AuthAnswer {
+pub(crate) fn counted_as(answer: &Answer) -> crate::stats::AuthAnswer {
     use crate::stats::AuthAnswer;
     match answer {
         Err(_) => AuthAnswer::Error,

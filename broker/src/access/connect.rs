@@ -18,7 +18,7 @@ use crate::stats::AuthAnswer;
 
 /// The broker's answer to a CONNECT, before the session is attached.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConnectDecision {
+pub(crate) enum ConnectDecision {
     Accept {
         /// The client's id, or the one assigned to it.
         client_id: String,
@@ -37,7 +37,7 @@ static ASSIGNED: AtomicU64 = AtomicU64::new(0);
 /// A client id for a client that sent an empty one. Unique for the life of
 /// the process, and in a form (`moth-` and hex) a client would not pick by
 /// accident.
-pub fn assign_client_id() -> String {
+pub(crate) fn assign_client_id() -> String {
     let n = ASSIGNED.fetch_add(1, Ordering::Relaxed);
     let nanos =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
@@ -45,7 +45,7 @@ pub fn assign_client_id() -> String {
 }
 
 /// Checks the client identifier of a CONNECT.
-pub fn check_client_id(connect: &Connect) -> ConnectDecision {
+pub(crate) fn check_client_id(connect: &Connect) -> ConnectDecision {
     if !connect.client_id.is_empty() {
         return ConnectDecision::Accept { client_id: connect.client_id.clone(), assigned: false };
     }
@@ -67,7 +67,7 @@ pub fn check_client_id(connect: &Connect) -> ConnectDecision {
 }
 
 /// Runs the authentication chain for a CONNECT whose client id was accepted.
-pub async fn authenticate(
+pub(crate) async fn authenticate(
     access: &AccessControl,
     connect: &Connect,
     client_id: &str,

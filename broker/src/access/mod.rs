@@ -29,8 +29,8 @@
 //! A plugin error or panic (caught on the plugin's side by the export glue)
 //! refuses, is logged with the plugin's name and counted.
 
-pub mod chain;
-pub mod connect;
+pub(crate) mod chain;
+pub(crate) mod connect;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -43,25 +43,55 @@ use crate::access::chain::{Step, Tally, Verdict};
 use crate::config::{ChainDefault, Config};
 use crate::lock::RwLocked;
 use crate::plugin_host::call::{ChainPlugin, call_authenticate, call_check_topic};
-pub use crate::plugin_host::input::{AuthInput, TlsInput, topic_request};
+pub(crate) use crate::plugin_host::input::{AuthInput, TlsInput, topic_request};
 use crate::plugin_host::registry::{Registry, canonical};
 use crate::stats::AuthAnswer;
 
+/// Why the plugin chains a configuration names cannot be built (by
+/// [`Broker::new`](crate::Broker::new) or [`Broker::reload`](crate::Broker::reload)).
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
+    /// A chain names a plugin that no built-in or plugin library provides.
     #[error("{chain}: unknown plugin `{name}` (available: {available}){skipped}")]
-    UnknownPlugin { chain: &'static str, name: String, available: String, skipped: String },
+    UnknownPlugin {
+        /// The configuration key of the chain: `auth.plugins` or `topic-check.plugins`.
+        chain: &'static str,
+        /// The plugin name as the configuration writes it.
+        name: String,
+        /// The registered plugin names, for the message.
+        available: String,
+        /// `; plugin libraries skipped: ...` with each library that could not
+        /// be registered and why, or empty when none was skipped.
+        skipped: String,
+    },
+    /// The plugin's constructor refused its options or failed.
     #[error("{chain}: plugin `{name}` cannot start: {reason}")]
-    PluginFailed { chain: &'static str, name: String, reason: String },
+    PluginFailed {
+        /// The configuration key of the chain: `auth.plugins` or `topic-check.plugins`.
+        chain: &'static str,
+        /// The plugin name as the configuration writes it.
+        name: String,
+        /// What the plugin said.
+        reason: String,
+    },
+    /// The plugin does not do what its chain needs (an authentication
+    /// plugin in the topic chain, say).
     #[error("{chain}: plugin `{name}` does not {what}")]
-    WrongKind { chain: &'static str, name: String, what: &'static str },
+    WrongKind {
+        /// The configuration key of the chain: `auth.plugins` or `topic-check.plugins`.
+        chain: &'static str,
+        /// The plugin name as the configuration writes it.
+        name: String,
+        /// The capability it lacks: `authenticate` or `check topics`.
+        what: &'static str,
+    },
 }
 
 /// The verdict of an authentication chain.
-pub type AuthOutcome = Verdict;
+pub(crate) type AuthOutcome = Verdict;
 
 /// The chains built from one configuration.
-pub struct Chains {
+pub(crate) struct Chains {
     auth: Vec<Arc<ChainPlugin>>,
     /// `None` when topic checking is disabled.
     topic: Option<Vec<Arc<ChainPlugin>>>,
@@ -89,7 +119,7 @@ impl Chains {
     /// user name, as hbmqtt's does. When `topic-check.plugins` is absent, the
     /// built-in topic plugins are asked, as in hbmqtt. Plugin libraries are
     /// only used when a chain names them.
-    pub fn build(config: &Config, namespace: &str) -> Result<Chains, AccessError> {
+    pub(crate) fn build(config: &Config, namespace: &str) -> Result<Chains, AccessError> {
         let registry = Registry::scan(&config.plugins.dirs, namespace);
         Chains::build_with(config, registry)
     }
@@ -170,7 +200,7 @@ impl Chains {
 }
 
 /// The chains in force, swappable at run time.
-pub struct AccessControl {
+pub(crate) struct AccessControl {
     current: RwLock<Arc<Chains>>,
     /// Whether the chains in force want delivery checks: read on every
     /// delivery, so kept apart from the lock.
@@ -183,13 +213,14 @@ pub struct AccessControl {
 
 impl AccessControl {
     /// Resolves the configured plugin names; see [`Chains::build`].
-    pub fn from_config(config: &Config) -> Result<Self, AccessError> {
+    #[cfg(test)]
+    pub(crate) fn from_config(config: &Config) -> Result<Self, AccessError> {
         Self::with_namespace(config, moth_plugin_api::DEFAULT_NAMESPACE)
     }
 
     /// Like [`AccessControl::from_config`], registering the plugin libraries
     /// that declare `namespace`.
-    pub fn with_namespace(config: &Config, namespace: &str) -> Result<Self, AccessError> {
+    pub(crate) fn with_namespace(config: &Config, namespace: &str) -> Result<Self, AccessError> {
         let chains = Chains::build(config, namespace)?;
         Ok(AccessControl {
             receive_checks: AtomicBool::new(chains.wants_receive_checks()),
@@ -200,7 +231,8 @@ impl AccessControl {
     }
 
     /// An access control that admits everyone and checks no topic.
-    pub fn allow_all() -> Self {
+    #[cfg(test)]
+    pub(crate) fn allow_all() -> Self {
         let object = moth_plugin_api::into_plugin_box(moth_auth_anonymous::AnonymousAuth::new(true));
         let name = moth_auth_anonymous::AnonymousAuth::NAME.into();
         let anonymous = ChainPlugin::new(name, object, crate::config::DEFAULT_PLUGIN_CONCURRENCY);
@@ -223,7 +255,7 @@ impl AccessControl {
 
     /// Builds the chains of `config` (re-scanning the plugin directories)
     /// and puts them in force. On error the current chains stay.
-    pub fn reload(&self, config: &Config) -> Result<(), AccessError> {
+    pub(crate) fn reload(&self, config: &Config) -> Result<(), AccessError> {
         let chains = Arc::new(Chains::build(config, &self.namespace)?);
         let wants = chains.wants_receive_checks();
         let topics = chains.checks_topics();
@@ -234,17 +266,17 @@ impl AccessControl {
     }
 
     /// The chains in force.
-    pub fn chains(&self) -> Arc<Chains> {
+    pub(crate) fn chains(&self) -> Arc<Chains> {
         self.current.read_locked().clone()
     }
 
     /// Names of the authentication chain, in order.
-    pub fn auth_chain(&self) -> Vec<String> {
+    pub(crate) fn auth_chain(&self) -> Vec<String> {
         self.chains().auth.iter().map(|p| p.name.clone()).collect()
     }
 
     /// Errors, panics and timeouts of plugins in the current chains.
-    pub fn plugin_failures(&self) -> u64 {
+    pub(crate) fn plugin_failures(&self) -> u64 {
         let c = self.chains();
         // A plugin in both chains is one instance: count it once.
         let mut seen: Vec<&Arc<ChainPlugin>> = Vec::new();
@@ -257,14 +289,15 @@ impl AccessControl {
     }
 
     /// Runs the authentication chain for one CONNECT.
-    pub async fn authenticate(&self, input: AuthInput) -> AuthOutcome {
+    #[cfg(test)]
+    pub(crate) async fn authenticate(&self, input: AuthInput) -> AuthOutcome {
         self.authenticate_recorded(input, |_, _, _| {}).await
     }
 
     /// Runs the authentication chain for one CONNECT, reporting each plugin's
     /// answer and how long it took to `record` (the per-plugin metrics).
     /// Plugins after a refusal are not asked, so not reported.
-    pub async fn authenticate_recorded(
+    pub(crate) async fn authenticate_recorded(
         &self,
         input: AuthInput,
         mut record: impl FnMut(&str, AuthAnswer, Duration),
@@ -293,12 +326,12 @@ impl AccessControl {
     }
 
     /// Whether topic checks are on at all (the PUBLISH hot path skips them when off).
-    pub fn checks_topics(&self) -> bool {
+    pub(crate) fn checks_topics(&self) -> bool {
         self.topic_checks.load(Ordering::Relaxed)
     }
 
     /// Checks one topic for one client. Returns the refusal reason, `None` when allowed.
-    pub fn check_topic(&self, request: &TopicRequest<'_>) -> Option<String> {
+    pub(crate) fn check_topic(&self, request: &TopicRequest<'_>) -> Option<String> {
         let chains = self.chains();
         let chain = chains.topic.as_ref().filter(|c| !c.is_empty())?;
         let mut tally = Tally::default();
@@ -331,7 +364,7 @@ impl AccessControl {
 
     /// Whether a topic plugin in force wants delivery checks
     /// ([`Capabilities::CHECK_RECEIVE`]); the delivery path skips them otherwise.
-    pub fn checks_receive(&self) -> bool {
+    pub(crate) fn checks_receive(&self) -> bool {
         self.receive_checks.load(Ordering::Relaxed)
     }
 
@@ -339,7 +372,7 @@ impl AccessControl {
     /// the topic plugins that declare [`Capabilities::CHECK_RECEIVE`]; the
     /// first refusal (or error) drops it, otherwise it is delivered (its
     /// subscription was allowed already).
-    pub fn check_receive(&self, request: &TopicRequest<'_>) -> bool {
+    pub(crate) fn check_receive(&self, request: &TopicRequest<'_>) -> bool {
         let chains = self.chains();
         let mut tally = Tally::default();
         for p in chains.topic.iter().flatten().filter(|p| p.caps.contains(Capabilities::CHECK_RECEIVE)) {
@@ -360,7 +393,7 @@ impl AccessControl {
     }
 
     /// What `moth plugins` lists: every registered plugin, and the chains in force.
-    pub fn describe(&self) -> PluginListing {
+    pub(crate) fn describe(&self) -> PluginListing {
         let c = self.chains();
         PluginListing {
             plugins: c.registry.plugins().cloned().collect(),
@@ -371,11 +404,14 @@ impl AccessControl {
     }
 }
 
-/// A snapshot of the registry and the chains; see [`AccessControl::describe`].
+/// The plugin registry and the chains in force, as [`Broker::plugins`](crate::Broker::plugins) returns them.
 #[derive(Debug, Clone)]
 pub struct PluginListing {
+    /// Every plugin a chain could name: the built-ins, then the plugin libraries found.
     pub plugins: Vec<crate::plugin_host::registry::PluginInfo>,
+    /// Plugin library files that could not be registered, each with why.
     pub failures: Vec<String>,
+    /// The authentication chain in force, plugin names in calling order.
     pub auth_chain: Vec<String>,
     /// `None` when topic checking is disabled.
     pub topic_chain: Option<Vec<String>>,

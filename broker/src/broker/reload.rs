@@ -27,7 +27,7 @@ fn changed<T: std::fmt::Debug + PartialEq>(out: &mut Vec<String>, key: &str, old
 
 /// Compares `new` with the running configuration (for settings that need a
 /// restart) and with the last applied one (for settings a reload applies).
-pub fn diff(running: &Config, applied: &Config, new: &Config) -> ReloadReport {
+pub(crate) fn diff(running: &Config, applied: &Config, new: &Config) -> ReloadReport {
     let mut r = ReloadReport::default();
     let (a, n) = (&applied.auth, &new.auth);
     changed(&mut r.applied, "auth.plugins", &a.plugins, &n.plugins);

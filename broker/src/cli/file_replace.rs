@@ -18,12 +18,12 @@ use std::path::{Path, PathBuf};
 
 /// Permissions of a file that did not exist before: owner read/write only,
 /// since it holds password hashes.
-pub const NEW_FILE_MODE: u32 = 0o600;
+pub(crate) const NEW_FILE_MODE: u32 = 0o600;
 
 /// Writes `contents` to `path` atomically. An existing file keeps its
 /// permission bits; a new one gets [`NEW_FILE_MODE`]. On failure the
 /// temporary file is removed and the target is untouched.
-pub fn replace_file(path: &Path, contents: &[u8]) -> io::Result<()> {
+pub(crate) fn replace_file(path: &Path, contents: &[u8]) -> io::Result<()> {
     let resolved = match fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => fs::canonicalize(path)?,
         _ => path.to_path_buf(),

@@ -3,8 +3,8 @@
 //! in [`file_replace`] and the no-echo prompt in `tty_password`) and the
 //! open-file limit ([`fd_limit`]).
 
-pub mod fd_limit;
-pub mod file_replace;
-pub mod passwd;
-pub mod passwd_cmd;
+pub(crate) mod fd_limit;
+pub(crate) mod file_replace;
+pub(crate) mod passwd;
+pub(crate) mod passwd_cmd;
 mod tty_password;

@@ -19,7 +19,7 @@ use thiserror::Error;
 /// `argon2` crate picks: about 40 ms and 19 MiB per check on the project
 /// machine, on every CONNECT, so raising it has a price at reconnect storms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HashParams {
+pub(crate) struct HashParams {
     pub memory_kib: u32,
     pub iterations: u32,
     pub parallelism: u32,
@@ -34,11 +34,11 @@ impl Default for HashParams {
 /// PBKDF2 iterations of a `$7$` hash by default: the OWASP guidance for
 /// PBKDF2-HMAC-SHA512, and Mosquitto 2.1's default (2.0 wrote 101, which
 /// costs an attacker almost nothing). Every Mosquitto 2.x reads any count.
-pub const DEFAULT_PBKDF2_ITERATIONS: u32 = 210_000;
+pub(crate) const DEFAULT_PBKDF2_ITERATIONS: u32 = 210_000;
 
 /// The kind of hash written (`moth passwd -H`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
+pub(crate) enum Scheme {
     /// argon2id PHC string (`-H argon2id`, the default).
     Argon2id(HashParams),
     /// Mosquitto's `$7$`, PBKDF2-HMAC-SHA512 (`-H sha512-pbkdf2`), so that
@@ -48,7 +48,7 @@ pub enum Scheme {
 
 impl Scheme {
     /// Hashes `password` with a fresh random salt.
-    pub fn hash(self, password: &str) -> Result<String, PasswdError> {
+    pub(crate) fn hash(self, password: &str) -> Result<String, PasswdError> {
         match self {
             Scheme::Argon2id(params) => hash_password(password, params),
             Scheme::MosquittoPbkdf2 { iterations } => {
@@ -92,13 +92,13 @@ pub enum PasswdError {
 
 /// Checks a username can be stored: the file format splits on the first
 /// `:` and on line ends, and a line starting with `#` is a comment.
-pub fn validate_user(user: &str) -> Result<(), PasswdError> {
+pub(crate) fn validate_user(user: &str) -> Result<(), PasswdError> {
     let bad = user.is_empty() || user.contains([':', '\n', '\r']) || user.starts_with('#');
     if bad { Err(PasswdError::BadUser(user.to_string())) } else { Ok(()) }
 }
 
 /// Hashes `password` to an argon2id PHC string with a fresh random salt.
-pub fn hash_password(password: &str, params: HashParams) -> Result<String, PasswdError> {
+pub(crate) fn hash_password(password: &str, params: HashParams) -> Result<String, PasswdError> {
     if password.is_empty() {
         return Err(PasswdError::EmptyPassword);
     }
@@ -137,7 +137,7 @@ fn join(lines: &[String]) -> String {
 
 /// Sets `user`'s hash: replaces the user's line in place (and drops any
 /// later duplicate, which would otherwise be ambiguous), or appends one.
-pub fn set_user(text: &str, user: &str, hash: &str) -> String {
+pub(crate) fn set_user(text: &str, user: &str, hash: &str) -> String {
     let entry = format!("{user}:{hash}");
     let mut lines: Vec<String> = Vec::new();
     let mut found = false;
@@ -158,7 +158,7 @@ pub fn set_user(text: &str, user: &str, hash: &str) -> String {
 }
 
 /// Removes every line of `user`; an error when there is none.
-pub fn delete_user(text: &str, user: &str) -> Result<String, PasswdError> {
+pub(crate) fn delete_user(text: &str, user: &str) -> Result<String, PasswdError> {
     let lines: Vec<String> = text.lines().filter(|l| entry_user(l) != Some(user)).map(str::to_string).collect();
     if lines.len() == text.lines().count() {
         return Err(PasswdError::NoSuchUser(user.to_string()));
@@ -173,7 +173,7 @@ pub fn delete_user(text: &str, user: &str) -> Result<String, PasswdError> {
 /// a hashed file hashes the hashes, and every user is locked out. The cost
 /// is that a plain-text password that itself starts like a hash (`$6$...`)
 /// cannot be upgraded; the error names its line so it can be set by hand.
-pub fn hash_scheme(value: &str) -> Option<&'static str> {
+pub(crate) fn hash_scheme(value: &str) -> Option<&'static str> {
     const SCHEMES: [&str; 11] =
         ["$argon2id$", "$argon2i$", "$argon2d$", "$5$", "$6$", "$7$", "$2a$", "$2b$", "$2y$", "$pbkdf2", "$scrypt$"];
     SCHEMES.into_iter().find(|s| value.starts_with(s))
@@ -182,7 +182,10 @@ pub fn hash_scheme(value: &str) -> Option<&'static str> {
 /// Turns a plain-text `user:password` file into hashes, with `hash`
 /// producing each one. All lines are checked before any is hashed: a file
 /// with a hashed, malformed or empty entry is refused whole, unchanged.
-pub fn upgrade(text: &str, mut hash: impl FnMut(&str) -> Result<String, PasswdError>) -> Result<String, PasswdError> {
+pub(crate) fn upgrade(
+    text: &str,
+    mut hash: impl FnMut(&str) -> Result<String, PasswdError>,
+) -> Result<String, PasswdError> {
     let mut plan: Vec<(String, Option<String>)> = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;

@@ -48,7 +48,7 @@ fn set_attributes(tty: &File, t: &libc::termios, when: libc::c_int) -> io::Resul
 /// Shows `prompt` on the controlling terminal with echo off and reads one
 /// line (without its line end). The Enter key's newline is still echoed
 /// (`ECHONL`), so the next output starts on a new line.
-pub fn prompt_password(prompt: &str) -> io::Result<String> {
+pub(crate) fn prompt_password(prompt: &str) -> io::Result<String> {
     let tty = OpenOptions::new().read(true).write(true).open("/dev/tty")?;
     let original = attributes(&tty)?;
     let mut quiet = original;

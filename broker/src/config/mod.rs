@@ -44,11 +44,11 @@ pub use diagnostics::{ConfigError, Diagnostic};
 pub use position::Position;
 pub use schema::{AuthFile, ConfigFile, ListenerFile, MetricsFile, OneOrMany, TopicCheckFile};
 pub use types::{
-    AuthConfig, ChainDefault, Config, DEFAULT_MAX_INFLIGHT, DEFAULT_MAX_PACKET_SIZE, DEFAULT_MAX_QUEUED_MESSAGES,
-    DEFAULT_PLUGIN_CONCURRENCY, DEFAULT_PLUGIN_TIMEOUT, DEFAULT_TIMEOUT_DISCONNECT_DELAY, Limits, ListenerConfig,
-    ListenerKind, LogFormat, MAX_PACKET_SIZE_CAP, MetricsConfig, PluginsConfig, SessionOwner, TlsConfig,
-    TopicCheckConfig,
+    AuthConfig, ChainDefault, Config, Limits, ListenerConfig, ListenerKind, LogFormat, MetricsConfig, PluginsConfig,
+    SessionOwner, TlsConfig, TopicCheckConfig,
 };
+#[cfg(test)]
+pub(crate) use types::{DEFAULT_PLUGIN_CONCURRENCY, DEFAULT_PLUGIN_TIMEOUT};
 
 use diagnostics::{Ctx, io_reason};
 use resolve::resolve;

@@ -104,7 +104,9 @@ pub struct ConfigFile {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum OneOrMany {
+    /// A single path, written as a scalar.
     One(PathBuf),
+    /// Several paths, written as a list.
     Many(Vec<PathBuf>),
 }
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::diagnostics::io_reason;
+use super::types::{DEFAULT_MAX_INFLIGHT, MAX_PACKET_SIZE_CAP};
 use super::yaml::load_yaml;
 use super::*;
 use crate::packet::QoS;

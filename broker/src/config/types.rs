@@ -15,20 +15,20 @@ use serde::Deserialize;
 use crate::packet::QoS;
 
 /// Default of `timeout-disconnect-delay`: 2 seconds, as in hbmqtt.
-pub const DEFAULT_TIMEOUT_DISCONNECT_DELAY: Duration = Duration::from_secs(2);
+pub(crate) const DEFAULT_TIMEOUT_DISCONNECT_DELAY: Duration = Duration::from_secs(2);
 /// Default of `max-packet-size`: 1 MiB.
-pub const DEFAULT_MAX_PACKET_SIZE: usize = 1_048_576;
+pub(crate) const DEFAULT_MAX_PACKET_SIZE: usize = 1_048_576;
 /// The largest possible MQTT packet (1 type byte, 4 length bytes, 268 435 455
 /// bytes of content); a larger `max-packet-size` is lowered to this.
-pub const MAX_PACKET_SIZE_CAP: usize = 268_435_460;
+pub(crate) const MAX_PACKET_SIZE_CAP: usize = 268_435_460;
 /// Default of `max-inflight`.
-pub const DEFAULT_MAX_INFLIGHT: u16 = 32;
+pub(crate) const DEFAULT_MAX_INFLIGHT: u16 = 32;
 /// Default of `max-queued-messages`.
-pub const DEFAULT_MAX_QUEUED_MESSAGES: usize = 1000;
+pub(crate) const DEFAULT_MAX_QUEUED_MESSAGES: usize = 1000;
 /// Default of `plugin-timeout`.
-pub const DEFAULT_PLUGIN_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_PLUGIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default of `plugin-concurrency`.
-pub const DEFAULT_PLUGIN_CONCURRENCY: usize = 16;
+pub(crate) const DEFAULT_PLUGIN_CONCURRENCY: usize = 16;
 
 /// Resolved, validated configuration the broker runs on.
 #[derive(Debug, Clone, PartialEq)]

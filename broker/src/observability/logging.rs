@@ -28,6 +28,7 @@ pub enum FilterSource {
 /// Lets the program change the log filter after start.
 pub struct LogControl {
     handle: reload::Handle<EnvFilter, Registry>,
+    /// Where the filter in force came from; only `FilterSource::Config` follows a reload.
     pub source: FilterSource,
 }
 

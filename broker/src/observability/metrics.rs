@@ -12,7 +12,7 @@ use crate::observability::sys::Snapshot;
 use crate::stats::{AUTH_LATENCY_BUCKETS, AuthAnswer, AuthPluginStats, ListenerStats, Stats};
 
 /// `Content-Type` of the exposition format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 struct Out(String);
 
@@ -44,7 +44,7 @@ impl Out {
 }
 
 /// Escapes a label value: backslash, double quote and line feed.
-pub fn escape_label(v: &str) -> String {
+pub(crate) fn escape_label(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     for c in v.chars() {
         match c {
@@ -58,7 +58,7 @@ pub fn escape_label(v: &str) -> String {
 }
 
 /// Renders every metric.
-pub fn render(s: &Snapshot, stats: &Stats) -> String {
+pub(crate) fn render(s: &Snapshot, stats: &Stats) -> String {
     let mut o = Out(String::with_capacity(4096));
     let t = &s.totals;
     o.header("moth_build_info", "gauge", "Always 1; the label carries the moth version.");

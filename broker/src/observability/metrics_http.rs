@@ -28,7 +28,7 @@ const MAX_CONCURRENT: usize = 16;
 
 /// What the responder does with one request head (pure, for tests).
 #[derive(Debug, PartialEq, Eq)]
-pub enum Route {
+pub(crate) enum Route {
     Metrics { head_only: bool },
     NotFound,
     MethodNotAllowed,
@@ -36,7 +36,7 @@ pub enum Route {
 }
 
 /// Routes a request head (everything up to the blank line).
-pub fn route(head: &[u8], path: &str) -> Route {
+pub(crate) fn route(head: &[u8], path: &str) -> Route {
     let Ok(text) = std::str::from_utf8(head) else { return Route::BadRequest };
     let Some(line) = text.lines().next() else { return Route::BadRequest };
     let mut parts = line.split(' ');

@@ -2,7 +2,7 @@
 //! Prometheus text ([`metrics`]) and its HTTP endpoint ([`metrics_http`]),
 //! and the program's log output ([`logging`]).
 
-pub mod logging;
-pub mod metrics;
-pub mod metrics_http;
-pub mod sys;
+pub(crate) mod logging;
+pub(crate) mod metrics;
+pub(crate) mod metrics_http;
+pub(crate) mod sys;

@@ -23,23 +23,30 @@ use crate::shutdown::Shutdown;
 use crate::stats::{PROTOCOLS, Totals};
 
 /// Every topic starts with this.
-pub const PREFIX: &str = "$SYS/broker/";
+pub(crate) const PREFIX: &str = "$SYS/broker/";
 
 /// The payload of `$SYS/broker/version` (hbmqtt: `HBMQTT version x.y.z`).
-pub fn version_payload() -> String {
+pub(crate) fn version_payload() -> String {
     format!("moth version {}", env!("CARGO_PKG_VERSION"))
 }
 
-/// What one round of `$SYS` topics is made from.
+/// The broker's figures at one moment: what one round of `$SYS` topics and
+/// the Prometheus endpoint are made from ([`Broker::snapshot`](crate::Broker::snapshot)).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
+    /// Bytes, packets and PUBLISH packets in and out since start.
     pub totals: Totals,
+    /// Clients connected now (accepted with CONNACK 0, not yet gone).
     pub clients_connected: u64,
+    /// Disconnections of accepted clients since start (hbmqtt's `clients/disconnected`).
     pub clients_disconnected: u64,
+    /// The most clients connected at once since start.
     pub clients_maximum: u64,
     /// Clients connected now, by protocol version.
     pub clients_by_protocol: Vec<(Protocol, u64)>,
+    /// Inbound QoS 2 messages awaiting their PUBREL, over all sessions.
     pub inflight_in: u64,
+    /// Outbound QoS 1 and 2 deliveries not yet fully acknowledged, over all sessions.
     pub inflight_out: u64,
     /// Messages queued in sessions (hbmqtt counts those of offline sessions).
     pub queued: u64,
@@ -49,11 +56,15 @@ pub struct Snapshot {
     pub sessions_offline: u64,
     /// Sessions removed by their expiry interval since start.
     pub sessions_expired: u64,
+    /// Retained messages held, the broker's own `$SYS` ones included.
     pub retained: u64,
+    /// Subscriptions held, one per (filter, session).
     pub subscriptions: u64,
     /// New connections accepted since start (for the `load/connections` average).
     pub connections: u64,
+    /// Time since the broker last started.
     pub uptime: Duration,
+    /// When the snapshot was taken (wall clock).
     pub now: SystemTime,
     /// Resident memory now and at its peak, in bytes (Linux only).
     pub memory: Option<(u64, u64)>,
@@ -92,7 +103,7 @@ impl Default for Snapshot {
 
 impl Snapshot {
     /// Reads every figure from the broker's counters, router and sessions.
-    pub fn take(ctx: &Shared) -> Snapshot {
+    pub(crate) fn take(ctx: &Shared) -> Snapshot {
         let (mut inflight_in, mut inflight_out, mut queued) = (0u64, 0u64, 0u64);
         let (mut sessions, mut sessions_offline) = (0u64, 0u64);
         for s in ctx.sessions.sessions() {
@@ -156,7 +167,7 @@ fn load_values(s: &Snapshot) -> [u64; 8] {
 /// Mosquitto's load averages: per-minute rates, smoothed exponentially over
 /// 1, 5 and 15 minutes (`new = e * old + (1 - e) * rate`, `e = exp(-dt / window)`).
 #[derive(Debug, Clone)]
-pub struct LoadAverages {
+pub(crate) struct LoadAverages {
     last: Option<(Duration, [u64; 8])>,
     loads: [[f64; 3]; 8],
 }
@@ -168,12 +179,12 @@ impl Default for LoadAverages {
 }
 
 impl LoadAverages {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         LoadAverages { last: None, loads: [[0.0; 3]; 8] }
     }
 
     /// Feeds one snapshot taken at `uptime`.
-    pub fn update(&mut self, uptime: Duration, values: [u64; 8]) {
+    pub(crate) fn update(&mut self, uptime: Duration, values: [u64; 8]) {
         let (since, before) = self.last.unwrap_or((Duration::ZERO, [0; 8]));
         self.last = Some((uptime, values));
         let dt = uptime.saturating_sub(since).as_secs_f64();
@@ -190,7 +201,7 @@ impl LoadAverages {
     }
 
     /// `(topic suffix, value)` for every average, e.g. `("load/connections/5min", 0.42)`.
-    pub fn topics(&self) -> Vec<(String, f64)> {
+    pub(crate) fn topics(&self) -> Vec<(String, f64)> {
         let mut out = Vec::with_capacity(LOAD_NAMES.len() * LOAD_WINDOWS.len());
         for (i, name) in LOAD_NAMES.iter().enumerate() {
             for (w, (window, _)) in LOAD_WINDOWS.iter().enumerate() {
@@ -202,7 +213,7 @@ impl LoadAverages {
 }
 
 /// One round of topics: `(topic, payload)`, hbmqtt's first, in hbmqtt's order.
-pub fn render(s: &Snapshot, loads: &LoadAverages) -> Vec<(String, String)> {
+pub(crate) fn render(s: &Snapshot, loads: &LoadAverages) -> Vec<(String, String)> {
     let t = &s.totals;
     let uptime = format_timedelta(s.uptime);
     let mut v: Vec<(&str, String)> = vec![
@@ -246,7 +257,7 @@ pub fn render(s: &Snapshot, loads: &LoadAverages) -> Vec<(String, String)> {
 
 /// Python's `str(timedelta)`: `H:MM:SS`, `.ffffff` when there are
 /// microseconds, `N day(s), ` in front past a day.
-pub fn format_timedelta(d: Duration) -> String {
+pub(crate) fn format_timedelta(d: Duration) -> String {
     let secs = d.as_secs();
     let (days, rest) = (secs / 86400, secs % 86400);
     let mut out = match days {
@@ -264,7 +275,7 @@ pub fn format_timedelta(d: Duration) -> String {
 
 /// Python's `str(datetime)` form, `YYYY-MM-DD HH:MM:SS.ffffff`, in UTC
 /// (hbmqtt prints local time; a server's logs and clients are easier to match in UTC).
-pub fn format_datetime(t: SystemTime) -> String {
+pub(crate) fn format_datetime(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     let (days, rest) = (secs / 86400, secs % 86400);
@@ -294,7 +305,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 /// Resident memory of the process and its peak, in bytes, from
 /// `/proc/self/status` (`VmRSS`, `VmHWM`). `None` where there is no procfs.
-pub fn resident_memory() -> Option<(u64, u64)> {
+pub(crate) fn resident_memory() -> Option<(u64, u64)> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let field = |name: &str| -> Option<u64> {
         let line = status.lines().find(|l| l.starts_with(name))?;
@@ -306,7 +317,7 @@ pub fn resident_memory() -> Option<(u64, u64)> {
 }
 
 /// Publishes `$SYS/broker/version`, retained.
-pub fn publish_version(ctx: &Shared) {
+pub(crate) fn publish_version(ctx: &Shared) {
     ctx.router.publish(Arc::new(Message::new(format!("{PREFIX}version"), version_payload(), QoS::AtMostOnce, true)));
 }
 

@@ -13,7 +13,7 @@ use crate::plugin_host::input::{AuthInput, topic_request};
 
 /// One plugin's answer: a decision, or an error (the plugin returned an
 /// error, panicked, or timed out), which refuses.
-pub type Answer = Result<Decision, String>;
+pub(crate) type Answer = Result<Decision, String>;
 
 /// Calls of one plugin allowed at once. A CPU-bound plugin gets at most one
 /// per CPU: each argon2 check is pure CPU and tens of MiB of memory, so more
@@ -28,7 +28,7 @@ fn concurrency_of(caps: Capabilities, configured: usize) -> usize {
 }
 
 /// One plugin in a chain.
-pub struct ChainPlugin {
+pub(crate) struct ChainPlugin {
     pub name: String,
     pub(crate) object: PluginBox,
     pub(crate) caps: Capabilities,
@@ -44,7 +44,7 @@ impl ChainPlugin {
     /// A constructed plugin, allowed `configured` calls at once
     /// (`plugin-concurrency`), or one per CPU if that is fewer and the plugin
     /// declares [`Capabilities::CPU_BOUND_AUTHENTICATE`].
-    pub fn new(name: String, object: PluginBox, configured: usize) -> ChainPlugin {
+    pub(crate) fn new(name: String, object: PluginBox, configured: usize) -> ChainPlugin {
         let caps = object.capabilities();
         ChainPlugin {
             name,
@@ -79,7 +79,7 @@ impl ChainPlugin {
 
 /// One authentication call: off the async threads, bounded in time and in
 /// concurrency, unless the plugin declares `FAST_AUTHENTICATE`.
-pub async fn call_authenticate(p: &Arc<ChainPlugin>, input: &Arc<AuthInput>, timeout: Duration) -> Answer {
+pub(crate) async fn call_authenticate(p: &Arc<ChainPlugin>, input: &Arc<AuthInput>, timeout: Duration) -> Answer {
     if p.caps.contains(Capabilities::FAST_AUTHENTICATE) {
         // Declared non-blocking (the built-in auth_anonymous): in place.
         return p.object.authenticate(&input.request()).into_result().map_err(|e| e.into_string());
@@ -97,7 +97,7 @@ pub async fn call_authenticate(p: &Arc<ChainPlugin>, input: &Arc<AuthInput>, tim
 /// so a slow or hung plugin holds up only the client being checked. Outside
 /// a multi-threaded runtime (an embedding application's current-thread
 /// runtime) the call is made in place.
-pub fn call_check_topic(p: &Arc<ChainPlugin>, request: &TopicRequest<'_>, timeout: Duration) -> Answer {
+pub(crate) fn call_check_topic(p: &Arc<ChainPlugin>, request: &TopicRequest<'_>, timeout: Duration) -> Answer {
     let in_place = || p.object.check_topic(request).into_result().map_err(|e| e.into_string());
     if p.caps.contains(Capabilities::FAST_TOPIC_CHECK) {
         return in_place();

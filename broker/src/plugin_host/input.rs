@@ -7,20 +7,30 @@ use moth_plugin_api::{AuthRequest, TlsIdentity, TopicAction, TopicRequest};
 /// A CONNECT's data, owned, so that plugin calls can run on another thread.
 #[derive(Debug, Clone, Default)]
 pub struct AuthInput {
+    /// The CONNECT's client identifier (or the one the broker assigned).
     pub client_id: String,
+    /// The CONNECT's user name, if it has one.
     pub username: Option<String>,
+    /// The CONNECT's password, if it has one (MQTT passwords are bytes).
     pub password: Option<Vec<u8>>,
+    /// The client's address, `ip:port`.
     pub peer_addr: String,
+    /// The name of the listener the client connected to.
     pub listener: String,
+    /// The CONNECT's protocol level: 3 (MQTT 3.1), 4 (3.1.1) or 5.
     pub protocol_level: u8,
+    /// The client's verified TLS certificate, when it presented one.
     pub tls: Option<TlsInput>,
 }
 
 /// A verified TLS client certificate, owned.
 #[derive(Debug, Clone, Default)]
 pub struct TlsInput {
+    /// The certificate's subject, as text.
     pub subject: String,
+    /// The subject's common name (CN), when it has one.
     pub common_name: Option<String>,
+    /// The whole certificate, DER-encoded.
     pub certificate_der: Vec<u8>,
 }
 
@@ -45,7 +55,7 @@ impl AuthInput {
 }
 
 /// Shorthand used by the connection for a topic request.
-pub fn topic_request<'a>(
+pub(crate) fn topic_request<'a>(
     client_id: &'a str,
     username: Option<&'a str>,
     listener: &'a str,

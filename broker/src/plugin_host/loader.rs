@@ -124,7 +124,7 @@ fn describe(path: &Path, private: &Path, e: LibraryError) -> LoadError {
 /// The `Error:` lines of abi_stable's (huge: 20-100 KB) layout report, each
 /// with the expected and found values that follow it, without repeats, at
 /// most 400 characters: `incompatible type size (expected 184, found 192); ...`.
-pub fn summarize(text: &str) -> String {
+pub(crate) fn summarize(text: &str) -> String {
     let lines: Vec<&str> = text.lines().map(str::trim).collect();
     // The value under `label`, looking no further than this error's own lines.
     let value_after = |from: usize, label: &str| -> Option<&str> {
@@ -165,7 +165,7 @@ fn first_line(text: &str) -> String {
 
 /// The logging callback handed to every plugin: its lines go to moth's log
 /// under the plugin's name. Never unwinds (a panic here would abort).
-pub extern "C" fn host_log(level: LogLevel, plugin: RStr<'_>, message: RStr<'_>) {
+pub(crate) extern "C" fn host_log(level: LogLevel, plugin: RStr<'_>, message: RStr<'_>) {
     let _ = std::panic::catch_unwind(|| {
         let (plugin, message) = (plugin.as_str(), message.as_str());
         match level {

@@ -3,7 +3,7 @@
 //! what a plugin is handed ([`input`]) and how one is called, bounded in time
 //! and concurrency ([`call`]).
 
-pub mod call;
-pub mod input;
-pub mod loader;
-pub mod registry;
+pub(crate) mod call;
+pub(crate) mod input;
+pub(crate) mod loader;
+pub(crate) mod registry;

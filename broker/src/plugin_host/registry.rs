@@ -23,22 +23,24 @@ use crate::plugin_host::loader as plugin_loader;
 
 /// Canonical form of a plugin name: `.` and `_` are the same, spaces around
 /// are ignored.
-pub fn canonical(name: &str) -> String {
+pub(crate) fn canonical(name: &str) -> String {
     name.trim().replace('.', "_")
 }
 
 /// Where a plugin comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
+pub enum PluginOrigin {
+    /// Linked into moth.
     BuiltIn,
+    /// Loaded from this plugin library file (found in `plugins-dir`).
     Library(PathBuf),
 }
 
-impl std::fmt::Display for Origin {
+impl std::fmt::Display for PluginOrigin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Origin::BuiltIn => f.write_str("built-in"),
-            Origin::Library(p) => write!(f, "{}", p.display()),
+            PluginOrigin::BuiltIn => f.write_str("built-in"),
+            PluginOrigin::Library(p) => write!(f, "{}", p.display()),
         }
     }
 }
@@ -50,9 +52,13 @@ pub struct PluginInfo {
     pub name: String,
     /// Other accepted spellings (hbmqtt's documented names).
     pub aliases: Vec<String>,
-    pub origin: Origin,
+    /// Built in, or the library file it was loaded from.
+    pub origin: PluginOrigin,
+    /// The plugin's own version (moth's for the built-ins).
     pub plugin_version: String,
+    /// The version of the plugin interface (`moth-plugin-api`) it was built against.
     pub api_version: ApiVersion,
+    /// What the plugin does, in its own words.
     pub description: String,
 }
 
@@ -84,7 +90,7 @@ fn builtin(name: &str, aliases: &[&str], description: &str, factory: BuiltInFact
         info: PluginInfo {
             name: name.to_string(),
             aliases: aliases.iter().map(|a| a.to_string()).collect(),
-            origin: Origin::BuiltIn,
+            origin: PluginOrigin::BuiltIn,
             plugin_version: env!("CARGO_PKG_VERSION").to_string(),
             api_version: API_VERSION,
             description: description.to_string(),
@@ -180,7 +186,7 @@ impl Registry {
             info: PluginInfo {
                 name,
                 aliases: Vec::new(),
-                origin: Origin::Library(file.to_path_buf()),
+                origin: PluginOrigin::Library(file.to_path_buf()),
                 plugin_version: m.plugin_version.as_str().to_string(),
                 api_version: m.api_version,
                 description: m.description.as_str().to_string(),

@@ -2,7 +2,7 @@
 //! retained messages ([`retained`]) and the router that ties them to the
 //! sessions ([`router`]).
 
-pub mod retained;
-pub mod router;
-pub mod shared;
-pub mod subscriptions;
+pub(crate) mod retained;
+pub(crate) mod router;
+pub(crate) mod shared;
+pub(crate) mod subscriptions;

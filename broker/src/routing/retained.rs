@@ -16,7 +16,7 @@ use std::sync::Arc;
 use crate::message::Message;
 
 /// Retained messages by topic, at most one per topic.
-pub struct RetainedStore {
+pub(crate) struct RetainedStore {
     root: Node,
     /// Number of retained messages, kept so `len` is O(1).
     len: usize,
@@ -59,7 +59,7 @@ fn wildcard_may_match(first: bool, level: &str) -> bool {
 }
 
 impl RetainedStore {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         RetainedStore { root: Node::default(), len: 0 }
     }
 
@@ -72,7 +72,7 @@ impl RetainedStore {
     /// Only call this for a PUBLISH with RETAIN set: one without it must
     /// neither store nor remove anything [MQTT-3.3.1-12], and this cannot
     /// tell (a will or a plugin's message may carry any flag).
-    pub fn set(&mut self, msg: Arc<Message>) {
+    pub(crate) fn set(&mut self, msg: Arc<Message>) {
         if msg.payload.is_empty() {
             self.remove(&msg.topic);
             return;
@@ -89,7 +89,7 @@ impl RetainedStore {
     /// Removes `topic`'s retained message if it has expired at `now` (MQTT
     /// 5 message expiry): found expired by a reader, it may have been
     /// replaced since.
-    pub fn remove_expired(&mut self, topic: &str, now: std::time::Instant) {
+    pub(crate) fn remove_expired(&mut self, topic: &str, now: std::time::Instant) {
         let mut node = &self.root;
         for level in topic.split('/') {
             match node.children.get(level) {
@@ -165,7 +165,7 @@ impl RetainedStore {
     /// the subscription tree, so such a filter matches nothing real. Topics
     /// starting with `$` are not matched by a wildcard in the first level
     /// [MQTT-4.7.2-1].
-    pub fn matching(&self, filter: &str, out: &mut Vec<Arc<Message>>) {
+    pub(crate) fn matching(&self, filter: &str, out: &mut Vec<Arc<Message>>) {
         // Pending branches: a node, the filter levels still to match below
         // it, and whether the next level is the topic's first.
         let mut pending = vec![(&self.root, filter.split('/'), true)];
@@ -206,11 +206,12 @@ impl RetainedStore {
     }
 
     /// Number of retained messages (one per topic).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.len == 0
     }
 }

@@ -32,7 +32,7 @@ thread_local! {
 }
 
 #[derive(Default)]
-pub struct Router {
+pub(crate) struct Router {
     tree: RwLock<SubscriptionTree<Arc<SessionHandle>, Grant>>,
     /// `$share/{group}/{filter}` subscriptions.
     shared: RwLock<SharedSubscriptions>,
@@ -61,7 +61,7 @@ fn shared_delivery(message: Arc<Message>, grant: Grant, group: Arc<Group>) -> De
 
 /// What routing one message did, for logs and counters.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Routed {
+pub(crate) struct Routed {
     /// Sessions the message was queued for.
     pub queued: usize,
     /// Sessions whose full queue made them drop a message.
@@ -79,12 +79,13 @@ impl Routed {
 }
 
 impl Router {
-    pub fn new() -> Self {
+    #[cfg(test)]
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// A router that counts into the broker's `stats`.
-    pub fn with_stats(stats: Arc<Stats>) -> Self {
+    pub(crate) fn with_stats(stats: Arc<Stats>) -> Self {
         Router { stats, ..Self::default() }
     }
 
@@ -102,7 +103,7 @@ impl Router {
 
     /// Routes a message that no session published (the broker's own, an
     /// embedding application's); see [`Router::publish_from`].
-    pub fn publish(&self, message: Arc<Message>) -> Routed {
+    pub(crate) fn publish(&self, message: Arc<Message>) -> Routed {
         self.publish_from(message, None)
     }
 
@@ -111,7 +112,7 @@ impl Router {
     /// matching session at min(publish QoS, granted QoS) [MQTT-3.8.4-6].
     /// `publisher` is the publishing session, which its no-local
     /// subscriptions do not receive [MQTT-3.8.3-3].
-    pub fn publish_from(&self, message: Arc<Message>, publisher: Option<SubscriberId>) -> Routed {
+    pub(crate) fn publish_from(&self, message: Arc<Message>, publisher: Option<SubscriberId>) -> Routed {
         if message.retain {
             self.retained_mut().set(message.clone());
         }
@@ -163,7 +164,7 @@ impl Router {
     /// [MQTT 5 §4.8.2: "the Server ... attempts to send the message to
     /// another member"]. A message whose group has no other connected
     /// member stays with `session`. Returns how many moved.
-    pub fn redispatch(&self, session: &SessionHandle) -> usize {
+    pub(crate) fn redispatch(&self, session: &SessionHandle) -> usize {
         let taken = session.lock().take_shared();
         let mut moved = 0;
         for d in taken {
@@ -187,7 +188,7 @@ impl Router {
     ///
     /// A shared subscription (`$share/{group}/{filter}`) joins its group
     /// and gets no retained messages [MQTT 5 §4.8.2].
-    pub fn subscribe(&self, session: &Arc<SessionHandle>, filter: &str, grant: Grant) -> Vec<Arc<Message>> {
+    pub(crate) fn subscribe(&self, session: &Arc<SessionHandle>, filter: &str, grant: Grant) -> Vec<Arc<Message>> {
         if let Some((group, inner)) = topic::shared(filter) {
             let mut shared = self.shared.write_locked();
             shared.subscribe(group, inner, session, grant);
@@ -212,7 +213,7 @@ impl Router {
         out
     }
 
-    pub fn unsubscribe(&self, id: SubscriberId, filter: &str) -> bool {
+    pub(crate) fn unsubscribe(&self, id: SubscriberId, filter: &str) -> bool {
         if let Some((group, inner)) = topic::shared(filter) {
             let mut shared = self.shared.write_locked();
             let removed = shared.unsubscribe(group, inner, id);
@@ -223,7 +224,7 @@ impl Router {
     }
 
     /// Removes all of one session's subscriptions.
-    pub fn unsubscribe_all<'a>(&self, id: SubscriberId, filters: impl IntoIterator<Item = &'a str>) {
+    pub(crate) fn unsubscribe_all<'a>(&self, id: SubscriberId, filters: impl IntoIterator<Item = &'a str>) {
         let mut shared = Vec::new();
         {
             let mut tree = self.tree_mut();
@@ -241,18 +242,18 @@ impl Router {
     }
 
     /// Number of subscriptions held.
-    pub fn subscription_count(&self) -> usize {
+    pub(crate) fn subscription_count(&self) -> usize {
         self.tree().len() + self.shared_count.load(Ordering::Relaxed)
     }
 
     /// Number of retained messages held.
-    pub fn retained_count(&self) -> usize {
+    pub(crate) fn retained_count(&self) -> usize {
         self.retained.read_locked().len()
     }
 
     /// Number of retained messages outside the broker's own `$SYS/broker/`
     /// tree (where `$SYS/broker/version` is retained).
-    pub fn retained_count_outside_sys(&self) -> usize {
+    pub(crate) fn retained_count_outside_sys(&self) -> usize {
         let store = self.retained.read_locked();
         let mut sys = Vec::new();
         store.matching("$SYS/broker/#", &mut sys);
@@ -260,7 +261,7 @@ impl Router {
     }
 
     /// Messages dropped because a subscriber's queue was full, since start.
-    pub fn dropped(&self) -> u64 {
+    pub(crate) fn dropped(&self) -> u64 {
         self.stats.get(Counter::PublishDropped)
     }
 }
@@ -268,7 +269,7 @@ impl Router {
 /// Queues `delivery` for `session` and wakes its connection. Returns false
 /// when a message was dropped to respect the queue limit (logged once per
 /// episode of drops).
-pub fn deliver(session: &SessionHandle, delivery: Delivery, stats: &Stats) -> bool {
+pub(crate) fn deliver(session: &SessionHandle, delivery: Delivery, stats: &Stats) -> bool {
     let mut state = session.lock();
     let result = state.enqueue(delivery);
     let online = state.is_online();

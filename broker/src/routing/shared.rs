@@ -25,7 +25,7 @@ type GroupKey = (Box<str>, Box<str>);
 
 /// Every shared subscription.
 #[derive(Default)]
-pub struct SharedSubscriptions {
+pub(crate) struct SharedSubscriptions {
     tree: SubscriptionTree<Arc<Group>, ()>,
     groups: HashMap<GroupKey, (SubscriberId, Arc<Group>)>,
     next_id: SubscriberId,
@@ -36,7 +36,7 @@ pub struct SharedSubscriptions {
 impl SharedSubscriptions {
     /// Adds `session` to the group (or replaces its grant there); returns
     /// whether it was a member already.
-    pub fn subscribe(&mut self, group: &str, filter: &str, session: &Arc<SessionHandle>, grant: Grant) -> bool {
+    pub(crate) fn subscribe(&mut self, group: &str, filter: &str, session: &Arc<SessionHandle>, grant: Grant) -> bool {
         let key = (Box::from(group), Box::from(filter));
         let (_, g) = match self.groups.get(&key) {
             Some(entry) => entry.clone(),
@@ -57,7 +57,7 @@ impl SharedSubscriptions {
 
     /// Removes `id` from the group; the group goes with its last member.
     /// Returns whether it was a member.
-    pub fn unsubscribe(&mut self, group: &str, filter: &str, id: SubscriberId) -> bool {
+    pub(crate) fn unsubscribe(&mut self, group: &str, filter: &str, id: SubscriberId) -> bool {
         let key = (Box::from(group), Box::from(filter));
         let Some((group_id, g)) = self.groups.get(&key).cloned() else { return false };
         let (was_member, empty) = g.leave(id);
@@ -73,16 +73,17 @@ impl SharedSubscriptions {
     }
 
     /// The groups whose filter matches `topic`, each once.
-    pub fn matches(&self, topic: &str, out: &mut Vec<(SubscriberId, Arc<Group>, ())>) {
+    pub(crate) fn matches(&self, topic: &str, out: &mut Vec<(SubscriberId, Arc<Group>, ())>) {
         self.tree.matches(topic, out);
     }
 
     /// Memberships held.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.members
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.members == 0
     }
 }

@@ -19,7 +19,7 @@ use std::str::Split;
 
 use crate::packet::QoS;
 
-pub use crate::session::store::SubscriberId;
+pub(crate) use crate::session::store::SubscriberId;
 
 /// Above this many subscribers on one filter, an id → position index is kept
 /// (see [`Subscribers`]).
@@ -27,7 +27,7 @@ const INDEX_ABOVE: usize = 32;
 
 /// Topic-level trie of subscriptions. `T` is the subscriber's handle (an
 /// `Arc` in the broker), cloned into match results.
-pub struct SubscriptionTree<T, G = QoS> {
+pub(crate) struct SubscriptionTree<T, G = QoS> {
     root: Node<T, G>,
     /// Number of (filter, id) pairs, kept so `len` is O(1).
     len: usize,
@@ -259,7 +259,7 @@ fn parse_filter(filter: &str) -> (impl Iterator<Item = Step<'_>> + Clone, bool) 
 type Branch<'t, 'a, T, G> = (&'t Node<T, G>, Split<'a, char>, bool);
 
 impl<T: Clone, G: Copy> SubscriptionTree<T, G> {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         SubscriptionTree { root: Node::default(), len: 0 }
     }
 
@@ -267,7 +267,7 @@ impl<T: Clone, G: Copy> SubscriptionTree<T, G> {
     /// filter and id replaces the grant (and the handle, so the newest handle
     /// of a session wins) instead of adding a second entry [MQTT-3.8.4-3].
     /// Returns true if it replaced one.
-    pub fn subscribe(&mut self, filter: &str, id: SubscriberId, handle: T, grant: G) -> bool {
+    pub(crate) fn subscribe(&mut self, filter: &str, id: SubscriberId, handle: T, grant: G) -> bool {
         let (steps, multi) = parse_filter(filter);
         let mut node = &mut self.root;
         for step in steps {
@@ -285,7 +285,7 @@ impl<T: Clone, G: Copy> SubscriptionTree<T, G> {
     /// Nodes left with no subscribers and no children are pruned, so a
     /// broker whose clients subscribe to ever-new topics (`device/<uuid>`)
     /// does not grow forever.
-    pub fn unsubscribe(&mut self, filter: &str, id: SubscriberId) -> bool {
+    pub(crate) fn unsubscribe(&mut self, filter: &str, id: SubscriberId) -> bool {
         let (steps, multi) = parse_filter(filter);
 
         let mut node = &mut self.root;
@@ -354,7 +354,7 @@ impl<T: Clone, G: Copy> SubscriptionTree<T, G> {
     /// Cost: O(levels) hash lookups per branch taken (one, plus one per `+`
     /// subscription on the way), plus O(k log k) for the k matches. No
     /// allocation unless a `+` branch is pending or `out` must grow.
-    pub fn matches(&self, topic: &str, out: &mut Vec<(SubscriberId, T, G)>) {
+    pub(crate) fn matches(&self, topic: &str, out: &mut Vec<(SubscriberId, T, G)>) {
         out.clear();
         let dollar = topic.starts_with('$');
         let mut pending: Vec<Branch<'_, '_, T, G>> = Vec::new();
@@ -390,11 +390,12 @@ impl<T: Clone, G: Copy> SubscriptionTree<T, G> {
     }
 
     /// Number of subscriptions ((filter, id) pairs) held.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.len == 0
     }
 }

@@ -62,7 +62,7 @@ use crate::transport::ByteStream;
 
 /// How long a new connection may take to send its CONNECT. A socket that
 /// sends nothing must not hold a connection slot forever.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a taking-over connection waits for the old one to let go.
 pub(super) const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Above this many buffered output bytes, deliveries stay in the session queue.
@@ -83,7 +83,7 @@ const EVENTS_PER_POLL: usize = 32;
 
 /// What the transport learned about the connection.
 #[derive(Debug, Clone)]
-pub struct ConnInfo {
+pub(crate) struct ConnInfo {
     pub peer: SocketAddr,
     /// The listener's name (its key in `listeners`).
     pub listener: Arc<str>,

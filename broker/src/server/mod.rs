@@ -11,9 +11,9 @@ macro_rules! conn_log {
     };
 }
 
-pub mod accept;
-pub mod connection;
+pub(crate) mod accept;
+pub(crate) mod connection;
 mod handshake;
-pub mod listener;
-pub mod sweeper;
+pub(crate) mod listener;
+pub(crate) mod sweeper;
 mod topic_alias;

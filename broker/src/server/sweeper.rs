@@ -28,7 +28,7 @@ use crate::shared::Shared;
 use crate::shutdown::Shutdown;
 
 /// How often the sweeper looks.
-pub const SWEEP: Duration = Duration::from_millis(500);
+pub(crate) const SWEEP: Duration = Duration::from_millis(500);
 
 /// Sweeps every session each [`SWEEP`] until `shutdown`.
 pub(crate) async fn run(ctx: Arc<Shared>, mut shutdown: Shutdown) {

@@ -22,21 +22,21 @@ use crate::packet::QoS;
 use crate::session::shared_group::Group;
 use crate::session::subscription::SubscriptionIds;
 
-/// Where an outbound QoS > 0 delivery stands.
+/// What an outbound QoS > 0 delivery waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutState {
+pub(crate) enum Awaiting {
     /// QoS 1 PUBLISH sent, PUBACK expected.
-    AwaitingPuback,
+    Puback,
     /// QoS 2 PUBLISH sent, PUBREC expected.
-    AwaitingPubrec,
+    Pubrec,
     /// QoS 2 PUBREL sent, PUBCOMP expected. The message itself may be
     /// forgotten here; only the id is still in use.
-    AwaitingPubcomp,
+    Pubcomp,
 }
 
 /// An outbound delivery that the client has not finished acknowledging.
 #[derive(Debug, Clone)]
-pub struct OutEntry {
+pub(crate) struct OutEntry {
     pub packet_id: u16,
     pub message: Arc<Message>,
     /// QoS of this delivery (already min(publish QoS, granted QoS)).
@@ -47,12 +47,12 @@ pub struct OutEntry {
     pub subscription_ids: SubscriptionIds,
     /// The shared subscription's group it came through, if any.
     pub group: Option<Arc<Group>>,
-    pub state: OutState,
+    pub state: Awaiting,
 }
 
 /// A packet the flow wants sent after an acknowledgement or on resume.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Resend {
+pub(crate) enum Resend {
     /// Re-send the PUBLISH with DUP set [MQTT-4.4.0-1].
     Publish {
         packet_id: u16,
@@ -62,7 +62,7 @@ pub enum Resend {
 
 /// Result of an acknowledgement from the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AckResult {
+pub(crate) enum AckResult {
     /// The acknowledgement completed or advanced a flow.
     Done,
     /// No flow was waiting for this packet type with this id. Harmless (a
@@ -76,7 +76,7 @@ pub enum AckResult {
 }
 
 #[derive(Debug, Default)]
-pub struct Inflight {
+pub(crate) struct Inflight {
     /// Outbound flows in the order their PUBLISH was first sent; re-sent in
     /// that order on reconnect [MQTT-4.6.0-1]. At most `max_inflight` long, so
     /// the linear lookups below stay short.
@@ -87,35 +87,37 @@ pub struct Inflight {
 }
 
 impl Inflight {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Number of outbound deliveries not yet fully acknowledged.
-    pub fn outbound_len(&self) -> usize {
+    pub(crate) fn outbound_len(&self) -> usize {
         self.out.len()
     }
 
     /// Number of inbound QoS 2 messages awaiting PUBREL.
-    pub fn inbound_len(&self) -> usize {
+    pub(crate) fn inbound_len(&self) -> usize {
         self.inbound_qos2.len()
     }
 
-    pub fn outbound(&self) -> impl Iterator<Item = &OutEntry> {
-        self.out.iter()
-    }
-
-    pub fn get(&self, packet_id: u16) -> Option<&OutEntry> {
+    pub(crate) fn get(&self, packet_id: u16) -> Option<&OutEntry> {
         self.out.iter().find(|e| e.packet_id == packet_id)
     }
 
     /// Starts an outbound QoS 1 or 2 flow and returns its fresh packet id.
     /// The caller has checked the window; ids in use are never reused
     /// [MQTT-2.3.1-2].
-    pub fn start(&mut self, message: Arc<Message>, qos: QoS, retain: bool, subscription_ids: SubscriptionIds) -> u16 {
+    pub(crate) fn start(
+        &mut self,
+        message: Arc<Message>,
+        qos: QoS,
+        retain: bool,
+        subscription_ids: SubscriptionIds,
+    ) -> u16 {
         debug_assert!(qos != QoS::AtMostOnce);
         let packet_id = self.allocate_id();
-        let state = if qos == QoS::ExactlyOnce { OutState::AwaitingPubrec } else { OutState::AwaitingPuback };
+        let state = if qos == QoS::ExactlyOnce { Awaiting::Pubrec } else { Awaiting::Puback };
         self.out.push_back(OutEntry { packet_id, message, qos, retain, subscription_ids, group: None, state });
         packet_id
     }
@@ -134,7 +136,7 @@ impl Inflight {
         }
     }
 
-    fn position(&self, packet_id: u16, state: OutState) -> Option<usize> {
+    fn position(&self, packet_id: u16, state: Awaiting) -> Option<usize> {
         self.out.iter().position(|e| e.packet_id == packet_id && e.state == state)
     }
 
@@ -144,8 +146,8 @@ impl Inflight {
     }
 
     /// PUBACK from the client ends a QoS 1 flow.
-    pub fn on_puback(&mut self, packet_id: u16) -> AckResult {
-        match self.position(packet_id, OutState::AwaitingPuback) {
+    pub(crate) fn on_puback(&mut self, packet_id: u16) -> AckResult {
+        match self.position(packet_id, Awaiting::Puback) {
             Some(i) => {
                 self.out.remove(i);
                 AckResult::Done
@@ -157,11 +159,11 @@ impl Inflight {
     /// PUBREC from the client: the broker must answer PUBREL [MQTT-4.3.3-1].
     /// A PUBREC for a flow already past that point (a duplicate) gets the
     /// PUBREL again, which is what the client is waiting for.
-    pub fn on_pubrec(&mut self, packet_id: u16) -> AckResult {
-        if let Some(i) = self.position(packet_id, OutState::AwaitingPubrec) {
-            self.out[i].state = OutState::AwaitingPubcomp;
+    pub(crate) fn on_pubrec(&mut self, packet_id: u16) -> AckResult {
+        if let Some(i) = self.position(packet_id, Awaiting::Pubrec) {
+            self.out[i].state = Awaiting::Pubcomp;
             AckResult::Done
-        } else if self.position(packet_id, OutState::AwaitingPubcomp).is_some() {
+        } else if self.position(packet_id, Awaiting::Pubcomp).is_some() {
             AckResult::Done
         } else {
             self.not_waiting(packet_id)
@@ -169,7 +171,7 @@ impl Inflight {
     }
 
     /// Records the shared subscription group of flow `packet_id`.
-    pub fn set_group(&mut self, packet_id: u16, group: Option<Arc<Group>>) {
+    pub(crate) fn set_group(&mut self, packet_id: u16, group: Option<Arc<Group>>) {
         if let Some(e) = self.out.iter_mut().find(|e| e.packet_id == packet_id) {
             e.group = group;
         }
@@ -177,7 +179,7 @@ impl Inflight {
 
     /// Removes and returns the flows of shared subscriptions that are at
     /// one of `states`; their packet ids are free again.
-    pub fn take_shared(&mut self, states: &[OutState]) -> Vec<OutEntry> {
+    pub(crate) fn take_shared(&mut self, states: &[Awaiting]) -> Vec<OutEntry> {
         let (taken, kept) =
             std::mem::take(&mut self.out).into_iter().partition(|e| e.group.is_some() && states.contains(&e.state));
         self.out = kept;
@@ -187,8 +189,8 @@ impl Inflight {
     /// An MQTT 5 PUBREC with a failure reason ends a QoS 2 flow at once: no
     /// PUBREL follows [MQTT 5 §4.3.3]. Returns `Done` when such a flow was
     /// waiting for its PUBREC.
-    pub fn on_pubrec_refused(&mut self, packet_id: u16) -> AckResult {
-        match self.position(packet_id, OutState::AwaitingPubrec) {
+    pub(crate) fn on_pubrec_refused(&mut self, packet_id: u16) -> AckResult {
+        match self.position(packet_id, Awaiting::Pubrec) {
             Some(i) => {
                 self.out.remove(i);
                 AckResult::Done
@@ -198,8 +200,8 @@ impl Inflight {
     }
 
     /// PUBCOMP from the client ends a QoS 2 flow.
-    pub fn on_pubcomp(&mut self, packet_id: u16) -> AckResult {
-        match self.position(packet_id, OutState::AwaitingPubcomp) {
+    pub(crate) fn on_pubcomp(&mut self, packet_id: u16) -> AckResult {
+        match self.position(packet_id, Awaiting::Pubcomp) {
             Some(i) => {
                 self.out.remove(i);
                 AckResult::Done
@@ -212,35 +214,35 @@ impl Inflight {
     /// routed, false when it repeats one whose PUBREL has not come yet. Either
     /// way the broker answers PUBREC [MQTT-4.3.3-2].
     /// Whether an inbound QoS 2 message with this id awaits its PUBREL.
-    pub fn awaits_pubrel(&self, packet_id: u16) -> bool {
+    pub(crate) fn awaits_pubrel(&self, packet_id: u16) -> bool {
         self.inbound_qos2.contains(&packet_id)
     }
 
-    pub fn on_inbound_qos2(&mut self, packet_id: u16) -> bool {
+    pub(crate) fn on_inbound_qos2(&mut self, packet_id: u16) -> bool {
         self.inbound_qos2.insert(packet_id)
     }
 
     /// PUBREL from the client releases the id; the broker answers PUBCOMP
     /// whether or not it knew the id [MQTT-4.3.3-2].
-    pub fn on_pubrel(&mut self, packet_id: u16) -> AckResult {
+    pub(crate) fn on_pubrel(&mut self, packet_id: u16) -> AckResult {
         if self.inbound_qos2.remove(&packet_id) { AckResult::Done } else { AckResult::Unknown }
     }
 
     /// Packets to re-send when a persistent session resumes on a new
     /// connection: unacknowledged PUBLISHes (with DUP) and PUBRELs, in their
     /// original order and with their original ids [MQTT-4.4.0-1].
-    pub fn resume(&self) -> Vec<Resend> {
+    pub(crate) fn resume(&self) -> Vec<Resend> {
         self.out
             .iter()
             .map(|e| match e.state {
-                OutState::AwaitingPuback | OutState::AwaitingPubrec => Resend::Publish { packet_id: e.packet_id },
-                OutState::AwaitingPubcomp => Resend::Pubrel(e.packet_id),
+                Awaiting::Puback | Awaiting::Pubrec => Resend::Publish { packet_id: e.packet_id },
+                Awaiting::Pubcomp => Resend::Pubrel(e.packet_id),
             })
             .collect()
     }
 
     /// Forgets everything (clean session).
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.out.clear();
         self.inbound_qos2.clear();
     }
@@ -273,10 +275,10 @@ mod tests {
         let id = f.start(msg(), QoS::ExactlyOnce, false, SubscriptionIds::None);
         assert_eq!(f.on_pubcomp(id), AckResult::WrongType, "PUBCOMP before PUBREC is out of order");
         assert_eq!(f.on_puback(id), AckResult::WrongType, "PUBACK in a QoS 2 flow");
-        assert_eq!(f.get(id).map(|e| e.state), Some(OutState::AwaitingPubrec), "the flow is unchanged");
+        assert_eq!(f.get(id).map(|e| e.state), Some(Awaiting::Pubrec), "the flow is unchanged");
         assert_eq!(f.on_pubrec(id), AckResult::Done);
         assert_eq!(f.on_puback(id), AckResult::WrongType, "PUBACK after PUBREC");
-        assert_eq!(f.get(id).map(|e| e.state), Some(OutState::AwaitingPubcomp));
+        assert_eq!(f.get(id).map(|e| e.state), Some(Awaiting::Pubcomp));
         assert_eq!(f.on_pubrec(id), AckResult::Done, "duplicate PUBREC gets PUBREL again");
         assert_eq!(f.on_pubcomp(id), AckResult::Done);
         assert_eq!(f.outbound_len(), 0);

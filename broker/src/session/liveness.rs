@@ -8,14 +8,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Milliseconds on a process-wide monotonic clock.
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
 /// The keep-alive state of a session's attached connection.
 #[derive(Debug, Default)]
-pub struct Liveness {
+pub(crate) struct Liveness {
     /// When the connection last received something (`now_ms`).
     last_rx: AtomicU64,
     /// The allowed silence in milliseconds; 0 when no connection with a
@@ -28,7 +28,7 @@ pub struct Liveness {
 impl Liveness {
     /// A connection attached with this allowed silence (`None`: keep-alive 0,
     /// no limit).
-    pub fn arm(&self, period: Option<Duration>) {
+    pub(crate) fn arm(&self, period: Option<Duration>) {
         self.expired.store(false, Ordering::Relaxed);
         self.last_rx.store(now_ms(), Ordering::Relaxed);
         let ms = period.map_or(0, |p| u64::try_from(p.as_millis()).unwrap_or(u64::MAX).max(1));
@@ -36,23 +36,23 @@ impl Liveness {
     }
 
     /// The connection is going away: nothing to watch until the next `arm`.
-    pub fn disarm(&self) {
+    pub(crate) fn disarm(&self) {
         self.period_ms.store(0, Ordering::Release);
     }
 
     /// The client sent something.
-    pub fn touch(&self) {
+    pub(crate) fn touch(&self) {
         self.last_rx.store(now_ms(), Ordering::Relaxed);
     }
 
     /// Whether the sweeper found the client silent for too long.
-    pub fn expired(&self) -> bool {
+    pub(crate) fn expired(&self) -> bool {
         self.expired.load(Ordering::Acquire)
     }
 
     /// Marks the connection expired when overdue at `now`; true when it
     /// just became so (the caller then wakes it).
-    pub fn sweep(&self, now: u64) -> bool {
+    pub(crate) fn sweep(&self, now: u64) -> bool {
         let period = self.period_ms.load(Ordering::Acquire);
         if period == 0 || self.expired.load(Ordering::Relaxed) {
             return false;

@@ -5,10 +5,10 @@
 //! grants ([`subscription`]); a shared subscription's group and its
 //! members ([`shared_group`]).
 
-pub mod inflight;
-pub mod liveness;
-pub mod shared_group;
-pub mod signal;
-pub mod state;
-pub mod store;
-pub mod subscription;
+pub(crate) mod inflight;
+pub(crate) mod liveness;
+pub(crate) mod shared_group;
+pub(crate) mod signal;
+pub(crate) mod state;
+pub(crate) mod store;
+pub(crate) mod subscription;

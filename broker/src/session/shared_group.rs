@@ -11,7 +11,7 @@ use crate::session::subscription::Grant;
 
 /// One member of a group.
 #[derive(Clone)]
-pub struct Member {
+pub(crate) struct Member {
     pub session: Arc<SessionHandle>,
     pub grant: Grant,
 }
@@ -23,7 +23,7 @@ impl Member {
 }
 
 /// One shared subscription: a group name and a filter, and its members.
-pub struct Group {
+pub(crate) struct Group {
     pub name: Box<str>,
     pub filter: Box<str>,
     members: Mutex<Members>,
@@ -43,13 +43,13 @@ impl std::fmt::Debug for Group {
 }
 
 impl Group {
-    pub fn new(name: &str, filter: &str) -> Group {
+    pub(crate) fn new(name: &str, filter: &str) -> Group {
         Group { name: name.into(), filter: filter.into(), members: Mutex::default() }
     }
 
     /// Adds `session` with `grant`, or replaces its grant; returns whether
     /// it was a member already.
-    pub fn join(&self, session: &Arc<SessionHandle>, grant: Grant) -> bool {
+    pub(crate) fn join(&self, session: &Arc<SessionHandle>, grant: Grant) -> bool {
         let mut m = self.members.locked();
         let member = Member { session: session.clone(), grant };
         match m.list.iter_mut().find(|x| x.session.id() == session.id()) {
@@ -66,7 +66,7 @@ impl Group {
 
     /// Removes member `id`; returns whether it was one, and whether the
     /// group is now empty.
-    pub fn leave(&self, id: SubscriberId) -> (bool, bool) {
+    pub(crate) fn leave(&self, id: SubscriberId) -> (bool, bool) {
         let mut m = self.members.locked();
         let Some(i) = m.list.iter().position(|x| x.session.id() == id) else { return (false, m.list.is_empty()) };
         m.list.remove(i);
@@ -76,7 +76,7 @@ impl Group {
     /// The member the next message goes to: round robin, connected members
     /// first; `except` is left out (a member that is leaving). `None` when
     /// no member is left, or, with `connected_only`, none is connected.
-    pub fn pick(&self, except: Option<SubscriberId>, connected_only: bool) -> Option<Member> {
+    pub(crate) fn pick(&self, except: Option<SubscriberId>, connected_only: bool) -> Option<Member> {
         let mut m = self.members.locked();
         let n = m.list.len();
         let start = m.next;

@@ -14,19 +14,19 @@ use std::task::{Context, Poll, Waker};
 use crate::lock::Locked;
 
 #[derive(Debug, Default)]
-pub struct Signal {
+pub(crate) struct Signal {
     set: AtomicBool,
     waker: Mutex<Option<Waker>>,
 }
 
 impl Signal {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// Signals the consumer: wakes it if it waits, or makes its next wait
     /// return at once.
-    pub fn notify(&self) {
+    pub(crate) fn notify(&self) {
         // Only the first signal since the consumer last looked needs to wake
         // it; later ones find the flag already set.
         if !self.set.swap(true, Ordering::AcqRel) {
@@ -39,7 +39,7 @@ impl Signal {
 
     /// Ready (and consumed) when signalled since the last ready poll;
     /// otherwise registers `cx`'s waker.
-    pub fn poll(&self, cx: &mut Context<'_>) -> Poll<()> {
+    pub(crate) fn poll(&self, cx: &mut Context<'_>) -> Poll<()> {
         if self.set.swap(false, Ordering::AcqRel) {
             return Poll::Ready(());
         }
@@ -56,7 +56,7 @@ impl Signal {
     }
 
     /// Waits for the next signal.
-    pub async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         std::future::poll_fn(|cx| self.poll(cx)).await
     }
 }

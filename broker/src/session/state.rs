@@ -22,13 +22,13 @@ use bytes::BytesMut;
 use crate::codec::{self, PublishV5};
 use crate::message::Message;
 use crate::packet::{Ack, Packet, Protocol, QoS};
-use crate::session::inflight::{AckResult, Inflight, OutState, Resend};
+use crate::session::inflight::{AckResult, Awaiting, Inflight, Resend};
 use crate::session::shared_group::Group;
 use crate::session::subscription::{Grant, SubscriptionIds};
 
 /// Per-session limits, from the configuration's `Limits`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SessionLimits {
+pub(crate) struct SessionLimits {
     pub max_inflight: u16,
     pub max_queued: usize,
 }
@@ -36,7 +36,7 @@ pub struct SessionLimits {
 /// How the attached client reads what is sent to it: its protocol version
 /// and, for MQTT 5, the largest packet it accepts. Set at each attach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Outbound {
+pub(crate) struct Outbound {
     pub protocol: Protocol,
     /// The client's maximum packet size (MQTT 5); unlimited for 3.1.1.
     pub max_packet_size: usize,
@@ -50,7 +50,7 @@ impl Default for Outbound {
 
 /// One PUBLISH to write: a message and this delivery's terms.
 #[derive(Debug, Clone, Copy)]
-pub struct Outgoing<'a> {
+pub(crate) struct Outgoing<'a> {
     pub message: &'a Message,
     pub qos: QoS,
     pub retain: bool,
@@ -82,12 +82,12 @@ impl Outgoing<'_> {
 impl Outbound {
     /// Whether the client accepts this PUBLISH: a server never sends a
     /// packet larger than the client's maximum packet size [MQTT-3.1.2-24].
-    pub fn fits(&self, p: &Outgoing<'_>) -> bool {
+    pub(crate) fn fits(&self, p: &Outgoing<'_>) -> bool {
         !self.protocol.is_v5() || p.v5().size() <= self.max_packet_size
     }
 
     /// Appends the PUBLISH in the client's version.
-    pub fn encode(&self, p: &Outgoing<'_>, out: &mut BytesMut) {
+    pub(crate) fn encode(&self, p: &Outgoing<'_>, out: &mut BytesMut) {
         if self.protocol.is_v5() {
             codec::encode_publish_v5(&p.v5(), out);
         } else {
@@ -119,7 +119,7 @@ impl LazyNow {
 
 /// A message waiting to be sent to this session's client.
 #[derive(Debug, Clone)]
-pub struct Delivery {
+pub(crate) struct Delivery {
     pub message: Arc<Message>,
     /// min(publish QoS, granted QoS).
     pub qos: QoS,
@@ -135,14 +135,14 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    pub fn new(message: Arc<Message>, qos: QoS, retain: bool) -> Delivery {
+    pub(crate) fn new(message: Arc<Message>, qos: QoS, retain: bool) -> Delivery {
         Delivery { message, qos, retain, subscription_ids: SubscriptionIds::None, group: None }
     }
 }
 
 /// What `enqueue` did with a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Enqueued {
+pub(crate) enum Enqueued {
     Queued,
     /// Queued after dropping an older QoS 0 message to make room.
     QueuedDroppedOldest,
@@ -154,13 +154,13 @@ pub enum Enqueued {
 }
 
 impl Enqueued {
-    pub fn dropped(self) -> bool {
+    pub(crate) fn dropped(self) -> bool {
         matches!(self, Enqueued::QueuedDroppedOldest | Enqueued::DroppedNew)
     }
 }
 
 #[derive(Debug)]
-pub struct Session {
+pub(crate) struct Session {
     limits: SessionLimits,
     /// Whether a connection is attached. Publishers still queue QoS 1/2
     /// messages for an offline persistent session.
@@ -189,7 +189,7 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(limits: SessionLimits) -> Self {
+    pub(crate) fn new(limits: SessionLimits) -> Self {
         Session {
             limits,
             online: false,
@@ -206,55 +206,44 @@ impl Session {
         }
     }
 
-    pub fn is_online(&self) -> bool {
+    pub(crate) fn is_online(&self) -> bool {
         self.online
     }
 
-    pub fn is_persistent(&self) -> bool {
-        self.persistent
-    }
-
-    pub fn limits(&self) -> SessionLimits {
-        self.limits
-    }
-
-    pub fn subscriptions(&self) -> &BTreeMap<String, Grant> {
+    pub(crate) fn subscriptions(&self) -> &BTreeMap<String, Grant> {
         &self.subscriptions
     }
 
-    pub fn queued(&self) -> usize {
+    pub(crate) fn queued(&self) -> usize {
         self.queue.len()
     }
 
-    pub fn inflight(&self) -> &Inflight {
+    pub(crate) fn inflight(&self) -> &Inflight {
         &self.inflight
     }
 
-    pub fn dropped(&self) -> u64 {
+    pub(crate) fn dropped(&self) -> u64 {
         self.dropped
     }
 
     /// Deliveries not sent because the client's maximum packet size is
     /// smaller (MQTT 5).
-    pub fn oversized(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn oversized(&self) -> u64 {
         self.oversized
     }
 
     /// Queued messages that expired before they could be sent (MQTT 5).
-    pub fn expired(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn expired(&self) -> u64 {
         self.expired
-    }
-
-    /// How the attached client reads packets.
-    pub fn outbound(&self) -> Outbound {
-        self.outbound
     }
 
     /// Attaches a connection. With `clean`, everything from an earlier session
     /// is forgotten (the caller also removes its subscriptions from the
     /// router, using the filters returned). Returns `session present` for the
     /// CONNACK [MQTT-3.2.2-1, -2] and the filters to unsubscribe.
-    pub fn attach(&mut self, clean: bool, limits: SessionLimits) -> (bool, Vec<String>) {
+    pub(crate) fn attach(&mut self, clean: bool, limits: SessionLimits) -> (bool, Vec<String>) {
         self.attach_with(clean, !clean, limits, Outbound::default())
     }
 
@@ -263,7 +252,7 @@ impl Session {
     /// whether the session outlives this connection (3.1.1: not clean; MQTT
     /// 5: a session expiry interval above 0), which decides `session
     /// present` on the next CONNECT.
-    pub fn attach_with(
+    pub(crate) fn attach_with(
         &mut self,
         clean: bool,
         keep: bool,
@@ -287,7 +276,7 @@ impl Session {
 
     /// Whether the session outlives the connection; changed by an MQTT 5
     /// DISCONNECT that sets a session expiry interval.
-    pub fn set_persistent(&mut self, keep: bool) {
+    pub(crate) fn set_persistent(&mut self, keep: bool) {
         self.persistent = keep;
     }
 
@@ -295,7 +284,7 @@ impl Session {
     /// window) and makes it non-persistent, as for a session just created;
     /// returns the filters removed, for the router. Used when the session
     /// passes to another user (`session-owner: client-id`).
-    pub fn reset(&mut self) -> Vec<String> {
+    pub(crate) fn reset(&mut self) -> Vec<String> {
         let removed = std::mem::take(&mut self.subscriptions).into_keys().collect();
         self.queue.clear();
         self.queued_qos0 = 0;
@@ -306,7 +295,7 @@ impl Session {
 
     /// Detaches the connection. QoS 0 messages still queued are dropped: they
     /// are not kept for an offline client.
-    pub fn detach(&mut self) {
+    pub(crate) fn detach(&mut self) {
         self.online = false;
         if self.queued_qos0 > 0 {
             self.queue.retain(|d| d.qos != QoS::AtMostOnce);
@@ -316,16 +305,16 @@ impl Session {
 
     /// Records a subscription; returns true when it replaced one for the same
     /// filter [MQTT-3.8.4-3].
-    pub fn add_subscription(&mut self, filter: &str, grant: Grant) -> bool {
+    pub(crate) fn add_subscription(&mut self, filter: &str, grant: Grant) -> bool {
         self.subscriptions.insert(filter.to_owned(), grant).is_some()
     }
 
-    pub fn remove_subscription(&mut self, filter: &str) -> bool {
+    pub(crate) fn remove_subscription(&mut self, filter: &str) -> bool {
         self.subscriptions.remove(filter).is_some()
     }
 
     /// Queues a delivery, applying the queue limit.
-    pub fn enqueue(&mut self, delivery: Delivery) -> Enqueued {
+    pub(crate) fn enqueue(&mut self, delivery: Delivery) -> Enqueued {
         if !self.online && delivery.qos == QoS::AtMostOnce {
             return Enqueued::SkippedOffline;
         }
@@ -354,7 +343,7 @@ impl Session {
     /// queue limit does not apply: the spec requires every matching retained
     /// message to be sent [MQTT-3.3.1-6], and their number is bounded by the
     /// retained store, not by the publishers.
-    pub fn enqueue_retained(&mut self, delivery: Delivery) {
+    pub(crate) fn enqueue_retained(&mut self, delivery: Delivery) {
         if delivery.qos == QoS::AtMostOnce {
             self.queued_qos0 += 1;
         }
@@ -363,7 +352,7 @@ impl Session {
 
     /// Marks the session as dropping; returns true on the first drop of an
     /// episode, when the caller should log.
-    pub fn note_drop(&mut self) -> bool {
+    pub(crate) fn note_drop(&mut self) -> bool {
         !std::mem::replace(&mut self.dropping, true)
     }
 
@@ -371,14 +360,14 @@ impl Session {
     /// room and `out` is below `max_bytes`. Returns the number of PUBLISH
     /// packets written. Order is kept: a QoS 1/2 message that does not fit the
     /// window holds back the messages behind it [MQTT-4.6.0-6].
-    pub fn drain_into(&mut self, out: &mut BytesMut, max_bytes: usize) -> usize {
+    pub(crate) fn drain_into(&mut self, out: &mut BytesMut, max_bytes: usize) -> usize {
         self.drain_into_checked(out, max_bytes, &mut |_| true)
     }
 
     /// Like [`Session::drain_into`], but a delivery for which `allow`
     /// answers false (a delivery check of the topic plugins) is dropped: not
     /// sent, not in flight.
-    pub fn drain_into_checked(
+    pub(crate) fn drain_into_checked(
         &mut self,
         out: &mut BytesMut,
         max_bytes: usize,
@@ -436,7 +425,7 @@ impl Session {
     /// [MQTT-4.4.0-1]: unacknowledged PUBLISHes with DUP set, then PUBRELs,
     /// in their original order. Returns the number of PUBLISH and of PUBREL
     /// packets written (for the counters).
-    pub fn resume_into(&self, out: &mut BytesMut) -> (usize, usize) {
+    pub(crate) fn resume_into(&self, out: &mut BytesMut) -> (usize, usize) {
         let resend = self.inflight.resume();
         let (mut publishes, mut pubrels) = (0, 0);
         let mut now = LazyNow::default();
@@ -470,37 +459,38 @@ impl Session {
         (publishes, pubrels)
     }
 
-    pub fn on_puback(&mut self, packet_id: u16) -> AckResult {
+    pub(crate) fn on_puback(&mut self, packet_id: u16) -> AckResult {
         self.inflight.on_puback(packet_id)
     }
 
-    pub fn on_pubrec(&mut self, packet_id: u16) -> AckResult {
+    pub(crate) fn on_pubrec(&mut self, packet_id: u16) -> AckResult {
         self.inflight.on_pubrec(packet_id)
     }
 
-    pub fn on_pubcomp(&mut self, packet_id: u16) -> AckResult {
+    pub(crate) fn on_pubcomp(&mut self, packet_id: u16) -> AckResult {
         self.inflight.on_pubcomp(packet_id)
     }
 
-    pub fn on_inbound_qos2(&mut self, packet_id: u16) -> bool {
+    pub(crate) fn on_inbound_qos2(&mut self, packet_id: u16) -> bool {
         self.inflight.on_inbound_qos2(packet_id)
     }
 
     /// Whether an inbound QoS 2 message with this id awaits its PUBREL.
-    pub fn awaits_pubrel(&self, packet_id: u16) -> bool {
+    pub(crate) fn awaits_pubrel(&self, packet_id: u16) -> bool {
         self.inflight.awaits_pubrel(packet_id)
     }
 
-    pub fn on_pubrec_refused(&mut self, packet_id: u16) -> AckResult {
+    pub(crate) fn on_pubrec_refused(&mut self, packet_id: u16) -> AckResult {
         self.inflight.on_pubrec_refused(packet_id)
     }
 
-    pub fn on_pubrel(&mut self, packet_id: u16) -> AckResult {
+    pub(crate) fn on_pubrel(&mut self, packet_id: u16) -> AckResult {
         self.inflight.on_pubrel(packet_id)
     }
 
     /// Whether there is something `drain_into` could send now.
-    pub fn has_sendable(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn has_sendable(&self) -> bool {
         match self.queue.front() {
             None => false,
             Some(d) => d.qos == QoS::AtMostOnce || self.inflight.outbound_len() < usize::from(self.limits.max_inflight),
@@ -511,14 +501,14 @@ impl Session {
     /// subscriptions and are not finished: queued, or sent and not yet
     /// acknowledged (a PUBREC means the client has the message: that one
     /// stays). The caller hands them to other members of their groups.
-    pub fn take_shared(&mut self) -> Vec<Delivery> {
+    pub(crate) fn take_shared(&mut self) -> Vec<Delivery> {
         let mut taken = Vec::new();
         let mut kept = VecDeque::with_capacity(self.queue.len());
         for d in self.queue.drain(..) {
             if d.group.is_some() && d.qos != QoS::AtMostOnce { taken.push(d) } else { kept.push_back(d) }
         }
         self.queue = kept;
-        for e in self.inflight.take_shared(&[OutState::AwaitingPuback, OutState::AwaitingPubrec]) {
+        for e in self.inflight.take_shared(&[Awaiting::Puback, Awaiting::Pubrec]) {
             taken.push(Delivery {
                 message: e.message,
                 qos: e.qos,
@@ -532,7 +522,7 @@ impl Session {
 
     /// Takes every queued delivery (used by in-process subscribers, which
     /// acknowledge on receipt).
-    pub fn pop(&mut self) -> Option<Delivery> {
+    pub(crate) fn pop(&mut self) -> Option<Delivery> {
         let mut now = LazyNow::default();
         loop {
             let d = self.queue.pop_front()?;

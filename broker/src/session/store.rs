@@ -42,12 +42,12 @@ use crate::session::state::{Session, SessionLimits};
 
 /// Identifies a subscriber (a session, or an in-process subscriber) in the
 /// subscription tree; the store hands them out ([`SessionStore::next_id`]).
-pub type SubscriberId = u64;
+pub(crate) type SubscriberId = u64;
 
 /// A session as shared between its connection and the publishers that queue
 /// messages for it.
 #[derive(Debug)]
-pub struct SessionHandle {
+pub(crate) struct SessionHandle {
     id: SubscriberId,
     client_id: Arc<str>,
     state: Mutex<Session>,
@@ -78,7 +78,7 @@ const NEVER: u64 = u64::MAX;
 
 /// How long a session outlives its connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expiry {
+pub(crate) enum Expiry {
     /// Removed when its connection ends: clean session 1, or an MQTT 5
     /// session expiry interval of 0.
     AtClose,
@@ -92,7 +92,7 @@ pub enum Expiry {
 impl Expiry {
     /// The meaning of an MQTT 5 session expiry interval, in seconds
     /// [MQTT 5 §3.1.2.11.2].
-    pub fn from_interval(seconds: u32) -> Expiry {
+    pub(crate) fn from_interval(seconds: u32) -> Expiry {
         match seconds {
             0 => Expiry::AtClose,
             u32::MAX => Expiry::Never,
@@ -101,14 +101,14 @@ impl Expiry {
     }
 
     /// Whether the session outlives its connection at all.
-    pub fn keeps(self) -> bool {
+    pub(crate) fn keeps(self) -> bool {
         self != Expiry::AtClose
     }
 }
 
 /// What [`SessionStore::open`] found.
 #[derive(Debug)]
-pub enum Opened {
+pub(crate) enum Opened {
     /// The session to attach to: new, or the user's own. `fresh` is set
     /// when it held another user's state, which the caller must discard
     /// (`Session::reset`) once it holds the slot.
@@ -120,7 +120,7 @@ pub enum Opened {
 /// The session's slot, held by the attached connection and given back when
 /// dropped (whatever way the connection ends).
 #[derive(Debug)]
-pub struct SlotHeld(Arc<SessionHandle>);
+pub(crate) struct SlotHeld(Arc<SessionHandle>);
 
 impl Drop for SlotHeld {
     fn drop(&mut self) {
@@ -129,7 +129,7 @@ impl Drop for SlotHeld {
 }
 
 impl SessionHandle {
-    pub fn new(id: SubscriberId, client_id: Arc<str>, limits: SessionLimits) -> Self {
+    pub(crate) fn new(id: SubscriberId, client_id: Arc<str>, limits: SessionLimits) -> Self {
         SessionHandle {
             id,
             client_id,
@@ -145,30 +145,31 @@ impl SessionHandle {
     }
 
     /// The user whose session this is (`None`: a client without user name).
-    pub fn user(&self) -> Option<Arc<str>> {
+    #[cfg(test)]
+    pub(crate) fn user(&self) -> Option<Arc<str>> {
         self.user.locked().clone()
     }
 
-    pub fn id(&self) -> SubscriberId {
+    pub(crate) fn id(&self) -> SubscriberId {
         self.id
     }
 
-    pub fn client_id(&self) -> &str {
+    pub(crate) fn client_id(&self) -> &str {
         &self.client_id
     }
 
     /// The connection that may use the session (0: none).
-    pub fn owner(&self) -> u64 {
+    pub(crate) fn owner(&self) -> u64 {
         self.owner.load(Ordering::Acquire)
     }
 
     /// The newest connection that opened the session, attached or not.
-    pub fn opened_by(&self) -> u64 {
+    pub(crate) fn opened_by(&self) -> u64 {
         self.opened_by.load(Ordering::Acquire)
     }
 
     /// Waits until no other connection is attached, then holds the slot.
-    pub async fn acquire_slot(self: &Arc<Self>) -> SlotHeld {
+    pub(crate) async fn acquire_slot(self: &Arc<Self>) -> SlotHeld {
         // The semaphore is never closed, so acquiring only fails if it were.
         if let Ok(permit) = self.slot.acquire().await {
             permit.forget();
@@ -177,14 +178,14 @@ impl SessionHandle {
     }
 
     /// Locks the session state. Never hold the guard across an `.await`.
-    pub fn lock(&self) -> MutexGuard<'_, Session> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Session> {
         // A panic while holding this lock is a broker bug; the state itself
         // is still consistent enough to keep serving other clients.
         self.state.locked()
     }
 }
 
-pub struct SessionStore {
+pub(crate) struct SessionStore {
     entries: Mutex<HashMap<Arc<str>, Arc<SessionHandle>>>,
     next_id: AtomicU64,
     /// No offline session expires before this (`now_ms`): lets
@@ -199,7 +200,7 @@ impl Default for SessionStore {
 }
 
 impl SessionStore {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
@@ -208,7 +209,7 @@ impl SessionStore {
     }
 
     /// A fresh subscriber id, also used for in-process subscribers.
-    pub fn next_id(&self) -> SubscriberId {
+    pub(crate) fn next_id(&self) -> SubscriberId {
         self.next_id.fetch_add(1, Ordering::Relaxed) + 1
     }
 
@@ -216,7 +217,7 @@ impl SessionStore {
     /// and records connection `conn_id` (never 0) as its owner. A previous
     /// owner is woken to find out it was taken over. Another user's session
     /// is refused or handed over fresh, as `rule` says (module docs).
-    pub fn open(
+    pub(crate) fn open(
         &self,
         client_id: &str,
         conn_id: u64,
@@ -256,7 +257,7 @@ impl SessionStore {
     /// ([`Expiry::AtClose`]) or starts its expiry clock. Returns true when
     /// the session was removed, in which case the caller removes its
     /// subscriptions from the router.
-    pub fn close(&self, client_id: &str, conn_id: u64, expiry: Expiry) -> bool {
+    pub(crate) fn close(&self, client_id: &str, conn_id: u64, expiry: Expiry) -> bool {
         let mut entries = self.entries();
         let Some(session) = entries.get(client_id) else { return false };
         if session.owner.compare_exchange(conn_id, 0, Ordering::AcqRel, Ordering::Acquire).is_err() {
@@ -281,7 +282,7 @@ impl SessionStore {
     /// Removes every offline session whose expiry has come and returns them
     /// (the caller removes their subscriptions from the router). Walks the
     /// sessions only when one may be due.
-    pub fn expire(&self, now: u64) -> Vec<Arc<SessionHandle>> {
+    pub(crate) fn expire(&self, now: u64) -> Vec<Arc<SessionHandle>> {
         if self.next_expiry.load(Ordering::Relaxed) > now {
             return Vec::new();
         }
@@ -307,28 +308,29 @@ impl SessionStore {
 
     /// Wakes every session (broker shutdown: the attached connections then
     /// see the broker stopping).
-    pub fn wake_all(&self) {
+    pub(crate) fn wake_all(&self) {
         self.for_each(|s| s.wake.notify());
     }
 
     /// Calls `f` on every session, under the store's lock: `f` must be quick.
-    pub fn for_each(&self, mut f: impl FnMut(&Arc<SessionHandle>)) {
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&Arc<SessionHandle>)) {
         for s in self.entries().values() {
             f(s);
         }
     }
 
     /// Every session's handle (for shutdown and statistics).
-    pub fn sessions(&self) -> Vec<Arc<SessionHandle>> {
+    pub(crate) fn sessions(&self) -> Vec<Arc<SessionHandle>> {
         self.entries().values().cloned().collect()
     }
 
     /// Number of sessions held, connected or not.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.entries().len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }

@@ -14,7 +14,7 @@ use crate::packet::QoS;
 /// One subscription's terms. Small and `Copy`: the subscription tree holds
 /// one per (filter, session) and copies it into every match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Grant {
+pub(crate) struct Grant {
     /// min(requested QoS, the broker's `max-qos`).
     pub qos: QoS,
     /// Do not deliver the session's own publications [MQTT-3.8.3-3].
@@ -27,7 +27,7 @@ pub struct Grant {
 
 impl Grant {
     /// A subscription with no options: what an MQTT 3.1.1 client gets.
-    pub const fn qos(qos: QoS) -> Grant {
+    pub(crate) const fn qos(qos: QoS) -> Grant {
         Grant { qos, no_local: false, retain_as_published: false, subscription_id: None }
     }
 }
@@ -36,7 +36,7 @@ impl Grant {
 /// Inline for one, so the common cases allocate nothing; 16 bytes, as every
 /// queued delivery holds one.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub enum SubscriptionIds {
+pub(crate) enum SubscriptionIds {
     #[default]
     None,
     /// Kept as `u32`, so that the encoder takes them as a slice; never 0.
@@ -47,7 +47,7 @@ pub enum SubscriptionIds {
 }
 
 impl SubscriptionIds {
-    pub fn push(&mut self, id: NonZeroU32) {
+    pub(crate) fn push(&mut self, id: NonZeroU32) {
         let id = id.get();
         *self = match std::mem::take(self) {
             SubscriptionIds::None => SubscriptionIds::One(id),
@@ -59,7 +59,7 @@ impl SubscriptionIds {
         }
     }
 
-    pub fn as_slice(&self) -> &[u32] {
+    pub(crate) fn as_slice(&self) -> &[u32] {
         match self {
             SubscriptionIds::None => &[],
             SubscriptionIds::One(id) => std::slice::from_ref(id),
@@ -72,7 +72,7 @@ impl SubscriptionIds {
 /// spec lets a server send one copy at the highest QoS of the overlapping
 /// subscriptions, carrying all their identifiers [MQTT-3.3.4-3, -4, -5].
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Merged {
+pub(crate) struct Merged {
     /// `None` until a subscription that takes the message is added.
     pub qos: Option<QoS>,
     /// Some subscription keeps the RETAIN flag as published.
@@ -83,7 +83,7 @@ pub struct Merged {
 impl Merged {
     /// Adds one matching subscription. `own` is whether the message comes
     /// from this very session, which a no-local subscription does not take.
-    pub fn add(&mut self, grant: Grant, own: bool) {
+    pub(crate) fn add(&mut self, grant: Grant, own: bool) {
         if grant.no_local && own {
             return;
         }

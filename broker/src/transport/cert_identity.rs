@@ -17,7 +17,7 @@ const CONTEXT_0: u8 = 0xa0;
 
 /// The subject CN of a DER certificate; when the subject holds several, the
 /// last one (the most specific, as OpenSSL and Mosquitto pick it).
-pub fn subject_common_name(cert_der: &[u8]) -> Option<String> {
+pub(crate) fn subject_common_name(cert_der: &[u8]) -> Option<String> {
     let (tag, certificate, _) = element(cert_der)?;
     if tag != SEQUENCE {
         return None;

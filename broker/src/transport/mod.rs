@@ -7,9 +7,9 @@
 //! holds a `max-connections` slot from the moment it is accepted: a socket
 //! that opens and sends nothing must not keep it.
 
-pub mod cert_identity;
-pub mod tls;
-pub mod websocket;
+pub(crate) mod cert_identity;
+pub(crate) mod tls;
+pub(crate) mod websocket;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +36,7 @@ fn ws_message_limit(max_packet_size: usize) -> usize {
 }
 
 /// Any byte stream a transport yields.
-pub trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin {}
+pub(crate) trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> ByteStream for T {}
 
 /// A listener's transport as logs and `moth --check` name it: `tcp`, `tls`,
@@ -51,7 +51,7 @@ pub fn transport_name(kind: ListenerKind, tls: bool) -> &'static str {
 }
 
 /// A connection ready for MQTT.
-pub struct Established {
+pub(crate) struct Established {
     pub stream: Box<dyn ByteStream>,
     /// Subject CN of the client certificate the TLS handshake verified.
     pub tls_identity: Option<Arc<str>>,
@@ -60,7 +60,7 @@ pub struct Established {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum HandshakeError {
+pub(crate) enum HandshakeError {
     #[error("no TLS handshake / WebSocket upgrade within {}s", HANDSHAKE_TIMEOUT.as_secs())]
     Timeout,
     #[error("TLS handshake failed: {0}")]
@@ -70,7 +70,7 @@ pub enum HandshakeError {
 }
 
 /// One listener's transport, built once with the broker.
-pub struct Transport {
+pub(crate) struct Transport {
     tls: Option<TlsAcceptor>,
     ws: Option<WsOptions>,
     /// `use_identity_as_username` (TLS listeners).
@@ -79,7 +79,7 @@ pub struct Transport {
 
 impl Transport {
     /// Loads the listener's TLS material, if any; errors name the listener.
-    pub fn new(config: &ListenerConfig, max_packet_size: usize) -> Result<Transport, TlsError> {
+    pub(crate) fn new(config: &ListenerConfig, max_packet_size: usize) -> Result<Transport, TlsError> {
         let tls = config.tls.as_ref().map(|t| tls::acceptor(&config.name, t)).transpose()?;
         let ws = (config.kind == ListenerKind::Ws)
             .then(|| WsOptions { path: config.ws_path.clone(), max_message_size: ws_message_limit(max_packet_size) });
@@ -87,13 +87,13 @@ impl Transport {
     }
 
     /// `tcp`, `tls`, `ws` or `wss`, for logs.
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         let kind = if self.ws.is_some() { ListenerKind::Ws } else { ListenerKind::Tcp };
         transport_name(kind, self.tls.is_some())
     }
 
     /// Runs the handshakes this listener needs on an accepted socket.
-    pub async fn establish(&self, tcp: TcpStream) -> Result<Established, HandshakeError> {
+    pub(crate) async fn establish(&self, tcp: TcpStream) -> Result<Established, HandshakeError> {
         tokio::time::timeout(HANDSHAKE_TIMEOUT, self.handshake(tcp)).await.map_err(|_| HandshakeError::Timeout)?
     }
 

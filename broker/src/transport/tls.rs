@@ -27,20 +27,60 @@ use crate::transport::cert_identity;
 /// listener and, when there is one, the file.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    /// A file or directory could not be read.
     #[error("listener `{listener}`: cannot read {what} {}: {reason}", path.display())]
-    Read { listener: String, what: &'static str, path: PathBuf, reason: String },
+    Read {
+        /// The listener's name in the configuration.
+        listener: String,
+        /// The setting that names it: `certfile`, `keyfile`, `cafile`, `capath`, ...
+        what: &'static str,
+        /// The file or directory, as configured.
+        path: PathBuf,
+        /// Why it could not be read.
+        reason: String,
+    },
+    /// A file was read but holds no usable certificate or key.
     #[error("listener `{listener}`: {what} {}: {reason}", path.display())]
-    Content { listener: String, what: &'static str, path: PathBuf, reason: String },
+    Content {
+        /// The listener's name in the configuration.
+        listener: String,
+        /// The setting that names it: `certfile`, `keyfile`, `cafile`, `capath file`, ...
+        what: &'static str,
+        /// The file, as configured (or found in `capath`).
+        path: PathBuf,
+        /// What is wrong with its content.
+        reason: String,
+    },
+    /// `keyfile` holds a key that does not belong to `certfile`'s certificate.
     #[error("listener `{listener}`: the private key in {} does not match the certificate in {}", key.display(), cert.display())]
-    KeyMismatch { listener: String, key: PathBuf, cert: PathBuf },
+    KeyMismatch {
+        /// The listener's name in the configuration.
+        listener: String,
+        /// The `keyfile`.
+        key: PathBuf,
+        /// The `certfile`.
+        cert: PathBuf,
+    },
+    /// The inline `cadata` holds no usable CA certificate.
     #[error("listener `{listener}`: cadata: {reason}")]
-    CaData { listener: String, reason: String },
+    CaData {
+        /// The listener's name in the configuration.
+        listener: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The settings do not make a TLS server (`ssl: on` without `certfile`, say).
     #[error("listener `{listener}`: cannot set up TLS: {reason}")]
-    Setup { listener: String, reason: String },
+    Setup {
+        /// The listener's name in the configuration.
+        listener: String,
+        /// What is missing or refused.
+        reason: String,
+    },
 }
 
 /// The one crypto provider of the broker.
-pub fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
@@ -48,7 +88,7 @@ pub fn provider() -> Arc<CryptoProvider> {
 /// 1.3, the certificate chain of `certfile` with the key of `keyfile`, and
 /// client certificates checked against `cafile`/`capath`/`cadata` when
 /// one of them is given (optional unless `require_certificate`).
-pub fn acceptor(listener: &str, config: &TlsConfig) -> Result<TlsAcceptor, TlsError> {
+pub(crate) fn acceptor(listener: &str, config: &TlsConfig) -> Result<TlsAcceptor, TlsError> {
     let (Some(certfile), Some(keyfile)) = (&config.certfile, &config.keyfile) else {
         return Err(TlsError::Setup {
             listener: listener.to_owned(),
@@ -85,12 +125,12 @@ pub fn acceptor(listener: &str, config: &TlsConfig) -> Result<TlsAcceptor, TlsEr
 }
 
 /// The verified client certificate (DER), for plugins that want more than the CN.
-pub fn client_certificate(connection: &rustls::ServerConnection) -> Option<Arc<[u8]>> {
+pub(crate) fn client_certificate(connection: &rustls::ServerConnection) -> Option<Arc<[u8]>> {
     connection.peer_certificates()?.first().map(|c| Arc::from(c.as_ref()))
 }
 
 /// The identity a verified client certificate gives: its subject CN.
-pub fn client_identity(connection: &rustls::ServerConnection) -> Option<String> {
+pub(crate) fn client_identity(connection: &rustls::ServerConnection) -> Option<String> {
     let cert = connection.peer_certificates()?.first()?;
     cert_identity::subject_common_name(cert.as_ref())
 }

@@ -28,11 +28,11 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 /// The subprotocols moth speaks, in order of preference.
-pub const SUBPROTOCOLS: [&str; 2] = ["mqtt", "mqttv3.1"];
+pub(crate) const SUBPROTOCOLS: [&str; 2] = ["mqtt", "mqttv3.1"];
 
 /// Per-listener WebSocket settings.
 #[derive(Debug, Clone)]
-pub struct WsOptions {
+pub(crate) struct WsOptions {
     /// `path`: the only URL path accepted; `None` = any.
     pub path: Option<String>,
     /// Largest frame or message accepted. Frames carry MQTT packets, so
@@ -42,7 +42,7 @@ pub struct WsOptions {
 
 /// Why an upgrade was refused (for the log).
 #[derive(Debug, thiserror::Error)]
-pub enum UpgradeError {
+pub(crate) enum UpgradeError {
     #[error("WebSocket upgrade refused: {0}")]
     Refused(String),
     #[error("WebSocket upgrade failed: {0}")]
@@ -50,7 +50,7 @@ pub enum UpgradeError {
 }
 
 /// Performs the server side of the upgrade on `stream` (TCP or TLS).
-pub async fn accept<S>(stream: S, options: &WsOptions) -> Result<WsByteStream<S>, UpgradeError>
+pub(crate) async fn accept<S>(stream: S, options: &WsOptions) -> Result<WsByteStream<S>, UpgradeError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -102,7 +102,7 @@ fn check_request(request: &Request, options: &WsOptions) -> Result<Option<&'stat
 }
 
 /// `Ok(None)` when nothing is offered, the first supported one otherwise.
-pub fn choose_subprotocol(offered: &[&str]) -> Result<Option<&'static str>, String> {
+pub(crate) fn choose_subprotocol(offered: &[&str]) -> Result<Option<&'static str>, String> {
     if offered.is_empty() {
         return Ok(None);
     }
@@ -128,7 +128,7 @@ fn error_response(status: StatusCode, why: &str) -> ErrorResponse {
 }
 
 /// A WebSocket seen as the byte stream of the MQTT packets it carries.
-pub struct WsByteStream<S> {
+pub(crate) struct WsByteStream<S> {
     inner: WebSocketStream<S>,
     /// The unread rest of the last binary frame.
     pending: Bytes,

@@ -13,10 +13,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// A directory under the system temp dir, removed on drop.
-pub struct TempDir(pub PathBuf);
+pub(crate) struct TempDir(pub PathBuf);
 
 impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
+    pub(crate) fn new(tag: &str) -> TempDir {
         static N: AtomicU64 = AtomicU64::new(0);
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
         let dir = std::env::temp_dir().join(format!(
@@ -29,7 +29,7 @@ impl TempDir {
     }
 
     /// Writes `text` to `name` in this directory and returns its path.
-    pub fn file(&self, name: &str, text: &str) -> PathBuf {
+    pub(crate) fn file(&self, name: &str, text: &str) -> PathBuf {
         let p = self.0.join(name);
         std::fs::write(&p, text).expect("write config file");
         p
@@ -43,39 +43,39 @@ impl Drop for TempDir {
 }
 
 /// A port nobody listens on right now: bind port 0, read it, let it go.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     l.local_addr().unwrap().port()
 }
 
-pub const MOTH: &str = env!("CARGO_BIN_EXE_moth");
+pub(crate) const MOTH: &str = env!("CARGO_BIN_EXE_moth");
 /// How long a command or an event may take before the test fails.
-pub const DEADLINE: Duration = Duration::from_secs(15);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(15);
 
 // ---------------------------------------------------------------------------
 // Helpers: temp files, processes with deadlines, a tiny blocking MQTT client.
 
-pub fn moth() -> Command {
+pub(crate) fn moth() -> Command {
     let mut c = Command::new(MOTH);
     // Plain log lines, whatever the environment says.
     c.env("NO_COLOR", "1").env_remove("RUST_LOG");
     c
 }
 
-pub fn send_signal(pid: u32, signal: &str) {
+pub(crate) fn send_signal(pid: u32, signal: &str) {
     let status = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().expect("run kill");
     assert!(status.success(), "kill -{signal} {pid} failed: {status}");
 }
 
 /// A spawned process whose exit is reported over a channel.
-pub struct Running {
+pub(crate) struct Running {
     pub pid: u32,
     exited: mpsc::Receiver<std::io::Result<Output>>,
     finished: bool,
 }
 
 impl Running {
-    pub fn spawn(mut cmd: Command) -> Running {
+    pub(crate) fn spawn(mut cmd: Command) -> Running {
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let child: Child = cmd.spawn().expect("spawn moth");
         let pid = child.id();
@@ -87,7 +87,7 @@ impl Running {
     }
 
     /// The output if the process has already exited.
-    pub fn try_output(&mut self) -> Option<Output> {
+    pub(crate) fn try_output(&mut self) -> Option<Output> {
         match self.exited.try_recv() {
             Ok(r) => {
                 self.finished = true;
@@ -98,7 +98,7 @@ impl Running {
     }
 
     /// Waits for the exit; kills the process and fails after `DEADLINE`.
-    pub fn wait(mut self, what: &str) -> Output {
+    pub(crate) fn wait(mut self, what: &str) -> Output {
         match self.exited.recv_timeout(DEADLINE) {
             Ok(r) => {
                 self.finished = true;
@@ -118,22 +118,22 @@ impl Drop for Running {
 }
 
 /// Runs moth with `args` to completion (with a deadline).
-pub fn run(args: &[&str]) -> Output {
+pub(crate) fn run(args: &[&str]) -> Output {
     let mut cmd = moth();
     cmd.args(args);
     Running::spawn(cmd).wait(&format!("moth {}", args.join(" ")))
 }
 
-pub fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-pub fn describe(out: &Output) -> String {
+pub(crate) fn describe(out: &Output) -> String {
     format!("status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}", out.status, text(&out.stdout), text(&out.stderr))
 }
 
 /// Retries a TCP connect until it succeeds, `moth` exits, or the deadline passes.
-pub fn wait_until_listening(proc: &mut Running, addr: SocketAddr) -> TcpStream {
+pub(crate) fn wait_until_listening(proc: &mut Running, addr: SocketAddr) -> TcpStream {
     let deadline = Instant::now() + DEADLINE;
     loop {
         if let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {

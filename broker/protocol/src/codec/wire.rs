@@ -7,7 +7,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::DecodeError;
 
 /// Largest value the 4-byte variable byte integer can express.
-pub const MAX_VARINT: usize = 268_435_455;
+pub(crate) const MAX_VARINT: usize = 268_435_455;
 
 /// Checked reads over the body of one frame. Every read is bounds-checked so
 /// that a remaining length too small for the fields is an error, not a panic;
