@@ -1,10 +1,13 @@
 // One MQTT.js round trip through moth, for tests/tests/js.rs: connect,
 // subscribe, publish to the subscribed topic, receive the message back.
 //
-// usage: node roundtrip.js URL TOPIC [--ca FILE] [--v31]
+// usage: node roundtrip.js URL TOPIC [--ca FILE] [--v31 | --v5]
 //   URL   ws://host:port/path or wss://host:port/path
 //   --ca  CA certificate (PEM) the server certificate must chain to
 //   --v31 speak MQTT 3.1 (MQTT.js then offers the `mqttv3.1` subprotocol)
+//   --v5  speak MQTT 5: the message carries user properties and a content
+//         type, which must come back unchanged with the subscription
+//         identifier
 // Prints `OK <payload>` and exits 0 on success; exits non-zero otherwise.
 'use strict';
 const fs = require('fs');
@@ -22,6 +25,10 @@ if (args.includes('--v31')) {
   options.protocolId = 'MQIsdp';
   options.protocolVersion = 3;
 }
+const v5 = args.includes('--v5');
+if (v5) {
+  options.protocolVersion = 5;
+}
 const payload = `hello from MQTT.js ${process.version}`;
 
 const timer = setTimeout(() => {
@@ -31,16 +38,30 @@ const timer = setTimeout(() => {
 
 const client = mqtt.connect(url, options);
 client.on('connect', () => {
-  client.subscribe(topic, { qos: 1 }, (err, granted) => {
+  const subOptions = v5 ? { qos: 1, properties: { subscriptionIdentifier: 12 } } : { qos: 1 };
+  client.subscribe(topic, subOptions, (err, granted) => {
     if (err || !granted.length || granted[0].qos !== 1) {
       console.error(`subscribe failed: ${err ? err.message : JSON.stringify(granted)}`);
       process.exit(1);
     }
-    client.publish(topic, payload, { qos: 1 });
+    const pubOptions = { qos: 1 };
+    if (v5) {
+      pubOptions.properties = { userProperties: { origin: 'node' }, contentType: 'text/plain' };
+    }
+    client.publish(topic, payload, pubOptions);
   });
 });
-client.on('message', (t, message) => {
+client.on('message', (t, message, packet) => {
   if (t === topic && message.toString() === payload) {
+    if (v5) {
+      const p = packet.properties || {};
+      const user = p.userProperties || {};
+      const ids = [].concat(p.subscriptionIdentifier || []);
+      if (user.origin !== 'node' || p.contentType !== 'text/plain' || !ids.includes(12)) {
+        console.error(`MQTT 5 properties did not come back: ${JSON.stringify(p)}`);
+        process.exit(2);
+      }
+    }
     console.log(`OK ${message}`);
     clearTimeout(timer);
     client.end(false, () => process.exit(0));

@@ -2,7 +2,9 @@
 //! and from a real browser, headless Chromium loading `tests/js/browser.html`
 //! with MQTT.js's browser bundle, both served by this test over http on
 //! loopback. The page reports what it received by publishing it back, to a
-//! topic the test subscribes to in-process.
+//! topic the test subscribes to in-process. Node speaks 3.1.1, 3.1 and
+//! MQTT 5 (properties and a subscription identifier round trip); the browser
+//! speaks 3.1.1 over ws and MQTT 5 over wss.
 //!
 //! `scripts/test.sh` installs node, npm, chromium and `tests/js/node_modules`
 //! (`npm ci`); a missing piece fails the test with what to run.
@@ -70,6 +72,8 @@ async fn mqtt_js_from_node_over_ws() {
     node_round_trip(&[&url, "js/ws"]).await;
     // MQTT 3.1: MQTT.js offers the `mqttv3.1` subprotocol.
     node_round_trip(&[&url, "js/ws31", "--v31"]).await;
+    // MQTT 5: properties and the subscription identifier come back.
+    node_round_trip(&[&url, "js/ws5", "--v5"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,13 +182,14 @@ async fn mqtt_js_in_headless_chromium_over_ws() {
     server.abort();
 }
 
-async fn expect_page_result(result: &mut moth::LocalSubscription, url: &str) {
+async fn expect_page_result(result: &mut moth::LocalSubscription, url: &str) -> String {
     let message = tokio::time::timeout(BROWSER_TIMEOUT, result.recv())
         .await
         .unwrap_or_else(|_| panic!("the page reported nothing within {BROWSER_TIMEOUT:?} ({url})"));
     let text = String::from_utf8_lossy(&message.payload).into_owned();
     assert!(text.starts_with("RECEIVED hello from "), "the page's result: {text}");
     assert!(text.contains("Chrome"), "sent by Chromium itself: {text}");
+    text
 }
 
 /// The base64 SHA-256 of a certificate's public key, for Chromium's
@@ -209,10 +214,12 @@ async fn mqtt_js_in_headless_chromium_over_wss() {
     let tb = ws_broker(&tls_yaml(&server_cert, None)).await;
     let mut result = tb.broker.subscribe("browser/s/result", QoS::AtLeastOnce).expect("subscribe");
     let (http_port, server) = serve_page().await;
-    let url = format!("http://127.0.0.1:{http_port}/?ws=wss://127.0.0.1:{}/mqtt&topic=browser/s", tb.port());
+    // MQTT 5 from the browser, over wss.
+    let url = format!("http://127.0.0.1:{http_port}/?ws=wss://127.0.0.1:{}/mqtt&topic=browser/s&v=5", tb.port());
     let pin = format!("--ignore-certificate-errors-spki-list={}", spki_sha256(&server_cert.cert));
     let browser = Browser::open(&url, &[pin]);
-    expect_page_result(&mut result, &url).await;
+    let text = expect_page_result(&mut result, &url).await;
+    assert!(text.ends_with(" v5 from=browser"), "the MQTT 5 user property came back to the page: {text}");
     drop(browser);
     server.abort();
 }
