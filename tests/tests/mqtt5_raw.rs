@@ -65,7 +65,7 @@ async fn expect_publish(c: &mut RawClient) -> Publish {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connack_announces_limits_and_assigns_an_identifier() {
-    let tb = TestBroker::start("max-packet-size: 65536\nmax-inflight: 7\n").await;
+    let tb = TestBroker::start("max-packet-size: 65536\nreceive-maximum: 7\ntopic-alias-maximum: 3\n").await;
     // MQTT 5 assigns an identifier even without clean start.
     let (_c, ack) = open(&tb, Connect { clean_session: false, ..connect5("") }).await;
     assert_eq!(ack.code, ConnectReturnCode::Accepted);
@@ -74,7 +74,7 @@ async fn connack_announces_limits_and_assigns_an_identifier() {
     assert!(assigned.starts_with("moth-"), "{assigned}");
     assert_eq!(p.maximum_packet_size, Some(65536));
     assert_eq!(p.receive_maximum, Some(7));
-    assert!(p.topic_alias_maximum.is_some_and(|m| m > 0));
+    assert_eq!(p.topic_alias_maximum, Some(3));
     assert_eq!(p.shared_subscription_available, None, "absent: shared subscriptions are available");
     assert_eq!(p.retain_available, None, "absent: retain is available");
     // A named client gets no assigned identifier.
@@ -227,7 +227,7 @@ async fn keep_alive_timeout_is_reason_0x8d() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receive_maximum_bounds_inbound_qos2() {
-    let tb = TestBroker::start("max-inflight: 2\n").await;
+    let tb = TestBroker::start("receive-maximum: 2\n").await;
     let mut c = connected(&tb, "qos2-flood").await;
     for id in 1..=2 {
         c.send(&Packet::Publish(publish("q2", QoS::ExactlyOnce, id, b"x"))).await;
@@ -394,4 +394,36 @@ async fn sys_counts_clients_by_protocol_version() {
     assert_eq!(seen.get("$SYS/broker/clients/connected/v5").map(String::as_str), Some("1"), "{seen:?}");
     assert_eq!(seen.get("$SYS/broker/clients/connected/v3.1.1").map(String::as_str), Some("1"), "{seen:?}");
     assert_eq!(seen.get("$SYS/broker/clients/connected/v3.1").map(String::as_str), Some("0"), "{seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_message_expiry_interval_applies_to_3_1_1_messages_too() {
+    let tb = TestBroker::start("max-message-expiry-interval: 1\n").await;
+    let mut away = connect5("capped");
+    away.properties.session_expiry_interval = Some(300);
+    let (mut c, _) = open(&tb, away.clone()).await;
+    subscribe(&mut c, 1, SubscribeFilter::new("cap/#", QoS::AtLeastOnce)).await;
+    c.send(&Packet::Disconnect(Disconnect::default())).await;
+    c.expect_closed().await;
+    let (mut old, _) = RawClient::handshake(tb.addr, "old-publisher", true).await;
+    old.send(&Packet::Publish(publish("cap/old", QoS::AtLeastOnce, 1, b"x"))).await;
+    assert!(matches!(old.recv().await, Some(Packet::Puback(_))));
+    // Time passing is what is tested: the cap is one second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (mut c, ack) = open(&tb, Connect { clean_session: false, ..away }).await;
+    assert!(ack.session_present);
+    assert!(matches!(c.recv_within(Duration::from_millis(300)).await, Err(())), "a message older than the cap");
+    // A fresh one is delivered, with the cap as its interval.
+    old.send(&Packet::Publish(publish("cap/new", QoS::AtLeastOnce, 2, b"x"))).await;
+    let p = expect_publish(&mut c).await;
+    assert_eq!(p.properties.and_then(|p| p.message_expiry_interval), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_subscriptions_can_be_turned_off() {
+    let tb = TestBroker::start("shared-subscriptions: false\n").await;
+    let (mut c, ack) = open(&tb, connect5("no-share")).await;
+    assert_eq!(ack.properties.shared_subscription_available, Some(false));
+    let codes = subscribe(&mut c, 1, SubscribeFilter::new("$share/g/t", QoS::AtMostOnce)).await;
+    assert_eq!(codes, [SubackCode::Failure(ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED)]);
 }

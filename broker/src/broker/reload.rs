@@ -67,6 +67,11 @@ pub(crate) fn diff(running: &Config, applied: &Config, new: &Config) -> ReloadRe
     changed(restart, "max-queued-messages", &running.limits.max_queued_messages, &new.limits.max_queued_messages);
     changed(restart, "session-owner", &running.session_owner, &new.session_owner);
     changed(restart, "session-expiry-interval", &running.session_expiry_interval, &new.session_expiry_interval);
+    changed(restart, "receive-maximum", &running.limits.receive_maximum, &new.limits.receive_maximum);
+    changed(restart, "topic-alias-maximum", &running.limits.topic_alias_maximum, &new.limits.topic_alias_maximum);
+    let (old, new_expiry) = (&running.max_message_expiry_interval, &new.max_message_expiry_interval);
+    changed(restart, "max-message-expiry-interval", old, new_expiry);
+    changed(restart, "shared-subscriptions", &running.shared_subscriptions, &new.shared_subscriptions);
     changed(restart, "metrics", &running.metrics, &new.metrics);
     changed(restart, "log-format", &running.log_format, &new.log_format);
     r

@@ -59,7 +59,22 @@ pub(super) fn resolve(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<Config, Conf
             (auth, resolve_topic_check_section(raw.topic_check, raw.topic_check_alt, ctx)?)
         }
     };
-    let limits = resolve_limits(raw.max_packet_size, raw.max_inflight, raw.max_queued_messages, ctx)?;
+    let mut limits = resolve_limits(raw.max_packet_size, raw.max_inflight, raw.max_queued_messages, ctx)?;
+    if let Some(receive) = raw.receive_maximum {
+        if receive == 0 {
+            let spot = ctx.spot(&path(&["receive-maximum"]), At::Value);
+            return Err(ctx.invalid(&spot, "expected an integer from 1 to 65535, found `0`"));
+        }
+        limits.receive_maximum = receive;
+    }
+    if let Some(aliases) = raw.topic_alias_maximum {
+        limits.topic_alias_maximum = aliases;
+    }
+    let max_message_expiry_interval = seconds_of(
+        ("max-message-expiry-interval", raw.max_message_expiry_interval),
+        ("max-message-expiry-interval", None),
+        ctx,
+    )?;
     let session_expiry_interval = seconds_of(
         ("session-expiry-interval", raw.session_expiry_interval),
         ("session_expiry_interval", raw.session_expiry_interval_alt),
@@ -83,6 +98,8 @@ pub(super) fn resolve(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<Config, Conf
         limits,
         session_owner: raw.session_owner.unwrap_or_default(),
         session_expiry_interval,
+        max_message_expiry_interval,
+        shared_subscriptions: raw.shared_subscriptions.unwrap_or(true),
         metrics,
         log_level: raw.log_level,
         log_format: raw.log_format.unwrap_or_default(),

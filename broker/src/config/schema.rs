@@ -65,6 +65,18 @@ pub struct ConfigFile {
     /// `max-queued-messages`.
     #[serde(rename = "max-queued-messages")]
     pub max_queued_messages: Option<usize>,
+    /// `receive-maximum` (MQTT 5).
+    #[serde(rename = "receive-maximum")]
+    pub receive_maximum: Option<u16>,
+    /// `topic-alias-maximum` (MQTT 5).
+    #[serde(rename = "topic-alias-maximum")]
+    pub topic_alias_maximum: Option<u16>,
+    /// `max-message-expiry-interval`, seconds; null = none.
+    #[serde(rename = "max-message-expiry-interval")]
+    pub max_message_expiry_interval: Option<f64>,
+    /// `shared-subscriptions`: on or off.
+    #[serde(rename = "shared-subscriptions")]
+    pub shared_subscriptions: Option<bool>,
     /// `session-owner`: `user` or `client-id`.
     #[serde(rename = "session-owner")]
     pub session_owner: Option<SessionOwner>,

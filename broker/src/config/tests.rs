@@ -140,6 +140,9 @@ fn empty_file_means_defaults_and_no_listener() {
         assert_eq!(config.limits.max_packet_size, 1_048_576);
         assert_eq!(config.limits.max_inflight, 32);
         assert_eq!(config.limits.max_queued_messages, 1000);
+        assert_eq!((config.limits.receive_maximum, config.limits.topic_alias_maximum), (32, 10));
+        assert_eq!(config.max_message_expiry_interval, None);
+        assert!(config.shared_subscriptions);
         assert_eq!(
             config.warnings,
             vec![
@@ -334,6 +337,10 @@ topic-check:
 max-packet-size: 65536
 max-inflight: 10
 max-queued-messages: 0
+receive-maximum: 5
+topic-alias-maximum: 0
+max-message-expiry-interval: 90
+shared-subscriptions: off
 ";
     let config = ok(text);
     assert_eq!(config.listeners.len(), 1);
@@ -349,7 +356,16 @@ max-queued-messages: 0
     assert_eq!(acl["alice"], ["repositories/+/master", "calendar/#"]);
     assert!(acl["bob"].is_empty());
     assert!(acl["anonymous"].is_empty());
-    assert_eq!(config.limits, Limits { max_packet_size: 65536, max_inflight: 10, max_queued_messages: 0 });
+    let limits = Limits {
+        max_packet_size: 65536,
+        max_inflight: 10,
+        max_queued_messages: 0,
+        receive_maximum: 5,
+        topic_alias_maximum: 0,
+    };
+    assert_eq!(config.limits, limits);
+    assert_eq!(config.max_message_expiry_interval, Some(Duration::from_secs(90)));
+    assert!(!config.shared_subscriptions, "`off` is false, as PyYAML reads it");
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
 }
 
@@ -751,6 +767,10 @@ fn out_of_range_values() {
         "<string>:1:18: max-packet-size: expected a positive number of bytes, found `0`"
     );
     assert_eq!(err("max-inflight: 0\n"), "<string>:1:15: max-inflight: expected an integer from 1 to 65535, found `0`");
+    assert_eq!(
+        err("receive-maximum: 0\n"),
+        "<string>:1:18: receive-maximum: expected an integer from 1 to 65535, found `0`"
+    );
     assert_eq!(err("auth:\n  plugins: [auth_file, '']\n"), "<string>:2:24: auth.plugins[1]: empty plugin name");
     let config = ok("max-packet-size: 999999999999\n");
     assert_eq!(config.limits.max_packet_size, MAX_PACKET_SIZE_CAP);

@@ -23,6 +23,10 @@ pub(crate) const DEFAULT_MAX_PACKET_SIZE: usize = 1_048_576;
 pub(crate) const MAX_PACKET_SIZE_CAP: usize = 268_435_460;
 /// Default of `max-inflight`.
 pub(crate) const DEFAULT_MAX_INFLIGHT: u16 = 32;
+/// Default of `receive-maximum`.
+pub(crate) const DEFAULT_RECEIVE_MAXIMUM: u16 = 32;
+/// Default of `topic-alias-maximum`, Mosquitto's `max_topic_alias`.
+pub(crate) const DEFAULT_TOPIC_ALIAS_MAXIMUM: u16 = 10;
 /// Default of `max-queued-messages`.
 pub(crate) const DEFAULT_MAX_QUEUED_MESSAGES: usize = 1000;
 /// Default of `plugin-timeout`.
@@ -57,8 +61,18 @@ pub struct Config {
     /// long a persistent MQTT 3.1.1 session (clean session 0) is kept after
     /// its client disconnects. `None` (the default, and `null`): until the
     /// client removes it, as hbmqtt and Mosquitto do. MQTT 5 clients ask
-    /// for their own interval in CONNECT.
+    /// for their own interval in CONNECT, of which this is the most moth
+    /// grants.
     pub session_expiry_interval: Option<Duration>,
+    /// `max-message-expiry-interval` (moth only): the longest a message
+    /// waits in a queue or as retained, whatever its publisher asked (MQTT
+    /// 5 message expiry interval) and also when it asked nothing (3.1.1).
+    /// `None` (the default): messages without an interval wait forever.
+    pub max_message_expiry_interval: Option<Duration>,
+    /// `shared-subscriptions` (moth only): whether `$share/{group}/{filter}`
+    /// subscriptions are allowed. Default true; false refuses them (SUBACK
+    /// 0x9E for MQTT 5, 0x80 for 3.1.1) and says so in CONNACK.
+    pub shared_subscriptions: bool,
     /// The `metrics` section: `Some` when the Prometheus endpoint is on.
     pub metrics: Option<MetricsConfig>,
     /// `log-level`: a `RUST_LOG`-style filter for the `moth` program; `None`
@@ -275,6 +289,13 @@ pub struct Limits {
     /// `max-queued-messages`: messages kept per session while it is offline
     /// or behind its in-flight window. Default 1000; 0 = nothing is queued.
     pub max_queued_messages: usize,
+    /// `receive-maximum`: how many QoS 2 PUBLISH an MQTT 5 client may have
+    /// awaiting PUBREL, announced in CONNACK; one more ends the connection
+    /// (DISCONNECT 0x93). Default 32; 0 is refused.
+    pub receive_maximum: u16,
+    /// `topic-alias-maximum`: the highest topic alias an MQTT 5 client may
+    /// use, announced in CONNACK. Default 10; 0 = no aliases.
+    pub topic_alias_maximum: u16,
 }
 
 impl Default for Limits {
@@ -282,6 +303,8 @@ impl Default for Limits {
         Limits {
             max_packet_size: DEFAULT_MAX_PACKET_SIZE,
             max_inflight: DEFAULT_MAX_INFLIGHT,
+            receive_maximum: DEFAULT_RECEIVE_MAXIMUM,
+            topic_alias_maximum: DEFAULT_TOPIC_ALIAS_MAXIMUM,
             max_queued_messages: DEFAULT_MAX_QUEUED_MESSAGES,
         }
     }

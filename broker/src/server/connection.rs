@@ -713,10 +713,7 @@ impl Live {
         let starts_flow = !(v5 && reason.is_error());
         let first = qos != QoS::ExactlyOnce || (starts_flow && self.client.session.lock().on_inbound_qos2(packet_id));
         if !reason.is_error() && first {
-            let mut message = Message::from_publish(p);
-            if message.properties.is_some() {
-                message = message.expiring(Instant::now());
-            }
+            let message = expiring(Message::from_publish(p), self.ctx.config.max_message_expiry_interval);
             let routed = self.ctx.router.publish_from(Arc::new(message), Some(self.client.session.id()));
             if routed.queued + routed.dropped == 0 {
                 reason = ReasonCode::NO_MATCHING_SUBSCRIBERS;
@@ -738,6 +735,11 @@ impl Live {
         let mut codes = Vec::with_capacity(s.filters.len());
         let mut retained = Vec::new();
         for f in &s.filters {
+            if !self.ctx.config.shared_subscriptions && crate::topic::shared(&f.filter).is_some() {
+                conn_log!(info, self.client, client_id = %self.client.client_id(), filter = %f.filter, "subscription refused: shared-subscriptions is off");
+                codes.push(SubackCode::Failure(ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED));
+                continue;
+            }
             if let Some(reason) = subscribe_refused(&self.ctx, &self.client, &f.filter) {
                 conn_log!(info, self.client, client_id = %self.client.client_id(), filter = %f.filter, "subscription refused: {reason}");
                 codes.push(SubackCode::Failure(ReasonCode::NOT_AUTHORIZED));
@@ -931,5 +933,20 @@ fn publish_will(ctx: &Shared, client: &Client, will: Message) {
         return;
     }
     debug!(client_id = %client.client_id(), topic = %will.topic, "publishing will");
-    ctx.router.publish(Arc::new(will.expiring(Instant::now())));
+    ctx.router.publish(Arc::new(expiring(will, ctx.config.max_message_expiry_interval)));
+}
+
+/// `message` with its deadline: its MQTT 5 message expiry interval, at
+/// most `max-message-expiry-interval`, which also applies to messages
+/// without one. The clock is read only when either is set.
+fn expiring(message: Message, max: Option<Duration>) -> Message {
+    if message.properties.is_none() && max.is_none() {
+        return message;
+    }
+    let now = Instant::now();
+    let mut message = message.expiring(now);
+    if let Some(limit) = max.and_then(|max| now.checked_add(max)) {
+        message.expires_at = Some(message.expires_at.map_or(limit, |at| at.min(limit)));
+    }
+    message
 }

@@ -13,7 +13,7 @@ use tokio::io::AsyncReadExt;
 use super::connection::{
     AUTH_READ_AHEAD, Attached, CONNECT_TIMEOUT, Client, ConnInfo, Io, TAKEOVER_TIMEOUT, V5Client, Who, drain,
 };
-use super::topic_alias::{TOPIC_ALIAS_MAXIMUM, TopicAliases};
+use super::topic_alias::TopicAliases;
 use crate::access::TlsInput;
 use crate::access::connect::{self, ConnectDecision};
 use crate::access::topic_request;
@@ -355,9 +355,9 @@ fn accept(
             will: connect.will.as_ref().map(|w| Box::new(Message::from_will(w))),
             v5: v5.then(|| {
                 Box::new(V5Client {
-                    aliases: TopicAliases::new(TOPIC_ALIAS_MAXIMUM),
+                    aliases: TopicAliases::new(ctx.config.limits.topic_alias_maximum),
                     expiry_was_zero: expiry == Expiry::AtClose,
-                    receive_maximum: ctx.config.limits.max_inflight,
+                    receive_maximum: ctx.config.limits.receive_maximum,
                     max_session_expiry: max_session_expiry(ctx),
                     will_delay: connect.will.as_ref().map_or(0, |w| w.delay_interval),
                 })
@@ -375,10 +375,12 @@ fn connack_properties(ctx: &Shared, client_id: &str, assigned: bool, capped: Opt
     let limits = &ctx.config.limits;
     ConnackProperties {
         session_expiry_interval: capped,
-        receive_maximum: Some(limits.max_inflight),
+        receive_maximum: Some(limits.receive_maximum),
         maximum_packet_size: Some(u32::try_from(limits.max_packet_size).unwrap_or(u32::MAX)),
         assigned_client_identifier: assigned.then(|| client_id.to_string()),
-        topic_alias_maximum: Some(TOPIC_ALIAS_MAXIMUM),
+        // Absent means 0: none.
+        topic_alias_maximum: (limits.topic_alias_maximum > 0).then_some(limits.topic_alias_maximum),
+        shared_subscription_available: (!ctx.config.shared_subscriptions).then_some(false),
         // Subscriptions are granted at most `max-qos`; PUBLISH is accepted
         // at any QoS, so no maximum QoS is announced.
         maximum_qos: None::<QoS>,

@@ -4,14 +4,10 @@
 //!
 //! The table lives with the connection (aliases do not survive it
 //! [MQTT-3.3.2-7]) and grows only to the highest alias used, never above
-//! the maximum moth announced in CONNACK.
+//! the maximum moth announced in CONNACK (`topic-alias-maximum`, default
+//! 10: ten pointers per MQTT 5 connection at most).
 
 use std::sync::Arc;
-
-/// The highest topic alias moth accepts from a client, announced in
-/// CONNACK. Mosquitto's default (`max_topic_alias 10`): a table of ten
-/// pointers per MQTT 5 connection at most.
-pub(super) const TOPIC_ALIAS_MAXIMUM: u16 = 10;
 
 /// Why an alias could not be used; each ends the connection with a
 /// DISCONNECT.
