@@ -14,6 +14,7 @@
 //! amount, and never slows down the publisher.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -51,6 +52,67 @@ impl Delivery {
     }
 }
 
+/// A [`Delivery`] as the session queue holds it: 16 bytes, as deliveries
+/// were before they carried subscription identifiers, where `Delivery` takes
+/// 32. On a fan-out the publisher's thread writes these and each
+/// subscriber's connection reads them on another, so their size is cache
+/// lines moved between cores per delivery; the 32-byte entries were most of
+/// what the QoS 0 fan-out (`scripts/bench.sh`, fanout-qos0) lost when the
+/// identifiers came in.
+/// No identifier or one (every MQTT 3.1.1 delivery, most MQTT 5 ones) is
+/// held inline; several, from overlapping MQTT 5 subscriptions, cost a box.
+#[derive(Debug)]
+pub(crate) enum Queued {
+    Inline { message: Arc<Message>, qos: QoS, retain: bool, subscription_id: Option<NonZeroU32> },
+    Boxed(Box<Delivery>),
+}
+
+impl Queued {
+    fn message(&self) -> &Arc<Message> {
+        match self {
+            Queued::Inline { message, .. } => message,
+            Queued::Boxed(d) => &d.message,
+        }
+    }
+
+    fn qos(&self) -> QoS {
+        match self {
+            Queued::Inline { qos, .. } => *qos,
+            Queued::Boxed(d) => d.qos,
+        }
+    }
+
+    fn retain(&self) -> bool {
+        match self {
+            Queued::Inline { retain, .. } => *retain,
+            Queued::Boxed(d) => d.retain,
+        }
+    }
+}
+
+impl From<Delivery> for Queued {
+    fn from(d: Delivery) -> Queued {
+        let subscription_id = match d.subscription_ids {
+            SubscriptionIds::None => None,
+            SubscriptionIds::One(id) => Some(id),
+            SubscriptionIds::Many(_) => return Queued::Boxed(Box::new(d)),
+        };
+        Queued::Inline { message: d.message, qos: d.qos, retain: d.retain, subscription_id }
+    }
+}
+
+impl From<Queued> for Delivery {
+    fn from(q: Queued) -> Delivery {
+        match q {
+            Queued::Inline { message, qos, retain, subscription_id } => {
+                let subscription_ids = subscription_id.map_or(SubscriptionIds::None, SubscriptionIds::One);
+                Delivery { message, qos, retain, subscription_ids }
+            }
+            Queued::Boxed(d) => *d,
+        }
+    }
+}
+
 /// What `enqueue` did with a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueued {
@@ -82,7 +144,7 @@ pub struct Session {
     /// Filter -> what was granted. The router holds the same set; this copy
     /// lets a session be dropped or restored without asking the router.
     subscriptions: BTreeMap<String, Grant>,
-    queue: VecDeque<Delivery>,
+    queue: VecDeque<Queued>,
     queued_qos0: usize,
     inflight: Inflight,
     /// Messages dropped because the queue was full, over the session's life.
@@ -172,7 +234,7 @@ impl Session {
     pub fn detach(&mut self) {
         self.online = false;
         if self.queued_qos0 > 0 {
-            self.queue.retain(|d| d.qos != QoS::AtMostOnce);
+            self.queue.retain(|d| d.qos() != QoS::AtMostOnce);
             self.queued_qos0 = 0;
         }
     }
@@ -189,13 +251,19 @@ impl Session {
 
     /// Queues a delivery, applying the queue limit.
     pub fn enqueue(&mut self, delivery: Delivery) -> Enqueued {
-        if !self.online && delivery.qos == QoS::AtMostOnce {
+        self.enqueue_queued(delivery.into())
+    }
+
+    /// [`Session::enqueue`] of a delivery already in its queued form (the
+    /// router builds it so, before it takes the session's lock).
+    pub(crate) fn enqueue_queued(&mut self, delivery: Queued) -> Enqueued {
+        if !self.online && delivery.qos() == QoS::AtMostOnce {
             return Enqueued::SkippedOffline;
         }
         let mut result = Enqueued::Queued;
         if self.queue.len() >= self.limits.max_queued {
             if self.queued_qos0 > 0 {
-                if let Some(i) = self.queue.iter().position(|d| d.qos == QoS::AtMostOnce) {
+                if let Some(i) = self.queue.iter().position(|d| d.qos() == QoS::AtMostOnce) {
                     self.queue.remove(i);
                     self.queued_qos0 -= 1;
                 }
@@ -206,7 +274,7 @@ impl Session {
             }
             self.dropped += 1;
         }
-        if delivery.qos == QoS::AtMostOnce {
+        if delivery.qos() == QoS::AtMostOnce {
             self.queued_qos0 += 1;
         }
         self.queue.push_back(delivery);
@@ -221,7 +289,7 @@ impl Session {
         if delivery.qos == QoS::AtMostOnce {
             self.queued_qos0 += 1;
         }
-        self.queue.push_back(delivery);
+        self.queue.push_back(delivery.into());
     }
 
     /// Marks the session as dropping; returns true on the first drop of an
@@ -250,25 +318,26 @@ impl Session {
         let mut sent = 0;
         while out.len() < max_bytes {
             let Some(front) = self.queue.front() else { break };
-            if front.qos != QoS::AtMostOnce && self.inflight.outbound_len() >= usize::from(self.limits.max_inflight) {
+            let (qos, retain) = (front.qos(), front.retain());
+            if qos != QoS::AtMostOnce && self.inflight.outbound_len() >= usize::from(self.limits.max_inflight) {
                 break;
             }
-            let Some(d) = self.queue.pop_front() else { break };
-            if !allow(&d.message) {
-                if d.qos == QoS::AtMostOnce {
-                    self.queued_qos0 -= 1;
-                }
-                continue;
+            // Encoded where it lies and popped after, not moved out first:
+            // a moved-out delivery went through the stack in pieces the next
+            // load could not be forwarded from, so each one waited for the
+            // store to the queue's head, a cache line the publishing thread
+            // keeps taking.
+            let message = front.message();
+            if allow(message) {
+                let packet_id =
+                    if qos == QoS::AtMostOnce { 0 } else { self.inflight.start(message.clone(), qos, retain) };
+                codec::encode_publish(&message.topic, &message.payload, qos, retain, false, packet_id, out);
+                sent += 1;
             }
-            let packet_id = if d.qos == QoS::AtMostOnce {
+            if qos == QoS::AtMostOnce {
                 self.queued_qos0 -= 1;
-                0
-            } else {
-                self.inflight.start(d.message.clone(), d.qos, d.retain)
-            };
-            let m = &d.message;
-            codec::encode_publish(&m.topic, &m.payload, d.qos, d.retain, false, packet_id, out);
-            sent += 1;
+            }
+            self.queue.pop_front();
         }
         if self.queue.is_empty() {
             self.dropping = false;
@@ -325,7 +394,9 @@ impl Session {
     pub fn has_sendable(&self) -> bool {
         match self.queue.front() {
             None => false,
-            Some(d) => d.qos == QoS::AtMostOnce || self.inflight.outbound_len() < usize::from(self.limits.max_inflight),
+            Some(d) => {
+                d.qos() == QoS::AtMostOnce || self.inflight.outbound_len() < usize::from(self.limits.max_inflight)
+            }
         }
     }
 
@@ -333,13 +404,13 @@ impl Session {
     /// acknowledge on receipt).
     pub fn pop(&mut self) -> Option<Delivery> {
         let d = self.queue.pop_front()?;
-        if d.qos == QoS::AtMostOnce {
+        if d.qos() == QoS::AtMostOnce {
             self.queued_qos0 -= 1;
         }
         if self.queue.is_empty() {
             self.dropping = false;
         }
-        Some(d)
+        Some(d.into())
     }
 }
 
@@ -482,6 +553,24 @@ mod tests {
         assert!(a.dup);
         assert_eq!(a.packet_id, a0.packet_id);
         assert_eq!(again[1], Packet::Pubrel(b.packet_id));
+    }
+
+    #[test]
+    fn queued_deliveries_are_16_bytes_and_keep_their_identifiers() {
+        assert_eq!(std::mem::size_of::<Queued>(), 16, "see Queued");
+        let id = |n| NonZeroU32::new(n).unwrap();
+        let mut s = online();
+        for ids in [vec![], vec![id(7)], vec![id(7), id(9)]] {
+            let mut d = delivery("p", QoS::AtLeastOnce);
+            d.retain = true;
+            for n in &ids {
+                d.subscription_ids.push(*n);
+            }
+            assert_eq!(s.enqueue(d), Enqueued::Queued);
+            let back = s.pop().unwrap();
+            assert_eq!((back.qos, back.retain), (QoS::AtLeastOnce, true));
+            assert_eq!(back.subscription_ids.as_slice(), ids.as_slice());
+        }
     }
 
     #[test]
