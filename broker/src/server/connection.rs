@@ -950,3 +950,190 @@ fn expiring(message: Message, max: Option<Duration>) -> Message {
     }
     message
 }
+
+#[cfg(test)]
+mod tests {
+    //! The connected phase's packet handlers without a socket: a client is
+    //! attached through an in-memory stream, packets are handed to
+    //! `Live::handle`, and what it queued for the client is decoded from
+    //! the output buffer.
+
+    use tokio::io::{AsyncWriteExt, DuplexStream};
+
+    use super::*;
+    use crate::packet::{ConnectProperties, MessageProperties, SubscribeFilter, Will};
+    use crate::server::test_support::{info, shared};
+    use crate::shutdown::Stopper;
+
+    fn connect(protocol: Protocol, client_id: &str) -> Connect {
+        Connect {
+            protocol,
+            clean_session: true,
+            keep_alive: 0,
+            client_id: client_id.into(),
+            will: None,
+            username: None,
+            password: None,
+            properties: ConnectProperties::default(),
+        }
+    }
+
+    /// A connected client; the stream's other end and the stopper are kept
+    /// alive with it.
+    struct Attached {
+        live: Box<Live>,
+        _client: DuplexStream,
+        _stopper: Stopper,
+    }
+
+    async fn attached(ctx: &Arc<Shared>, c: Connect) -> Attached {
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let mut bytes = BytesMut::new();
+        codec::encode(&Packet::Connect(Box::new(c.clone())), c.protocol, &mut bytes);
+        client.write_all(&bytes).await.expect("write CONNECT");
+        let stopper = Stopper::new();
+        let hold = Hold { _permit: None, shutdown: stopper.shutdown() };
+        let start = Box::new(Start { ctx: ctx.clone(), stream: Box::new(server), info: info(false), hold });
+        let mut live = attach(start).await.expect("attached");
+        let first = sent(&mut live);
+        assert!(matches!(first.first(), Some(Packet::Connack(a)) if a.code.is_accepted()), "{first:?}");
+        Attached { live, _client: client, _stopper: stopper }
+    }
+
+    /// The packets queued for the client since the last call.
+    fn sent(live: &mut Live) -> Vec<Packet> {
+        let mut packets = Vec::new();
+        while let Ok(Some(p)) = codec::decode(&mut live.io.outbuf, usize::MAX, live.io.protocol) {
+            packets.push(p);
+        }
+        packets
+    }
+
+    fn subscribe(filter: &str, qos: QoS) -> Packet {
+        Packet::Subscribe(Subscribe::new(1, vec![SubscribeFilter::new(filter, qos)]))
+    }
+
+    fn publish(topic: &str, qos: QoS, packet_id: u16) -> Packet {
+        Packet::Publish(Publish::new(topic, "x", qos, false, packet_id))
+    }
+
+    #[tokio::test]
+    async fn publish_acknowledgements_carry_mqtt5_reasons() {
+        let ctx = shared();
+        let mut a = attached(&ctx, connect(Protocol::V5, "p5")).await;
+        let live = &mut a.live;
+        live.handle(subscribe("t", QoS::AtLeastOnce)).expect("subscribe");
+        assert!(matches!(&sent(live)[..], [Packet::Suback(s)] if s.codes == [SubackCode::Granted(QoS::AtLeastOnce)]));
+        live.handle(publish("t", QoS::AtLeastOnce, 3)).expect("publish");
+        assert_eq!(sent(live), [Packet::Puback(Ack::new(3))]);
+        live.handle(publish("nobody", QoS::AtLeastOnce, 4)).expect("publish");
+        assert_eq!(sent(live), [Packet::Puback(Ack::with_reason(4, ReasonCode::NO_MATCHING_SUBSCRIBERS))]);
+        live.handle(publish("$SYS/x", QoS::ExactlyOnce, 5)).expect("publish");
+        assert_eq!(sent(live), [Packet::Pubrec(Ack::with_reason(5, ReasonCode::NOT_AUTHORIZED))]);
+        // Its flow ended at the failure PUBREC: no id awaits a PUBREL.
+        live.handle(Packet::Pubrel(Ack::new(5))).expect("pubrel");
+        assert_eq!(sent(live), [Packet::Pubcomp(Ack::with_reason(5, ReasonCode::PACKET_IDENTIFIER_NOT_FOUND))]);
+        // A bad UTF-8 promise.
+        let mut p = Publish::new("t", &b"\xff"[..], QoS::AtLeastOnce, false, 6);
+        p.properties = Some(Arc::new(MessageProperties { payload_format_indicator: Some(1), ..Default::default() }));
+        live.handle(Packet::Publish(p)).expect("publish");
+        assert_eq!(sent(live), [Packet::Puback(Ack::with_reason(6, ReasonCode::PAYLOAD_FORMAT_INVALID))]);
+    }
+
+    #[tokio::test]
+    async fn a_3_1_1_refused_publish_is_still_acknowledged_and_its_qos2_flow_kept() {
+        let ctx = shared();
+        let mut a = attached(&ctx, connect(Protocol::V311, "p3")).await;
+        let live = &mut a.live;
+        live.handle(publish("$SYS/x", QoS::ExactlyOnce, 7)).expect("publish");
+        // The encoder leaves the reason out: a plain PUBREC.
+        let mut out = BytesMut::new();
+        codec::encode(&Packet::Pubrec(Ack::new(7)), Protocol::V311, &mut out);
+        assert_eq!(&live.io.outbuf[..], &out[..]);
+        sent(live);
+        live.handle(Packet::Pubrel(Ack::new(7))).expect("pubrel");
+        assert_eq!(sent(live), [Packet::Pubcomp(Ack::new(7))]);
+    }
+
+    #[tokio::test]
+    async fn an_acknowledgement_of_the_wrong_type_closes_the_connection() {
+        let ctx = shared();
+        let mut a = attached(&ctx, connect(Protocol::V311, "acks")).await;
+        let live = &mut a.live;
+        live.handle(subscribe("d", QoS::AtLeastOnce)).expect("subscribe");
+        sent(live);
+        ctx.router.publish(Arc::new(Message::new("d", "x", QoS::AtLeastOnce, false)));
+        live.drain();
+        let Some(Packet::Publish(p)) = sent(live).into_iter().next() else { panic!("a QoS 1 delivery") };
+        // An unknown id is harmless; a PUBREC for this QoS 1 flow is not.
+        assert!(live.handle(Packet::Puback(Ack::new(p.packet_id.wrapping_add(1)))).is_ok());
+        let close = live.handle(Packet::Pubrec(Ack::new(p.packet_id)));
+        assert!(matches!(close, Err(Close::Protocol(ReasonCode::PROTOCOL_ERROR, _))), "{close:?}");
+    }
+
+    #[tokio::test]
+    async fn disconnect_0x04_keeps_the_will_and_a_normal_one_drops_it() {
+        let ctx = shared();
+        let with_will =
+            Connect { will: Some(Will::new("w", "gone", QoS::AtMostOnce, false)), ..connect(Protocol::V5, "leaver") };
+        let mut a = attached(&ctx, with_will.clone()).await;
+        let close = a.live.handle(Packet::Disconnect(Disconnect::new(ReasonCode::DISCONNECT_WITH_WILL)));
+        assert!(matches!(close, Err(Close::Disconnect(true))), "{close:?}");
+        assert!(a.live.client.will.is_some());
+        // Another client id: the first connection still holds its session.
+        let mut b = attached(&ctx, Connect { client_id: "stayer".into(), ..with_will }).await;
+        let close = b.live.handle(Packet::Disconnect(Disconnect::default()));
+        assert!(matches!(close, Err(Close::Disconnect(false))), "{close:?}");
+        assert!(b.live.client.will.is_none(), "no will after a normal DISCONNECT [MQTT-3.14.4-3]");
+    }
+
+    #[tokio::test]
+    async fn what_a_client_may_not_send_closes_its_connection() {
+        let ctx = shared();
+        let mut a = attached(&ctx, connect(Protocol::V5, "rude")).await;
+        let live = &mut a.live;
+        let mut with_id = Publish::new("t", "x", QoS::AtMostOnce, false, 0);
+        with_id.subscription_ids = vec![1];
+        for packet in [
+            Packet::Publish(with_id),
+            Packet::Pingresp,
+            Packet::Auth(crate::packet::Auth::default()),
+            Packet::Connect(Box::new(connect(Protocol::V5, "rude"))),
+        ] {
+            let name = packet.name();
+            let close = live.handle(packet);
+            assert!(matches!(close, Err(Close::Protocol(ReasonCode::PROTOCOL_ERROR, _))), "{name}: {close:?}");
+        }
+        let mut aliased = Publish::new("t", "x", QoS::AtMostOnce, false, 0);
+        aliased.topic_alias = Some(u16::MAX);
+        let close = live.handle(Packet::Publish(aliased));
+        assert!(matches!(close, Err(Close::Protocol(ReasonCode::TOPIC_ALIAS_INVALID, _))), "{close:?}");
+    }
+
+    #[test]
+    fn why_the_server_closes_becomes_an_mqtt5_disconnect_reason() {
+        let reason = |c: Close| c.disconnect().map(|d| d.reason);
+        assert_eq!(reason(Close::TakenOver), Some(ReasonCode::SESSION_TAKEN_OVER));
+        assert_eq!(reason(Close::KeepAlive), Some(ReasonCode::KEEP_ALIVE_TIMEOUT));
+        assert_eq!(reason(Close::Shutdown), Some(ReasonCode::SERVER_SHUTTING_DOWN));
+        assert_eq!(
+            reason(Close::Protocol(ReasonCode::PACKET_TOO_LARGE, "big".into())),
+            Some(ReasonCode::PACKET_TOO_LARGE)
+        );
+        assert_eq!(reason(Close::Disconnect(false)), None, "the client ended it");
+        assert_eq!(reason(Close::PeerClosed), None);
+        assert!(Close::KeepAlive.sends_will() && Close::Disconnect(true).sends_will());
+        assert!(!Close::Shutdown.sends_will() && !Close::Disconnect(false).sends_will());
+        let long = Close::protocol("x".repeat(500)).disconnect().and_then(|d| d.reason_string).unwrap_or_default();
+        assert_eq!(long.len(), 120, "reason strings stay short");
+    }
+
+    #[test]
+    fn a_will_waits_at_most_as_long_as_its_session() {
+        let s = Duration::from_secs;
+        assert_eq!(will_delay(30, Expiry::Never), s(30));
+        assert_eq!(will_delay(30, Expiry::After(s(10))), s(10));
+        assert_eq!(will_delay(30, Expiry::AtClose), Duration::ZERO);
+        assert_eq!(will_delay(0, Expiry::Never), Duration::ZERO);
+    }
+}

@@ -446,42 +446,15 @@ mod tests {
     //! The attach phase without a socket: an in-memory duplex stream plays
     //! the client, so each step's answer, log-free, is checked directly.
 
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::atomic::Ordering;
 
     use bytes::BytesMut;
     use tokio::io::{AsyncWriteExt, DuplexStream};
 
     use super::*;
-    use crate::access::AccessControl;
     use crate::codec;
-    use crate::config::{Config, SessionOwner};
-    use crate::routing::router::Router;
-    use crate::session::store::SessionStore;
-    use crate::stats::Stats;
-
-    fn shared() -> Arc<Shared> {
-        let config = Config::default();
-        let stats = Arc::new(Stats::new());
-        Arc::new(Shared {
-            router: Router::with_stats(stats.clone()),
-            sessions: SessionStore::new(),
-            access: AccessControl::allow_all(),
-            stats,
-            config,
-            next_conn: AtomicU64::new(0),
-            stopping: AtomicBool::new(false),
-        })
-    }
-
-    fn info(identity_as_username: bool) -> ConnInfo {
-        ConnInfo {
-            peer: "127.0.0.1:1".parse().unwrap(),
-            listener: Arc::from("test"),
-            tls_identity: None,
-            tls_certificate: None,
-            identity_as_username,
-        }
-    }
+    use crate::config::SessionOwner;
+    use crate::server::test_support::{info, shared};
 
     fn connect(client_id: &str, user: Option<&str>) -> Connect {
         Connect {

@@ -16,4 +16,6 @@ pub(crate) mod connection;
 mod handshake;
 pub(crate) mod listener;
 pub(crate) mod sweeper;
+#[cfg(test)]
+mod test_support;
 mod topic_alias;
