@@ -408,18 +408,7 @@ fn connect_protocol_is_read_from_the_first_bytes() {
 fn encode_publish_v5_matches_encode_and_its_size() {
     for packet in samples() {
         if let Packet::Publish(p) = &packet {
-            let parts = PublishV5 {
-                topic: &p.topic,
-                payload: &p.payload,
-                qos: p.qos,
-                retain: p.retain,
-                dup: p.dup,
-                packet_id: p.packet_id,
-                properties: p.properties.as_deref(),
-                message_expiry_interval: None,
-                topic_alias: p.topic_alias,
-                subscription_ids: &p.subscription_ids,
-            };
+            let parts = PublishV5::from(p);
             let mut out = BytesMut::new();
             encode_publish_v5(&parts, &mut out);
             assert_eq!(out.to_vec(), enc(&packet));

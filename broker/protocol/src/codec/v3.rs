@@ -60,10 +60,7 @@ fn decode_subscribe(r: &mut Reader) -> Result<Subscribe, DecodeError> {
     let packet_id = r.packet_id()?;
     let mut filters = Vec::new();
     while !r.is_empty() {
-        let filter = r.name()?.to_owned();
-        if !topic::is_valid_filter(&filter) {
-            return Err(DecodeError::InvalidTopicFilter(r.packet));
-        }
+        let filter = r.filter()?;
         // The upper six bits are reserved [MQTT-3.8.3-4]: checking the whole
         // byte against 0..=2 covers both rules.
         let requested = r.u8()?;
@@ -95,10 +92,7 @@ fn decode_unsubscribe(r: &mut Reader) -> Result<Unsubscribe, DecodeError> {
     let packet_id = r.packet_id()?;
     let mut filters = Vec::new();
     while !r.is_empty() {
-        let filter = r.name()?.to_owned();
-        if !topic::is_valid_filter(&filter) {
-            return Err(DecodeError::InvalidTopicFilter(r.packet));
-        }
+        let filter = r.filter()?;
         filters.push(filter);
     }
     if filters.is_empty() {

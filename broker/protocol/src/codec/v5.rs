@@ -174,10 +174,7 @@ fn decode_subscribe(r: &mut Reader) -> Result<Subscribe, DecodeError> {
         Ok(())
     })?;
     while !r.is_empty() {
-        let filter = r.name()?.to_owned();
-        if !topic::is_valid_filter(&filter) {
-            return Err(DecodeError::InvalidTopicFilter(packet));
-        }
+        let filter = r.filter()?;
         let options = r.u8()?;
         // Bits 6 and 7 are reserved [MQTT-3.8.3-5].
         if options & 0xC0 != 0 {
@@ -234,10 +231,7 @@ fn decode_unsubscribe(r: &mut Reader) -> Result<Unsubscribe, DecodeError> {
         Ok(())
     })?;
     while !r.is_empty() {
-        let filter = r.name()?.to_owned();
-        if !topic::is_valid_filter(&filter) {
-            return Err(DecodeError::InvalidTopicFilter(packet));
-        }
+        let filter = r.filter()?;
         u.filters.push(filter);
     }
     if u.filters.is_empty() {
@@ -255,18 +249,28 @@ fn decode_unsuback(r: &mut Reader) -> Result<Unsuback, DecodeError> {
     Ok(u)
 }
 
-/// An empty DISCONNECT is a normal disconnection without properties.
+/// DISCONNECT and AUTH: an empty body is a success without properties,
+/// and a reason code may come without them [MQTT 5.0 3.14.2.1, 3.15.2.1].
+fn reason_then_properties(
+    r: &mut Reader,
+    packet: ReasonPacket,
+    carrier: Carrier,
+    each: impl FnMut(u8, Value) -> Result<(), DecodeError>,
+) -> Result<ReasonCode, DecodeError> {
+    if r.is_empty() {
+        return Ok(ReasonCode::SUCCESS);
+    }
+    let code = reason(r, packet)?;
+    if !r.is_empty() {
+        prop::read(r, carrier, each)?;
+    }
+    Ok(code)
+}
+
 fn decode_disconnect(r: &mut Reader) -> Result<Disconnect, DecodeError> {
-    let mut d = Disconnect::default();
-    if r.is_empty() {
-        return Ok(d);
-    }
-    d.reason = reason(r, ReasonPacket::Disconnect)?;
-    if r.is_empty() {
-        return Ok(d);
-    }
     let packet = r.packet;
-    prop::read(r, Carrier::Disconnect, |id, value| {
+    let mut d = Disconnect::default();
+    d.reason = reason_then_properties(r, ReasonPacket::Disconnect, Carrier::Disconnect, |id, value| {
         match (id, value) {
             (prop::SESSION_EXPIRY_INTERVAL, Value::U32(v)) => d.session_expiry_interval = Some(v),
             (prop::REASON_STRING, Value::Str(v)) => d.reason_string = Some(v),
@@ -279,18 +283,10 @@ fn decode_disconnect(r: &mut Reader) -> Result<Disconnect, DecodeError> {
     Ok(d)
 }
 
-/// An empty AUTH is a success without properties [MQTT 5.0 3.15.2.1].
 fn decode_auth(r: &mut Reader) -> Result<Auth, DecodeError> {
-    let mut a = Auth::default();
-    if r.is_empty() {
-        return Ok(a);
-    }
-    a.reason = reason(r, ReasonPacket::Auth)?;
-    if r.is_empty() {
-        return Ok(a);
-    }
     let packet = r.packet;
-    prop::read(r, Carrier::Auth, |id, value| {
+    let mut a = Auth::default();
+    a.reason = reason_then_properties(r, ReasonPacket::Auth, Carrier::Auth, |id, value| {
         match (id, value) {
             (prop::AUTHENTICATION_METHOD, Value::Str(v)) => a.method = Some(v),
             (prop::AUTHENTICATION_DATA, Value::Bin(v)) => a.data = Some(v),
@@ -325,21 +321,7 @@ pub(crate) fn encode(packet: &Packet, out: &mut BytesMut) {
             out.put_u8(c.code.v5_code());
             props.put(out);
         }
-        Packet::Publish(p) => encode_publish(
-            &PublishV5 {
-                topic: &p.topic,
-                payload: &p.payload,
-                qos: p.qos,
-                retain: p.retain,
-                dup: p.dup,
-                packet_id: p.packet_id,
-                properties: p.properties.as_deref(),
-                message_expiry_interval: None,
-                topic_alias: p.topic_alias,
-                subscription_ids: &p.subscription_ids,
-            },
-            out,
-        ),
+        Packet::Publish(p) => encode_publish(&PublishV5::from(p), out),
         Packet::Puback(a) => encode_ack(out, 0x40, a),
         Packet::Pubrec(a) => encode_ack(out, 0x50, a),
         Packet::Pubrel(a) => encode_ack(out, 0x62, a),
@@ -501,6 +483,25 @@ pub struct PublishV5<'a> {
     pub topic_alias: Option<u16>,
     /// The matching subscriptions' identifiers.
     pub subscription_ids: &'a [u32],
+}
+
+/// A decoded PUBLISH as it is written again: its own properties,
+/// identifiers and alias.
+impl<'a> From<&'a Publish> for PublishV5<'a> {
+    fn from(p: &'a Publish) -> PublishV5<'a> {
+        PublishV5 {
+            topic: &p.topic,
+            payload: &p.payload,
+            qos: p.qos,
+            retain: p.retain,
+            dup: p.dup,
+            packet_id: p.packet_id,
+            properties: p.properties.as_deref(),
+            message_expiry_interval: None,
+            topic_alias: p.topic_alias,
+            subscription_ids: &p.subscription_ids,
+        }
+    }
 }
 
 impl PublishV5<'_> {

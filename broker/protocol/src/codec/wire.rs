@@ -111,6 +111,18 @@ impl Reader {
         Ok(s)
     }
 
+    /// A topic filter of SUBSCRIBE or UNSUBSCRIBE: a [`Reader::name`] that
+    /// is a valid filter [MQTT-4.7.1-2, MQTT-4.7.1-3, MQTT-4.7.3-1].
+    pub(crate) fn filter(&mut self) -> Result<String, DecodeError> {
+        let packet = self.packet;
+        let filter = self.name()?;
+        if crate::topic::is_valid_filter(filter) {
+            Ok(filter.to_owned())
+        } else {
+            Err(DecodeError::InvalidTopicFilter(packet))
+        }
+    }
+
     /// The next `len` bytes as a reader of their own (a property list).
     pub(crate) fn sub(&mut self, len: usize) -> Result<Reader, DecodeError> {
         let start = self.pos;
