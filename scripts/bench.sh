@@ -12,7 +12,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
-SCENARIOS=${SCENARIOS:-"fanin-qos0 fanin-qos1 fanout-qos0 fanout-qos1 pairs-qos1 latency connect idle connect-auth"}
+# A `-v5` scenario is the same with MQTT 5 clients (Mosquitto and rumqttd
+# speak it too).
+SCENARIOS=${SCENARIOS:-"fanin-qos0 fanin-qos0-v5 fanin-qos1 fanin-qos1-v5 fanout-qos0 fanout-qos0-v5 fanout-qos1 fanout-qos1-v5 pairs-qos1 pairs-qos1-v5 latency latency-v5 connect idle idle-v5 connect-auth"}
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
 AUTH_USERS=${AUTH_USERS:-5000}
 
@@ -82,7 +84,10 @@ for round in $(seq "$ROUNDS"); do
     brokers=$(rotate "$round" $brokers)
     for broker in $brokers; do
       start "$broker" $mode
-      ./target/release/loadgen run --broker "$broker" --addr "127.0.0.1:${PORT[$broker]}" --pid "$BROKER_PID" \
+      port=${PORT[$broker]}
+      # rumqttd serves MQTT 5 on a listener of its own.
+      [ "$broker" = rumqttd ] && [ "${scenario%-v5}" != "$scenario" ] && port=18834
+      ./target/release/loadgen run --broker "$broker" --addr "127.0.0.1:$port" --pid "$BROKER_PID" \
         --scenario "$scenario" --connections "$connections" --sources 8 | tee -a "$out" || true
       stop
     done

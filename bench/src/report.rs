@@ -9,18 +9,29 @@ use std::path::Path;
 use crate::unit;
 
 const BROKERS: [&str; 3] = ["moth", "mosquitto", "rumqttd"];
-const ORDER: [&str; 12] = [
+/// Rows in table order; the `-v5` rows are the same scenarios with MQTT 5
+/// clients, each beside its 3.1.1 row.
+const ORDER: [&str; 21] = [
     "fanin-qos0",
+    "fanin-qos0-v5",
     "fanin-qos1",
+    "fanin-qos1-v5",
     "fanout-qos0",
+    "fanout-qos0-v5",
     "fanout-qos1",
+    "fanout-qos1-v5",
     "pairs-qos1",
+    "pairs-qos1-v5",
     "latency",
+    "latency-v5",
     "latency-p999",
+    "latency-v5-p999",
     "latency-cpu",
+    "latency-v5-cpu",
     "connect",
     "connect-cpu",
     "idle",
+    "idle-v5",
     "connect-auth",
 ];
 
@@ -92,18 +103,17 @@ pub fn report(input: &Path, markdown: Option<&Path>, svg: Option<&Path>) -> std:
         let broker_cpu: f64 = f[6].parse().unwrap_or(f64::NAN);
         let received: f64 = f[4].parse().unwrap_or(f64::NAN);
         let extras = f.get(8).copied().unwrap_or("");
+        let secs = extra(extras, "secs").unwrap_or(f64::NAN);
         let derived = match f[1] {
-            "latency" => vec![
-                ("latency-p999", extra(extras, "p999_us").unwrap_or(f64::NAN)),
-                ("latency-cpu", cpu_us_per(broker_cpu, extra(extras, "secs").unwrap_or(f64::NAN), received)),
+            s @ ("latency" | "latency-v5") => vec![
+                (format!("{s}-p999"), extra(extras, "p999_us").unwrap_or(f64::NAN)),
+                (format!("{s}-cpu"), cpu_us_per(broker_cpu, secs, received)),
             ],
-            "connect" => {
-                vec![("connect-cpu", cpu_us_per(broker_cpu, extra(extras, "secs").unwrap_or(f64::NAN), received))]
-            }
+            "connect" => vec![("connect-cpu".to_string(), cpu_us_per(broker_cpu, secs, received))],
             _ => vec![],
         };
         for (row, value) in derived {
-            let cell = cells.entry((row.to_string(), f[0].to_string())).or_default();
+            let cell = cells.entry((row, f[0].to_string())).or_default();
             cell.values.push(value);
             cell.gen_cpu.push(f[5].parse().unwrap_or(f64::NAN));
             cell.broker_cpu.push(broker_cpu);

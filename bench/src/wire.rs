@@ -2,17 +2,33 @@
 //! moth's codec, so they are right) and a frame scanner that reads only the
 //! fixed header, the packet id and the payload, so the generator is never
 //! the bottleneck.
+//!
+//! The generator speaks 3.1.1, or MQTT 5 for the `-v5` scenarios: one
+//! scenario runs per process, so the version is set once, at start.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::{Buf, BytesMut};
-use moth_protocol::codec;
+use moth_protocol::codec::{self, PublishV5};
 use moth_protocol::packet::{Connect, Packet, Protocol, QoS, Subscribe, SubscribeFilter};
+
+static V5: AtomicBool = AtomicBool::new(false);
+
+/// Makes every packet from here on MQTT 5 (`true`) or 3.1.1.
+pub fn set_v5(v5: bool) {
+    V5.store(v5, Ordering::Relaxed);
+}
+
+fn protocol() -> Protocol {
+    if V5.load(Ordering::Relaxed) { Protocol::V5 } else { Protocol::V311 }
+}
 
 /// A CONNECT with a user name and password when `login` is given.
 pub fn connect_as(client_id: &str, clean: bool, keep_alive: u16, login: Option<(&str, &str)>) -> BytesMut {
     let mut out = BytesMut::new();
     codec::encode(
         &Packet::Connect(Box::new(Connect {
-            protocol: Protocol::V311,
+            protocol: protocol(),
             clean_session: clean,
             keep_alive,
             client_id: client_id.to_string(),
@@ -21,7 +37,7 @@ pub fn connect_as(client_id: &str, clean: bool, keep_alive: u16, login: Option<(
             password: login.map(|(_, p)| bytes::Bytes::copy_from_slice(p.as_bytes())),
             properties: Default::default(),
         })),
-        Protocol::V311,
+        protocol(),
         &mut out,
     );
     out
@@ -42,7 +58,7 @@ pub fn subscribe(filter: &str, qos: QoS) -> BytesMut {
             subscription_id: None,
             user_properties: Vec::new(),
         }),
-        Protocol::V311,
+        protocol(),
         &mut out,
     );
     out
@@ -53,7 +69,25 @@ pub fn subscribe(filter: &str, qos: QoS) -> BytesMut {
 pub fn publish(topic: &str, payload: &[u8], qos: QoS) -> (BytesMut, Option<usize>) {
     let mut out = BytesMut::new();
     let id = if qos == QoS::AtMostOnce { 0 } else { 1 };
-    codec::encode_publish(topic, payload, qos, false, false, id, &mut out);
+    if protocol().is_v5() {
+        // No properties: one 0 byte after the packet id, which stays where
+        // it is in 3.1.1.
+        let p = PublishV5 {
+            topic,
+            payload,
+            qos,
+            retain: false,
+            dup: false,
+            packet_id: id,
+            properties: None,
+            message_expiry_interval: None,
+            topic_alias: None,
+            subscription_ids: &[],
+        };
+        codec::encode_publish_v5(&p, &mut out);
+    } else {
+        codec::encode_publish(topic, payload, qos, false, false, id, &mut out);
+    }
     let header = header_len(&out).unwrap_or(2);
     let pid_at = (qos != QoS::AtMostOnce).then_some(header + 2 + topic.len());
     (out, pid_at)
@@ -96,6 +130,19 @@ impl Frame<'_> {
         } else {
             None
         };
+        if protocol().is_v5() {
+            // Skip the properties: a variable byte integer, then that many bytes.
+            let mut len = 0usize;
+            for k in 0..4 {
+                let b = *self.body.get(at)?;
+                at += 1;
+                len |= usize::from(b & 0x7f) << (7 * k);
+                if b & 0x80 == 0 {
+                    break;
+                }
+            }
+            at += len;
+        }
         Some((id, self.body.get(at..)?))
     }
 }

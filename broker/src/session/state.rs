@@ -84,7 +84,8 @@ impl Outbound {
     /// Whether the client accepts this PUBLISH: a server never sends a
     /// packet larger than the client's maximum packet size [MQTT-3.1.2-24].
     pub(crate) fn fits(&self, p: &Outgoing<'_>) -> bool {
-        !self.protocol.is_v5() || p.v5().size() <= self.max_packet_size
+        // Most clients set no maximum: then nothing is sized.
+        self.max_packet_size == usize::MAX || !self.protocol.is_v5() || p.v5().size() <= self.max_packet_size
     }
 
     /// Appends the PUBLISH in the client's version.
