@@ -12,6 +12,7 @@
 //!   [`AuthConfig::auth_chain`], [`TopicCheckConfig::topic_chain`].
 
 use super::diagnostics::{At, ConfigError, Ctx};
+use super::keys;
 use super::listeners::ListenerFields;
 use super::position::{Seg, child};
 use super::types::{AuthConfig, TopicCheckConfig};
@@ -83,6 +84,14 @@ impl Ctx<'_> {
         second: (&'static str, Option<T>),
         show: impl Fn(&T) -> String,
     ) -> Result<Option<(T, &'static str)>, ConfigError> {
+        // Every pick is run by the configuration tests, which this makes
+        // fail on a spelling that is not the table's.
+        debug_assert!(
+            keys::spells_one_key(first.0, second.0),
+            "`{}` and `{}` are not two spellings of one key in keys.rs",
+            first.0,
+            second.0
+        );
         match (first, second) {
             ((_, None), (_, None)) => Ok(None),
             ((k, Some(v)), (_, None)) | ((_, None), (k, Some(v))) => Ok(Some((v, k))),

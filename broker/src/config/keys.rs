@@ -70,6 +70,13 @@ const fn key(section: Section, spellings: &'static [&'static str], expected: &'s
     Key { section, spellings, expected: Some(expected), holds }
 }
 
+/// Whether `a` and `b` are two spellings of one key of the table: what the
+/// resolver's merging of two spellings (`Ctx::pick`) checks, so that the
+/// spellings it reads cannot drift from the ones warnings and errors name.
+pub(super) fn spells_one_key(a: &str, b: &str) -> bool {
+    KEYS.iter().any(|k| k.spellings.contains(&a) && k.spellings.contains(&b))
+}
+
 /// What the whole file must be.
 const FILE: &str = "a mapping of settings";
 const BOOLEAN: &str = "a boolean (`true`/`false`, `on`/`off`, `yes`/`no`)";
@@ -100,7 +107,7 @@ pub(super) const KEYS: &[Key] = &[
     key(Top, &["receive-maximum"], "an integer from 1 to 65535", Nothing),
     key(Top, &["topic-alias-maximum"], "an integer from 0 to 65535", Nothing),
     key(Top, &["max-message-expiry-interval"], SECONDS_OR_NULL, Nothing),
-    key(Top, &["shared-subscriptions"], "true or false", Nothing),
+    key(Top, &["shared-subscriptions"], BOOLEAN, Nothing),
     key(Top, &["session-owner"], "`user` or `client-id`", Nothing),
     key(Top, &["session-expiry-interval", "session_expiry_interval"], SECONDS_OR_NULL, Nothing),
     key(Top, &["metrics"], "a mapping of metrics settings (`bind`, `path`)", Keys(Metrics)),

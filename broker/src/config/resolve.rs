@@ -70,11 +70,10 @@ pub(super) fn resolve(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<Config, Conf
     if let Some(aliases) = raw.topic_alias_maximum {
         limits.topic_alias_maximum = aliases;
     }
-    let max_message_expiry_interval = seconds_of(
-        ("max-message-expiry-interval", raw.max_message_expiry_interval),
-        ("max-message-expiry-interval", None),
-        ctx,
-    )?;
+    let max_message_expiry_interval = match raw.max_message_expiry_interval {
+        Some(v) => Some(ctx.seconds(&path(&["max-message-expiry-interval"]), v)?),
+        None => None,
+    };
     let session_expiry_interval = seconds_of(
         ("session-expiry-interval", raw.session_expiry_interval),
         ("session_expiry_interval", raw.session_expiry_interval_alt),

@@ -128,6 +128,11 @@ pub(crate) fn read(
     mut each: impl FnMut(u8, Value) -> Result<(), DecodeError>,
 ) -> Result<(), DecodeError> {
     let len = r.varint()?;
+    // Most packets carry none: no sub-reader (a reference count on the
+    // frame) for an empty list.
+    if len == 0 {
+        return Ok(());
+    }
     let mut list = r.sub(len as usize)?;
     let packet = r.packet;
     let mut seen = 0u64;

@@ -116,9 +116,10 @@ fn decode_publish(r: &mut Reader, first: u8) -> Result<Publish, DecodeError> {
     let mut message = MessageProperties::default();
     let mut topic_alias = None;
     let mut subscription_ids = Vec::new();
+    let mut any = false;
     prop::read(r, Carrier::Publish, |id, value| {
         match prop::message_property(packet, &mut message, id, value)? {
-            None => {}
+            None => any = true,
             Some((prop::TOPIC_ALIAS, Value::U16(0))) => {
                 return Err(prop::invalid(packet, prop::TOPIC_ALIAS, "must not be 0"));
             }
@@ -139,7 +140,7 @@ fn decode_publish(r: &mut Reader, first: u8) -> Result<Publish, DecodeError> {
     }
     let mut p = Publish::new(topic, r.rest(), qos, first & 0b0001 != 0, packet_id);
     p.dup = first & 0b1000 != 0;
-    p.properties = (!message.is_empty()).then(|| Arc::new(message));
+    p.properties = any.then(|| Arc::new(message));
     p.topic_alias = topic_alias;
     p.subscription_ids = subscription_ids;
     Ok(p)
@@ -533,12 +534,17 @@ pub fn encode_publish(p: &PublishV5<'_>, out: &mut BytesMut) {
     let has_id = p.qos != QoS::AtMostOnce;
     debug_assert!(!has_id || p.packet_id != 0, "QoS>0 PUBLISH needs a packet id");
     let first = 0x30 | u8::from(p.dup && has_id) << 3 | (p.qos as u8) << 1 | u8::from(p.retain);
-    begin(out, first, p.body_len());
+    // Sized once: the fan-out writes one of these per subscriber.
+    let props = p.properties_len();
+    let id_len = if has_id { 2 } else { 0 };
+    begin(out, first, 2 + p.topic.len() + id_len + varint_len(props) + props + p.payload.len());
     put_field(out, p.topic.as_bytes());
     if has_id {
         out.put_u16(p.packet_id);
     }
-    put_varint(out, p.properties_len());
-    prop::put_message(out, p.properties, p.message_expiry_interval, p.topic_alias, p.subscription_ids);
+    put_varint(out, props);
+    if props > 0 {
+        prop::put_message(out, p.properties, p.message_expiry_interval, p.topic_alias, p.subscription_ids);
+    }
     out.put_slice(p.payload);
 }
