@@ -46,18 +46,16 @@ pub fn connect_as(client_id: &str, clean: bool, keep_alive: u16, login: Option<(
 pub fn subscribe(filter: &str, qos: QoS) -> BytesMut {
     let mut out = BytesMut::new();
     codec::encode(
-        &Packet::Subscribe(Subscribe {
-            packet_id: 1,
-            filters: vec![SubscribeFilter {
+        &Packet::Subscribe(Subscribe::new(
+            1,
+            vec![SubscribeFilter {
                 filter: filter.into(),
                 qos,
                 no_local: false,
                 retain_as_published: false,
                 retain_handling: Default::default(),
             }],
-            subscription_id: None,
-            user_properties: Vec::new(),
-        }),
+        )),
         protocol(),
         &mut out,
     );

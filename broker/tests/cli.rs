@@ -80,18 +80,7 @@ impl Mqtt {
             Some(Packet::Connack(c)) => assert_eq!(c.code, ConnectReturnCode::Accepted),
             other => panic!("expected CONNACK, got {other:?}"),
         }
-        self.send(&Packet::Subscribe(Subscribe {
-            packet_id: 1,
-            filters: vec![SubscribeFilter {
-                filter: "cli/+".into(),
-                qos: QoS::AtLeastOnce,
-                no_local: false,
-                retain_as_published: false,
-                retain_handling: Default::default(),
-            }],
-            subscription_id: None,
-            user_properties: Vec::new(),
-        }));
+        self.send(&Packet::Subscribe(Subscribe::new(1, vec![SubscribeFilter::new("cli/+", QoS::AtLeastOnce)])));
         match self.recv() {
             Some(Packet::Suback(s)) => assert_eq!(s.packet_id, 1),
             other => panic!("expected SUBACK, got {other:?}"),

@@ -27,18 +27,16 @@ async fn handshake_ok(addr: SocketAddr, client_id: &str, clean: bool) -> (RawCli
 }
 
 async fn subscribe(c: &mut RawClient, filter: &str, qos: QoS) {
-    c.send(&Packet::Subscribe(Subscribe {
-        packet_id: 1,
-        filters: vec![SubscribeFilter {
+    c.send(&Packet::Subscribe(Subscribe::new(
+        1,
+        vec![SubscribeFilter {
             filter: filter.into(),
             qos,
             no_local: false,
             retain_as_published: false,
             retain_handling: Default::default(),
         }],
-        subscription_id: None,
-        user_properties: Vec::new(),
-    }))
+    )))
     .await;
     match c.recv().await {
         Some(Packet::Suback(s)) => assert_eq!(s.codes, vec![SubackCode::Granted(qos)]),

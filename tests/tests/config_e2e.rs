@@ -57,16 +57,7 @@ async fn connect_ok(addr: SocketAddr, client_id: &str, username: Option<&str>) -
 async fn subscribe(c: &mut RawClient, packet_id: u16, filters: &[(&str, QoS)]) -> Vec<SubackCode> {
     c.send(&Packet::Subscribe(Subscribe {
         packet_id,
-        filters: filters
-            .iter()
-            .map(|(f, q)| SubscribeFilter {
-                filter: f.to_string(),
-                qos: *q,
-                no_local: false,
-                retain_as_published: false,
-                retain_handling: Default::default(),
-            })
-            .collect(),
+        filters: filters.iter().map(|(f, q)| SubscribeFilter::new(f.to_string(), *q)).collect(),
         subscription_id: None,
         user_properties: Vec::new(),
     }))

@@ -42,16 +42,7 @@ fn build_error(yaml: &str) -> String {
 }
 
 async fn subscribe(c: &mut RawClient, packet_id: u16, filters: &[&str]) -> Vec<SubackCode> {
-    let filters = filters
-        .iter()
-        .map(|f| SubscribeFilter {
-            filter: f.to_string(),
-            qos: QoS::AtLeastOnce,
-            no_local: false,
-            retain_as_published: false,
-            retain_handling: Default::default(),
-        })
-        .collect();
+    let filters = filters.iter().map(|f| SubscribeFilter::new(f.to_string(), QoS::AtLeastOnce)).collect();
     c.send(&Packet::Subscribe(Subscribe { packet_id, filters, subscription_id: None, user_properties: Vec::new() }))
         .await;
     match c.recv().await {

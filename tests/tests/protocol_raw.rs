@@ -82,16 +82,7 @@ fn publish(topic: &str, qos: QoS, packet_id: u16, payload: &'static [u8]) -> Pac
 fn subscribe(packet_id: u16, filters: &[(&str, QoS)]) -> Packet {
     Packet::Subscribe(Subscribe {
         packet_id,
-        filters: filters
-            .iter()
-            .map(|(f, q)| SubscribeFilter {
-                filter: (*f).to_string(),
-                qos: *q,
-                no_local: false,
-                retain_as_published: false,
-                retain_handling: Default::default(),
-            })
-            .collect(),
+        filters: filters.iter().map(|(f, q)| SubscribeFilter::new((*f).to_string(), *q)).collect(),
         subscription_id: None,
         user_properties: Vec::new(),
     })

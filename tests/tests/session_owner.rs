@@ -49,19 +49,8 @@ async fn connected(tb: &TestBroker, client_id: &str, user: &str, clean: bool) ->
 }
 
 async fn subscribe(c: &mut RawClient, filter: &str) -> SubackCode {
-    c.send(&Packet::Subscribe(Subscribe {
-        packet_id: 1,
-        filters: vec![SubscribeFilter {
-            filter: filter.to_string(),
-            qos: QoS::AtLeastOnce,
-            no_local: false,
-            retain_as_published: false,
-            retain_handling: Default::default(),
-        }],
-        subscription_id: None,
-        user_properties: Vec::new(),
-    }))
-    .await;
+    c.send(&Packet::Subscribe(Subscribe::new(1, vec![SubscribeFilter::new(filter.to_string(), QoS::AtLeastOnce)])))
+        .await;
     match c.recv().await {
         Some(Packet::Suback(s)) => s.codes[0],
         other => panic!("expected SUBACK, got {other:?}"),

@@ -29,22 +29,7 @@ async fn connect(t: &TestBroker, id: &str) -> (RawClient, u64) {
 }
 
 async fn subscribe(c: &mut RawClient, filter: &str) -> u64 {
-    let n = send(
-        c,
-        Packet::Subscribe(Subscribe {
-            packet_id: 1,
-            filters: vec![SubscribeFilter {
-                filter: filter.into(),
-                qos: QoS::AtMostOnce,
-                no_local: false,
-                retain_as_published: false,
-                retain_handling: Default::default(),
-            }],
-            subscription_id: None,
-            user_properties: Vec::new(),
-        }),
-    )
-    .await;
+    let n = send(c, Packet::Subscribe(Subscribe::new(1, vec![SubscribeFilter::new(filter, QoS::AtMostOnce)]))).await;
     assert!(matches!(c.recv().await, Some(Packet::Suback(_))));
     n
 }

@@ -118,18 +118,7 @@ async fn packets_and_frames_are_independent() {
     }
     // SUBSCRIBE, PUBLISH and PINGREQ in one frame.
     let batch = encode(&[
-        Packet::Subscribe(Subscribe {
-            packet_id: 1,
-            filters: vec![SubscribeFilter {
-                filter: "frames/t".into(),
-                qos: QoS::AtMostOnce,
-                no_local: false,
-                retain_as_published: false,
-                retain_handling: Default::default(),
-            }],
-            subscription_id: None,
-            user_properties: Vec::new(),
-        }),
+        Packet::Subscribe(Subscribe::new(1, vec![SubscribeFilter::new("frames/t", QoS::AtMostOnce)])),
         Packet::Publish(Publish {
             dup: false,
             qos: QoS::AtMostOnce,
@@ -232,18 +221,7 @@ async fn large_packets_across_frames_and_oversized_frames() {
     let (mut ws, _) = ws_open(&tb, "/", "mqtt").await.expect("upgrade");
     let hello = encode(&[
         Packet::Connect(Box::new(connect_packet("ws-large", true))),
-        Packet::Subscribe(Subscribe {
-            packet_id: 1,
-            filters: vec![SubscribeFilter {
-                filter: "large/t".into(),
-                qos: QoS::AtMostOnce,
-                no_local: false,
-                retain_as_published: false,
-                retain_handling: Default::default(),
-            }],
-            subscription_id: None,
-            user_properties: Vec::new(),
-        }),
+        Packet::Subscribe(Subscribe::new(1, vec![SubscribeFilter::new("large/t", QoS::AtMostOnce)])),
     ]);
     ws.send(Message::Binary(hello.into())).await.expect("send");
     assert!(matches!(recv_packets(&mut ws, 2).await[..], [Packet::Connack(_), Packet::Suback(_)]));
