@@ -112,6 +112,7 @@ async fn main() {
         listener: "default".into(),
         protocol_level: 4,
         tls: None,
+        extra: Vec::new(),
     };
     let request = input.request();
     println!("authenticate, ns per call (best of 3 x {CALLS}):");

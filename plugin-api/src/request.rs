@@ -8,9 +8,25 @@ use abi_stable::StableAbi;
 use abi_stable::std_types::{ROption, RSlice, RStr};
 
 /// One key/value pair of request data added after 1.0 (see the crate docs,
-/// "Compatibility"). Keys are lower-case and dotted, e.g. `tls.sni`. A plugin
-/// ignores keys it does not know. No key is defined yet: every broker up to
-/// 1.2 sends an empty list.
+/// "Compatibility"). Keys are lower-case and dotted. A plugin ignores keys it
+/// does not know; a broker before 1.3 sends an empty list.
+///
+/// Keys of [`AuthRequest::extra`], from 1.3, sent only for an MQTT 5 CONNECT
+/// (`protocol_level` 5) that carries the property, in this order:
+/// - `mqtt5.session-expiry-interval`: the session expiry interval the
+///   client asked for, decimal seconds (`4294967295`: never expires). What
+///   the broker grants may be less.
+/// - `mqtt5.user-property.<name>`: one entry per user property, in the
+///   CONNECT's order, the value as sent. `<name>` is the property's name,
+///   any UTF-8 (dots included); a name that repeats gives several entries
+///   with the same key. [`AuthRequest::user_properties`] lists them.
+/// - `mqtt5.authentication-method`: the enhanced authentication method the
+///   client names (moth offers none yet: such a client is refused or
+///   admitted by the plugins like any other).
+/// - `mqtt5.authentication-data`: its data, standard base64 with padding
+///   (RFC 4648 §4).
+///
+/// [`TopicRequest::extra`] has no key yet.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, Copy)]
 pub struct Property<'a> {
@@ -61,8 +77,8 @@ pub struct AuthRequest<'a> {
     pub peer_addr: RStr<'a>,
     /// The name of the listener (its key under `listeners`) the client used.
     pub listener: RStr<'a>,
-    /// 3 for MQTT 3.1, 4 for MQTT 3.1.1; the broker refuses other levels
-    /// before plugins are asked.
+    /// 3 for MQTT 3.1, 4 for MQTT 3.1.1, 5 for MQTT 5.0 (brokers from
+    /// 1.3); the broker refuses other levels before plugins are asked.
     pub protocol_level: u8,
     /// The verified TLS client certificate: `RSome` when the listener has a
     /// CA to check client certificates against (`cafile`, `capath` or
@@ -152,10 +168,28 @@ impl<'a> AuthRequest<'a> {
         self.tls.into_option().map(|t| t.subject.as_str())
     }
 
-    /// The value of the `extra` property `key`, if the broker sent it
-    /// (none does up to 1.2; see [`Property`]).
+    /// The value of the first `extra` property `key`, if the broker sent it
+    /// (none does before 1.3; see [`Property`] for the keys).
     pub fn property(&self, key: &str) -> Option<&'a str> {
         self.extra.as_slice().iter().find(|p| p.key.as_str() == key).map(|p| p.value.as_str())
+    }
+
+    /// (1.3) The MQTT 5 CONNECT's user properties, `(name, value)` in the
+    /// CONNECT's order; none for MQTT 3.1.1 or from a broker before 1.3.
+    ///
+    /// ```
+    /// use moth_plugin_api::{AuthRequest, Property};
+    /// use moth_plugin_api::std_types::{RSlice, RStr};
+    /// let extra = [Property { key: RStr::from_str("mqtt5.user-property.site"), value: RStr::from_str("lab") }];
+    /// let mut r = AuthRequest::new_for_test("dev1", None, None);
+    /// r.extra = RSlice::from_slice(&extra);
+    /// assert_eq!(r.user_properties().collect::<Vec<_>>(), [("site", "lab")]);
+    /// ```
+    pub fn user_properties(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.extra
+            .as_slice()
+            .iter()
+            .filter_map(|p| p.key.as_str().strip_prefix("mqtt5.user-property.").map(|name| (name, p.value.as_str())))
     }
 }
 

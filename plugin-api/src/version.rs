@@ -35,8 +35,11 @@ impl std::fmt::Display for ApiVersion {
 /// ABI) the test constructors `new_for_test` and the accessors
 /// [`crate::AuthRequest::tls_common_name`] and
 /// [`crate::AuthRequest::tls_subject`]. 1.2 added
-/// [`crate::Capabilities::CPU_BOUND_AUTHENTICATE`].
-pub const API_VERSION: ApiVersion = ApiVersion { major: 1, minor: 2 };
+/// [`crate::Capabilities::CPU_BOUND_AUTHENTICATE`]. 1.3 defined the first
+/// `extra` keys of [`crate::AuthRequest`] (an MQTT 5 CONNECT's properties,
+/// see [`crate::Property`]) and, in source only, the accessor
+/// [`crate::AuthRequest::user_properties`]; `protocol_level` may be 5.
+pub const API_VERSION: ApiVersion = ApiVersion { major: 1, minor: 3 };
 
 /// The namespace moth looks for in plugin libraries unless the embedding
 /// application sets another (hbmqtt's `plugin_namespace`). A library that

@@ -291,6 +291,40 @@ async fn a_client_that_leaves_while_queued_is_never_checked() {
     assert_eq!(logged(), "first\nthird\n", "the client that left was not checked");
 }
 
+/// A plugin sees an MQTT 5 CONNECT's level and properties through the
+/// stable ABI (plugin-api 1.3's `extra` keys); a 3.1.1 CONNECT sends none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_see_the_mqtt5_connect_properties() {
+    let dir = PluginDir::with(&["scripted_a"]);
+    let calls = dir.path.join("calls");
+    let tb = TestBroker::start(&format!(
+        "{}auth:\n  plugins: [scripted_a]\n\
+         plugins-config:\n  scripted_a: {{auth-default: allow, calls-detail: true, calls-file: '{}'}}\n",
+        dir.yaml(),
+        calls.display()
+    ))
+    .await;
+    let mut v5 = RawClient::connect(tb.addr).await;
+    v5.protocol = moth_protocol::packet::Protocol::V5;
+    let mut hello = connect_packet("c-v5", true);
+    hello.protocol = moth_protocol::packet::Protocol::V5;
+    hello.username = Some("five".into());
+    hello.properties.session_expiry_interval = Some(30);
+    hello.properties.user_properties = vec![("site".into(), "lab 2".into())];
+    v5.send(&Packet::Connect(Box::new(hello))).await;
+    assert!(matches!(v5.recv().await, Some(Packet::Connack(a)) if a.code.is_accepted()));
+    let mut old = connect_packet("c-v3", true);
+    old.username = Some("three".into());
+    let mut v3 = RawClient::connect(tb.addr).await;
+    v3.send(&Packet::Connect(Box::new(old))).await;
+    assert!(matches!(v3.recv().await, Some(Packet::Connack(a)) if a.code.is_accepted()));
+    let logged = std::fs::read_to_string(&calls).unwrap_or_default();
+    assert_eq!(
+        logged, "five level=5 mqtt5.session-expiry-interval=30 mqtt5.user-property.site=lab 2\nthree level=4\n",
+        "what the plugin was handed"
+    );
+}
+
 /// A hung plugin: the clients queued behind its only slot are refused once
 /// no call has completed for plugin-timeout, each with CONNACK 5, instead of
 /// waiting for the plugin (which sleeps 60 s, far past the suite's event

@@ -82,11 +82,11 @@ impl ChainPlugin {
 pub(crate) async fn call_authenticate(p: &Arc<ChainPlugin>, input: &Arc<AuthInput>, timeout: Duration) -> Answer {
     if p.caps.contains(Capabilities::FAST_AUTHENTICATE) {
         // Declared non-blocking (the built-in auth_anonymous): in place.
-        return p.object.authenticate(&input.request()).into_result().map_err(|e| e.into_string());
+        return input.with_request(|r| p.object.authenticate(r)).into_result().map_err(|e| e.into_string());
     }
     let input = input.clone();
     on_blocking_pool(p, timeout, move |plugin| {
-        plugin.object.authenticate(&input.request()).into_result().map_err(|e| e.into_string())
+        input.with_request(|r| plugin.object.authenticate(r)).into_result().map_err(|e| e.into_string())
     })
     .await
 }

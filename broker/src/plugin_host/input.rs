@@ -1,6 +1,7 @@
 //! What the broker hands plugins: a CONNECT's data owned (so that the call
 //! can run on another thread) and turned into the FFI-safe request views.
 
+use moth_plugin_api::request::Property;
 use moth_plugin_api::std_types::{RNone, ROption, RSlice, RStr};
 use moth_plugin_api::{AuthRequest, TlsIdentity, TopicAction, TopicRequest};
 
@@ -21,6 +22,9 @@ pub struct AuthInput {
     pub protocol_level: u8,
     /// The client's verified TLS certificate, when it presented one.
     pub tls: Option<TlsInput>,
+    /// The request's `extra` properties (plugin-api 1.3: the MQTT 5
+    /// CONNECT's properties), key and value, in order.
+    pub extra: Vec<(String, String)>,
 }
 
 /// A verified TLS client certificate, owned.
@@ -35,7 +39,17 @@ pub struct TlsInput {
 }
 
 impl AuthInput {
-    /// The borrowed, FFI-safe view handed to plugins.
+    /// Calls `f` with the borrowed, FFI-safe view handed to plugins (its
+    /// `extra` list lives for the call).
+    pub fn with_request<R>(&self, f: impl FnOnce(&AuthRequest<'_>) -> R) -> R {
+        let extra: Vec<Property<'_>> =
+            self.extra.iter().map(|(k, v)| Property { key: RStr::from_str(k), value: RStr::from_str(v) }).collect();
+        let mut request = self.request();
+        request.extra = RSlice::from_slice(&extra);
+        f(&request)
+    }
+
+    /// The view without its `extra` properties.
     pub fn request(&self) -> AuthRequest<'_> {
         AuthRequest {
             client_id: RStr::from_str(&self.client_id),
