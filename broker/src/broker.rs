@@ -276,10 +276,12 @@ impl Broker {
         session.lock().attach(true, limits);
         let retained = self.ctx.router.subscribe(&session, filter, Grant::qos(qos));
         {
+            // A new local subscription: its whole retained set fits.
+            let room = usize::MAX;
             let mut state = session.lock();
             for m in retained {
                 let q = m.qos.min(qos);
-                state.enqueue_retained(Delivery::new(m, q, true));
+                state.enqueue_retained(Delivery::new(m, q, true), room);
             }
         }
         Ok(LocalSubscription { ctx: self.ctx.clone(), session, filter: filter.to_string() })

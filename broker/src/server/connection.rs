@@ -734,7 +734,10 @@ impl Live {
         let subscription_id = s.subscription_id.and_then(NonZeroU32::new);
         let mut codes = Vec::with_capacity(s.filters.len());
         let mut retained = Vec::new();
-        for f in &s.filters {
+        for (i, f) in s.filters.iter().enumerate() {
+            // A filter repeated in one SUBSCRIBE replaces itself
+            // [MQTT-3.8.4-3]: only its last copy sends retained messages.
+            let repeated = s.filters[i + 1..].iter().any(|later| later.filter == f.filter);
             if !self.ctx.config.shared_subscriptions && crate::topic::shared(&f.filter).is_some() {
                 conn_log!(info, self.client, client_id = %self.client.client_id(), filter = %f.filter, "subscription refused: shared-subscriptions is off");
                 codes.push(SubackCode::Failure(ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED));
@@ -759,7 +762,7 @@ impl Live {
                 RetainHandling::OnNewSubscription => !existed,
                 RetainHandling::Never => false,
             };
-            if send_retained {
+            if send_retained && !repeated {
                 retained.extend(matching.into_iter().map(|m| (m, grant)));
             }
             debug!(client_id = %self.client.client_id(), filter = %f.filter, qos = granted as u8, "subscribed");
@@ -769,6 +772,8 @@ impl Live {
         // Retained messages go after the SUBACK, with RETAIN set
         // [MQTT-3.3.1-8], and with the subscription's identifier.
         if !retained.is_empty() {
+            let room = self.ctx.config.limits.max_queued_messages + self.ctx.router.retained_count();
+            let mut skipped = 0usize;
             let mut state = self.client.session.lock();
             for (message, grant) in retained {
                 let qos = message.qos.min(grant.qos);
@@ -776,7 +781,12 @@ impl Live {
                 if let Some(id) = grant.subscription_id {
                     delivery.subscription_ids.push(id);
                 }
-                state.enqueue_retained(delivery);
+                skipped += usize::from(!state.enqueue_retained(delivery, room));
+            }
+            drop(state);
+            if skipped > 0 {
+                conn_log!(warn, self.client, client_id = %self.client.client_id(), skipped,
+                    "retained messages not queued: the client's queue holds max-queued-messages plus the whole retained store");
             }
         }
     }
@@ -1108,6 +1118,28 @@ mod tests {
         aliased.topic_alias = Some(u16::MAX);
         let close = live.handle(Packet::Publish(aliased));
         assert!(matches!(close, Err(Close::Protocol(ReasonCode::TOPIC_ALIAS_INVALID, _))), "{close:?}");
+    }
+
+    #[tokio::test]
+    async fn repeated_filters_do_not_multiply_retained_messages() {
+        let ctx = shared();
+        for i in 0..5 {
+            ctx.router.publish(Arc::new(Message::new(format!("r/{i}"), "kept", QoS::AtMostOnce, true)));
+        }
+        let mut a = attached(&ctx, connect(Protocol::V311, "repeater")).await;
+        let live = &mut a.live;
+        // The same filter three times in one SUBSCRIBE: one set of retained.
+        let three = vec![SubscribeFilter::new("r/#", QoS::AtMostOnce); 3];
+        live.handle(Packet::Subscribe(Subscribe::new(1, three))).expect("subscribe");
+        assert!(matches!(&sent(live)[..], [Packet::Suback(s)] if s.codes.len() == 3), "one code per filter");
+        assert_eq!(live.client.session.lock().queued(), 5);
+        // SUBSCRIBE again and again without reading: the queue stops at
+        // max-queued-messages plus the retained store.
+        let room = ctx.config.limits.max_queued_messages + 5;
+        for _ in 0..(room / 5 + 10) {
+            live.handle(subscribe("r/#", QoS::AtMostOnce)).expect("subscribe");
+        }
+        assert_eq!(live.client.session.lock().queued(), room);
     }
 
     #[test]

@@ -441,15 +441,23 @@ impl Session {
         result
     }
 
-    /// Queues a retained message sent because of a new subscription. The
-    /// queue limit does not apply: the spec requires every matching retained
-    /// message to be sent [MQTT-3.3.1-6], and their number is bounded by the
-    /// retained store, not by the publishers.
-    pub(crate) fn enqueue_retained(&mut self, delivery: Delivery) {
+    /// Queues a retained message sent because of a subscription, unless
+    /// the queue already holds `room` deliveries; returns whether it was
+    /// queued. Every matching retained message must be sent
+    /// [MQTT-3.3.1-6], so the caller gives room for the queue limit plus the
+    /// whole retained store: one SUBSCRIBE always gets all its retained
+    /// messages, while a client that subscribes again and again without
+    /// reading stops growing its queue there instead of without bound.
+    pub(crate) fn enqueue_retained(&mut self, delivery: Delivery, room: usize) -> bool {
+        if self.queue.len() >= room {
+            self.dropped += 1;
+            return false;
+        }
         if delivery.qos == QoS::AtMostOnce {
             self.queued_qos0 += 1;
         }
         self.queue.push_back(delivery.into());
+        true
     }
 
     /// Marks the session as dropping; returns true on the first drop of an
