@@ -62,6 +62,24 @@ impl Message {
         }
     }
 
+    /// A copy whose payload (and correlation data) own their bytes. A
+    /// decoded message's payload is a slice of the buffer its PUBLISH was
+    /// read into, and keeps that whole buffer alive: a 10-byte message read
+    /// together with a 1 MiB one pins the 1 MiB. What is kept for long (a
+    /// retained message, a copy queued for an offline session) is stored
+    /// compacted.
+    #[must_use]
+    pub fn compacted(&self) -> Message {
+        let properties = self.properties.as_ref().map(|p| match &p.correlation_data {
+            Some(data) => Arc::new(MessageProperties {
+                correlation_data: Some(Bytes::copy_from_slice(data)),
+                ..MessageProperties::clone(p)
+            }),
+            None => p.clone(),
+        });
+        Message { payload: Bytes::copy_from_slice(&self.payload), properties, ..self.clone() }
+    }
+
     /// The message with its deadline set from its message expiry interval,
     /// counted from `received` (the clock is the caller's: this crate reads
     /// none). Without an interval it never expires.
@@ -111,6 +129,24 @@ mod tests {
         assert_eq!(m.remaining_expiry(t0 + Duration::from_millis(3500)), Some(7));
         assert_eq!(m.remaining_expiry(t0 + Duration::from_secs(3)), Some(7));
         assert_eq!(m.remaining_expiry(t0 + Duration::from_millis(9999)), Some(1));
+    }
+
+    #[test]
+    fn a_compacted_message_owns_its_bytes() {
+        let frame = Bytes::from(vec![7u8; 1 << 20]);
+        let mut m = Message::new("t", frame.slice(10..20), QoS::AtLeastOnce, true);
+        m.properties = Some(Arc::new(MessageProperties {
+            correlation_data: Some(frame.slice(0..4)),
+            content_type: Some("c".into()),
+            ..MessageProperties::default()
+        }));
+        let c = m.compacted();
+        assert_eq!((c.payload.as_ref(), c.qos, c.retain), (m.payload.as_ref(), m.qos, m.retain));
+        assert_eq!(c.properties.as_ref().map(|p| p.content_type.clone()), Some(Some("c".into())));
+        let inside = |b: &Bytes| frame.as_ptr_range().contains(&b.as_ptr());
+        assert!(inside(&m.payload) && !inside(&c.payload), "the payload no longer points into the frame");
+        let data = c.properties.as_ref().and_then(|p| p.correlation_data.clone()).unwrap_or_default();
+        assert!(!inside(&data), "nor does the correlation data");
     }
 
     #[test]

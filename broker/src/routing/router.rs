@@ -114,7 +114,9 @@ impl Router {
     /// subscriptions do not receive [MQTT-3.8.3-3].
     pub(crate) fn publish_from(&self, message: Arc<Message>, publisher: Option<SubscriberId>) -> Routed {
         if message.retain {
-            self.retained_mut().set(message.clone());
+            // Kept for long: stored owning its bytes, not pinning the
+            // publisher's read buffer.
+            self.retained_mut().set(Arc::new(message.compacted()));
         }
         MATCHES.with_borrow_mut(|matches| {
             self.tree().matches(&message.topic, matches);
@@ -300,6 +302,11 @@ pub(crate) fn deliver(session: &SessionHandle, delivery: Delivery, stats: &Stats
 /// session's lock is taken.
 fn deliver_queued(session: &SessionHandle, delivery: Queued, stats: &Stats) -> bool {
     let mut state = session.lock();
+    // A copy for an offline session may wait for long: it owns its bytes
+    // (see `Message::compacted`). An online session drains at once.
+    // (QoS 0 is not kept for an offline session at all.)
+    let keep = !state.is_online() && delivery.qos() != crate::packet::QoS::AtMostOnce;
+    let delivery = if keep { delivery.compacted() } else { delivery };
     let result = state.enqueue_queued(delivery);
     let online = state.is_online();
     let first_drop = result.dropped() && state.note_drop();
@@ -431,5 +438,24 @@ mod tests {
         let d = plain.lock().pop().expect("queued");
         assert_eq!((d.qos, d.retain), (QoS::AtLeastOnce, false), "RETAIN cleared [MQTT-3.3.1-9]");
         assert!(d.subscription_ids.as_slice().is_empty());
+    }
+
+    #[test]
+    fn stored_copies_own_their_bytes() {
+        let r = Router::new();
+        let frame = bytes::Bytes::from(vec![1u8; 1 << 16]);
+        let inside = |m: &Message| frame.as_ptr_range().contains(&m.payload.as_ptr());
+        let (online, offline) = (session(1), session(2));
+        r.subscribe(&online, "k", Grant::qos(QoS::AtLeastOnce));
+        r.subscribe(&offline, "k", Grant::qos(QoS::AtLeastOnce));
+        offline.lock().detach();
+        let m = Message::new("k", frame.slice(0..8), QoS::AtLeastOnce, true);
+        r.publish(Arc::new(m));
+        let live = online.lock().pop().expect("the online copy");
+        assert!(inside(&live.message), "an online session's copy is not copied");
+        let kept = offline.lock().pop().expect("the offline copy");
+        assert!(!inside(&kept.message), "an offline session's copy owns its bytes");
+        let retained = r.subscribe(&session(3), "k", Grant::qos(QoS::AtMostOnce));
+        assert!(retained.iter().all(|m| !inside(m)), "the retained copy owns its bytes");
     }
 }

@@ -173,7 +173,7 @@ impl Queued {
         }
     }
 
-    fn qos(&self) -> QoS {
+    pub(crate) fn qos(&self) -> QoS {
         match self {
             Queued::Inline { qos, .. } => *qos,
             Queued::Boxed(d) => d.qos,
@@ -196,6 +196,19 @@ impl Queued {
             }
             Queued::Inline { subscription_id: None, .. } => &[],
             Queued::Boxed(d) => d.subscription_ids.as_slice(),
+        }
+    }
+
+    /// The same delivery with its message compacted (`Message::compacted`).
+    pub(crate) fn compacted(self) -> Queued {
+        match self {
+            Queued::Inline { message, qos, retain, subscription_id } => {
+                Queued::Inline { message: Arc::new(message.compacted()), qos, retain, subscription_id }
+            }
+            Queued::Boxed(mut d) => {
+                d.message = Arc::new(d.message.compacted());
+                Queued::Boxed(d)
+            }
         }
     }
 
