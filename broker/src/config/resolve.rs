@@ -60,16 +60,7 @@ pub(super) fn resolve(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<Config, Conf
         }
     };
     let mut limits = resolve_limits(raw.max_packet_size, raw.max_inflight, raw.max_queued_messages, ctx)?;
-    if let Some(receive) = raw.receive_maximum {
-        if receive == 0 {
-            let spot = ctx.spot(&path(&["receive-maximum"]), At::Value);
-            return Err(ctx.invalid(&spot, "expected an integer from 1 to 65535, found `0`"));
-        }
-        limits.receive_maximum = receive;
-    }
-    if let Some(aliases) = raw.topic_alias_maximum {
-        limits.topic_alias_maximum = aliases;
-    }
+    resolve_mqtt5_limits(&mut limits, raw.receive_maximum, raw.topic_alias_maximum, ctx)?;
     let max_message_expiry_interval = match raw.max_message_expiry_interval {
         Some(v) => Some(ctx.seconds(&path(&["max-message-expiry-interval"]), v)?),
         None => None,
@@ -332,6 +323,26 @@ fn resolve_plugins(
         plugins.concurrency = c;
     }
     Ok(plugins)
+}
+
+/// `receive-maximum` (not 0) and `topic-alias-maximum`.
+fn resolve_mqtt5_limits(
+    limits: &mut Limits,
+    receive_maximum: Option<u16>,
+    topic_alias_maximum: Option<u16>,
+    ctx: &mut Ctx<'_>,
+) -> Result<(), ConfigError> {
+    if let Some(receive) = receive_maximum {
+        if receive == 0 {
+            let spot = ctx.spot(&path(&["receive-maximum"]), At::Value);
+            return Err(ctx.invalid(&spot, "expected an integer from 1 to 65535, found `0`"));
+        }
+        limits.receive_maximum = receive;
+    }
+    if let Some(aliases) = topic_alias_maximum {
+        limits.topic_alias_maximum = aliases;
+    }
+    Ok(())
 }
 
 fn resolve_limits(

@@ -102,17 +102,19 @@ pub(crate) fn render(s: &Snapshot, stats: &Stats) -> String {
         o.one("moth_resident_memory_max_bytes", "gauge", "Peak resident memory of the process.", peak);
     }
 
+    render_listeners(&mut o, stats);
+    render_auth(&mut o, stats);
+    o.0
+}
+
+/// The per-listener connection counters.
+fn render_listeners(o: &mut Out, stats: &Stats) {
     let listeners = stats.listeners();
+    listener_metric(o, &listeners, "moth_listener_connections", "gauge", "Clients connected now, by listener.", |l| {
+        l.connected.load(Ordering::Relaxed).max(0).unsigned_abs()
+    });
     listener_metric(
-        &mut o,
-        &listeners,
-        "moth_listener_connections",
-        "gauge",
-        "Clients connected now, by listener.",
-        |l| l.connected.load(Ordering::Relaxed).max(0).unsigned_abs(),
-    );
-    listener_metric(
-        &mut o,
+        o,
         &listeners,
         "moth_listener_connections_accepted_total",
         "counter",
@@ -120,14 +122,17 @@ pub(crate) fn render(s: &Snapshot, stats: &Stats) -> String {
         |l| l.accepted.load(Ordering::Relaxed),
     );
     listener_metric(
-        &mut o,
+        o,
         &listeners,
         "moth_listener_connections_refused_total",
         "counter",
         "Connections refused (listener full, bad CONNECT, authentication), by listener.",
         |l| l.refused.load(Ordering::Relaxed),
     );
+}
 
+/// Each authentication plugin's answers and how long it took.
+fn render_auth(o: &mut Out, stats: &Stats) {
     let plugins = stats.auth_plugins();
     o.header("moth_auth_results_total", "counter", "Answers of each authentication plugin.");
     for (name, p) in &plugins {
@@ -141,9 +146,8 @@ pub(crate) fn render(s: &Snapshot, stats: &Stats) -> String {
     }
     o.header("moth_auth_latency_seconds", "histogram", "Time each authentication plugin took to answer.");
     for (name, p) in &plugins {
-        auth_histogram(&mut o, name, p);
+        auth_histogram(o, name, p);
     }
-    o.0
 }
 
 fn listener_metric(

@@ -16,6 +16,10 @@
 //!   with the reason in the session or the broker context;
 //! - **finish** (`Live::finish`): detach the session, publish the will.
 //!
+//! Beside this file: `connection/packets.rs` (what each packet from the
+//! client does), `connection/close.rs` (why a connection ends, and the MQTT 5
+//! DISCONNECT that says so), `connection/will.rs` (the will, delayed or not).
+//!
 //! The output buffer has a high-water mark: above it, no more deliveries are
 //! taken from the session queue, whose own limit then applies. Memory per
 //! connection is therefore bounded however slow the client reads.
@@ -44,6 +48,11 @@ use tracing::{Instrument, debug};
 
 use super::handshake;
 use super::topic_alias::{AliasError, TopicAliases};
+
+mod close;
+mod packets;
+mod will;
+
 use crate::access::topic_request;
 use crate::codec::{self, DecodeError};
 use crate::message::Message;
@@ -59,6 +68,8 @@ use crate::shared::Shared;
 use crate::shutdown::Shutdown;
 use crate::stats::{Pending, bump};
 use crate::transport::ByteStream;
+use close::Close;
+use will::{delay_will, publish_will, will_delay};
 
 /// How long a new connection may take to send its CONNECT. A socket that
 /// sends nothing must not hold a connection slot forever.
@@ -114,70 +125,6 @@ pub(crate) struct Hold {
     /// the connection sees `Shared::stopping` when its session wakes it.
     /// Dropped when the task ends: how `Broker::shutdown` knows all are gone.
     pub shutdown: Shutdown,
-}
-
-/// Why a connection ended, for the log, for the will and for the reason
-/// code an MQTT 5 client is sent.
-#[derive(Debug)]
-enum Close {
-    /// DISCONNECT received: no will [MQTT-3.14.4-3], unless an MQTT 5
-    /// client asked for it (reason 0x04, `true` here).
-    Disconnect(bool),
-    /// The client closed the socket without DISCONNECT.
-    PeerClosed,
-    Io(std::io::Error),
-    /// The client broke a rule: the reason code and what happened.
-    Protocol(ReasonCode, String),
-    KeepAlive,
-    TakenOver,
-    Shutdown,
-}
-
-impl Close {
-    fn sends_will(&self) -> bool {
-        match self {
-            Close::Disconnect(with_will) => *with_will,
-            Close::Shutdown => false,
-            _ => true,
-        }
-    }
-
-    /// A protocol violation of the rules the codec cannot check.
-    fn protocol(why: impl Into<String>) -> Close {
-        Close::Protocol(ReasonCode::PROTOCOL_ERROR, why.into())
-    }
-
-    /// The DISCONNECT an MQTT 5 client is sent before the socket closes
-    /// [MQTT 5 §4.13]: `None` when the client ended it or is gone.
-    fn disconnect(&self) -> Option<Disconnect> {
-        let (reason, why) = match self {
-            Close::Disconnect(_) | Close::PeerClosed | Close::Io(_) => return None,
-            Close::Protocol(code, why) => (*code, why.as_str()),
-            Close::KeepAlive => (ReasonCode::KEEP_ALIVE_TIMEOUT, "keep-alive timeout"),
-            Close::TakenOver => (ReasonCode::SESSION_TAKEN_OVER, "another connection took the session over"),
-            Close::Shutdown => (ReasonCode::SERVER_SHUTTING_DOWN, "the broker is shutting down"),
-        };
-        let mut d = Disconnect::new(reason);
-        // A reason string is always allowed on DISCONNECT [MQTT-3.14.2-3];
-        // kept short, as it counts against the client's maximum packet size.
-        d.reason_string = Some(why.chars().take(120).collect());
-        Some(d)
-    }
-}
-
-impl std::fmt::Display for Close {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Close::Disconnect(false) => f.write_str("client sent DISCONNECT"),
-            Close::Disconnect(true) => f.write_str("client sent DISCONNECT with will message"),
-            Close::PeerClosed => f.write_str("connection closed by client without DISCONNECT"),
-            Close::Io(e) => write!(f, "i/o error: {e}"),
-            Close::Protocol(code, why) => write!(f, "protocol violation ({code}): {why}"),
-            Close::KeepAlive => f.write_str("keep-alive timeout"),
-            Close::TakenOver => f.write_str("session taken over by a new connection with the same client id"),
-            Close::Shutdown => f.write_str("broker shutting down"),
-        }
-    }
 }
 
 /// Serves one connection to its end. Never panics on client input; every
@@ -613,244 +560,6 @@ impl Live {
         }
         Ok(())
     }
-
-    fn handle(&mut self, packet: Packet) -> Result<(), Close> {
-        match packet {
-            Packet::Publish(p) => return self.on_publish(p),
-            Packet::Puback(a) => {
-                let r = self.client.session.lock().on_puback(a.packet_id);
-                self.acknowledged("PUBACK", a.packet_id, r)?;
-            }
-            Packet::Pubrec(a) => {
-                // A failure reason ends an MQTT 5 flow without PUBREL.
-                let refused = a.reason.is_error();
-                let r = {
-                    let mut session = self.client.session.lock();
-                    if refused { session.on_pubrec_refused(a.packet_id) } else { session.on_pubrec(a.packet_id) }
-                };
-                if r == AckResult::Done && !refused {
-                    self.io.emit(&Packet::Pubrel(Ack::new(a.packet_id)));
-                }
-                self.acknowledged("PUBREC", a.packet_id, r)?;
-            }
-            Packet::Pubcomp(a) => {
-                let r = self.client.session.lock().on_pubcomp(a.packet_id);
-                self.acknowledged("PUBCOMP", a.packet_id, r)?;
-            }
-            Packet::Pubrel(a) => {
-                let r = self.client.session.lock().on_pubrel(a.packet_id);
-                // 3.1.1 answers PUBCOMP whatever; MQTT 5 says the id was unknown.
-                let reason =
-                    if r == AckResult::Done { ReasonCode::SUCCESS } else { ReasonCode::PACKET_IDENTIFIER_NOT_FOUND };
-                self.io.emit(&Packet::Pubcomp(Ack::with_reason(a.packet_id, reason)));
-            }
-            Packet::Subscribe(s) => self.on_subscribe(s),
-            Packet::Unsubscribe(u) => self.on_unsubscribe(u),
-            Packet::Pingreq => self.io.emit(&Packet::Pingresp),
-            Packet::Disconnect(d) => return Err(self.on_disconnect(&d)),
-            Packet::Connect(_) => return Err(Close::protocol("second CONNECT [MQTT-3.1.0-2]")),
-            // moth offers no enhanced authentication method, so none is
-            // under way [MQTT-4.12.0-1].
-            Packet::Auth(_) => return Err(Close::protocol("AUTH without an authentication method in CONNECT")),
-            other @ (Packet::Connack(_) | Packet::Suback(_) | Packet::Unsuback(_) | Packet::Pingresp) => {
-                return Err(Close::protocol(format!("{} is sent by servers only", other.name())));
-            }
-        }
-        Ok(())
-    }
-
-    /// Logs an acknowledgement no flow waited for; one of the wrong type
-    /// (PUBREC for a QoS 1 delivery, ...) ends the connection, as in
-    /// Mosquitto.
-    fn acknowledged(&self, packet: &str, packet_id: u16, r: AckResult) -> Result<(), Close> {
-        match r {
-            AckResult::Done => Ok(()),
-            AckResult::Unknown => {
-                debug!(client_id = %self.client.client_id(), packet_id, "{packet} for no message in flight");
-                Ok(())
-            }
-            AckResult::WrongType => Err(Close::protocol(format!(
-                "{packet} for packet id {packet_id}, whose flow waits for another acknowledgement [MQTT-4.3.2, MQTT-4.3.3]"
-            ))),
-        }
-    }
-
-    fn on_publish(&mut self, mut p: Publish) -> Result<(), Close> {
-        bump(&mut self.io.pending.publish_received, 1);
-        if let Some(v5) = self.client.v5.as_deref_mut() {
-            if !p.subscription_ids.is_empty() {
-                return Err(Close::protocol("PUBLISH from a client carries a subscription identifier [MQTT-3.3.4-6]"));
-            }
-            p.topic = v5.aliases.resolve(p.topic, p.topic_alias.take()).map_err(|e| match e {
-                AliasError::OutOfRange(_) => Close::Protocol(ReasonCode::TOPIC_ALIAS_INVALID, e.to_string()),
-                AliasError::Unset(_) => Close::protocol(e.to_string()),
-            })?;
-            if p.qos == QoS::ExactlyOnce {
-                let full = {
-                    let session = self.client.session.lock();
-                    session.inflight().inbound_len() >= usize::from(v5.receive_maximum)
-                        && !session.awaits_pubrel(p.packet_id)
-                };
-                if full {
-                    let why = format!("more than {} QoS 2 PUBLISH awaiting PUBREL [MQTT-3.3.4-9]", v5.receive_maximum);
-                    return Err(Close::Protocol(ReasonCode::RECEIVE_MAXIMUM_EXCEEDED, why));
-                }
-            }
-        }
-        let v5 = self.io.protocol.is_v5();
-        let mut reason = if !publish_allowed(&self.ctx, &self.client, &p.topic) {
-            ReasonCode::NOT_AUTHORIZED
-        } else if !payload_format_ok(&p) {
-            debug!(client_id = %self.client.client_id(), topic = %p.topic, "payload format 1 but not UTF-8: dropped");
-            ReasonCode::PAYLOAD_FORMAT_INVALID
-        } else {
-            ReasonCode::SUCCESS
-        };
-        let (qos, packet_id) = (p.qos, p.packet_id);
-        // Inbound QoS 2 is routed on its first PUBLISH only [MQTT-4.3.3-2].
-        // A refused one starts a flow in 3.1.1, which acknowledges it as
-        // if accepted; MQTT 5's failure PUBREC ends it at once.
-        let starts_flow = !(v5 && reason.is_error());
-        let first = qos != QoS::ExactlyOnce || (starts_flow && self.client.session.lock().on_inbound_qos2(packet_id));
-        if !reason.is_error() && first {
-            let message = expiring(Message::from_publish(p), self.ctx.config.max_message_expiry_interval);
-            let routed = self.ctx.router.publish_from(Arc::new(message), Some(self.client.session.id()));
-            if routed.queued + routed.dropped == 0 {
-                reason = ReasonCode::NO_MATCHING_SUBSCRIBERS;
-            }
-        }
-        match qos {
-            QoS::AtMostOnce => {}
-            // Acknowledged even when refused: MQTT 3.1.1 has no negative
-            // acknowledgement (its encoder leaves the reason out), and a
-            // client that never gets one would re-send forever.
-            QoS::AtLeastOnce => self.io.emit(&Packet::Puback(Ack::with_reason(packet_id, reason))),
-            QoS::ExactlyOnce => self.io.emit(&Packet::Pubrec(Ack::with_reason(packet_id, reason))),
-        }
-        Ok(())
-    }
-
-    fn on_subscribe(&mut self, s: Subscribe) {
-        let subscription_id = s.subscription_id.and_then(NonZeroU32::new);
-        let mut codes = Vec::with_capacity(s.filters.len());
-        let mut retained = Vec::new();
-        for (i, f) in s.filters.iter().enumerate() {
-            // A filter repeated in one SUBSCRIBE replaces itself
-            // [MQTT-3.8.4-3]: only its last copy sends retained messages.
-            let repeated = s.filters[i + 1..].iter().any(|later| later.filter == f.filter);
-            if !self.ctx.config.shared_subscriptions && crate::topic::shared(&f.filter).is_some() {
-                conn_log!(info, self.client, client_id = %self.client.client_id(), filter = %f.filter, "subscription refused: shared-subscriptions is off");
-                codes.push(SubackCode::Failure(ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED));
-                continue;
-            }
-            if let Some(reason) = subscribe_refused(&self.ctx, &self.client, &f.filter) {
-                conn_log!(info, self.client, client_id = %self.client.client_id(), filter = %f.filter, "subscription refused: {reason}");
-                codes.push(SubackCode::Failure(ReasonCode::NOT_AUTHORIZED));
-                continue;
-            }
-            let granted = f.qos.min(self.ctx.config.max_qos);
-            let grant = Grant {
-                qos: granted,
-                no_local: f.no_local,
-                retain_as_published: f.retain_as_published,
-                subscription_id,
-            };
-            let existed = self.client.session.lock().add_subscription(&f.filter, grant);
-            let matching = self.ctx.router.subscribe(&self.client.session, &f.filter, grant);
-            let send_retained = match f.retain_handling {
-                RetainHandling::OnSubscribe => true,
-                RetainHandling::OnNewSubscription => !existed,
-                RetainHandling::Never => false,
-            };
-            if send_retained && !repeated {
-                retained.extend(matching.into_iter().map(|m| (m, grant)));
-            }
-            debug!(client_id = %self.client.client_id(), filter = %f.filter, qos = granted as u8, "subscribed");
-            codes.push(SubackCode::Granted(granted));
-        }
-        self.io.emit(&Packet::Suback(Suback::new(s.packet_id, codes)));
-        // Retained messages go after the SUBACK, with RETAIN set
-        // [MQTT-3.3.1-8], and with the subscription's identifier.
-        if !retained.is_empty() {
-            let room = self.ctx.config.limits.max_queued_messages + self.ctx.router.retained_count();
-            let mut skipped = 0usize;
-            let mut state = self.client.session.lock();
-            for (message, grant) in retained {
-                let qos = message.qos.min(grant.qos);
-                let mut delivery = Delivery::new(message, qos, true);
-                if let Some(id) = grant.subscription_id {
-                    delivery.subscription_ids.push(id);
-                }
-                skipped += usize::from(!state.enqueue_retained(delivery, room));
-            }
-            drop(state);
-            if skipped > 0 {
-                conn_log!(warn, self.client, client_id = %self.client.client_id(), skipped,
-                    "retained messages not queued: the client's queue holds max-queued-messages plus the whole retained store");
-            }
-        }
-    }
-
-    fn on_unsubscribe(&mut self, u: Unsubscribe) {
-        let mut codes = Vec::with_capacity(u.filters.len());
-        for f in &u.filters {
-            let existed = self.client.session.lock().remove_subscription(f);
-            self.ctx.router.unsubscribe(self.client.session.id(), f);
-            debug!(client_id = %self.client.client_id(), filter = %f, existed, "unsubscribed");
-            codes.push(if existed { ReasonCode::SUCCESS } else { ReasonCode::NO_SUBSCRIPTION_EXISTED });
-        }
-        // Sent even when nothing matched [MQTT-3.10.4-5]; the codes are
-        // MQTT 5's only.
-        self.io.emit(&Packet::Unsuback(Unsuback::new(u.packet_id, codes)));
-    }
-
-    /// A DISCONNECT from the client: the will is dropped unless an MQTT 5
-    /// client asks for it (0x04), and an MQTT 5 client may change how long
-    /// its session outlives the connection.
-    fn on_disconnect(&mut self, d: &Disconnect) -> Close {
-        if let Some(v5) = self.client.v5.as_deref()
-            && let Some(asked) = d.session_expiry_interval
-        {
-            if v5.expiry_was_zero && asked != 0 {
-                return Close::protocol(
-                    "DISCONNECT sets a session expiry interval after CONNECT set 0 [MQTT-3.14.2-2]",
-                );
-            }
-            let granted = v5.max_session_expiry.map_or(asked, |max| asked.min(max));
-            self.expiry = Expiry::from_interval(granted);
-            self.client.session.lock().set_persistent(self.expiry.keeps());
-        }
-        let with_will = d.reason == ReasonCode::DISCONNECT_WITH_WILL;
-        if !with_will {
-            self.client.will = None;
-        }
-        Close::Disconnect(with_will)
-    }
-}
-
-/// An MQTT 5 payload format indicator of 1 promises UTF-8 [MQTT 5 §3.3.2.3.2];
-/// moth holds the publisher to it, so subscribers can trust it.
-fn payload_format_ok(p: &Publish) -> bool {
-    p.properties
-        .as_ref()
-        .is_none_or(|props| props.payload_format_indicator != Some(1) || std::str::from_utf8(&p.payload).is_ok())
-}
-
-/// Why the topic chain refuses a SUBSCRIBE to `filter`, if it does. A
-/// shared subscription is checked by its filter: `$share/g/sensors/#` needs
-/// the right to `sensors/#`.
-fn subscribe_refused(ctx: &Shared, client: &Client, filter: &str) -> Option<String> {
-    if !ctx.access.checks_topics() {
-        return None;
-    }
-    let filter = crate::topic::shared(filter).map_or(filter, |(_, inner)| inner);
-    ctx.access.check_topic(&topic_request(
-        client.client_id(),
-        client.username.as_deref(),
-        &client.listener,
-        TopicAction::SUBSCRIBE,
-        filter,
-    ))
 }
 
 /// The client a delivery check is about.
@@ -885,80 +594,6 @@ pub(super) fn drain(ctx: &Shared, state: &mut Session, out: &mut BytesMut, who: 
 
 fn protocol_error(e: &DecodeError) -> Close {
     Close::Protocol(e.reason_code(), e.to_string())
-}
-
-/// Topic checks on a client's PUBLISH. `$SYS/` belongs to the broker:
-/// clients may read it but not write to it.
-fn publish_allowed(ctx: &Shared, client: &Client, topic: &str) -> bool {
-    if topic.starts_with("$SYS/") || topic == "$SYS" {
-        debug!(client_id = %client.client_id(), topic, "publish to $SYS refused");
-        return false;
-    }
-    if !ctx.access.checks_topics() {
-        return true;
-    }
-    let request =
-        topic_request(client.client_id(), client.username.as_deref(), &client.listener, TopicAction::PUBLISH, topic);
-    match ctx.access.check_topic(&request) {
-        None => true,
-        Some(reason) => {
-            conn_log!(info, client, client_id = %client.client_id(), topic, "publish refused: {reason}");
-            false
-        }
-    }
-}
-
-/// How long after the connection's end its will is published: the will
-/// delay interval, but no later than the session's end [MQTT-3.1.3-9].
-fn will_delay(seconds: u32, expiry: Expiry) -> Duration {
-    let delay = Duration::from_secs(u64::from(seconds));
-    match expiry {
-        Expiry::AtClose => Duration::ZERO,
-        Expiry::After(session) => delay.min(session),
-        Expiry::Never => delay,
-    }
-}
-
-/// Publishes the will after `delay` unless the client is back by then: a
-/// new connection has taken the session over [MQTT-3.1.3-9]. A shutdown
-/// publishes it at once, as Mosquitto does, rather than lose it.
-fn delay_will(ctx: Arc<Shared>, client: Client, will: Message, delay: Duration, conn_id: u64, mut shutdown: Shutdown) {
-    debug!(client_id = %client.client_id(), topic = %will.topic, delay_s = delay.as_secs(), "will delayed");
-    tokio::spawn(async move {
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = shutdown.recv() => {}
-        }
-        if client.session.opened_by() == conn_id {
-            publish_will(&ctx, &client, will);
-        } else {
-            debug!(client_id = %client.client_id(), "will dropped: the client reconnected within its delay");
-        }
-        drop(shutdown);
-    });
-}
-
-fn publish_will(ctx: &Shared, client: &Client, will: Message) {
-    if !publish_allowed(ctx, client, &will.topic) {
-        return;
-    }
-    debug!(client_id = %client.client_id(), topic = %will.topic, "publishing will");
-    ctx.router.publish(Arc::new(expiring(will, ctx.config.max_message_expiry_interval)));
-}
-
-/// `message` with its deadline: its MQTT 5 message expiry interval, at
-/// most `max-message-expiry-interval`, which also applies to messages
-/// without one. The clock is read only when either is set.
-fn expiring(message: Message, max: Option<Duration>) -> Message {
-    if message.properties.is_none() && max.is_none() {
-        return message;
-    }
-    let now = Instant::now();
-    let mut message = message.expiring(now);
-    if let Some(limit) = max.and_then(|max| now.checked_add(max)) {
-        message.expires_at = Some(message.expires_at.map_or(limit, |at| at.min(limit)));
-    }
-    message
 }
 
 #[cfg(test)]
@@ -1162,6 +797,7 @@ mod tests {
 
     #[test]
     fn a_will_waits_at_most_as_long_as_its_session() {
+        use super::will::will_delay;
         let s = Duration::from_secs;
         assert_eq!(will_delay(30, Expiry::Never), s(30));
         assert_eq!(will_delay(30, Expiry::After(s(10))), s(10));

@@ -272,6 +272,20 @@ async fn take_session(
     Ok(Taken { session, fresh, slot, conn_id })
 }
 
+/// The session's limits and how its client reads packets: the client's
+/// MQTT 5 receive maximum narrows the in-flight window, and nothing larger
+/// than its maximum packet size is sent to it [MQTT-3.3.4-7, MQTT-3.1.2-24].
+fn client_limits(ctx: &Shared, connect: &Connect) -> (SessionLimits, Outbound) {
+    let mut limits = session_limits(ctx);
+    let mut outbound = Outbound { protocol: connect.protocol, ..Outbound::default() };
+    if connect.protocol.is_v5() {
+        let p = &connect.properties;
+        limits.max_inflight = limits.max_inflight.min(p.receive_maximum.unwrap_or(u16::MAX));
+        outbound.max_packet_size = p.maximum_packet_size.map_or(usize::MAX, |m| m as usize);
+    }
+    (limits, outbound)
+}
+
 fn session_limits(ctx: &Shared) -> SessionLimits {
     SessionLimits { max_inflight: ctx.config.limits.max_inflight, max_queued: ctx.config.limits.max_queued_messages }
 }
@@ -298,16 +312,7 @@ fn accept(
     let username = connect.username.as_deref();
     let v5 = connect.protocol.is_v5();
     let (expiry, capped) = session_expiry(ctx, &connect);
-    let mut limits = session_limits(ctx);
-    let mut outbound = Outbound { protocol: connect.protocol, ..Outbound::default() };
-    if v5 {
-        // The client's receive maximum narrows the in-flight window, and
-        // nothing larger than its maximum packet size is sent to it
-        // [MQTT-3.3.4-7, MQTT-3.1.2-24].
-        let p = &connect.properties;
-        limits.max_inflight = limits.max_inflight.min(p.receive_maximum.unwrap_or(u16::MAX));
-        outbound.max_packet_size = p.maximum_packet_size.map_or(usize::MAX, |m| m as usize);
-    }
+    let (limits, outbound) = client_limits(ctx, &connect);
     let (present, removed) = {
         let mut state = session.lock();
         let mut removed = if fresh { state.reset() } else { Vec::new() };

@@ -327,26 +327,7 @@ pub(crate) fn encode(packet: &Packet, out: &mut BytesMut) {
         Packet::Pubrec(a) => encode_ack(out, 0x50, a),
         Packet::Pubrel(a) => encode_ack(out, 0x62, a),
         Packet::Pubcomp(a) => encode_ack(out, 0x70, a),
-        Packet::Subscribe(s) => {
-            let mut props = Props::default();
-            props.varint(prop::SUBSCRIPTION_IDENTIFIER, s.subscription_id);
-            props.user(&s.user_properties);
-            let body: usize = s.filters.iter().map(|f| 3 + f.filter.len()).sum();
-            begin(out, 0x82, 2 + props.wire_len() + body);
-            out.put_u16(s.packet_id);
-            props.put(out);
-            for f in &s.filters {
-                put_field(out, f.filter.as_bytes());
-                let handling = match f.retain_handling {
-                    RetainHandling::OnSubscribe => 0,
-                    RetainHandling::OnNewSubscription => 1,
-                    RetainHandling::Never => 2,
-                };
-                out.put_u8(
-                    f.qos as u8 | u8::from(f.no_local) << 2 | u8::from(f.retain_as_published) << 3 | handling << 4,
-                );
-            }
-        }
+        Packet::Subscribe(s) => encode_subscribe(s, out),
         Packet::Suback(s) => {
             let props = reason_props(s.reason_string.as_deref(), &s.user_properties);
             begin(out, 0x90, 2 + props.wire_len() + s.codes.len());
@@ -420,6 +401,25 @@ fn connack_props(p: &ConnackProperties) -> Props {
     props.string(prop::AUTHENTICATION_METHOD, p.authentication_method.as_deref());
     props.binary(prop::AUTHENTICATION_DATA, p.authentication_data.as_deref());
     props
+}
+
+fn encode_subscribe(s: &Subscribe, out: &mut BytesMut) {
+    let mut props = Props::default();
+    props.varint(prop::SUBSCRIPTION_IDENTIFIER, s.subscription_id);
+    props.user(&s.user_properties);
+    let body: usize = s.filters.iter().map(|f| 3 + f.filter.len()).sum();
+    begin(out, 0x82, 2 + props.wire_len() + body);
+    out.put_u16(s.packet_id);
+    props.put(out);
+    for f in &s.filters {
+        put_field(out, f.filter.as_bytes());
+        let handling = match f.retain_handling {
+            RetainHandling::OnSubscribe => 0,
+            RetainHandling::OnNewSubscription => 1,
+            RetainHandling::Never => 2,
+        };
+        out.put_u8(f.qos as u8 | u8::from(f.no_local) << 2 | u8::from(f.retain_as_published) << 3 | handling << 4);
+    }
 }
 
 /// PUBACK..PUBCOMP in their shortest form: the packet identifier alone for
