@@ -38,20 +38,25 @@
 //! this):
 //!
 //! 1. `moth-protocol` (`broker/protocol/`, used here as `packet`, `codec`,
-//!    `topic`, `message`): the wire format, sans I/O.
+//!    `topic`, `message`): the wire format of MQTT 5.0, 3.1.1 and 3.1,
+//!    sans I/O (`codec/` one file per version, `reason.rs`).
 //! 2. `config` (the hbmqtt/amqtt configuration; `config/amqtt.rs` reads
 //!    amqtt's plugin map) and `stats` (every counter).
 //! 3. `session`: one client's state (`state.rs`), the QoS 1 and QoS 2
-//!    flows (`inflight.rs`), all sessions and who owns them (`store.rs`).
+//!    flows (`inflight.rs`), all sessions and who owns them (`store.rs`),
+//!    what a subscription grants (`subscription.rs`), a shared
+//!    subscription's members (`shared_group.rs`).
 //! 4. `routing`: where a PUBLISH is routed (`router.rs`,
-//!    `subscriptions.rs`, `retained.rs`).
+//!    `subscriptions.rs`, `shared.rs`, `retained.rs`).
 //! 5. `plugin_host`: the registry of plugins, the library loader, what
 //!    plugins are handed and how one is called.
 //! 6. `access`: the chains in force and the chain rule (`chain.rs`);
 //!    where a CONNECT is authenticated (`connect.rs`).
 //! 7. `shared`: the state the server and the broker share.
 //! 8. `transport`: TLS, client certificates, WebSocket.
-//! 9. `server` (listeners, the connection driver, keep-alive) and
+//! 9. `server` (listeners, the CONNECT phase `handshake.rs`, the connection
+//!    driver with its packet handlers `connection/packets.rs`, keep-alive
+//!    and session expiry `sweeper.rs`) and
 //!    `observability` (`$SYS`, Prometheus, logging).
 //! 10. `broker`: the embeddable [`Broker`] and what a reload applies.
 //! 11. `cli`: what the `moth` program adds (`moth passwd`, the open-file limit).
