@@ -427,3 +427,22 @@ async fn shared_subscriptions_can_be_turned_off() {
     let codes = subscribe(&mut c, 1, SubscribeFilter::new("$share/g/t", QoS::AtMostOnce)).await;
     assert_eq!(codes, [SubackCode::Failure(ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED)]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_disconnect_fits_the_clients_maximum_packet_size() {
+    let tb = TestBroker::start("").await;
+    let mut tiny = connect5("tiny");
+    tiny.properties.maximum_packet_size = Some(8);
+    let (mut first, _) = open(&tb, tiny.clone()).await;
+    let _second = connected(&tb, "tiny").await;
+    let d = disconnected(&mut first).await;
+    assert_eq!(
+        (d.reason, d.reason_string),
+        (ReasonCode::SESSION_TAKEN_OVER, None),
+        "no reason string: it would not fit"
+    );
+    // Without a maximum, the reason string comes along.
+    let (mut roomy, _) = open(&tb, connect5("roomy")).await;
+    let _again = connected(&tb, "roomy").await;
+    assert!(disconnected(&mut roomy).await.reason_string.is_some());
+}

@@ -289,6 +289,9 @@ pub(super) struct V5Client {
     pub(super) max_session_expiry: Option<u32>,
     /// The will's delay interval, in seconds (0: published at once).
     pub(super) will_delay: u32,
+    /// The client's maximum packet size (unlimited when it set none):
+    /// moth's own packets are held to it too, not only deliveries.
+    pub(super) max_packet_size: usize,
 }
 
 impl Client {
@@ -473,8 +476,16 @@ impl Live {
         let Live { mut io, ctx, mut client, conn_id, expiry, slot, hold, span, .. } = *self;
         async move {
             if io.protocol.is_v5()
-                && let Some(d) = close.disconnect()
+                && let Some(mut d) = close.disconnect()
             {
+                // Never larger than the client allows [MQTT-3.1.2-24]: the
+                // reason string is the part that may go.
+                let max = client.v5.as_deref().map_or(usize::MAX, |v5| v5.max_packet_size);
+                let mut packet = BytesMut::new();
+                codec::encode(&Packet::Disconnect(d.clone()), io.protocol, &mut packet);
+                if packet.len() > max {
+                    d.reason_string = None;
+                }
                 io.emit(&Packet::Disconnect(d));
             }
             // A final PUBACK, say.

@@ -365,6 +365,7 @@ fn accept(
                     receive_maximum: ctx.config.limits.receive_maximum,
                     max_session_expiry: max_session_expiry(ctx),
                     will_delay: connect.will.as_ref().map_or(0, |w| w.delay_interval),
+                    max_packet_size: connect.properties.maximum_packet_size.map_or(usize::MAX, |m| m as usize),
                 })
             }),
         },
