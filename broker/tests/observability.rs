@@ -369,15 +369,23 @@ fn json_log_lines_are_one_object_each_with_structured_fields() {
     assert_eq!(code, ConnectReturnCode::Accepted);
     c.publish_qos1(1);
     broker.wait_line(&["client connected", "json-client"]);
+    // A user name without a password file is refused (hbmqtt's rule): its
+    // log line names the user as plain text.
+    let (_refused, code) = Mqtt::connect(([127, 0, 0, 1], port).into(), "json-user", Some("alice"));
+    assert_ne!(code, ConnectReturnCode::Accepted);
+    broker.wait_line(&["connection refused", "json-user"]);
     let (log, code) = broker.stop();
     assert_eq!(code, Some(0));
     let mut connected = None;
+    let mut refused = None;
     for line in log.iter().filter(|l| !l.trim().is_empty()) {
         let v: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
         assert!(v["level"].is_string() && v["timestamp"].is_string(), "{line}");
         if v["fields"]["message"] == "client connected" {
             connected = Some(v);
+        } else if v["fields"]["message"].as_str().is_some_and(|m| m.starts_with("connection refused")) {
+            refused = Some(v);
         }
     }
     let v = connected.expect("a `client connected` line");
@@ -385,6 +393,10 @@ fn json_log_lines_are_one_object_each_with_structured_fields() {
     assert_eq!(v["fields"]["plugin"], "auth_anonymous");
     assert_eq!(v["fields"]["listener"], "default");
     assert!(v["fields"]["peer"].as_str().is_some_and(|p| p.starts_with("127.0.0.1:")), "{v}");
+    // Absent values are absent, not Rust's `None`.
+    assert!(v["fields"].get("username").is_none() && v["fields"].get("tls_identity").is_none(), "{v}");
+    let r = refused.expect("a `connection refused` line");
+    assert_eq!(r["fields"]["username"], "alice", "the plain user name, not `Some(\"alice\")`: {r}");
 
     // The same from the configuration file.
     let config = dir.file(

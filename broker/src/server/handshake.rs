@@ -69,9 +69,9 @@ async fn refuse(io: &mut Io, info: &ConnInfo, listener: &ListenerStats, r: Refus
     let (client_id, username, code) = (&r.client_id, r.username.as_deref(), r.code.code(io.protocol));
     let plugin = r.plugin.as_deref().unwrap_or("-");
     if r.warn {
-        conn_log!(warn, info, client_id = %client_id, ?username, code, plugin, "connection refused: {}", r.reason);
+        conn_log!(warn, info, client_id = %client_id, username, code, plugin, "connection refused: {}", r.reason);
     } else {
-        conn_log!(info, info, client_id = %client_id, ?username, code, plugin, "connection refused: {}", r.reason);
+        conn_log!(info, info, client_id = %client_id, username, code, plugin, "connection refused: {}", r.reason);
     }
     listener.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     io.refuse(r.code).await;
@@ -335,9 +335,9 @@ fn accept(
     conn_log!(
         info,
         info,
-        client_id = %client_id, ?username, protocol = connect.protocol.version(), assigned_id = assigned,
+        client_id = %client_id, username, protocol = connect.protocol.version(), assigned_id = assigned,
         clean_session = connect.clean_session, session_present = present, keep_alive = connect.keep_alive,
-        auth = "allowed", tls_identity = ?info.tls_identity,
+        auth = "allowed", tls_identity = info.tls_identity.as_deref(),
         plugin = decided_by.as_deref().unwrap_or("-"), "client connected"
     );
     {
