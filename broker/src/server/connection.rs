@@ -282,16 +282,8 @@ pub(super) struct V5Client {
     /// The CONNECT's session expiry interval was 0: a DISCONNECT may not
     /// raise it [MQTT-3.14.2-2].
     pub(super) expiry_was_zero: bool,
-    /// moth's receive maximum, announced in CONNACK: QoS 2 PUBLISH awaiting
-    /// PUBREL beyond it end the connection [MQTT-3.3.4-9].
-    pub(super) receive_maximum: u16,
-    /// The longest session expiry moth grants, in seconds.
-    pub(super) max_session_expiry: Option<u32>,
     /// The will's delay interval, in seconds (0: published at once).
     pub(super) will_delay: u32,
-    /// The client's maximum packet size (unlimited when it set none):
-    /// moth's own packets are held to it too, not only deliveries.
-    pub(super) max_packet_size: usize,
 }
 
 impl Client {
@@ -480,11 +472,13 @@ impl Live {
             {
                 // Never larger than the client allows [MQTT-3.1.2-24]: the
                 // reason string is the part that may go.
-                let max = client.v5.as_deref().map_or(usize::MAX, |v5| v5.max_packet_size);
-                let mut packet = BytesMut::new();
-                codec::encode(&Packet::Disconnect(d.clone()), io.protocol, &mut packet);
-                if packet.len() > max {
-                    d.reason_string = None;
+                let max = client.session.lock().outbound().max_packet_size;
+                if max != usize::MAX {
+                    let mut packet = BytesMut::new();
+                    codec::encode(&Packet::Disconnect(d.clone()), io.protocol, &mut packet);
+                    if packet.len() > max {
+                        d.reason_string = None;
+                    }
                 }
                 io.emit(&Packet::Disconnect(d));
             }

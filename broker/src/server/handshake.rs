@@ -18,7 +18,7 @@ use crate::access::TlsInput;
 use crate::access::connect::{self, ConnectDecision};
 use crate::access::topic_request;
 use crate::message::Message;
-use crate::packet::{Connack, ConnackProperties, Connect, ConnectReturnCode, Packet, QoS};
+use crate::packet::{Connack, ConnackProperties, Connect, ConnectReturnCode, Packet};
 use crate::session::state::{Outbound, SessionLimits};
 use crate::session::store::{Expiry, Opened, SessionHandle, SlotHeld};
 use crate::shared::Shared;
@@ -362,10 +362,7 @@ fn accept(
                 Box::new(V5Client {
                     aliases: TopicAliases::new(ctx.config.limits.topic_alias_maximum),
                     expiry_was_zero: expiry == Expiry::AtClose,
-                    receive_maximum: ctx.config.limits.receive_maximum,
-                    max_session_expiry: max_session_expiry(ctx),
                     will_delay: connect.will.as_ref().map_or(0, |w| w.delay_interval),
-                    max_packet_size: connect.properties.maximum_packet_size.map_or(usize::MAX, |m| m as usize),
                 })
             }),
         },
@@ -387,16 +384,15 @@ fn connack_properties(ctx: &Shared, client_id: &str, assigned: bool, capped: Opt
         // Absent means 0: none.
         topic_alias_maximum: (limits.topic_alias_maximum > 0).then_some(limits.topic_alias_maximum),
         shared_subscription_available: (!ctx.config.shared_subscriptions).then_some(false),
-        // Subscriptions are granted at most `max-qos`; PUBLISH is accepted
-        // at any QoS, so no maximum QoS is announced.
-        maximum_qos: None::<QoS>,
+        // No maximum QoS: subscriptions are granted at most `max-qos`, but
+        // PUBLISH is accepted at any QoS.
         ..ConnackProperties::default()
     }
 }
 
 /// The longest session expiry moth grants, in seconds:
 /// `session-expiry-interval`, if set.
-fn max_session_expiry(ctx: &Shared) -> Option<u32> {
+pub(super) fn max_session_expiry(ctx: &Shared) -> Option<u32> {
     ctx.config.session_expiry_interval.map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX - 1))
 }
 

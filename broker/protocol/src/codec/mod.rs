@@ -410,6 +410,8 @@ pub fn encode_publish(
 }
 
 #[cfg(test)]
+mod test_mutations;
+#[cfg(test)]
 mod tests_v3;
 #[cfg(test)]
 mod tests_v5;

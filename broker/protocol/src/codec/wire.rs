@@ -105,7 +105,11 @@ impl Reader {
     /// hide a topic from the people reading them. Mosquitto refuses them too.
     pub(crate) fn name(&mut self) -> Result<&str, DecodeError> {
         let s = self.string()?;
-        if s.chars().any(char::is_control) {
+        // On the bytes of valid UTF-8 (every topic of every PUBLISH passes
+        // here): U+0001..U+001F and U+007F are single bytes, U+0080..U+009F
+        // are 0xC2 followed by 0x80..=0x9F.
+        let b = s.as_bytes();
+        if b.iter().any(|&c| c < 0x20 || c == 0x7F) || b.windows(2).any(|w| w[0] == 0xC2 && w[1] < 0xA0) {
             return Err(DecodeError::ControlCharacter);
         }
         Ok(s)

@@ -4,6 +4,8 @@
 //! (`session/inflight.rs`) on. The connection driver (`connection.rs`)
 //! decodes the packets and hands them here one by one.
 
+use std::collections::HashMap;
+
 use super::*;
 
 impl Live {
@@ -79,13 +81,15 @@ impl Live {
                 AliasError::Unset(_) => Close::protocol(e.to_string()),
             })?;
             if p.qos == QoS::ExactlyOnce {
+                // moth's receive maximum, announced in CONNACK.
+                let receive_maximum = self.ctx.config.limits.receive_maximum;
                 let full = {
                     let session = self.client.session.lock();
-                    session.inflight().inbound_len() >= usize::from(v5.receive_maximum)
+                    session.inflight().inbound_len() >= usize::from(receive_maximum)
                         && !session.awaits_pubrel(p.packet_id)
                 };
                 if full {
-                    let why = format!("more than {} QoS 2 PUBLISH awaiting PUBREL [MQTT-3.3.4-9]", v5.receive_maximum);
+                    let why = format!("more than {receive_maximum} QoS 2 PUBLISH awaiting PUBREL [MQTT-3.3.4-9]");
                     return Err(Close::Protocol(ReasonCode::RECEIVE_MAXIMUM_EXCEEDED, why));
                 }
             }
@@ -127,10 +131,17 @@ impl Live {
         let subscription_id = s.subscription_id.and_then(NonZeroU32::new);
         let mut codes = Vec::with_capacity(s.filters.len());
         let mut retained = Vec::new();
+        // A filter repeated in one SUBSCRIBE replaces itself [MQTT-3.8.4-3]:
+        // only its last copy sends retained messages. Found by each
+        // filter's last position, not by comparing every pair: a SUBSCRIBE
+        // may carry thousands of filters.
+        let last: HashMap<&str, usize> = if s.filters.len() > 1 {
+            s.filters.iter().enumerate().map(|(i, f)| (f.filter.as_str(), i)).collect()
+        } else {
+            HashMap::new()
+        };
         for (i, f) in s.filters.iter().enumerate() {
-            // A filter repeated in one SUBSCRIBE replaces itself
-            // [MQTT-3.8.4-3]: only its last copy sends retained messages.
-            let repeated = s.filters[i + 1..].iter().any(|later| later.filter == f.filter);
+            let repeated = last.get(f.filter.as_str()).is_some_and(|&at| at != i);
             if !self.ctx.config.shared_subscriptions && crate::topic::shared(&f.filter).is_some() {
                 conn_log!(info, self.client, client_id = %self.client.client_id(), filter = %f.filter, "subscription refused: shared-subscriptions is off");
                 codes.push(SubackCode::Failure(ReasonCode::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED));
@@ -209,7 +220,7 @@ impl Live {
                     "DISCONNECT sets a session expiry interval after CONNECT set 0 [MQTT-3.14.2-2]",
                 );
             }
-            let granted = v5.max_session_expiry.map_or(asked, |max| asked.min(max));
+            let granted = handshake::max_session_expiry(&self.ctx).map_or(asked, |max| asked.min(max));
             self.expiry = Expiry::from_interval(granted);
             self.client.session.lock().set_persistent(self.expiry.keeps());
         }
