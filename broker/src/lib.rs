@@ -74,6 +74,7 @@ mod session;
 mod shared;
 mod shutdown;
 mod stats;
+mod store;
 #[cfg(test)]
 mod testing;
 mod transport;

@@ -100,6 +100,38 @@ pub(crate) struct AuthPluginStats {
     pub latency_sum_nanos: AtomicU64,
 }
 
+/// Upper bounds, in seconds, of the store's commit latency histogram.
+pub(crate) const COMMIT_LATENCY_BUCKETS: [f64; 10] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1.0];
+
+/// What the store's journal did (persistence on).
+#[derive(Debug, Default)]
+pub(crate) struct StoreStats {
+    /// Commits that reached the disk, each one fsync.
+    pub commits: AtomicU64,
+    /// Changes recorded by sessions and the router.
+    pub changes: AtomicU64,
+    /// Records written or deleted: changes left after a batch merged them.
+    pub records_written: AtomicU64,
+    /// Commits that failed (a full disk, an I/O error); retried.
+    pub errors: AtomicU64,
+    /// Per-bucket counts, as for the authentication latency.
+    pub latency_buckets: [AtomicU64; COMMIT_LATENCY_BUCKETS.len() + 1],
+    pub latency_sum_nanos: AtomicU64,
+    /// Bytes the store takes on disk, as of the last commit.
+    pub size_bytes: AtomicU64,
+}
+
+impl StoreStats {
+    /// Records one successful commit that took `latency`.
+    pub(crate) fn commit(&self, latency: Duration) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        let secs = latency.as_secs_f64();
+        let bucket = COMMIT_LATENCY_BUCKETS.iter().position(|&b| secs <= b).unwrap_or(COMMIT_LATENCY_BUCKETS.len());
+        self.latency_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_nanos.fetch_add(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+}
+
 /// The broker's traffic since start, summed over every client connection
 /// (read counter by counter while clients keep counting, so only nearly
 /// consistent with one another).
@@ -134,6 +166,8 @@ pub(crate) struct Stats {
     sessions_expired: AtomicU64,
     listeners: Mutex<BTreeMap<String, Arc<ListenerStats>>>,
     auth: Mutex<BTreeMap<String, Arc<AuthPluginStats>>>,
+    /// The store's journal; all zero while persistence is off.
+    pub store: StoreStats,
 }
 
 impl Default for Stats {
@@ -148,6 +182,7 @@ impl Default for Stats {
             sessions_expired: AtomicU64::new(0),
             listeners: Mutex::new(BTreeMap::new()),
             auth: Mutex::new(BTreeMap::new()),
+            store: StoreStats::default(),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! and the broker out of it; this test keeps the order of the rest.
 //!
 //! The order (lib.rs says what each holds): protocol, then config and
-//! counters, sessions, routing, the plugin host, access control, the shared
+//! counters, the store, sessions, routing, the plugin host, access control, the shared
 //! state, transports, the server and observability, the embeddable broker,
 //! the command line.
 
@@ -24,16 +24,18 @@ const LAYERS: &[(&str, u8)] = &[
     ("testing", 2),
     ("config", 2),
     ("stats", 2),
-    ("session", 3),
-    ("routing", 4),
-    ("plugin_host", 5),
-    ("access", 6),
-    ("shared", 7),
-    ("transport", 8),
-    ("server", 9),
-    ("observability", 9),
-    ("broker", 10),
-    ("cli", 11),
+    // What survives a restart: sessions and the router record into it.
+    ("store", 3),
+    ("session", 4),
+    ("routing", 5),
+    ("plugin_host", 6),
+    ("access", 7),
+    ("shared", 8),
+    ("transport", 9),
+    ("server", 10),
+    ("observability", 10),
+    ("broker", 11),
+    ("cli", 12),
 ];
 
 fn layer(module: &str) -> Option<u8> {

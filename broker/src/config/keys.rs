@@ -19,7 +19,7 @@ use super::diagnostics::{Ctx, Spot};
 use super::position::{KeyText, Node, NodeKind, Position, Seg, child, display_path};
 // The table reads better without the enum names.
 use Holds::{Keys, List, Named, Nothing};
-use Section::{Auth, Listener, Metrics, Top, TopicCheck};
+use Section::{Auth, Listener, Metrics, Persistence, Top, TopicCheck};
 
 /// The mappings whose keys are in the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +34,8 @@ pub(super) enum Section {
     TopicCheck,
     /// `metrics`.
     Metrics,
+    /// `persistence`.
+    Persistence,
 }
 
 /// What a key's value holds beneath it: how a path deeper than the key is
@@ -111,6 +113,7 @@ pub(super) const KEYS: &[Key] = &[
     key(Top, &["session-owner"], "`user` or `client-id`", Nothing),
     key(Top, &["session-expiry-interval", "session_expiry_interval"], SECONDS_OR_NULL, Nothing),
     key(Top, &["metrics"], "a mapping of metrics settings (`bind`, `path`)", Keys(Metrics)),
+    key(Top, &["persistence"], "a mapping of persistence settings (`enabled`, `path`, `sync`)", Keys(Persistence)),
     key(Top, &["log-level"], "a log filter such as `info` or `moth=debug`", Nothing),
     key(Top, &["log-format"], "`text` or `json`", Nothing),
     key(Top, &["plugins-dir"], "a directory path or a list of them", Nothing),
@@ -149,6 +152,10 @@ pub(super) const KEYS: &[Key] = &[
     key(Metrics, &["bind"], "an address such as `127.0.0.1:9100`", Nothing),
     key(Metrics, &["path"], "a URL path such as `/metrics`", Nothing),
     key(Metrics, &["enabled"], BOOLEAN, Nothing),
+    key(Persistence, &["enabled"], BOOLEAN, Nothing),
+    key(Persistence, &["path"], "a directory path", Nothing),
+    key(Persistence, &["sync"], "`always`, `batch` or `periodic`", Nothing),
+    key(Persistence, &["sync-interval"], "a number of seconds", Nothing),
 ];
 
 /// The row of `spelling` in `section`, matched exactly (as serde matches).
@@ -249,7 +256,7 @@ mod tests {
     use serde::de::{self, Deserializer, Visitor};
 
     use super::*;
-    use crate::config::{AuthFile, ConfigFile, ListenerFile, MetricsFile, TopicCheckFile};
+    use crate::config::{AuthFile, ConfigFile, ListenerFile, MetricsFile, PersistenceFile, TopicCheckFile};
 
     /// Reads nothing; remembers the field names a derived `Deserialize`
     /// announces when it asks for a struct.
@@ -296,6 +303,7 @@ mod tests {
         assert_eq!(table_names(Auth), serde_names::<AuthFile>());
         assert_eq!(table_names(TopicCheck), serde_names::<TopicCheckFile>());
         assert_eq!(table_names(Metrics), serde_names::<MetricsFile>());
+        assert_eq!(table_names(Persistence), serde_names::<PersistenceFile>());
     }
 
     #[test]
@@ -310,7 +318,7 @@ mod tests {
 
     #[test]
     fn a_near_miss_can_only_mean_one_key() {
-        for section in [Top, Listener, Auth, TopicCheck, Metrics] {
+        for section in [Top, Listener, Auth, TopicCheck, Metrics, Persistence] {
             let mut owner = std::collections::HashMap::new();
             for (row, key) in KEYS.iter().enumerate().filter(|(_, k)| k.section == section) {
                 for spelling in key.spellings {

@@ -42,10 +42,10 @@ mod tests;
 
 pub use diagnostics::{ConfigError, Diagnostic};
 pub use position::Position;
-pub use schema::{AuthFile, ConfigFile, ListenerFile, MetricsFile, OneOrMany, TopicCheckFile};
+pub use schema::{AuthFile, ConfigFile, ListenerFile, MetricsFile, OneOrMany, PersistenceFile, TopicCheckFile};
 pub use types::{
-    AuthConfig, ChainDefault, Config, Limits, ListenerConfig, ListenerKind, LogFormat, MetricsConfig, PluginsConfig,
-    SessionOwner, TlsConfig, TopicCheckConfig,
+    AuthConfig, ChainDefault, Config, Limits, ListenerConfig, ListenerKind, LogFormat, MetricsConfig,
+    PersistenceConfig, PluginsConfig, SessionOwner, SyncMode, TlsConfig, TopicCheckConfig,
 };
 #[cfg(test)]
 pub(crate) use types::{DEFAULT_PLUGIN_CONCURRENCY, DEFAULT_PLUGIN_TIMEOUT};

@@ -15,10 +15,10 @@ use super::bind::parse_bind;
 use super::diagnostics::{At, ConfigError, Ctx, one_line, show_num, show_path};
 use super::listeners::resolve_listeners;
 use super::position::{Seg, child, path};
-use super::schema::{AuthFile, ConfigFile, MetricsFile, OneOrMany, TopicCheckFile};
+use super::schema::{AuthFile, ConfigFile, MetricsFile, OneOrMany, PersistenceFile, TopicCheckFile};
 use super::types::{
-    AuthConfig, ChainDefault, Config, DEFAULT_TIMEOUT_DISCONNECT_DELAY, Limits, ListenerConfig, MAX_PACKET_SIZE_CAP,
-    MetricsConfig, PluginsConfig, TopicCheckConfig,
+    AuthConfig, ChainDefault, Config, DEFAULT_SYNC_INTERVAL, DEFAULT_TIMEOUT_DISCONNECT_DELAY, Limits, ListenerConfig,
+    MAX_PACKET_SIZE_CAP, MetricsConfig, PersistenceConfig, PluginsConfig, SyncMode, TopicCheckConfig,
 };
 use crate::packet::QoS;
 
@@ -74,6 +74,10 @@ pub(super) fn resolve(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<Config, Conf
         Some(section) => resolve_metrics(section, &listeners, ctx)?,
         None => None,
     };
+    let persistence = match raw.persistence {
+        Some(section) => resolve_persistence(section, ctx)?,
+        None => None,
+    };
     check_log_level(raw.log_level.as_deref(), ctx)?;
     let plugins =
         resolve_plugins(raw.plugins_dir, raw.plugins_config, raw.plugin_timeout, raw.plugin_concurrency, ctx)?;
@@ -91,6 +95,7 @@ pub(super) fn resolve(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<Config, Conf
         max_message_expiry_interval,
         shared_subscriptions: raw.shared_subscriptions.unwrap_or(true),
         metrics,
+        persistence,
         log_level: raw.log_level,
         log_format: raw.log_format.unwrap_or_default(),
         plugins,
@@ -281,6 +286,50 @@ fn resolve_metrics(
         ));
     }
     Ok(Some(MetricsConfig { bind, path: metrics_path }))
+}
+
+/// The persistence section; `None` unless `enabled: true`. A section that
+/// turns persistence on must say where (`path`): a store is never put in
+/// a place the operator did not choose.
+fn resolve_persistence(section: PersistenceFile, ctx: &mut Ctx<'_>) -> Result<Option<PersistenceConfig>, ConfigError> {
+    if section.enabled != Some(true) {
+        return Ok(None);
+    }
+    let dir = match section.path {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => {
+            let spot = ctx.spot(&path(&["persistence"]), At::Key);
+            return Err(ctx.invalid(&spot, "`path` is missing: the directory the store is kept in"));
+        }
+    };
+    let interval = match section.sync_interval {
+        Some(v) => {
+            let key = path(&["persistence", "sync-interval"]);
+            let d = ctx.seconds(&key, v)?;
+            if d.is_zero() {
+                return Err(ctx.invalid(&ctx.spot(&key, At::Value), "expected a number of seconds above 0, found 0"));
+            }
+            Some(d)
+        }
+        None => None,
+    };
+    let sync = match section.sync.as_deref() {
+        None | Some("batch") => SyncMode::Batch,
+        Some("always") => SyncMode::Always,
+        Some("periodic") => SyncMode::Periodic(interval.unwrap_or(DEFAULT_SYNC_INTERVAL)),
+        Some(other) => {
+            let key = path(&["persistence", "sync"]);
+            return Err(ctx.invalid(
+                &ctx.spot(&key, At::Value),
+                format!("expected `always`, `batch` or `periodic`, found {}", ctx.found(&key, other)),
+            ));
+        }
+    };
+    if interval.is_some() && !matches!(sync, SyncMode::Periodic(_)) {
+        let spot = ctx.spot(&path(&["persistence", "sync-interval"]), At::Key);
+        ctx.warn(&spot, "only read with `sync: periodic`; ignored");
+    }
+    Ok(Some(PersistenceConfig { path: dir, sync }))
 }
 
 fn resolve_plugins(

@@ -88,6 +88,8 @@ pub struct ConfigFile {
     pub session_expiry_interval_alt: Option<f64>,
     /// `metrics`: the Prometheus endpoint.
     pub metrics: Option<MetricsFile>,
+    /// `persistence`: where and how durably state is kept.
+    pub persistence: Option<PersistenceFile>,
     /// `log-level`: a `RUST_LOG`-style filter.
     #[serde(rename = "log-level")]
     pub log_level: Option<String>,
@@ -132,6 +134,20 @@ pub struct MetricsFile {
     pub path: Option<String>,
     /// `enabled`: default true.
     pub enabled: Option<bool>,
+}
+
+/// The `persistence` section, as written.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct PersistenceFile {
+    /// `enabled`: default false.
+    pub enabled: Option<bool>,
+    /// `path`: the store's directory.
+    pub path: Option<PathBuf>,
+    /// `sync`: `always`, `batch` or `periodic`.
+    pub sync: Option<String>,
+    /// `sync-interval`, seconds (for `periodic`).
+    #[serde(rename = "sync-interval")]
+    pub sync_interval: Option<f64>,
 }
 
 /// One entry under `listeners`, as written.

@@ -75,6 +75,8 @@ pub struct Config {
     pub shared_subscriptions: bool,
     /// The `metrics` section: `Some` when the Prometheus endpoint is on.
     pub metrics: Option<MetricsConfig>,
+    /// The `persistence` section: `Some` when state is kept on disk.
+    pub persistence: Option<PersistenceConfig>,
     /// `log-level`: a `RUST_LOG`-style filter for the `moth` program; `None`
     /// = not set (`info`, or what `-v`/`RUST_LOG` say).
     pub log_level: Option<String>,
@@ -104,6 +106,37 @@ pub enum SessionOwner {
     /// in-flight messages.
     ClientId,
 }
+
+/// Where and how durably the broker keeps its state (`persistence`
+/// section, with `enabled: true`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersistenceConfig {
+    /// `path`: the directory of the store (created if missing); the store
+    /// is the file `moth.redb` in it. A relative path is relative to the
+    /// working directory, as every path of the file is.
+    pub path: PathBuf,
+    /// `sync` (with `sync-interval`): when a change counts as stored.
+    pub sync: SyncMode,
+}
+
+/// `sync`: when moth acknowledges what it must keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// `always`: every change is committed and fsync'd on its own before
+    /// what confirms it is sent. The slowest; for measuring the cost.
+    Always,
+    /// `batch` (the default): group commit. Changes are committed together,
+    /// one fsync for all the connections that wait in the same window, and
+    /// confirmations wait for it. Nothing acknowledged is lost.
+    Batch,
+    /// `periodic`: acknowledged at once, committed every interval
+    /// (`sync-interval`, default 1 s). A crash loses at most that much, as
+    /// with Mosquitto's autosave.
+    Periodic(Duration),
+}
+
+/// Default of `sync-interval` (for `sync: periodic`).
+pub(crate) const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The Prometheus endpoint (`metrics` section).
 #[derive(Debug, Clone, PartialEq)]

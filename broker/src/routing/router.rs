@@ -20,6 +20,8 @@ use crate::session::state::{Delivery, Enqueued, Queued};
 use crate::session::store::SessionHandle;
 use crate::session::subscription::{Grant, Merged, SubscriptionIds};
 use crate::stats::{Counter, Stats};
+use crate::store::batch::Change;
+use crate::store::journal::Journal;
 use crate::topic;
 
 type Matches = Vec<(SubscriberId, Arc<SessionHandle>, Grant)>;
@@ -42,6 +44,8 @@ pub(crate) struct Router {
     retained: RwLock<RetainedStore>,
     /// The broker's counters; routing adds the dropped deliveries.
     stats: Arc<Stats>,
+    /// With persistence on, where retained messages are recorded.
+    journal: Option<Arc<Journal>>,
 }
 
 /// A delivery through a shared subscription, on the picked member's terms.
@@ -56,6 +60,7 @@ fn shared_delivery(message: Arc<Message>, grant: Grant, group: Arc<Group>) -> De
         message,
         subscription_ids,
         group: Some(group),
+        stored: 0,
     }
 }
 
@@ -89,6 +94,16 @@ impl Router {
         Router { stats, ..Self::default() }
     }
 
+    /// A router that also records retained messages in `journal`.
+    pub(crate) fn with_journal(stats: Arc<Stats>, journal: Option<Arc<Journal>>) -> Self {
+        Router { stats, journal, ..Self::default() }
+    }
+
+    /// Puts back a retained message loaded from the store (start-up).
+    pub(crate) fn restore_retained(&self, message: Arc<Message>) {
+        self.retained_mut().set(message);
+    }
+
     fn tree(&self) -> RwLockReadGuard<'_, SubscriptionTree<Arc<SessionHandle>, Grant>> {
         self.tree.read_locked()
     }
@@ -116,7 +131,15 @@ impl Router {
         if message.retain {
             // Kept for long: stored owning its bytes, not pinning the
             // publisher's read buffer.
-            self.retained_mut().set(Arc::new(message.compacted()));
+            let compacted = Arc::new(message.compacted());
+            let mut retained = self.retained_mut();
+            if let Some(journal) = &self.journal {
+                // Under the retained store's lock: the journal sees the
+                // changes of one topic in the order they were made.
+                let kept = (!compacted.payload.is_empty()).then(|| compacted.clone());
+                journal.record(Change::Retained(compacted.topic.clone(), kept));
+            }
+            retained.set(compacted);
         }
         MATCHES.with_borrow_mut(|matches| {
             self.tree().matches(&message.topic, matches);
@@ -158,6 +181,7 @@ impl Router {
                         retain: merged.retain_as_published && message.retain,
                         subscription_ids: merged.subscription_ids,
                         group: None,
+                        stored: 0,
                     }
                     .into()
                 };

@@ -48,6 +48,9 @@ pub(crate) struct OutEntry {
     /// The shared subscription's group it came through, if any.
     pub group: Option<Arc<Group>>,
     pub state: Awaiting,
+    /// Its sequence number in the store (`session/durable.rs`); 0 when
+    /// not stored.
+    pub stored: u64,
 }
 
 /// A packet the flow wants sent after an acknowledgement or on resume.
@@ -118,8 +121,35 @@ impl Inflight {
         debug_assert!(qos != QoS::AtMostOnce);
         let packet_id = self.allocate_id();
         let state = if qos == QoS::ExactlyOnce { Awaiting::Pubrec } else { Awaiting::Puback };
-        self.out.push_back(OutEntry { packet_id, message, qos, retain, subscription_ids, group: None, state });
+        self.out.push_back(OutEntry {
+            packet_id,
+            message,
+            qos,
+            retain,
+            subscription_ids,
+            group: None,
+            state,
+            stored: 0,
+        });
         packet_id
+    }
+
+    /// Records flow `packet_id`'s sequence number in the store.
+    pub(crate) fn set_stored(&mut self, packet_id: u16, seq: u64) {
+        if let Some(e) = self.out.iter_mut().find(|e| e.packet_id == packet_id) {
+            e.stored = seq;
+        }
+    }
+
+    /// Puts back a flow loaded from the store, with its packet id and step.
+    pub(crate) fn restore(&mut self, entry: OutEntry) {
+        self.next_id = self.next_id.max(entry.packet_id);
+        self.out.push_back(entry);
+    }
+
+    /// Puts back an inbound QoS 2 id loaded from the store.
+    pub(crate) fn restore_inbound(&mut self, packet_id: u16) {
+        self.inbound_qos2.insert(packet_id);
     }
 
     fn allocate_id(&mut self) -> u16 {

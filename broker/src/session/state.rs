@@ -23,9 +23,12 @@ use bytes::BytesMut;
 use crate::codec::{self, PublishV5};
 use crate::message::Message;
 use crate::packet::{Ack, Packet, Protocol, QoS};
-use crate::session::inflight::{AckResult, Awaiting, Inflight, Resend};
+use crate::session::durable::{DeliveryTerms, Durable, grant_of};
+use crate::session::inflight::{AckResult, Awaiting, Inflight, OutEntry, Resend};
 use crate::session::shared_group::Group;
 use crate::session::subscription::{Grant, SubscriptionIds};
+use crate::store::StoredSession;
+use crate::store::record::{DeliveryState, SessionRecord};
 
 /// Per-session limits, from the configuration's `Limits`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,11 +146,22 @@ pub(crate) struct Delivery {
     /// The shared subscription's group it came through, if any: when this
     /// session's client leaves, the message can go to another member.
     pub group: Option<Arc<Group>>,
+    /// Its sequence number in the store (`durable.rs`); 0 when not stored.
+    pub stored: u64,
 }
 
 impl Delivery {
     pub(crate) fn new(message: Arc<Message>, qos: QoS, retain: bool) -> Delivery {
-        Delivery { message, qos, retain, subscription_ids: SubscriptionIds::None, group: None }
+        Delivery { message, qos, retain, subscription_ids: SubscriptionIds::None, group: None, stored: 0 }
+    }
+
+    fn terms(&self) -> DeliveryTerms<'_> {
+        DeliveryTerms {
+            message: &self.message,
+            qos: self.qos,
+            retain: self.retain,
+            subscription_ids: self.subscription_ids.as_slice(),
+        }
     }
 }
 
@@ -199,6 +213,13 @@ impl Queued {
         }
     }
 
+    fn stored(&self) -> u64 {
+        match self {
+            Queued::Inline { .. } => 0,
+            Queued::Boxed(d) => d.stored,
+        }
+    }
+
     /// The same delivery with its message compacted (`Message::compacted`).
     pub(crate) fn compacted(self) -> Queued {
         match self {
@@ -222,7 +243,7 @@ impl Queued {
 
 impl From<Delivery> for Queued {
     fn from(d: Delivery) -> Queued {
-        if d.group.is_some() {
+        if d.group.is_some() || d.stored != 0 {
             return Queued::Boxed(Box::new(d));
         }
         let subscription_id = match d.subscription_ids {
@@ -242,7 +263,7 @@ impl From<Queued> for Delivery {
                 if let Some(id) = subscription_id {
                     subscription_ids.push(id);
                 }
-                Delivery { message, qos, retain, subscription_ids, group: None }
+                Delivery { message, qos, retain, subscription_ids, group: None, stored: 0 }
             }
             Queued::Boxed(d) => *d,
         }
@@ -295,6 +316,8 @@ pub(crate) struct Session {
     /// True from the first drop until the queue drains, so a flood of drops is
     /// logged once, not once per message.
     dropping: bool,
+    /// What the session records in the store; `None` without persistence.
+    durable: Option<Box<Durable>>,
 }
 
 impl Session {
@@ -312,6 +335,54 @@ impl Session {
             expired: 0,
             outbound: Outbound::default(),
             dropping: false,
+            durable: None,
+        }
+    }
+
+    /// A session of a broker with persistence: it records its changes.
+    pub(crate) fn with_durable(limits: SessionLimits, durable: Option<Durable>) -> Self {
+        Session { durable: durable.map(Box::new), ..Session::new(limits) }
+    }
+
+    /// Where the session's changes go, while it has a record on disk.
+    fn rec(&mut self) -> Option<&mut Durable> {
+        self.durable.as_deref_mut().filter(|d| d.stored())
+    }
+
+    /// Whether the session has a record on disk.
+    pub(crate) fn is_stored(&self) -> bool {
+        self.durable.as_deref().is_some_and(Durable::stored)
+    }
+
+    /// Writes the session's record: it outlives its connection, so the
+    /// store keeps it (CONNACK waits for it).
+    pub(crate) fn persist(&mut self, record: SessionRecord) {
+        if let Some(d) = self.durable.as_deref_mut() {
+            d.session(record);
+        }
+    }
+
+    /// The session's client left; it is kept until `expires_at` (wall ms).
+    pub(crate) fn stored_offline(&mut self, expires_at: Option<u64>) {
+        if let Some(d) = self.rec() {
+            d.offline(expires_at);
+        }
+    }
+
+    /// The session is gone (expired, or closed for good): its records are
+    /// removed and it records nothing more.
+    pub(crate) fn forget_stored(&mut self) {
+        if let Some(d) = self.durable.as_deref_mut() {
+            d.removed(false);
+        }
+    }
+
+    /// A stored delivery is finished.
+    fn finished(&mut self, seq: u64) {
+        if seq != 0
+            && let Some(d) = self.rec()
+        {
+            d.finished(seq);
         }
     }
 
@@ -384,6 +455,13 @@ impl Session {
             self.queued_qos0 = 0;
             self.inflight.clear();
         }
+        if (clean || !keep)
+            && let Some(d) = self.durable.as_deref_mut()
+        {
+            // Not kept past this connection: off the disk (the caller
+            // writes a new record when it is kept).
+            d.removed(true);
+        }
         self.persistent = keep;
         (present, removed)
     }
@@ -404,6 +482,9 @@ impl Session {
         self.queued_qos0 = 0;
         self.inflight.clear();
         self.persistent = false;
+        if let Some(d) = self.durable.as_deref_mut() {
+            d.removed(true);
+        }
         removed
     }
 
@@ -420,11 +501,18 @@ impl Session {
     /// Records a subscription; returns true when it replaced one for the same
     /// filter [MQTT-3.8.4-3].
     pub(crate) fn add_subscription(&mut self, filter: &str, grant: Grant) -> bool {
+        if let Some(d) = self.rec() {
+            d.subscription(filter, Some(grant));
+        }
         self.subscriptions.insert(filter.to_owned(), grant).is_some()
     }
 
     pub(crate) fn remove_subscription(&mut self, filter: &str) -> bool {
-        self.subscriptions.remove(filter).is_some()
+        let existed = self.subscriptions.remove(filter).is_some();
+        if existed && let Some(d) = self.rec() {
+            d.subscription(filter, None);
+        }
+        existed
     }
 
     /// Queues a delivery, applying the queue limit.
@@ -452,6 +540,14 @@ impl Session {
             }
             self.dropped += 1;
         }
+        let delivery = match self.rec() {
+            Some(d) if delivery.qos() != QoS::AtMostOnce => {
+                let mut stored = Delivery::from(delivery);
+                stored.stored = d.queued(&stored.terms());
+                Queued::Boxed(Box::new(stored))
+            }
+            _ => delivery,
+        };
         if delivery.qos() == QoS::AtMostOnce {
             self.queued_qos0 += 1;
         }
@@ -466,13 +562,15 @@ impl Session {
     /// whole retained store: one SUBSCRIBE always gets all its retained
     /// messages, while a client that subscribes again and again without
     /// reading stops growing its queue there instead of without bound.
-    pub(crate) fn enqueue_retained(&mut self, delivery: Delivery, room: usize) -> bool {
+    pub(crate) fn enqueue_retained(&mut self, mut delivery: Delivery, room: usize) -> bool {
         if self.queue.len() >= room {
             self.dropped += 1;
             return false;
         }
         if delivery.qos == QoS::AtMostOnce {
             self.queued_qos0 += 1;
+        } else if let Some(d) = self.rec() {
+            delivery.stored = d.queued(&delivery.terms());
         }
         self.queue.push_back(delivery.into());
         true
@@ -515,6 +613,9 @@ impl Session {
             // store to the queue's head, a cache line the publishing thread
             // keeps taking.
             let message = front.message();
+            let stored = front.stored();
+            // Set when the stored delivery ends here, not in flight.
+            let mut finished = stored;
             // Not delivered once expired [MQTT-3.3.2-5].
             match now.expiry(message) {
                 Err(()) => self.expired += 1,
@@ -540,6 +641,17 @@ impl Session {
                             if let Some(group) = front.group() {
                                 self.inflight.set_group(p.packet_id, Some(group.clone()));
                             }
+                            if stored != 0 {
+                                finished = 0;
+                                self.inflight.set_stored(p.packet_id, stored);
+                                if qos == QoS::ExactlyOnce
+                                    && let Some(d) = self.durable.as_deref_mut().filter(|d| d.stored())
+                                {
+                                    let terms =
+                                        DeliveryTerms { message, qos, retain, subscription_ids: p.subscription_ids };
+                                    d.sent(stored, &terms, p.packet_id);
+                                }
+                            }
                         }
                         self.outbound.encode(&p, out);
                         sent += 1;
@@ -550,6 +662,7 @@ impl Session {
                 self.queued_qos0 -= 1;
             }
             self.queue.pop_front();
+            self.finished(finished);
         }
         if self.queue.is_empty() {
             self.dropping = false;
@@ -595,20 +708,55 @@ impl Session {
         (publishes, pubrels)
     }
 
+    /// The stored sequence number of flow `packet_id` (0: none).
+    fn stored_of(&self, packet_id: u16) -> u64 {
+        self.inflight.get(packet_id).map_or(0, |e| e.stored)
+    }
+
     pub(crate) fn on_puback(&mut self, packet_id: u16) -> AckResult {
-        self.inflight.on_puback(packet_id)
+        let stored = self.stored_of(packet_id);
+        let r = self.inflight.on_puback(packet_id);
+        if r == AckResult::Done {
+            self.finished(stored);
+        }
+        r
     }
 
     pub(crate) fn on_pubrec(&mut self, packet_id: u16) -> AckResult {
-        self.inflight.on_pubrec(packet_id)
+        let first = self.inflight.get(packet_id).is_some_and(|e| e.state == Awaiting::Pubrec);
+        let r = self.inflight.on_pubrec(packet_id);
+        if r == AckResult::Done
+            && first
+            && let Some(e) = self.inflight.get(packet_id)
+            && e.stored != 0
+            && let Some(d) = self.durable.as_deref_mut().filter(|d| d.stored())
+        {
+            let terms = DeliveryTerms {
+                message: &e.message,
+                qos: e.qos,
+                retain: e.retain,
+                subscription_ids: e.subscription_ids.as_slice(),
+            };
+            d.released(e.stored, &terms, packet_id);
+        }
+        r
     }
 
     pub(crate) fn on_pubcomp(&mut self, packet_id: u16) -> AckResult {
-        self.inflight.on_pubcomp(packet_id)
+        let stored = self.stored_of(packet_id);
+        let r = self.inflight.on_pubcomp(packet_id);
+        if r == AckResult::Done {
+            self.finished(stored);
+        }
+        r
     }
 
     pub(crate) fn on_inbound_qos2(&mut self, packet_id: u16) -> bool {
-        self.inflight.on_inbound_qos2(packet_id)
+        let new = self.inflight.on_inbound_qos2(packet_id);
+        if new && let Some(d) = self.rec() {
+            d.inbound(packet_id, true);
+        }
+        new
     }
 
     /// Whether an inbound QoS 2 message with this id awaits its PUBREL.
@@ -617,11 +765,22 @@ impl Session {
     }
 
     pub(crate) fn on_pubrec_refused(&mut self, packet_id: u16) -> AckResult {
-        self.inflight.on_pubrec_refused(packet_id)
+        let stored = self.stored_of(packet_id);
+        let r = self.inflight.on_pubrec_refused(packet_id);
+        if r == AckResult::Done {
+            self.finished(stored);
+        }
+        r
     }
 
     pub(crate) fn on_pubrel(&mut self, packet_id: u16) -> AckResult {
-        self.inflight.on_pubrel(packet_id)
+        let r = self.inflight.on_pubrel(packet_id);
+        if r == AckResult::Done
+            && let Some(d) = self.rec()
+        {
+            d.inbound(packet_id, false);
+        }
+        r
     }
 
     /// Whether there is something `drain_into` could send now.
@@ -653,9 +812,69 @@ impl Session {
                 retain: e.retain,
                 subscription_ids: e.subscription_ids,
                 group: e.group,
+                stored: e.stored,
             });
         }
+        // They leave this session: so do their records (the member that
+        // takes one over stores its own).
+        for d in &mut taken {
+            let seq = std::mem::take(&mut d.stored);
+            self.finished(seq);
+        }
         taken
+    }
+
+    /// Rebuilds the session from what the store kept (broker start-up):
+    /// persistent and offline, with its subscriptions, queued messages,
+    /// QoS 2 flows and inbound QoS 2 ids, recording nothing (it is all on
+    /// disk already). Returns the subscriptions, for the router.
+    pub(crate) fn restore(&mut self, stored: &StoredSession) -> Vec<(String, Grant)> {
+        self.persistent = true;
+        let mut next_seq = 1;
+        for (filter, r) in &stored.subscriptions {
+            self.subscriptions.insert(filter.clone(), grant_of(r));
+        }
+        for (seq, r) in &stored.deliveries {
+            next_seq = next_seq.max(seq + 1);
+            let mut ids = SubscriptionIds::None;
+            for id in r.subscription_ids.iter().filter_map(|&id| NonZeroU32::new(id)) {
+                ids.push(id);
+            }
+            let delivery = |subscription_ids| Delivery {
+                message: r.message.clone(),
+                qos: r.qos,
+                retain: r.retain,
+                subscription_ids,
+                group: None,
+                stored: *seq,
+            };
+            let (packet_id, state) = match r.state {
+                DeliveryState::Queued => {
+                    self.queue.push_back(Queued::Boxed(Box::new(delivery(ids))));
+                    continue;
+                }
+                DeliveryState::Sent(id) => (id, Awaiting::Pubrec),
+                DeliveryState::Released(id) => (id, Awaiting::Pubcomp),
+            };
+            let d = delivery(ids);
+            self.inflight.restore(OutEntry {
+                packet_id,
+                message: d.message,
+                qos: d.qos,
+                retain: d.retain,
+                subscription_ids: d.subscription_ids,
+                group: None,
+                state,
+                stored: *seq,
+            });
+        }
+        for &id in &stored.inbound {
+            self.inflight.restore_inbound(id);
+        }
+        if let Some(d) = self.durable.as_deref_mut() {
+            d.restored(stored.record.clone(), next_seq);
+        }
+        self.subscriptions.iter().map(|(f, g)| (f.clone(), *g)).collect()
     }
 
     /// Takes every queued delivery (used by in-process subscribers, which

@@ -36,9 +36,13 @@ use tokio::sync::Semaphore;
 
 use crate::config::SessionOwner;
 use crate::lock::Locked;
+use crate::session::durable::Durable;
 use crate::session::liveness::{Liveness, now_ms};
 use crate::session::signal::Signal;
 use crate::session::state::{Session, SessionLimits};
+use crate::store::StoredSession;
+use crate::store::journal::Journal;
+use crate::store::record::{self, Keep, SessionRecord};
 
 /// Identifies a subscriber (a session, or an in-process subscriber) in the
 /// subscription tree; the store hands them out ([`SessionStore::next_id`]).
@@ -130,10 +134,20 @@ impl Drop for SlotHeld {
 
 impl SessionHandle {
     pub(crate) fn new(id: SubscriberId, client_id: Arc<str>, limits: SessionLimits) -> Self {
+        Self::with_journal(id, client_id, limits, None)
+    }
+
+    fn with_journal(
+        id: SubscriberId,
+        client_id: Arc<str>,
+        limits: SessionLimits,
+        journal: Option<&Arc<Journal>>,
+    ) -> Self {
+        let durable = journal.map(|j| Durable::new(j.clone(), client_id.clone()));
         SessionHandle {
             id,
             client_id,
-            state: Mutex::new(Session::new(limits)),
+            state: Mutex::new(Session::with_durable(limits, durable)),
             wake: Signal::new(),
             owner: AtomicU64::new(0),
             opened_by: AtomicU64::new(0),
@@ -145,7 +159,6 @@ impl SessionHandle {
     }
 
     /// The user whose session this is (`None`: a client without user name).
-    #[cfg(test)]
     pub(crate) fn user(&self) -> Option<Arc<str>> {
         self.user.locked().clone()
     }
@@ -191,17 +204,69 @@ pub(crate) struct SessionStore {
     /// No offline session expires before this (`now_ms`): lets
     /// [`SessionStore::expire`] skip the walk.
     next_expiry: AtomicU64,
+    /// With persistence on: every session records its changes here.
+    journal: Option<Arc<Journal>>,
 }
 
 impl Default for SessionStore {
     fn default() -> Self {
-        SessionStore { entries: Mutex::default(), next_id: AtomicU64::new(0), next_expiry: AtomicU64::new(NEVER) }
+        SessionStore {
+            entries: Mutex::default(),
+            next_id: AtomicU64::new(0),
+            next_expiry: AtomicU64::new(NEVER),
+            journal: None,
+        }
     }
+}
+
+/// The stored record of a session kept as `expiry` says, for `user`.
+pub(crate) fn session_record(user: Option<&str>, expiry: Expiry) -> SessionRecord {
+    let keep = match expiry {
+        Expiry::After(d) => Keep::For(d.as_secs()),
+        Expiry::Never | Expiry::AtClose => Keep::Forever,
+    };
+    SessionRecord { user: user.map(str::to_owned), keep, expires_at: None }
 }
 
 impl SessionStore {
     pub(crate) fn new() -> Self {
         Self::default()
+    }
+
+    /// A store whose sessions record their changes in `journal`.
+    pub(crate) fn with_journal(journal: Option<Arc<Journal>>) -> Self {
+        SessionStore { journal, ..Self::default() }
+    }
+
+    /// Puts back a session loaded from the store (start-up), offline, with
+    /// its expiry clock running from its stored deadline (from now, if the
+    /// broker stopped while it was connected). Returns it with its
+    /// subscriptions, for the router; `None` when it expired while the
+    /// broker was down (the caller removes its records).
+    pub(crate) fn restore(
+        &self,
+        stored: &StoredSession,
+        limits: SessionLimits,
+    ) -> Option<(Arc<SessionHandle>, Vec<(String, crate::session::subscription::Grant)>)> {
+        let wall = record::wall_ms();
+        let expires_at = match (stored.record.keep, stored.record.expires_at) {
+            (Keep::Forever, _) => NEVER,
+            (Keep::For(_), Some(at)) if at <= wall => return None,
+            (Keep::For(_), Some(at)) => now_ms().saturating_add(at - wall),
+            (Keep::For(secs), None) => now_ms().saturating_add(secs.saturating_mul(1000)),
+        };
+        let session = Arc::new(SessionHandle::with_journal(
+            self.next_id(),
+            stored.client_id.clone(),
+            limits,
+            self.journal.as_ref(),
+        ));
+        *session.user.locked() = stored.record.user.as_deref().map(Arc::from);
+        session.expires_at.store(expires_at, Ordering::Relaxed);
+        self.next_expiry.fetch_min(expires_at, Ordering::Relaxed);
+        let subscriptions = session.lock().restore(stored);
+        self.entries().insert(stored.client_id.clone(), session.clone());
+        Some((session, subscriptions))
     }
 
     fn entries(&self) -> MutexGuard<'_, HashMap<Arc<str>, Arc<SessionHandle>>> {
@@ -244,7 +309,8 @@ impl SessionStore {
             return Opened::Session { session: session.clone(), fresh };
         }
         let client_id: Arc<str> = Arc::from(client_id);
-        let session = Arc::new(SessionHandle::new(self.next_id(), client_id.clone(), limits));
+        let session =
+            Arc::new(SessionHandle::with_journal(self.next_id(), client_id.clone(), limits, self.journal.as_ref()));
         *session.user.locked() = user.map(Arc::from);
         session.owner.store(conn_id, Ordering::Release);
         session.opened_by.store(conn_id, Ordering::Release);
@@ -266,14 +332,20 @@ impl SessionStore {
         }
         match expiry {
             Expiry::AtClose => {
+                session.lock().forget_stored();
                 entries.remove(client_id);
                 return true;
             }
-            Expiry::Never => session.expires_at.store(NEVER, Ordering::Relaxed),
+            Expiry::Never => {
+                session.expires_at.store(NEVER, Ordering::Relaxed);
+                session.lock().stored_offline(None);
+            }
             Expiry::After(d) => {
-                let at = now_ms().saturating_add(u64::try_from(d.as_millis()).unwrap_or(NEVER));
+                let ms = u64::try_from(d.as_millis()).unwrap_or(NEVER);
+                let at = now_ms().saturating_add(ms);
                 session.expires_at.store(at, Ordering::Relaxed);
                 self.next_expiry.fetch_min(at, Ordering::Relaxed);
+                session.lock().stored_offline(Some(record::wall_ms().saturating_add(ms)));
             }
         }
         false
@@ -295,6 +367,7 @@ impl SessionStore {
             let at = s.expires_at.load(Ordering::Relaxed);
             // Owner 0: no connection has it (open resets the deadline too).
             if at <= now && s.owner() == 0 {
+                s.lock().forget_stored();
                 expired.push(s.clone());
                 return false;
             }
