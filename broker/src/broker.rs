@@ -8,6 +8,7 @@
 //! will when they are persisted to disk.
 
 pub(crate) mod reload;
+mod restore;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -80,6 +81,11 @@ pub enum BrokerError {
     /// [`Broker::publish`] was given a payload too large for one PUBLISH (its size in bytes).
     #[error("payload of {0} bytes does not fit in an MQTT packet")]
     PayloadTooLarge(usize),
+    /// The store (`persistence`) could not be opened or read
+    /// ([`Broker::new`]): held by another process, not writable, not a moth
+    /// store, damaged. The message names the file.
+    #[error("persistence: {0}")]
+    Store(String),
 }
 
 struct Running {
@@ -99,6 +105,8 @@ pub struct Broker {
     /// One per configured listener, in the same order.
     transports: Arc<Vec<Arc<Transport>>>,
     metrics_addr: Arc<Mutex<Option<SocketAddr>>>,
+    /// Wills found in the store, published by the first `start`.
+    wills: Arc<Mutex<Vec<restore::PendingWill>>>,
 }
 
 impl Broker {
@@ -126,17 +134,32 @@ impl Broker {
             // Registered up front so the metrics show every listener at 0.
             stats.listener(&l.name);
         }
+        let (journal, loaded) = match &config.persistence {
+            Some(p) => {
+                let (journal, loaded) = restore::open(p, &stats).map_err(BrokerError::Store)?;
+                (Some(journal), Some(loaded))
+            }
+            None => (None, None),
+        };
+        let router = Router::with_journal(stats.clone(), journal.clone());
+        let sessions = SessionStore::with_journal(journal.clone());
+        let wills = match (&journal, loaded) {
+            (Some(j), Some(loaded)) => restore::rebuild(loaded, &router, &sessions, j, &config),
+            _ => Vec::new(),
+        };
         Ok(Broker {
             applied: Arc::new(Mutex::new(config.clone())),
             ctx: Arc::new(Shared {
                 config,
-                router: Router::with_stats(stats.clone()),
-                sessions: SessionStore::new(),
+                router,
+                sessions,
                 stats,
                 access,
+                journal,
                 next_conn: AtomicU64::new(0),
                 stopping: AtomicBool::new(false),
             }),
+            wills: Arc::new(Mutex::new(wills)),
             running: Arc::new(tokio::sync::Mutex::new(None)),
             addrs: Arc::new(Mutex::new(Vec::new())),
             transports: Arc::new(transports),
@@ -196,6 +219,7 @@ impl Broker {
         }
         self.ctx.stats.mark_started();
         sys::publish_version(&self.ctx);
+        restore::publish_wills(&self.ctx, std::mem::take(&mut *self.wills.locked()));
         let interval = self.ctx.config.sys_interval;
         if !interval.is_zero() {
             info!(interval_secs = interval.as_secs_f64(), "publishing $SYS topics");
@@ -219,6 +243,10 @@ impl Broker {
         self.ctx.set_stopping(true);
         self.ctx.sessions.wake_all();
         r.stopper.stop().await;
+        if let Some(journal) = &self.ctx.journal {
+            // What the connections recorded last is on disk before `shutdown` returns.
+            journal.flush().await;
+        }
         drop(r.addrs);
         self.addrs.locked().clear();
         *self.metrics_addr.locked() = None;

@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::routing::router::Router;
 use crate::session::store::SessionStore;
 use crate::stats::Stats;
+use crate::store::journal::Journal;
 
 /// What connections, listeners and the broker's tasks share.
 pub(crate) struct Shared {
@@ -26,6 +27,9 @@ pub(crate) struct Shared {
     /// The authentication and topic-check chains; `Broker::reload` swaps
     /// them inside.
     pub access: AccessControl,
+    /// With persistence on: where changes are recorded, and what
+    /// connections wait on before they confirm them.
+    pub journal: Option<Arc<Journal>>,
     pub(crate) next_conn: AtomicU64,
     /// Set by `Broker::shutdown` (and cleared by `start`): attached
     /// connections look at it when woken, instead of each holding a future

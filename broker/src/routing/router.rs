@@ -99,6 +99,18 @@ impl Router {
         Router { stats, journal, ..Self::default() }
     }
 
+    /// Puts back a subscription loaded from the store (start-up), without
+    /// looking for retained messages: they were sent when it was made.
+    pub(crate) fn restore_subscription(&self, session: &Arc<SessionHandle>, filter: &str, grant: Grant) {
+        if let Some((group, inner)) = topic::shared(filter) {
+            let mut shared = self.shared.write_locked();
+            shared.subscribe(group, inner, session, grant);
+            self.shared_count.store(shared.len(), Ordering::Relaxed);
+        } else {
+            self.tree_mut().subscribe(filter, session.id(), session.clone(), grant);
+        }
+    }
+
     /// Puts back a retained message loaded from the store (start-up).
     pub(crate) fn restore_retained(&self, message: Arc<Message>) {
         self.retained_mut().set(message);
@@ -133,7 +145,8 @@ impl Router {
             // publisher's read buffer.
             let compacted = Arc::new(message.compacted());
             let mut retained = self.retained_mut();
-            if let Some(journal) = &self.journal {
+            // `$SYS` topics are the broker's own, published anew at each start.
+            if let Some(journal) = self.journal.as_ref().filter(|_| !compacted.topic.starts_with("$SYS")) {
                 // Under the retained store's lock: the journal sees the
                 // changes of one topic in the order they were made.
                 let kept = (!compacted.payload.is_empty()).then(|| compacted.clone());

@@ -67,6 +67,8 @@ use crate::session::subscription::Grant;
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
 use crate::stats::{Pending, bump};
+use crate::store::batch::Change;
+use crate::store::journal;
 use crate::transport::ByteStream;
 use close::Close;
 use will::{delay_will, publish_will, will_delay};
@@ -251,6 +253,12 @@ struct Live {
     client: Client,
     /// Written bytes that may sit in a TLS or WebSocket layer until flushed.
     unflushed: bool,
+    /// With persistence: the journal number the output waits for, 0 when it
+    /// waits for nothing. What this connection recorded (a message it
+    /// published, a subscription, a QoS 2 step) is confirmed by bytes in
+    /// the output buffer, which stay there until the journal says the
+    /// change is on disk (`store/journal.rs`).
+    durable_wait: u64,
     conn_id: u64,
     /// How long the session outlives this connection.
     expiry: Expiry,
@@ -298,6 +306,7 @@ async fn attach(start: Box<Start>) -> Option<Box<Live>> {
     let Start { ctx, stream, info, mut hold } = *start;
     let span = tracing::debug_span!("conn", listener = %info.listener, peer = %info.peer);
     let mut io = Io::new(stream);
+    let mark = journal::mark();
     let attached =
         handshake::connect_and_attach(&ctx, &mut io, &info, &mut hold.shutdown).instrument(span.clone()).await;
     let Some(a) = attached else {
@@ -309,12 +318,15 @@ async fn attach(start: Box<Start>) -> Option<Box<Live>> {
         ctx,
         client: a.client,
         unflushed: false,
+        durable_wait: 0,
         conn_id: a.conn_id,
         expiry: a.expiry,
         slot: a.slot,
         hold,
         span: (!span.is_disabled()).then(|| Box::new(span)),
     });
+    // The CONNACK waits for the session's record, if it made one.
+    live.note_changes(mark);
     // Packets already buffered behind the CONNECT.
     if let Err(close) = live.process_input() {
         Box::pin(live.finish(close)).await;
@@ -383,7 +395,13 @@ impl Live {
                 Poll::Pending => {}
             }
         }
-        if !self.io.outbuf.is_empty() {
+        if self.durable_wait != 0
+            && let Some(j) = &self.ctx.journal
+            && j.poll_durable(self.durable_wait, cx).is_ready()
+        {
+            self.durable_wait = 0;
+        }
+        if !self.io.outbuf.is_empty() && self.durable_wait == 0 {
             match Pin::new(&mut *self.io.stream).poll_write(cx, &self.io.outbuf) {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Some(Close::Io(std::io::ErrorKind::WriteZero.into()))),
                 Poll::Ready(Ok(n)) => {
@@ -465,8 +483,15 @@ impl Live {
     /// session is detached (or removed, for a clean session), the will is
     /// published unless the client said DISCONNECT.
     async fn finish(self: Box<Self>, close: Close) {
-        let Live { mut io, ctx, mut client, conn_id, expiry, slot, hold, span, .. } = *self;
+        let Live { mut io, ctx, mut client, conn_id, expiry, slot, hold, span, durable_wait, .. } = *self;
         async move {
+            // What the output confirms must be on disk before it goes.
+            let durable = match (&ctx.journal, durable_wait) {
+                (Some(j), wait) if wait != 0 => {
+                    tokio::time::timeout(Duration::from_secs(1), j.durable(wait)).await.is_ok()
+                }
+                _ => true,
+            };
             if io.protocol.is_v5()
                 && let Some(mut d) = close.disconnect()
             {
@@ -483,7 +508,7 @@ impl Live {
                 io.emit(&Packet::Disconnect(d));
             }
             // A final PUBACK, say.
-            if !matches!(close, Close::Io(_) | Close::PeerClosed) && !io.outbuf.is_empty() {
+            if durable && !matches!(close, Close::Io(_) | Close::PeerClosed) && !io.outbuf.is_empty() {
                 let written = tokio::time::timeout(Duration::from_secs(1), io.stream.write_all(&io.outbuf)).await;
                 if matches!(written, Ok(Ok(()))) {
                     bump(&mut io.pending.bytes_sent, io.outbuf.len());
@@ -495,6 +520,17 @@ impl Live {
             let session = &client.session;
             session.liveness.disarm();
             session.lock().detach();
+            let delay = will_delay(client.v5.as_deref().map_or(0, |v5| v5.will_delay), expiry);
+            let will_waits = close.sends_will() && client.will.is_some() && !delay.is_zero();
+            if let Some(j) = &ctx.journal
+                && session.opened_by() == conn_id
+                && !will_waits
+            {
+                // Settled now (published below, or not at all); before the
+                // session is let go, so a newer connection's will, recorded
+                // after, is not the one cleared.
+                j.record_quietly(Change::Will(session.client_id_arc(), None));
+            }
             // The client is gone for good or for a while: its unfinished
             // shared-subscription messages go to a member that is here.
             if !matches!(close, Close::TakenOver | Close::Shutdown) {
@@ -513,7 +549,6 @@ impl Live {
             if close.sends_will()
                 && let Some(will) = client.will.take()
             {
-                let delay = will_delay(client.v5.as_deref().map_or(0, |v5| v5.will_delay), expiry);
                 if delay.is_zero() {
                     publish_will(&ctx, &client, *will);
                 } else {
@@ -528,10 +563,25 @@ impl Live {
 
     /// Moves queued deliveries into the output buffer, counting them.
     fn drain(&mut self) {
+        let mark = journal::mark();
         let who = self.client.who();
         let n = drain(&self.ctx, &mut self.client.session.lock(), &mut self.io.outbuf, &who);
         bump(&mut self.io.pending.packets_sent, n);
         bump(&mut self.io.pending.publish_sent, n);
+        // A stored QoS 2 PUBLISH goes out once its packet id is on disk.
+        self.note_changes(mark);
+    }
+
+    /// After work that may have recorded changes a confirmation waits for
+    /// (this thread's [`journal::mark`] moved since `mark`): the output
+    /// waits until everything recorded so far is durable.
+    fn note_changes(&mut self, mark: u64) {
+        if let Some(j) = &self.ctx.journal
+            && j.waits()
+            && journal::mark() != mark
+        {
+            self.durable_wait = j.recorded();
+        }
     }
 
     /// Releases the input buffer of a quiet client, or makes room for the
@@ -547,6 +597,13 @@ impl Live {
 
     /// Decodes and handles every complete packet in the input buffer.
     fn process_input(&mut self) -> Result<(), Close> {
+        let mark = journal::mark();
+        let handled = self.handle_input();
+        self.note_changes(mark);
+        handled
+    }
+
+    fn handle_input(&mut self) -> Result<(), Close> {
         let mut handled = false;
         loop {
             let max = self.ctx.config.limits.max_packet_size;

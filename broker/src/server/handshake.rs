@@ -18,12 +18,15 @@ use crate::access::TlsInput;
 use crate::access::connect::{self, ConnectDecision};
 use crate::access::topic_request;
 use crate::message::Message;
-use crate::packet::{Connack, ConnackProperties, Connect, ConnectReturnCode, Packet};
+use crate::packet::{Connack, ConnackProperties, Connect, ConnectReturnCode, Packet, Will};
 use crate::session::state::{Outbound, SessionLimits};
-use crate::session::store::{Expiry, Opened, SessionHandle, SlotHeld};
+use crate::session::store::{Expiry, Opened, SessionHandle, SlotHeld, session_record};
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
 use crate::stats::{ListenerStats, bump};
+use crate::store::batch::Change;
+use crate::store::journal::Journal;
+use crate::store::record::WillRecord;
 use moth_plugin_api::TopicAction;
 
 /// Why the attach phase ended without a connected client.
@@ -318,8 +321,15 @@ fn accept(
         let mut removed = if fresh { state.reset() } else { Vec::new() };
         let (present, cleared) = state.attach_with(connect.clean_session, expiry.keeps(), limits, outbound);
         removed.extend(cleared);
+        if expiry.keeps() {
+            // With persistence on, the CONNACK waits for this record.
+            state.persist(session_record(username, expiry));
+        }
         (present, removed)
     };
+    if let Some(journal) = &ctx.journal {
+        store_will(journal, &session, connect.will.as_ref(), username, &info.listener);
+    }
     if !removed.is_empty() {
         ctx.router.unsubscribe_all(session.id(), removed.iter().map(String::as_str));
     }
@@ -369,6 +379,26 @@ fn accept(
         conn_id,
         expiry,
         slot,
+    }
+}
+
+/// Records the connection's will, so that a crash publishes it at the next
+/// start; a connection without one clears what an earlier one left.
+fn store_will(journal: &Journal, session: &SessionHandle, will: Option<&Will>, user: Option<&str>, listener: &str) {
+    let client_id = session.client_id_arc();
+    match will {
+        Some(w) => {
+            let record = WillRecord {
+                message: Arc::new(Message::from_will(w)),
+                delay: w.delay_interval,
+                user: user.map(str::to_owned),
+                listener: listener.to_owned(),
+            };
+            journal.record(Change::Will(client_id, Some(record)));
+        }
+        None => {
+            journal.record_quietly(Change::Will(client_id, None));
+        }
     }
 }
 

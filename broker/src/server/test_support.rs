@@ -26,6 +26,7 @@ pub(crate) fn shared_with(config: Config) -> Arc<Shared> {
         access: AccessControl::allow_all(),
         stats,
         config,
+        journal: None,
         next_conn: AtomicU64::new(0),
         stopping: AtomicBool::new(false),
     })

@@ -171,6 +171,11 @@ impl SessionHandle {
         &self.client_id
     }
 
+    /// The client id, shared (the store's records are keyed by it).
+    pub(crate) fn client_id_arc(&self) -> Arc<str> {
+        self.client_id.clone()
+    }
+
     /// The connection that may use the session (0: none).
     pub(crate) fn owner(&self) -> u64 {
         self.owner.load(Ordering::Acquire)

@@ -76,6 +76,8 @@ struct Inner {
     /// Connections waiting for `durable` to reach their number.
     waiters: Mutex<Vec<(u64, Waker)>>,
     closing: AtomicBool,
+    /// Commit now, whatever the mode's timer says ([`Journal::flush`]).
+    force: AtomicBool,
     stats: Arc<Stats>,
 }
 
@@ -102,6 +104,7 @@ impl Journal {
             durable: AtomicU64::new(0),
             waiters: Mutex::new(Vec::new()),
             closing: AtomicBool::new(false),
+            force: AtomicBool::new(false),
             stats,
         });
         let writer = {
@@ -167,8 +170,31 @@ impl Journal {
         std::future::poll_fn(|cx| self.poll_durable(seq, cx)).await;
     }
 
-    /// Commits what is pending and stops the writer (broker shutdown). The
-    /// journal records nothing after this.
+    /// Waits until everything recorded so far is committed, in every mode
+    /// (a broker shutting down; `periodic` commits at once for it).
+    pub(crate) async fn flush(&self) {
+        let last = self.recorded();
+        self.inner.force.store(true, Ordering::Release);
+        {
+            let _p = self.inner.pending.locked();
+            self.inner.work.notify_one();
+        }
+        std::future::poll_fn(|cx| {
+            if self.inner.durable.load(Ordering::Acquire) >= last {
+                return Poll::Ready(());
+            }
+            let mut waiters = self.inner.waiters.locked();
+            if self.inner.durable.load(Ordering::Acquire) >= last {
+                return Poll::Ready(());
+            }
+            waiters.push((last, cx.waker().clone()));
+            Poll::Pending
+        })
+        .await;
+    }
+
+    /// Commits what is pending and stops the writer (the journal's drop).
+    /// The journal records nothing after this.
     pub(crate) fn close(&self) {
         self.inner.closing.store(true, Ordering::Release);
         {
@@ -221,7 +247,7 @@ impl Inner {
         };
         loop {
             let closing = self.closing.load(Ordering::Acquire);
-            let due = deadline.is_none_or(|d| Instant::now() >= d);
+            let due = deadline.is_none_or(|d| Instant::now() >= d) || self.force.swap(false, Ordering::AcqRel);
             if !p.changes.is_empty() && (due || closing) {
                 let last = p.last;
                 return Some((std::mem::take(&mut p.changes), last));

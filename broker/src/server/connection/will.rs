@@ -34,6 +34,9 @@ pub(super) fn delay_will(
         }
         if client.session.opened_by() == conn_id {
             publish_will(&ctx, &client, will);
+            if let Some(j) = &ctx.journal {
+                j.record_quietly(Change::Will(client.session.client_id_arc(), None));
+            }
         } else {
             debug!(client_id = %client.client_id(), "will dropped: the client reconnected within its delay");
         }
