@@ -13,17 +13,18 @@
 //! - Configuring it: [`Config`], what a broker runs on, and its parts
 //!   ([`ListenerConfig`], [`ListenerKind`], [`TlsConfig`], [`AuthConfig`],
 //!   [`TopicCheckConfig`], [`ChainDefault`], [`PluginsConfig`], [`Limits`],
-//!   [`SessionOwner`], [`MetricsConfig`], [`LogFormat`]); the raw schema a
+//!   [`SessionOwner`], [`MetricsConfig`], [`PersistenceConfig`] with its
+//!   [`SyncMode`], [`LogFormat`]); the raw schema a
 //!   file is read into, for building a configuration in code or from another
 //!   serde format ([`ConfigFile`], [`ListenerFile`], [`AuthFile`],
-//!   [`TopicCheckFile`], [`MetricsFile`], [`OneOrMany`]; see
+//!   [`TopicCheckFile`], [`MetricsFile`], [`PersistenceFile`], [`OneOrMany`]; see
 //!   [`Config::from_raw`]); [`ConfigError`] with its [`Diagnostic`] and
 //!   [`Position`]; [`DEFAULT_YAML`] and [`MAX_CONFIG_FILE_BYTES`].
 //! - Messages, as [`Broker::publish`] takes and [`LocalSubscription::recv`]
 //!   returns them: [`Message`], [`QoS`], [`MessageProperties`].
 //! - What a running broker reports: [`PluginListing`], [`PluginInfo`],
 //!   [`PluginOrigin`] and [`ApiVersion`] ([`Broker::plugins`]); [`Snapshot`]
-//!   and [`Totals`] ([`Broker::snapshot`]).
+//!   with [`StoreFigures`] and [`Totals`] ([`Broker::snapshot`]).
 //! - [`protocol`]: the `moth-protocol` crate, for programs that speak MQTT at
 //!   the byte level (packets, the codec, topic names and filters). It is
 //!   also where the types in [`Message`]'s own signatures live.
@@ -42,24 +43,29 @@
 //!    sans I/O (`codec/` one file per version, `reason.rs`).
 //! 2. `config` (the hbmqtt/amqtt configuration; `config/amqtt.rs` reads
 //!    amqtt's plugin map) and `stats` (every counter).
-//! 3. `session`: one client's state (`state.rs`), the QoS 1 and QoS 2
+//! 3. `store`: what survives a restart (the `persistence` section): the
+//!    records (`record.rs`), group commit and waiting for durability
+//!    (`journal.rs`), the store on disk (`disk.rs`, redb) and in memory.
+//! 4. `session`: one client's state (`state.rs`), the QoS 1 and QoS 2
 //!    flows (`inflight.rs`), all sessions and who owns them (`store.rs`),
 //!    what a subscription grants (`subscription.rs`), a shared
-//!    subscription's members (`shared_group.rs`).
-//! 4. `routing`: where a PUBLISH is routed (`router.rs`,
+//!    subscription's members (`shared_group.rs`), what a persistent
+//!    session records in the store (`durable.rs`).
+//! 5. `routing`: where a PUBLISH is routed (`router.rs`,
 //!    `subscriptions.rs`, `shared.rs`, `retained.rs`).
-//! 5. `plugin_host`: the registry of plugins, the library loader, what
+//! 6. `plugin_host`: the registry of plugins, the library loader, what
 //!    plugins are handed and how one is called.
-//! 6. `access`: the chains in force and the chain rule (`chain.rs`);
+//! 7. `access`: the chains in force and the chain rule (`chain.rs`);
 //!    where a CONNECT is authenticated (`connect.rs`).
-//! 7. `shared`: the state the server and the broker share.
-//! 8. `transport`: TLS, client certificates, WebSocket.
-//! 9. `server` (listeners, the CONNECT phase `handshake.rs`, the connection
+//! 8. `shared`: the state the server and the broker share.
+//! 9. `transport`: TLS, client certificates, WebSocket.
+//! 10. `server` (listeners, the CONNECT phase `handshake.rs`, the connection
 //!    driver with its packet handlers `connection/packets.rs`, keep-alive
 //!    and session expiry `sweeper.rs`) and
 //!    `observability` (`$SYS`, Prometheus, logging).
-//! 10. `broker`: the embeddable [`Broker`] and what a reload applies.
-//! 11. `cli`: what the `moth` program adds (`moth passwd`, the open-file limit).
+//! 11. `broker`: the embeddable [`Broker`], what a reload applies, what a
+//!     start-up rebuilds from the store (`restore.rs`).
+//! 12. `cli`: what the `moth` program adds (`moth passwd`, the open-file limit).
 
 mod access;
 mod broker;
@@ -109,9 +115,10 @@ pub use crate::broker::{Broker, BrokerError, LocalSubscription};
 pub use crate::config::{
     AuthConfig, AuthFile, ChainDefault, Config, ConfigError, ConfigFile, DEFAULT_YAML, Diagnostic, Limits,
     ListenerConfig, ListenerFile, ListenerKind, LogFormat, MAX_CONFIG_FILE_BYTES, MetricsConfig, MetricsFile,
-    OneOrMany, PluginsConfig, Position, SessionOwner, TlsConfig, TopicCheckConfig, TopicCheckFile,
+    OneOrMany, PersistenceConfig, PersistenceFile, PluginsConfig, Position, SessionOwner, SyncMode, TlsConfig,
+    TopicCheckConfig, TopicCheckFile,
 };
-pub use crate::observability::sys::Snapshot;
+pub use crate::observability::sys::{Snapshot, StoreFigures};
 pub use crate::plugin_host::registry::{PluginInfo, PluginOrigin};
 pub use crate::stats::Totals;
 pub use crate::transport::tls::TlsError;

@@ -29,7 +29,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use moth::internal::{LogControl, PasswdArgs, init_logging, raise_fd_limit, run_passwd, transport_name};
-use moth::{Broker, Config, LogFormat};
+use moth::{Broker, BrokerError, Config, LogFormat};
 use tracing::{error, info, warn};
 
 #[derive(Parser, Debug)]
@@ -108,8 +108,27 @@ fn main() -> ExitCode {
     for w in &config.warnings {
         warn!(config = %origin, "{w}");
     }
+    // `--check` and `moth plugins` run beside a running broker: they must
+    // not take its store (which a running moth holds locked), only check
+    // that the directory can hold one.
+    let mut config = config;
+    let inspect_only = args.check || matches!(args.command, Some(Command::Plugins { .. }));
+    let persistence = if inspect_only { config.persistence.take() } else { None };
+    let persistence_line = match persistence.as_ref().map(check_store_dir) {
+        None => String::new(),
+        Some(Ok(line)) => line,
+        Some(Err(e)) => {
+            eprintln!("moth: {origin}: persistence: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let broker = match Broker::new(config) {
         Ok(b) => b,
+        Err(e @ BrokerError::Store(_)) => {
+            // The configuration is fine; the store cannot be used.
+            eprintln!("moth: {origin}: {e}");
+            return ExitCode::FAILURE;
+        }
         Err(e) => {
             eprintln!("moth: {origin}: {e}");
             return ExitCode::from(2);
@@ -120,7 +139,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if args.check {
-        print_check(&broker, &origin);
+        print_check(&broker, &origin, &persistence_line);
         return ExitCode::SUCCESS;
     }
 
@@ -157,8 +176,24 @@ fn serve(broker: Broker, config: Option<&PathBuf>, origin: &str, log: &LogContro
     })
 }
 
+/// `--check` of the persistence section: the store's directory exists or
+/// can be made, and is writable. The store itself is not opened.
+fn check_store_dir(p: &moth::PersistenceConfig) -> Result<String, String> {
+    let dir = &p.path;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create the directory: {e}", dir.display()))?;
+    let probe = dir.join(".moth-check");
+    std::fs::write(&probe, b"").map_err(|e| format!("{}: not writable: {e}", dir.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    let sync = match p.sync {
+        moth::SyncMode::Always => "always".to_string(),
+        moth::SyncMode::Batch => "batch".to_string(),
+        moth::SyncMode::Periodic(d) => format!("periodic every {} s", d.as_secs_f64()),
+    };
+    Ok(format!("; persistence: {} (sync {sync})", dir.display()))
+}
+
 /// `--check`: one line naming the listeners and the chains that will run.
-fn print_check(broker: &Broker, origin: &str) {
+fn print_check(broker: &Broker, origin: &str, persistence: &str) {
     let listeners: Vec<String> = broker
         .config()
         .listeners
@@ -171,7 +206,7 @@ fn print_check(broker: &Broker, origin: &str) {
     let plugins = broker.plugins();
     let topic = plugins.topic_chain.map_or_else(|| "off".to_string(), |t| t.join(", "));
     println!(
-        "{origin}: configuration OK; listeners: {}; auth: {}; topic-check: {topic}",
+        "{origin}: configuration OK; listeners: {}; auth: {}; topic-check: {topic}{persistence}",
         listeners.join(", "),
         plugins.auth_chain.join(", ")
     );

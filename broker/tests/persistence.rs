@@ -26,7 +26,7 @@ use bytes::{Bytes, BytesMut};
 use common::{Running, TempDir, describe, free_port, moth, text, wait_until_listening};
 use moth_protocol::codec;
 use moth_protocol::packet::{
-    Ack, Connect, ConnectReturnCode, Packet, Protocol, Publish, QoS, Subscribe, SubscribeFilter,
+    Ack, Connect, ConnectReturnCode, Packet, Protocol, Publish, QoS, Subscribe, SubscribeFilter, Will,
 };
 
 /// A blocking MQTT 3.1.1 connection; every error means "reconnect".
@@ -38,6 +38,10 @@ struct Conn {
 impl Conn {
     /// Connects with clean session `clean`; `None` while the broker is down.
     fn open(addr: SocketAddr, client_id: &str, clean: bool) -> Option<(Conn, bool)> {
+        Conn::open_with_will(addr, client_id, clean, None)
+    }
+
+    fn open_with_will(addr: SocketAddr, client_id: &str, clean: bool, will: Option<Will>) -> Option<(Conn, bool)> {
         let s = TcpStream::connect_timeout(&addr, Duration::from_millis(300)).ok()?;
         s.set_nodelay(true).ok()?;
         s.set_read_timeout(Some(Duration::from_millis(100))).ok()?;
@@ -47,7 +51,7 @@ impl Conn {
             clean_session: clean,
             keep_alive: 0,
             client_id: client_id.into(),
-            will: None,
+            will,
             username: None,
             password: None,
             properties: Default::default(),
@@ -456,4 +460,145 @@ fn kill_9_at_random_moments_loses_no_acknowledged_message() {
         everyone.len()
     );
     drop(broker);
+}
+
+fn store_config(dir: &TempDir, port: u16, store: &std::path::Path) -> std::path::PathBuf {
+    dir.file(
+        &format!("moth-{port}.yaml"),
+        &format!(
+            "listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:{port}\n\
+             persistence:\n  enabled: true\n  path: {}\n",
+            store.display()
+        ),
+    )
+}
+
+/// Subscribes `c` to `filter` at QoS 1 and waits for the SUBACK.
+fn subscribe_qos1(c: &mut Conn, filter: &str) {
+    c.send(&Packet::Subscribe(Subscribe::new(1, vec![SubscribeFilter::new(filter, QoS::AtLeastOnce)]))).expect("send");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !matches!(c.recv(), Ok(Some(Packet::Suback(_)))) {
+        assert!(Instant::now() < deadline, "no SUBACK for {filter}");
+    }
+}
+
+/// The next PUBLISH (acknowledged), as (topic, payload); fails after 10 s.
+fn next_publish(c: &mut Conn) -> (String, String) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "no PUBLISH within 10 s");
+        if let Ok(Some(Packet::Publish(p))) = c.recv() {
+            if p.qos == QoS::AtLeastOnce {
+                c.send(&Packet::Puback(Ack::new(p.packet_id))).expect("puback");
+            }
+            return (p.topic.to_string(), text(&p.payload));
+        }
+    }
+}
+
+#[test]
+fn a_restart_after_kill_9_keeps_sessions_queues_in_order_and_retained_and_publishes_the_wills() {
+    let dir = TempDir::new("persist-restart");
+    let port = free_port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let config = store_config(&dir, port, &dir.0.join("store"));
+    let broker = start(&config, addr);
+
+    for (id, filter) in [("away", "q/#"), ("watcher", "wills/#")] {
+        let (mut c, present) = Conn::open(addr, id, false).expect("connect");
+        assert!(!present);
+        subscribe_qos1(&mut c, filter);
+        c.send(&Packet::Disconnect(Default::default())).expect("disconnect");
+    }
+    // Connected when the broker dies: its will must be published after.
+    let will = Will::new("wills/dying", "gone", QoS::AtLeastOnce, false);
+    let (_dying, _) = Conn::open_with_will(addr, "dying", true, Some(will)).expect("connect with a will");
+    let (mut publisher, _) = Conn::open(addr, "publisher", true).expect("connect");
+    let mut publish = |topic: &str, body: &str, retain: bool, id: u16| {
+        let p = Publish::new(topic, Bytes::from(body.to_string()), QoS::AtLeastOnce, retain, id);
+        publisher.send(&Packet::Publish(p)).expect("publish");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !matches!(publisher.recv(), Ok(Some(Packet::Puback(a))) if a.packet_id == id) {
+            assert!(Instant::now() < deadline, "no PUBACK for {topic}");
+        }
+    };
+    for i in 1..=5u16 {
+        publish(&format!("q/{i}"), &format!("m{i}"), false, i);
+    }
+    publish("r/x", "kept", true, 6);
+    kill9(broker);
+
+    let broker = start(&config, addr);
+    let (mut away, present) = Conn::open(addr, "away", false).expect("reconnect");
+    assert!(present, "the persistent session survives kill -9");
+    let got: Vec<(String, String)> = (0..5).map(|_| next_publish(&mut away)).collect();
+    let want: Vec<(String, String)> = (1..=5).map(|i| (format!("q/{i}"), format!("m{i}"))).collect();
+    assert_eq!(got, want, "every queued message, in order");
+    let (mut watcher, present) = Conn::open(addr, "watcher", false).expect("reconnect");
+    assert!(present);
+    assert_eq!(next_publish(&mut watcher), ("wills/dying".into(), "gone".into()), "the dead client's will");
+    let (mut reader, _) = Conn::open(addr, "reader", true).expect("connect");
+    subscribe_qos1(&mut reader, "r/#");
+    assert_eq!(next_publish(&mut reader), ("r/x".into(), "kept".into()), "the retained message");
+    drop(broker);
+}
+
+/// Starts moth on `config` expecting it to refuse: exit status 1 and one
+/// error line naming `needle`.
+fn refused(config: &std::path::Path, needles: &[&str]) {
+    let mut cmd = moth();
+    cmd.arg("-c").arg(config);
+    let out = Running::spawn(cmd).wait("a refused store");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(needles.iter().all(|n| err.contains(n)), "expected {needles:?} in:\n{}", describe(&out));
+    assert!(!err.contains("panicked"), "{}", describe(&out));
+}
+
+#[test]
+fn a_store_that_cannot_be_used_stops_the_start_with_one_line_naming_it() {
+    let dir = TempDir::new("persist-bad");
+    // Held by another moth.
+    let (port, second) = (free_port(), free_port());
+    let store = dir.0.join("held");
+    let first = start(&store_config(&dir, port, &store), ([127, 0, 0, 1], port).into());
+    refused(&store_config(&dir, second, &store), &["moth.redb", "in use"]);
+    drop(first);
+    // A path that is a file, not a directory.
+    let file = dir.file("not-a-dir", "x");
+    refused(&store_config(&dir, free_port(), &file), &["not-a-dir", "cannot create"]);
+    // A file that is not a moth store.
+    let foreign = dir.0.join("foreign");
+    std::fs::create_dir_all(&foreign).expect("mkdir");
+    std::fs::write(foreign.join("moth.redb"), vec![0x5a; 64 * 1024]).expect("write");
+    refused(&store_config(&dir, free_port(), &foreign), &["moth.redb"]);
+    // A real store, damaged in the middle.
+    let damaged = dir.0.join("damaged");
+    let port = free_port();
+    let config = store_config(&dir, port, &damaged);
+    let broker = start(&config, ([127, 0, 0, 1], port).into());
+    let (mut c, _) = Conn::open(([127, 0, 0, 1], port).into(), "p", true).expect("connect");
+    for i in 0..200u16 {
+        let p = Publish::new(format!("r/{i}"), Bytes::from(vec![b'v'; 500]), QoS::AtLeastOnce, true, i + 1);
+        c.send(&Packet::Publish(p)).expect("publish");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut acked = 0;
+    while acked < 200 {
+        assert!(Instant::now() < deadline, "PUBACKs");
+        if let Ok(Some(Packet::Puback(_))) = c.recv() {
+            acked += 1;
+        }
+    }
+    kill9(broker);
+    let path = damaged.join("moth.redb");
+    let mut bytes = std::fs::read(&path).expect("read store");
+    let len = bytes.len();
+    assert!(len > 4096, "a store of {len} bytes");
+    // Everything past the file's first page: whatever redb holds is hit.
+    for b in &mut bytes[4096.min(len)..] {
+        *b ^= 0xa5;
+    }
+    std::fs::write(&path, bytes).expect("damage");
+    refused(&config, &["moth.redb"]);
 }

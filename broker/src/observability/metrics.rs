@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use crate::observability::sys::Snapshot;
-use crate::stats::{AUTH_LATENCY_BUCKETS, AuthAnswer, AuthPluginStats, ListenerStats, Stats};
+use crate::stats::{AUTH_LATENCY_BUCKETS, AuthAnswer, AuthPluginStats, COMMIT_LATENCY_BUCKETS, ListenerStats, Stats};
 
 /// `Content-Type` of the exposition format.
 pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -102,9 +102,38 @@ pub(crate) fn render(s: &Snapshot, stats: &Stats) -> String {
         o.one("moth_resident_memory_max_bytes", "gauge", "Peak resident memory of the process.", peak);
     }
 
+    if let Some(store) = &s.store {
+        render_store(&mut o, store, stats);
+    }
     render_listeners(&mut o, stats);
     render_auth(&mut o, stats);
     o.0
+}
+
+/// The store's figures and its commit latency (persistence on).
+fn render_store(o: &mut Out, f: &crate::observability::sys::StoreFigures, stats: &Stats) {
+    o.one("moth_store_size_bytes", "gauge", "Bytes the store's file takes on disk.", f.size_bytes);
+    o.one("moth_store_commits_total", "counter", "Store commits written and fsync'd.", f.commits);
+    o.one("moth_store_changes_total", "counter", "Changes recorded for the store.", f.changes);
+    o.one(
+        "moth_store_records_written_total",
+        "counter",
+        "Records written or deleted (changes left after a commit merged them).",
+        f.records_written,
+    );
+    o.one("moth_store_errors_total", "counter", "Store commits that failed (and were retried).", f.errors);
+    let s = &stats.store;
+    let name = "moth_store_commit_latency_seconds";
+    o.header(name, "histogram", "Time one store commit took, fsync included.");
+    let mut cumulative = 0u64;
+    for (i, bound) in COMMIT_LATENCY_BUCKETS.iter().enumerate() {
+        cumulative += s.latency_buckets[i].load(Ordering::Relaxed);
+        o.sample(&format!("{name}_bucket"), &[("le", &bound.to_string())], cumulative);
+    }
+    cumulative += s.latency_buckets[COMMIT_LATENCY_BUCKETS.len()].load(Ordering::Relaxed);
+    o.sample(&format!("{name}_bucket"), &[("le", "+Inf")], cumulative);
+    o.sample(&format!("{name}_sum"), &[], s.latency_sum_nanos.load(Ordering::Relaxed) as f64 / 1e9);
+    o.sample(&format!("{name}_count"), &[], cumulative);
 }
 
 /// The per-listener connection counters.

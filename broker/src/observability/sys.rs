@@ -11,6 +11,7 @@
 //! from the task ([`run`]) that reads the counters and publishes.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::time::MissedTickBehavior;
@@ -68,6 +69,23 @@ pub struct Snapshot {
     pub now: SystemTime,
     /// Resident memory now and at its peak, in bytes (Linux only).
     pub memory: Option<(u64, u64)>,
+    /// The store's figures, with persistence on.
+    pub store: Option<StoreFigures>,
+}
+
+/// What the store did since start (persistence on).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreFigures {
+    /// Bytes the store's file takes on disk.
+    pub size_bytes: u64,
+    /// Commits written and fsync'd.
+    pub commits: u64,
+    /// Changes recorded by sessions and the router.
+    pub changes: u64,
+    /// Records written or deleted (changes left after merging).
+    pub records_written: u64,
+    /// Commits that failed and were retried.
+    pub errors: u64,
 }
 
 impl Snapshot {
@@ -97,6 +115,7 @@ impl Default for Snapshot {
             uptime: Duration::ZERO,
             now: UNIX_EPOCH,
             memory: None,
+            store: None,
         }
     }
 }
@@ -133,6 +152,16 @@ impl Snapshot {
             uptime: stats.uptime(),
             now: SystemTime::now(),
             memory: resident_memory(),
+            store: ctx.journal.as_ref().map(|_| {
+                let s = &stats.store;
+                StoreFigures {
+                    size_bytes: s.size_bytes.load(Ordering::Relaxed),
+                    commits: s.commits.load(Ordering::Relaxed),
+                    changes: s.changes.load(Ordering::Relaxed),
+                    records_written: s.records_written.load(Ordering::Relaxed),
+                    errors: s.errors.load(Ordering::Relaxed),
+                }
+            }),
         }
     }
 }
@@ -247,6 +276,12 @@ pub(crate) fn render(s: &Snapshot, loads: &LoadAverages) -> Vec<(String, String)
     if let Some((current, maximum)) = s.memory {
         v.push(("heap/current", current.to_string()));
         v.push(("heap/maximum", maximum.to_string()));
+    }
+    if let Some(store) = &s.store {
+        v.push(("store/size", store.size_bytes.to_string()));
+        v.push(("store/commits", store.commits.to_string()));
+        v.push(("store/changes", store.changes.to_string()));
+        v.push(("store/errors", store.errors.to_string()));
     }
     let mut out: Vec<(String, String)> = v.into_iter().map(|(k, p)| (format!("{PREFIX}{k}"), p)).collect();
     for (k, value) in loads.topics() {
