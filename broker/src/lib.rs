@@ -60,9 +60,9 @@
 //! 8. `shared`: the state the server and the broker share.
 //! 9. `transport`: TLS, client certificates, WebSocket.
 //! 10. `server` (listeners, the CONNECT phase `handshake.rs`, the connection
-//!    driver with its packet handlers `connection/packets.rs`, keep-alive
-//!    and session expiry `sweeper.rs`) and
-//!    `observability` (`$SYS`, Prometheus, logging).
+//!     driver with its packet handlers `connection/packets.rs`, keep-alive
+//!     and session expiry `sweeper.rs`) and
+//!     `observability` (`$SYS`, Prometheus, logging).
 //! 11. `broker`: the embeddable [`Broker`], what a reload applies, what a
 //!     start-up rebuilds from the store (`restore.rs`).
 //! 12. `cli`: what the `moth` program adds (`moth passwd`, the open-file limit).

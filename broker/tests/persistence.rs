@@ -111,11 +111,15 @@ fn payload(publisher: usize, seq: u64) -> String {
     format!("p{publisher}-{seq}")
 }
 
+/// What a publisher got acknowledged: (seq, QoS) in order, and the last
+/// retained seq.
+type Published = (Vec<(u64, QoS)>, Option<u64>);
+
 /// A publisher: one message at a time, QoS 1 and 2 in turn, every tenth
 /// also retained; resends its unfinished message after each reconnect.
 /// Returns the messages acknowledged (PUBACK / PUBCOMP), with their QoS,
 /// and the last retained seq acknowledged.
-fn publisher(addr: SocketAddr, me: usize, stop: Arc<AtomicBool>) -> (Vec<(u64, QoS)>, Option<u64>) {
+fn publisher(addr: SocketAddr, me: usize, stop: Arc<AtomicBool>) -> Published {
     let id = format!("pub{me}");
     let mut acked = Vec::new();
     let mut last_retained = None;
@@ -145,9 +149,14 @@ fn publisher(addr: SocketAddr, me: usize, stop: Arc<AtomicBool>) -> (Vec<(u64, Q
         };
         if current.is_none() {
             seq += 1;
-            let qos = if seq % 2 == 0 { QoS::ExactlyOnce } else { QoS::AtLeastOnce };
-            let u =
-                Unfinished { seq, qos, packet_id: (seq % 60000) as u16 + 1, released: false, retain: seq % 10 == 0 };
+            let qos = if seq.is_multiple_of(2) { QoS::ExactlyOnce } else { QoS::AtLeastOnce };
+            let u = Unfinished {
+                seq,
+                qos,
+                packet_id: (seq % 60000) as u16 + 1,
+                released: false,
+                retain: seq.is_multiple_of(10),
+            };
             if c.send(&Packet::Publish(publish_of(me, &u, false))).is_err() {
                 conn = None;
             }
@@ -233,7 +242,7 @@ impl Subscriber {
         match p {
             Packet::Publish(p) => {
                 let text = text(&p.payload);
-                let mut got = |qos| {
+                let got = |qos| {
                     let mut r = self.received.lock().unwrap();
                     r.entry(text.clone()).or_insert((qos, 0)).1 += 1;
                 };
@@ -370,8 +379,7 @@ fn kill_9_at_random_moments_loses_no_acknowledged_message() {
     }
     std::thread::sleep(Duration::from_millis(500)); // a last stretch of traffic after the final restart
     stop_publishers.store(true, Ordering::Relaxed);
-    let results: Vec<(Vec<(u64, QoS)>, Option<u64>)> =
-        publishers.into_iter().map(|h| h.join().expect("publisher thread")).collect();
+    let results: Vec<Published> = publishers.into_iter().map(|h| h.join().expect("publisher thread")).collect();
     let acked_total: usize = results.iter().map(|(a, _)| a.len()).sum();
     assert!(acked_total > 0, "the publishers got nothing acknowledged");
 

@@ -90,6 +90,7 @@ impl Router {
     }
 
     /// A router that counts into the broker's `stats`.
+    #[cfg(test)]
     pub(crate) fn with_stats(stats: Arc<Stats>) -> Self {
         Router { stats, ..Self::default() }
     }

@@ -349,11 +349,6 @@ impl Session {
         self.durable.as_deref_mut().filter(|d| d.stored())
     }
 
-    /// Whether the session has a record on disk.
-    pub(crate) fn is_stored(&self) -> bool {
-        self.durable.as_deref().is_some_and(Durable::stored)
-    }
-
     /// Writes the session's record: it outlives its connection, so the
     /// store keeps it (CONNACK waits for it).
     pub(crate) fn persist(&mut self, record: SessionRecord) {

@@ -159,6 +159,7 @@ impl SessionHandle {
     }
 
     /// The user whose session this is (`None`: a client without user name).
+    #[cfg(test)]
     pub(crate) fn user(&self) -> Option<Arc<str>> {
         self.user.locked().clone()
     }
@@ -224,6 +225,9 @@ impl Default for SessionStore {
     }
 }
 
+/// A session put back from the store, with its subscriptions for the router.
+pub(crate) type Restored = (Arc<SessionHandle>, Vec<(String, crate::session::subscription::Grant)>);
+
 /// The stored record of a session kept as `expiry` says, for `user`.
 pub(crate) fn session_record(user: Option<&str>, expiry: Expiry) -> SessionRecord {
     let keep = match expiry {
@@ -234,6 +238,7 @@ pub(crate) fn session_record(user: Option<&str>, expiry: Expiry) -> SessionRecor
 }
 
 impl SessionStore {
+    #[cfg(test)]
     pub(crate) fn new() -> Self {
         Self::default()
     }
@@ -248,11 +253,7 @@ impl SessionStore {
     /// broker stopped while it was connected). Returns it with its
     /// subscriptions, for the router; `None` when it expired while the
     /// broker was down (the caller removes its records).
-    pub(crate) fn restore(
-        &self,
-        stored: &StoredSession,
-        limits: SessionLimits,
-    ) -> Option<(Arc<SessionHandle>, Vec<(String, crate::session::subscription::Grant)>)> {
+    pub(crate) fn restore(&self, stored: &StoredSession, limits: SessionLimits) -> Option<Restored> {
         let wall = record::wall_ms();
         let expires_at = match (stored.record.keep, stored.record.expires_at) {
             (Keep::Forever, _) => NEVER,

@@ -57,10 +57,6 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.clients.is_empty() && self.retained.is_empty()
-    }
-
     pub(crate) fn of(changes: impl IntoIterator<Item = Change>) -> Batch {
         let mut b = Batch::default();
         for c in changes {

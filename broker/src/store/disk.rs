@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::store::batch::Batch;
-use crate::store::layout::{self, FORMAT_KEY, MAGIC, ReadTables, Table, WriteTables};
+use crate::store::layout::{self, FORMAT_KEY, MAGIC, ReadTables, Table, Visit, WriteTables};
 use crate::store::{Loaded, Store, StoreError};
 
 /// The store's file in the persistence directory.
@@ -167,7 +167,7 @@ struct Reader<'a> {
 }
 
 impl ReadTables for Reader<'_> {
-    fn scan(&self, table: Table, f: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError>) -> Result<(), StoreError> {
+    fn scan(&self, table: Table, f: &mut Visit<'_>) -> Result<(), StoreError> {
         let t = match self.txn.open_table(definition(table)) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),

@@ -208,11 +208,6 @@ impl Journal {
             error!("the store's writer thread panicked");
         }
     }
-
-    /// Bytes the store takes on disk.
-    pub(crate) fn size_on_disk(&self) -> Option<u64> {
-        self.inner.store.size_on_disk()
-    }
 }
 
 impl Drop for Journal {

@@ -68,10 +68,13 @@ pub(crate) trait WriteTables {
     fn remove_prefix(&mut self, table: Table, prefix: &[u8]) -> Result<(), StoreError>;
 }
 
+/// What [`ReadTables::scan`] calls on each entry (key, value).
+pub(crate) type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError> + 'a;
+
 /// Reading side of a store.
 pub(crate) trait ReadTables {
     /// Calls `f` on every entry of `table`, in key order.
-    fn scan(&self, table: Table, f: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError>) -> Result<(), StoreError>;
+    fn scan(&self, table: Table, f: &mut Visit<'_>) -> Result<(), StoreError>;
 }
 
 /// A client id as a key prefix.

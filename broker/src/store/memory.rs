@@ -1,14 +1,13 @@
 //! A store in memory: the same tables and records as on disk, kept in
-//! ordered maps. It survives a broker inside one process (a restart of an
-//! embedded `Broker`), not the process; the unit tests run the journal and
-//! the start-up on it.
+//! ordered maps, with a switch that makes commits fail like a full disk.
+//! The unit tests run the journal on it.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use crate::lock::Locked;
 use crate::store::batch::Batch;
-use crate::store::layout::{self, ReadTables, Table, WriteTables};
+use crate::store::layout::{self, ReadTables, Table, Visit, WriteTables};
 use crate::store::{Loaded, Store, StoreError};
 
 type Tables = BTreeMap<Table, BTreeMap<Vec<u8>, Vec<u8>>>;
@@ -47,7 +46,7 @@ impl WriteTables for Writer<'_> {
 }
 
 impl ReadTables for Tables {
-    fn scan(&self, table: Table, f: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), StoreError>) -> Result<(), StoreError> {
+    fn scan(&self, table: Table, f: &mut Visit<'_>) -> Result<(), StoreError> {
         for (k, v) in self.get(&table).into_iter().flatten() {
             f(k, v)?;
         }

@@ -19,7 +19,8 @@
 //! Files: `record.rs` (each record and its bytes), `batch.rs` (a change and
 //! a commit's worth of them), `layout.rs` (records as keys and values in
 //! tables, shared by both stores), `memory.rs` and `disk.rs` (the stores),
-//! `journal.rs` (group commit, the sync modes, waiting for durability).
+//! `journal.rs` (group commit, the sync modes, waiting for durability);
+//! `memory.rs` is the store the unit tests run the journal on.
 //!
 //! The [`Store`] trait is narrow on purpose: apply a batch atomically and
 //! durably, and load everything. A distributed store (the clustering work)
@@ -29,6 +30,7 @@ pub(crate) mod batch;
 pub(crate) mod disk;
 pub(crate) mod journal;
 pub(crate) mod layout;
+#[cfg(test)]
 pub(crate) mod memory;
 pub(crate) mod record;
 
