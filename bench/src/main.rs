@@ -83,8 +83,8 @@ const AUTH_PASSWORD: &str = "bench-secret";
 
 /// Scenario name -> (unit, higher is better).
 pub fn unit(scenario: &str) -> (&'static str, bool) {
-    // A `-v5` row has its 3.1.1 row's unit.
-    match scenario.replace("-v5", "").as_str() {
+    // A `-v5` or `-persistent` row has its plain row's unit.
+    match scenario.replace("-v5", "").replace("-persistent", "").as_str() {
         "latency" => ("p99 µs at 5k msg/s", false),
         "latency-p999" => ("p99.9 µs at 5k msg/s", false),
         "latency-cpu" => ("broker CPU µs per message at 5k msg/s", false),
@@ -101,6 +101,10 @@ async fn run_scenario(t: &Target, scenario: &str, pid: Option<u32>, connections:
     // `fanout-qos0-v5` is `fanout-qos0` with MQTT 5 clients.
     let (scenario, v5) = scenario.strip_suffix("-v5").map_or((scenario, false), |base| (base, true));
     wire::set_v5(v5);
+    // `fanin-qos1-persistent`: every client has a persistent session, which
+    // a broker with persistence on keeps on disk.
+    let (scenario, persistent) = scenario.strip_suffix("-persistent").map_or((scenario, false), |base| (base, true));
+    wire::set_persistent(persistent);
     match scenario {
         "fanin-qos0" => scenarios::fan_in(t, 8, 50_000, QoS::AtMostOnce).await,
         "fanin-qos1" => scenarios::fan_in(t, 8, 20_000, QoS::AtLeastOnce).await,

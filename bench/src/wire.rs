@@ -19,6 +19,14 @@ pub fn set_v5(v5: bool) {
     V5.store(v5, Ordering::Relaxed);
 }
 
+static PERSISTENT: AtomicBool = AtomicBool::new(false);
+
+/// Makes every client from here on connect with a persistent session
+/// (clean session 0), so a broker with persistence stores its messages.
+pub fn set_persistent(persistent: bool) {
+    PERSISTENT.store(persistent, Ordering::Relaxed);
+}
+
 fn protocol() -> Protocol {
     if V5.load(Ordering::Relaxed) { Protocol::V5 } else { Protocol::V311 }
 }
@@ -29,7 +37,7 @@ pub fn connect_as(client_id: &str, clean: bool, keep_alive: u16, login: Option<(
     codec::encode(
         &Packet::Connect(Box::new(Connect {
             protocol: protocol(),
-            clean_session: clean,
+            clean_session: clean && !PERSISTENT.load(Ordering::Relaxed),
             keep_alive,
             client_id: client_id.to_string(),
             will: None,
