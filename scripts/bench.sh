@@ -14,7 +14,15 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
 # A `-v5` scenario is the same with MQTT 5 clients (Mosquitto and rumqttd
 # speak it too).
-SCENARIOS=${SCENARIOS:-"fanin-qos0 fanin-qos0-v5 fanin-qos1 fanin-qos1-v5 fanout-qos0 fanout-qos0-v5 fanout-qos1 fanout-qos1-v5 pairs-qos1 pairs-qos1-v5 latency latency-v5 connect idle idle-v5 connect-auth"}
+# `-persistent`: clients with persistent sessions; `-disk-batch` and
+# `-disk-always`: the same against moth with persistence on (that `sync`)
+# and Mosquitto with `persistence true`. `restart`: moth with persistence
+# filled with RESTART_RETAINED retained messages and RESTART_SESSIONS
+# persistent sessions (a queued message each), killed with -9, started
+# again: seconds until it answers CONNECT, its memory, the store's size.
+RESTART_RETAINED=${RESTART_RETAINED:-1000000}
+RESTART_SESSIONS=${RESTART_SESSIONS:-100000}
+SCENARIOS=${SCENARIOS:-"fanin-qos0 fanin-qos0-v5 fanin-qos1 fanin-qos1-v5 fanout-qos0 fanout-qos0-v5 fanout-qos1 fanout-qos1-v5 pairs-qos1 pairs-qos1-v5 fanin-qos1-persistent fanin-qos1-disk-batch fanin-qos1-disk-always pairs-qos1-persistent pairs-qos1-disk-batch pairs-qos1-disk-always latency latency-v5 connect idle idle-v5 connect-auth restart"}
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
 AUTH_USERS=${AUTH_USERS:-5000}
 
@@ -48,6 +56,17 @@ sed "s|^auth:|auth:\n  plugins: [auth_file]\n  password-file: $auth/moth.passwd|
 { cat bench/mosquitto.conf; echo "password_file $auth/mosquitto.passwd"; } \
   | sed 's/^allow_anonymous true/allow_anonymous false/' > "$auth/mosquitto.conf"
 
+# Persistence: a fresh store per run, on the disk the repository is on.
+store=$PWD/target/bench-store
+persist_configs() { # persist_configs SYNC: moth and Mosquitto with their stores emptied
+  rm -rf "$store" && mkdir -p "$store/mosquitto"
+  chmod 777 "$store/mosquitto"
+  { cat bench/moth.yaml; printf 'persistence:\n  enabled: true\n  path: %s/moth\n  sync: %s\n' "$store" "$1"; } \
+    > "$store/moth.yaml"
+  sed "s|^persistence false|persistence true\npersistence_location $store/mosquitto/|" bench/mosquitto.conf \
+    > "$store/mosquitto.conf"
+}
+
 declare -A PORT=([moth]=18831 [mosquitto]=18832 [rumqttd]=18833)
 start() { # start BROKER [auth]
   case $1${2:+-$2} in
@@ -55,6 +74,8 @@ start() { # start BROKER [auth]
     moth-auth) ./target/release/moth -c "$auth/moth.yaml" >/dev/null 2>&1 & ;;
     mosquitto) mosquitto -c bench/mosquitto.conf >/dev/null 2>&1 & ;;
     mosquitto-auth) mosquitto -c "$auth/mosquitto.conf" >/dev/null 2>&1 & ;;
+    moth-disk-*) persist_configs "${2#disk-}"; ./target/release/moth -c "$store/moth.yaml" >/dev/null 2>&1 & ;;
+    mosquitto-disk-*) persist_configs "${2#disk-}"; mosquitto -c "$store/mosquitto.conf" >/dev/null 2>&1 & ;;
     rumqttd) RUST_LOG=error rumqttd -c bench/rumqttd.toml >/dev/null 2>&1 & ;;
   esac
   BROKER_PID=$!
@@ -75,9 +96,23 @@ rotate() { # rotate N WORDS...: the words, starting with the (N-1)th modulo thei
 out=$(mktemp)
 for round in $(seq "$ROUNDS"); do
   for scenario in $SCENARIOS; do
+    if [ "$scenario" = restart ]; then
+      start moth disk-batch
+      ./target/release/loadgen fill --addr "127.0.0.1:${PORT[moth]}" \
+        --retained "$RESTART_RETAINED" --sessions "$RESTART_SESSIONS" || true
+      kill -9 "$BROKER_PID"; wait "$BROKER_PID" 2>/dev/null || true
+      ./target/release/moth -c "$store/moth.yaml" >/dev/null 2>&1 &
+      BROKER_PID=$!
+      ./target/release/loadgen ready --broker moth --addr "127.0.0.1:${PORT[moth]}" --pid "$BROKER_PID" \
+        --store "$store/moth" | tee -a "$out" || true
+      stop
+      continue
+    fi
     brokers="moth mosquitto rumqttd" mode="" connections=$IDLE_CONNECTIONS
     # rumqttd keeps plain-text passwords in its config: nothing to compare.
     [ "$scenario" = connect-auth ] && brokers="moth mosquitto" mode=auth connections=$AUTH_USERS
+    # rumqttd keeps nothing on disk.
+    case $scenario in *-disk-batch) brokers="moth mosquitto" mode=disk-batch ;; *-disk-always) brokers="moth mosquitto" mode=disk-always ;; esac
     # Each round starts with another broker: the first run after a heavy
     # scenario shares the machine with the kernel still tearing down the
     # last one's sockets, and no broker should always be the one that pays.

@@ -12,6 +12,7 @@
 mod churn;
 mod paced;
 mod report;
+mod restart;
 mod scenarios;
 mod wire;
 
@@ -54,6 +55,30 @@ enum Command {
         #[arg(long, default_value_t = 10_000)]
         connections: usize,
     },
+    /// Give a broker with persistence a large acknowledged state (the
+    /// restart row): retained messages, persistent sessions with a queued
+    /// message each.
+    Fill {
+        #[arg(long, default_value = "127.0.0.1:1883")]
+        addr: SocketAddr,
+        #[arg(long, default_value_t = 1_000_000)]
+        retained: u64,
+        #[arg(long, default_value_t = 100_000)]
+        sessions: u64,
+    },
+    /// Wait until a (re)started broker answers a CONNECT; print the restart
+    /// row: seconds, with the broker's memory and its store's size.
+    Ready {
+        #[arg(long, default_value = "127.0.0.1:1883")]
+        addr: SocketAddr,
+        #[arg(long)]
+        broker: String,
+        #[arg(long)]
+        pid: Option<u32>,
+        /// The broker's store directory, for its size on disk.
+        #[arg(long)]
+        store: Option<PathBuf>,
+    },
     /// Summarise result lines into a table, Markdown and an SVG chart.
     Report {
         /// File of result lines from `run`.
@@ -78,13 +103,19 @@ fn connect_threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
+/// The scenario a persistence variant runs (`fanin-qos1-disk-batch` ->
+/// `fanin-qos1`); others as they are.
+fn base_scenario(scenario: &str) -> &str {
+    ["-persistent", "-disk-batch", "-disk-always"].iter().find_map(|s| scenario.strip_suffix(s)).unwrap_or(scenario)
+}
+
 /// The password of every `userN` in the connect-auth scenario's password files.
 const AUTH_PASSWORD: &str = "bench-secret";
 
 /// Scenario name -> (unit, higher is better).
 pub fn unit(scenario: &str) -> (&'static str, bool) {
-    // A `-v5` or `-persistent` row has its plain row's unit.
-    match scenario.replace("-v5", "").replace("-persistent", "").as_str() {
+    // A `-v5`, `-persistent` or `-disk-...` row has its plain row's unit.
+    match base_scenario(scenario).replace("-v5", "").as_str() {
         "latency" => ("p99 µs at 5k msg/s", false),
         "latency-p999" => ("p99.9 µs at 5k msg/s", false),
         "latency-cpu" => ("broker CPU µs per message at 5k msg/s", false),
@@ -92,6 +123,9 @@ pub fn unit(scenario: &str) -> (&'static str, bool) {
         "connect-cpu" => ("broker CPU µs per CONNECT", false),
         "idle" => ("bytes/idle conn", false),
         "connect-auth" => ("s until 5k clients with passwords are in", false),
+        "restart" => ("s from start to CONNACK, 1M retained + 100k sessions stored", false),
+        "restart-rss" => ("MiB resident after that restart", false),
+        "restart-store" => ("MiB of store on disk", false),
         s if s.starts_with("fanout") => ("deliveries/s", true),
         _ => ("msg/s", true),
     }
@@ -102,21 +136,50 @@ async fn run_scenario(t: &Target, scenario: &str, pid: Option<u32>, connections:
     let (scenario, v5) = scenario.strip_suffix("-v5").map_or((scenario, false), |base| (base, true));
     wire::set_v5(v5);
     // `fanin-qos1-persistent`: every client has a persistent session, which
-    // a broker with persistence on keeps on disk.
-    let (scenario, persistent) = scenario.strip_suffix("-persistent").map_or((scenario, false), |base| (base, true));
-    wire::set_persistent(persistent);
+    // a broker with persistence on keeps on disk; `-disk-batch` and
+    // `-disk-always` are the same clients, against brokers that bench.sh
+    // started with persistence (moth with that `sync`).
+    let base = base_scenario(scenario);
+    wire::set_persistent(base != scenario);
+    // `sync: always` commits every change on its own (a few thousand a
+    // second): a twentieth of the messages keeps its run under ten seconds.
+    let share = if scenario.ends_with("-disk-always") { 20 } else { 1 };
+    let scenario = base;
     match scenario {
         "fanin-qos0" => scenarios::fan_in(t, 8, 50_000, QoS::AtMostOnce).await,
-        "fanin-qos1" => scenarios::fan_in(t, 8, 20_000, QoS::AtLeastOnce).await,
+        "fanin-qos1" => scenarios::fan_in(t, 8, 20_000 / share, QoS::AtLeastOnce).await,
         "fanout-qos0" => scenarios::fan_out(t, 32, 20_000, QoS::AtMostOnce).await,
         "fanout-qos1" => scenarios::fan_out(t, 32, 5_000, QoS::AtLeastOnce).await,
-        "pairs-qos1" => scenarios::pairs(t, 16, 10_000, QoS::AtLeastOnce).await,
+        "pairs-qos1" => scenarios::pairs(t, 16, 10_000 / share, QoS::AtLeastOnce).await,
         "latency" => scenarios::latency(t, 5_000, 20).await,
         "connect" => scenarios::connect_rate(t, CONNECT_TOTAL, CONNECT_LIMIT, 32, connect_threads()).await,
         "idle" => scenarios::idle(t, connections, pid).await,
         "connect-auth" => scenarios::connect_auth(t, connections, 500, AUTH_PASSWORD, pid).await,
         other => Err(std::io::Error::other(format!("unknown scenario `{other}`"))),
     }
+}
+
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            None
+        }
+    }
+}
+
+/// Bytes of the files in `dir` and below.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 fn main() -> ExitCode {
@@ -129,6 +192,31 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Fill { addr, retained, sessions } => {
+            match runtime().map(|rt| rt.block_on(restart::fill(addr, retained, sessions))) {
+                Some(Ok(())) => ExitCode::SUCCESS,
+                Some(Err(e)) => {
+                    eprintln!("loadgen fill: {e}");
+                    ExitCode::FAILURE
+                }
+                None => ExitCode::FAILURE,
+            }
+        }
+        Command::Ready { addr, broker, pid, store } => {
+            let Some(rt) = runtime() else { return ExitCode::FAILURE };
+            match rt.block_on(restart::ready(addr, std::time::Duration::from_secs(120))) {
+                Ok(secs) => {
+                    let rss = pid.and_then(scenarios::rss_bytes).map_or(f64::NAN, |b| b as f64 / 1048576.0);
+                    let size = store.as_deref().map_or(f64::NAN, |d| dir_bytes(d) as f64 / 1048576.0);
+                    println!("{broker}\trestart\t{secs:.3}\t1\t1\tNaN\tNaN\t-\trss_mb={rss:.1};store_mb={size:.1}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    println!("{broker}\trestart\tNaN\t0\t0\tNaN\tNaN\t{e}\t");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Run { addr, broker, pid, sources, scenario, connections } => {
             let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(r) => r,

@@ -10,8 +10,11 @@ use crate::unit;
 
 const BROKERS: [&str; 3] = ["moth", "mosquitto", "rumqttd"];
 /// Rows in table order; the `-v5` rows are the same scenarios with MQTT 5
-/// clients, each beside its 3.1.1 row.
-const ORDER: [&str; 21] = [
+/// clients, each beside its 3.1.1 row. `-persistent`: every client has a
+/// persistent session, brokers in memory; `-disk-batch` and `-disk-always`:
+/// the same against moth with persistence (`sync: batch`, `always`) and
+/// Mosquitto with `persistence true` (rumqttd has none).
+const ORDER: [&str; 30] = [
     "fanin-qos0",
     "fanin-qos0-v5",
     "fanin-qos1",
@@ -22,6 +25,12 @@ const ORDER: [&str; 21] = [
     "fanout-qos1-v5",
     "pairs-qos1",
     "pairs-qos1-v5",
+    "fanin-qos1-persistent",
+    "fanin-qos1-disk-batch",
+    "fanin-qos1-disk-always",
+    "pairs-qos1-persistent",
+    "pairs-qos1-disk-batch",
+    "pairs-qos1-disk-always",
     "latency",
     "latency-v5",
     "latency-p999",
@@ -33,6 +42,9 @@ const ORDER: [&str; 21] = [
     "idle",
     "idle-v5",
     "connect-auth",
+    "restart",
+    "restart-rss",
+    "restart-store",
 ];
 
 #[derive(Default)]
@@ -110,6 +122,10 @@ pub fn report(input: &Path, markdown: Option<&Path>, svg: Option<&Path>) -> std:
                 (format!("{s}-cpu"), cpu_us_per(broker_cpu, secs, received)),
             ],
             "connect" => vec![("connect-cpu".to_string(), cpu_us_per(broker_cpu, secs, received))],
+            "restart" => vec![
+                ("restart-rss".to_string(), extra(extras, "rss_mb").unwrap_or(f64::NAN)),
+                ("restart-store".to_string(), extra(extras, "store_mb").unwrap_or(f64::NAN)),
+            ],
             _ => vec![],
         };
         for (row, value) in derived {

@@ -703,8 +703,13 @@ impl Session {
         (publishes, pubrels)
     }
 
-    /// The stored sequence number of flow `packet_id` (0: none).
+    /// The stored sequence number of flow `packet_id` (0: none). Looked up
+    /// only with persistence on: the in-flight window is searched linearly,
+    /// and an acknowledgement without a store should not pay twice.
     fn stored_of(&self, packet_id: u16) -> u64 {
+        if self.durable.is_none() {
+            return 0;
+        }
         self.inflight.get(packet_id).map_or(0, |e| e.stored)
     }
 
@@ -718,7 +723,7 @@ impl Session {
     }
 
     pub(crate) fn on_pubrec(&mut self, packet_id: u16) -> AckResult {
-        let first = self.inflight.get(packet_id).is_some_and(|e| e.state == Awaiting::Pubrec);
+        let first = self.durable.is_some() && self.inflight.get(packet_id).is_some_and(|e| e.state == Awaiting::Pubrec);
         let r = self.inflight.on_pubrec(packet_id);
         if r == AckResult::Done
             && first

@@ -200,7 +200,9 @@ impl<'a> Reader<'a> {
             Ok(_) => return Err(corrupt(what, "the message is not one whole PUBLISH")),
             Err(e) => return Err(corrupt(what, format!("the message does not decode: {e}"))),
         };
-        let mut m = Message::from_publish(publish);
+        // Compacted: the payload would otherwise keep the whole decoded
+        // frame (its topic a second time) alive for as long as it is held.
+        let mut m = Message::from_publish(publish).compacted();
         m.expires_at = (expires_at != 0).then(|| wall_to_instant(expires_at));
         Ok(Arc::new(m))
     }
