@@ -26,13 +26,16 @@ use bytes::{Bytes, BytesMut};
 use common::{Running, TempDir, describe, free_port, moth, text, wait_until_listening};
 use moth_protocol::codec;
 use moth_protocol::packet::{
-    Ack, Connect, ConnectReturnCode, Packet, Protocol, Publish, QoS, Subscribe, SubscribeFilter, Will,
+    Ack, Connect, ConnectProperties, ConnectReturnCode, MessageProperties, Packet, Protocol, Publish, QoS, Subscribe,
+    SubscribeFilter, Will,
 };
 
-/// A blocking MQTT 3.1.1 connection; every error means "reconnect".
+/// A blocking MQTT connection (3.1.1 unless made with [`Conn::open_as`]);
+/// every error means "reconnect".
 struct Conn {
     s: TcpStream,
     buf: BytesMut,
+    protocol: Protocol,
 }
 
 impl Conn {
@@ -42,10 +45,6 @@ impl Conn {
     }
 
     fn open_with_will(addr: SocketAddr, client_id: &str, clean: bool, will: Option<Will>) -> Option<(Conn, bool)> {
-        let s = TcpStream::connect_timeout(&addr, Duration::from_millis(300)).ok()?;
-        s.set_nodelay(true).ok()?;
-        s.set_read_timeout(Some(Duration::from_millis(100))).ok()?;
-        let mut c = Conn { s, buf: BytesMut::new() };
         let connect = Connect {
             protocol: Protocol::V311,
             clean_session: clean,
@@ -56,6 +55,15 @@ impl Conn {
             password: None,
             properties: Default::default(),
         };
+        Conn::open_as(addr, connect)
+    }
+
+    /// Sends `connect` (in its protocol version) and waits for CONNACK 0.
+    fn open_as(addr: SocketAddr, connect: Connect) -> Option<(Conn, bool)> {
+        let s = TcpStream::connect_timeout(&addr, Duration::from_millis(300)).ok()?;
+        s.set_nodelay(true).ok()?;
+        s.set_read_timeout(Some(Duration::from_millis(100))).ok()?;
+        let mut c = Conn { s, buf: BytesMut::new(), protocol: connect.protocol };
         c.send(&Packet::Connect(Box::new(connect))).ok()?;
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
@@ -72,14 +80,14 @@ impl Conn {
 
     fn send(&mut self, p: &Packet) -> std::io::Result<()> {
         let mut out = BytesMut::new();
-        codec::encode(p, Protocol::V311, &mut out);
+        codec::encode(p, self.protocol, &mut out);
         self.s.write_all(&out)
     }
 
     /// The next packet; `Ok(None)` when none came within the read timeout.
     fn recv(&mut self) -> std::io::Result<Option<Packet>> {
         loop {
-            match codec::decode(&mut self.buf, 1 << 20, Protocol::V311) {
+            match codec::decode(&mut self.buf, 1 << 20, self.protocol) {
                 Ok(Some(p)) => return Ok(Some(p)),
                 Ok(None) => {}
                 Err(e) => return Err(std::io::Error::other(format!("malformed packet from the broker: {e}"))),
@@ -609,4 +617,92 @@ fn a_store_that_cannot_be_used_stops_the_start_with_one_line_naming_it() {
     }
     std::fs::write(&path, bytes).expect("damage");
     refused(&config, &["moth.redb"]);
+}
+
+/// An MQTT 5 CONNECT keeping its session for `expiry` seconds.
+fn connect_v5(client_id: &str, clean_start: bool, expiry: u32, will: Option<Will>) -> Connect {
+    Connect {
+        protocol: Protocol::V5,
+        clean_session: clean_start,
+        keep_alive: 0,
+        client_id: client_id.into(),
+        will,
+        username: None,
+        password: None,
+        properties: ConnectProperties { session_expiry_interval: Some(expiry), ..ConnectProperties::default() },
+    }
+}
+
+#[test]
+fn mqtt5_session_and_message_expiry_run_on_while_the_broker_is_down() {
+    let dir = TempDir::new("persist-expiry");
+    let port = free_port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let config = store_config(&dir, port, &dir.0.join("store"));
+    let broker = start(&config, addr);
+    for (id, expiry) in [("short", 1), ("long", 3600)] {
+        let (mut c, _) = Conn::open_as(addr, connect_v5(id, true, expiry, None)).expect("connect");
+        subscribe_qos1(&mut c, "e/#");
+        c.send(&Packet::Disconnect(Default::default())).expect("disconnect");
+    }
+    let (mut publisher, _) = Conn::open_as(addr, connect_v5("pub", true, 0, None)).expect("connect");
+    for (id, (topic, expiry)) in [("e/brief", Some(1)), ("e/lasting", None)].into_iter().enumerate() {
+        let id = id as u16 + 1;
+        let mut p = Publish::new(topic, Bytes::from_static(b"x"), QoS::AtLeastOnce, false, id);
+        p.properties = expiry.map(|s| {
+            std::sync::Arc::new(MessageProperties { message_expiry_interval: Some(s), ..MessageProperties::default() })
+        });
+        publisher.send(&Packet::Publish(p)).expect("publish");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !matches!(publisher.recv(), Ok(Some(Packet::Puback(a))) if a.packet_id == id) {
+            assert!(Instant::now() < deadline, "no PUBACK");
+        }
+    }
+    kill9(broker);
+    // The passing of time is what is tested: both 1 s intervals run out
+    // while no broker runs.
+    std::thread::sleep(Duration::from_millis(2500));
+    let broker = start(&config, addr);
+    let (_short, present) = Conn::open_as(addr, connect_v5("short", false, 1, None)).expect("reconnect");
+    assert!(!present, "a session whose expiry passed while the broker was down is gone");
+    let (mut long, present) = Conn::open_as(addr, connect_v5("long", false, 3600, None)).expect("reconnect");
+    assert!(present, "the long session is kept");
+    assert_eq!(next_publish(&mut long).0, "e/lasting", "the expired message is not delivered, the other one is");
+    drop(broker);
+}
+
+#[test]
+fn mqtt5_a_delayed_will_found_after_kill_9_waits_its_delay_unless_the_client_returns() {
+    let dir = TempDir::new("persist-will-delay");
+    let port = free_port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let config = store_config(&dir, port, &dir.0.join("store"));
+    let broker = start(&config, addr);
+    let (mut watcher, _) = Conn::open(addr, "watcher", false).expect("connect");
+    subscribe_qos1(&mut watcher, "wills/#");
+    watcher.send(&Packet::Disconnect(Default::default())).expect("disconnect");
+    // Connected until the broker dies.
+    let mut held = Vec::new();
+    for id in ["late", "back"] {
+        let mut will = Will::new(format!("wills/{id}"), "gone", QoS::AtLeastOnce, false);
+        will.delay_interval = 2;
+        held.push(Conn::open_as(addr, connect_v5(id, true, 60, Some(will))).expect("connect with a will"));
+    }
+    kill9(broker);
+    let restarted = Instant::now();
+    let broker = start(&config, addr);
+    // `back` returns within its delay: its will must not be published.
+    let (_back, present) = Conn::open_as(addr, connect_v5("back", false, 60, None)).expect("reconnect");
+    assert!(present);
+    let (mut watcher, _) = Conn::open(addr, "watcher", false).expect("reconnect");
+    assert_eq!(next_publish(&mut watcher), ("wills/late".into(), "gone".into()));
+    assert!(restarted.elapsed() >= Duration::from_millis(1900), "published before its 2 s delay");
+    // Nothing else comes: `back`'s will stays unpublished.
+    let quiet = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < quiet {
+        if let Ok(Some(Packet::Publish(p))) = watcher.recv() {
+            panic!("unexpected {} after the client came back", p.topic);
+        }
+    }
+    drop(broker);
 }

@@ -107,11 +107,11 @@ pub(crate) fn publish_wills(ctx: &Arc<Shared>, wills: Vec<PendingWill>) {
                 let ctx = ctx.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
-                    // Nobody opened the session since the start: due.
+                    // Nobody opened the session since the start: due. A
+                    // client that came back owns the will record now (its
+                    // CONNECT wrote or cleared it), so it is left alone.
                     if w.session.as_ref().is_some_and(|s| s.opened_by() == 0) {
                         publish(&ctx, &w);
-                    } else {
-                        forget(&ctx, &w.client_id);
                     }
                 });
             }
