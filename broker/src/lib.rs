@@ -95,6 +95,7 @@ use moth_protocol::{codec, message, packet, topic};
 pub mod internal {
     // The `moth` program.
     pub use crate::cli::fd_limit::raise as raise_fd_limit;
+    pub use crate::cli::file_size::ignore_file_size_signal;
     pub use crate::cli::passwd_cmd::{PasswdArgs, run as run_passwd};
     pub use crate::observability::logging::{LogControl, init as init_logging};
     pub use crate::transport::transport_name;

@@ -28,7 +28,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use moth::internal::{LogControl, PasswdArgs, init_logging, raise_fd_limit, run_passwd, transport_name};
+use moth::internal::{
+    LogControl, PasswdArgs, ignore_file_size_signal, init_logging, raise_fd_limit, run_passwd, transport_name,
+};
 use moth::{Broker, BrokerError, Config, LogFormat};
 use tracing::{error, info, warn};
 
@@ -71,6 +73,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // A file size limit fails the store's writes (retried), not the broker.
+    ignore_file_size_signal();
     let mut args = Args::parse();
     if let Some(Command::Passwd(p)) = &args.command {
         return match run_passwd(p) {

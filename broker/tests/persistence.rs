@@ -706,3 +706,90 @@ fn mqtt5_a_delayed_will_found_after_kill_9_waits_its_delay_unless_the_client_ret
     }
     drop(broker);
 }
+
+/// Sets the running process's soft file size limit (RLIMIT_FSIZE) with
+/// util-linux `prlimit`, the hard one staying unlimited so it can be raised
+/// again: redb's writes past it fail with EFBIG, as on a full disk.
+fn file_size_limit(pid: u32, limit: &str) {
+    let status = std::process::Command::new("prlimit")
+        .arg(format!("--pid={pid}"))
+        .arg(format!("--fsize={limit}:unlimited"))
+        .status()
+        .expect("prlimit (util-linux)");
+    assert!(status.success(), "prlimit --fsize={limit} failed");
+}
+
+#[test]
+fn a_full_disk_holds_acknowledgements_keeps_serving_and_recovers_without_a_restart() {
+    const BIG: usize = 64 * 1024;
+    const COUNT: u16 = 40;
+    let dir = TempDir::new("persist-full");
+    let port = free_port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let store = dir.0.join("store");
+    let config = dir.file(
+        "moth.yaml",
+        &format!(
+            "listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:{port}\nsys_interval: 1\n\
+             persistence:\n  enabled: true\n  path: {}\n",
+            store.display()
+        ),
+    );
+    let broker = start(&config, addr);
+    let (mut keeper, _) = Conn::open(addr, "keeper", false).expect("connect");
+    subscribe_qos1(&mut keeper, "big/#");
+    keeper.send(&Packet::Disconnect(Default::default())).expect("disconnect");
+    let (mut sys, _) = Conn::open(addr, "sys-watcher", true).expect("connect");
+    subscribe_qos1(&mut sys, "$SYS/broker/store/errors");
+
+    // The file may not grow any more: what needs more room fails.
+    let size = std::fs::metadata(store.join("moth.redb")).expect("store file").len();
+    file_size_limit(broker.pid, &size.to_string());
+    let (mut publisher, _) = Conn::open(addr, "publisher", true).expect("connect");
+    for id in 1..=COUNT {
+        let p = Publish::new("big/x", Bytes::from(vec![b'b'; BIG]), QoS::AtLeastOnce, false, id);
+        publisher.send(&Packet::Publish(p)).expect("publish");
+    }
+    // Event: the store reports failed commits in $SYS.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "no store error reported");
+        if let Ok(Some(Packet::Publish(p))) = sys.recv()
+            && text(&p.payload) != "0"
+        {
+            break;
+        }
+    }
+    let mut acked = 0u16;
+    while let Ok(Some(p)) = publisher.recv() {
+        assert!(matches!(p, Packet::Puback(_)), "{p:?}");
+        acked += 1;
+    }
+    assert!(acked < COUNT, "every PUBACK came although the store cannot hold the messages");
+    // Clients that need no store are still served.
+    let (mut a, _) = Conn::open(addr, "live-sub", true).expect("a new client connects");
+    subscribe_qos1(&mut a, "live/t");
+    let (mut b, _) = Conn::open(addr, "live-pub", true).expect("connect");
+    b.send(&Packet::Publish(Publish::new("live/t", Bytes::from_static(b"hi"), QoS::AtMostOnce, false, 0)))
+        .expect("publish");
+    assert_eq!(next_publish(&mut a), ("live/t".into(), "hi".into()));
+
+    // Room again: the retried commit goes through and the PUBACKs follow.
+    file_size_limit(broker.pid, "unlimited");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acked < COUNT {
+        assert!(Instant::now() < deadline, "only {acked} of {COUNT} PUBACKs after the disk had room again");
+        if let Ok(Some(Packet::Puback(_))) = publisher.recv() {
+            acked += 1;
+        }
+    }
+    kill9(broker);
+    let broker = start(&config, addr);
+    let (mut keeper, present) = Conn::open(addr, "keeper", false).expect("reconnect");
+    assert!(present);
+    for n in 0..COUNT {
+        let (topic, body) = next_publish(&mut keeper);
+        assert_eq!((topic.as_str(), body.len()), ("big/x", BIG), "message {n}");
+    }
+    drop(broker);
+}

@@ -20,9 +20,11 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 
+use crate::lock::Locked;
 use crate::store::batch::Batch;
 use crate::store::layout::{self, FORMAT_KEY, MAGIC, ReadTables, Table, Visit, WriteTables};
 use crate::store::{Loaded, Store, StoreError};
@@ -39,8 +41,26 @@ fn definition(t: Table) -> TableDefinition<'static, &'static [u8], &'static [u8]
 }
 
 pub(crate) struct DiskStore {
-    db: Database,
+    /// `None` after a failed commit: redb answers every later call with
+    /// "previous I/O error" until the file is opened again, which the next
+    /// commit does (so a full disk that gets room again is written again).
+    db: Mutex<Option<Database>>,
     file: PathBuf,
+}
+
+/// Opens (or creates) the redb file, with every page checked.
+fn open_file(file: &Path) -> Result<Database, StoreError> {
+    let name = file.display();
+    let opened =
+        catch_unwind(|| Database::builder().set_check_integrity_on_open(true).set_cache_size(CACHE_BYTES).create(file));
+    match opened {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)) => {
+            Err(StoreError::Open(format!("{name}: the store is in use by another moth (or process)")))
+        }
+        Ok(Err(e)) => Err(StoreError::Open(format!("{name}: cannot open the store: {e}"))),
+        Err(_) => Err(StoreError::Open(format!("{name}: cannot open the store: the file is damaged"))),
+    }
 }
 
 impl std::fmt::Debug for DiskStore {
@@ -56,21 +76,21 @@ impl DiskStore {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Open(format!("{shown}: cannot create the persistence directory: {e}")))?;
         let file = dir.join(FILE_NAME);
-        let name = file.display().to_string();
-        let opened = catch_unwind(|| {
-            Database::builder().set_check_integrity_on_open(true).set_cache_size(CACHE_BYTES).create(&file)
-        });
-        let db = match opened {
-            Ok(Ok(db)) => db,
-            Ok(Err(redb::DatabaseError::DatabaseAlreadyOpen)) => {
-                return Err(StoreError::Open(format!("{name}: the store is in use by another moth (or process)")));
-            }
-            Ok(Err(e)) => return Err(StoreError::Open(format!("{name}: cannot open the store: {e}"))),
-            Err(_) => return Err(StoreError::Open(format!("{name}: cannot open the store: the file is damaged"))),
-        };
-        let store = DiskStore { db, file };
-        store.check_format()?;
+        let db = open_file(&file)?;
+        let store = DiskStore { db: Mutex::new(Some(db)), file };
+        store.with_db(|db| store.check_format(db))?;
         Ok(store)
+    }
+
+    /// Runs `f` on the database, opening the file again first if a failed
+    /// commit closed it.
+    fn with_db<T>(&self, f: impl FnOnce(&Database) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let mut db = self.db.locked();
+        let db = match &mut *db {
+            Some(db) => db,
+            empty => empty.insert(open_file(&self.file)?),
+        };
+        f(db)
     }
 
     fn name(&self) -> String {
@@ -82,8 +102,8 @@ impl DiskStore {
     }
 
     /// A new store gets its format mark; an existing one must carry it.
-    fn check_format(&self) -> Result<(), StoreError> {
-        let read = self.db.begin_read().map_err(|e| self.io("read", e))?;
+    fn check_format(&self, db: &Database) -> Result<(), StoreError> {
+        let read = db.begin_read().map_err(|e| self.io("read", e))?;
         let found = match read.open_table(definition(Table::Meta)) {
             Ok(meta) => meta.get(FORMAT_KEY).map_err(|e| self.io("read", e))?.map(|v| v.value().to_vec()),
             Err(redb::TableError::TableDoesNotExist(_)) => None,
@@ -99,13 +119,13 @@ impl DiskStore {
                 String::from_utf8_lossy(MAGIC)
             ))),
             None => {
-                let read = self.db.begin_read().map_err(|e| self.io("read", e))?;
+                let read = db.begin_read().map_err(|e| self.io("read", e))?;
                 let tables = read.list_tables().map_err(|e| self.io("read", e))?.count();
                 drop(read);
                 if tables > 0 {
                     return Err(StoreError::Open(format!("{}: a redb file, but not a moth store", self.name())));
                 }
-                let mut w = self.db.begin_write().map_err(|e| self.io("write", e))?;
+                let mut w = db.begin_write().map_err(|e| self.io("write", e))?;
                 w.set_durability(Durability::Immediate).map_err(|e| self.io("write", e))?;
                 {
                     for t in Table::ALL {
@@ -183,18 +203,27 @@ impl ReadTables for Reader<'_> {
 
 impl Store for DiskStore {
     fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write().map_err(|e| self.io("write", e))?;
-        txn.set_durability(Durability::Immediate).map_err(|e| self.io("write", e))?;
-        // On error the transaction is dropped unfinished: nothing of it stays.
-        layout::apply(batch, &mut Writer { txn: &txn, store: self })?;
-        txn.commit().map_err(|e| self.io("commit", e))
+        let done = self.with_db(|db| {
+            let mut txn = db.begin_write().map_err(|e| self.io("write", e))?;
+            txn.set_durability(Durability::Immediate).map_err(|e| self.io("write", e))?;
+            // On error the transaction is dropped unfinished: nothing of it stays.
+            layout::apply(batch, &mut Writer { txn: &txn, store: self })?;
+            txn.commit().map_err(|e| self.io("commit", e))
+        });
+        if done.is_err() {
+            // Closed, to be opened afresh by the next attempt.
+            self.db.locked().take();
+        }
+        done
     }
 
     fn load(&self) -> Result<Loaded, StoreError> {
         let name = self.name();
         let read = catch_unwind(AssertUnwindSafe(|| {
-            let txn = self.db.begin_read().map_err(|e| self.io("read", e))?;
-            layout::load(&Reader { txn, store: self }, &name)
+            self.with_db(|db| {
+                let txn = db.begin_read().map_err(|e| self.io("read", e))?;
+                layout::load(&Reader { txn, store: self }, &name)
+            })
         }));
         read.unwrap_or_else(|_| Err(StoreError::Open(format!("{name}: the store is damaged"))))
     }
