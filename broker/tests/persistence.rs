@@ -526,6 +526,10 @@ fn a_restart_after_kill_9_keeps_sessions_queues_in_order_and_retained_and_publis
         subscribe_qos1(&mut c, filter);
         c.send(&Packet::Disconnect(Default::default())).expect("disconnect");
     }
+    // Gets a message and never acknowledges it: after the restart it must
+    // come again with the same packet id and DUP [MQTT-4.4.0-1].
+    let (mut unacked, _) = Conn::open(addr, "unacked", false).expect("connect");
+    subscribe_qos1(&mut unacked, "u/#");
     // Connected when the broker dies: its will must be published after.
     let will = Will::new("wills/dying", "gone", QoS::AtLeastOnce, false);
     let (_dying, _) = Conn::open_with_will(addr, "dying", true, Some(will)).expect("connect with a will");
@@ -541,6 +545,17 @@ fn a_restart_after_kill_9_keeps_sessions_queues_in_order_and_retained_and_publis
     for i in 1..=5u16 {
         publish(&format!("q/{i}"), &format!("m{i}"), false, i);
     }
+    publish("u/1", "once", false, 7);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let first = loop {
+        assert!(Instant::now() < deadline, "u/1 not delivered");
+        if let Ok(Some(Packet::Publish(p))) = unacked.recv() {
+            break p;
+        }
+    };
+    assert!(!first.dup);
+    // Acknowledged after u/1 was sent: the journal is ordered, so the record
+    // of that sending is on disk too.
     publish("r/x", "kept", true, 6);
     kill9(broker);
 
@@ -553,6 +568,20 @@ fn a_restart_after_kill_9_keeps_sessions_queues_in_order_and_retained_and_publis
     let (mut watcher, present) = Conn::open(addr, "watcher", false).expect("reconnect");
     assert!(present);
     assert_eq!(next_publish(&mut watcher), ("wills/dying".into(), "gone".into()), "the dead client's will");
+    let (mut unacked, present) = Conn::open(addr, "unacked", false).expect("reconnect");
+    assert!(present);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let again = loop {
+        assert!(Instant::now() < deadline, "u/1 not sent again");
+        if let Ok(Some(Packet::Publish(p))) = unacked.recv() {
+            break p;
+        }
+    };
+    assert_eq!(
+        (again.packet_id, again.dup, &*again.topic),
+        (first.packet_id, true, "u/1"),
+        "re-sent as it was, with DUP"
+    );
     let (mut reader, _) = Conn::open(addr, "reader", true).expect("connect");
     subscribe_qos1(&mut reader, "r/#");
     assert_eq!(next_publish(&mut reader), ("r/x".into(), "kept".into()), "the retained message");
@@ -792,4 +821,25 @@ fn a_full_disk_holds_acknowledgements_keeps_serving_and_recovers_without_a_resta
         assert_eq!((topic.as_str(), body.len()), ("big/x", BIG), "message {n}");
     }
     drop(broker);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_broker_opens_on_a_store_path_and_finds_its_state_again() {
+    let dir = TempDir::new("persist-api");
+    // No listener: the application publishes and subscribes in process.
+    let mut config = moth::Config::from_yaml_str("sys_interval: 0\n").expect("config");
+    config.persistence = Some(moth::PersistenceConfig { path: dir.0.join("store"), sync: moth::SyncMode::Batch });
+    let broker = moth::Broker::new(config.clone()).expect("opens the store");
+    broker.start().await.expect("starts");
+    broker.publish("app/state", "on", QoS::AtLeastOnce, true).expect("publish");
+    let figures = broker.snapshot().store.expect("store figures with persistence on");
+    assert!(figures.changes >= 1, "{figures:?}");
+    // Shutdown commits what is pending; the store is let go with the broker.
+    broker.shutdown().await;
+    drop(broker);
+    let again = moth::Broker::new(config).expect("opens the same store");
+    assert_eq!(again.retained_count(), 1, "the retained message is back");
+    let mut sub = again.subscribe("app/#", QoS::AtLeastOnce).expect("subscribe");
+    let m = sub.try_recv().expect("the retained message, at once");
+    assert_eq!((&*m.topic, &m.payload[..]), ("app/state", &b"on"[..]));
 }

@@ -100,15 +100,18 @@ impl Durable {
         seq
     }
 
-    /// A stored QoS 2 delivery sent as `packet_id`: the PUBLISH waits for
-    /// this, so that after a crash it is sent again with the same id and
-    /// DUP, not a second time as new.
+    /// A stored delivery sent as `packet_id`, so that after a crash it is
+    /// sent again with that id and DUP [MQTT-4.4.0-1]. A QoS 2 PUBLISH
+    /// waits for this (sent again as new, it would arrive twice); a QoS 1
+    /// one does not: if the record is lost, the message goes again as new,
+    /// which QoS 1 allows.
     pub(crate) fn sent(&mut self, seq: u64, d: &DeliveryTerms<'_>, packet_id: u16) {
-        self.journal.record(Change::Delivery(
-            self.client_id.clone(),
-            seq,
-            Some(d.record(DeliveryState::Sent(packet_id))),
-        ));
+        let change = Change::Delivery(self.client_id.clone(), seq, Some(d.record(DeliveryState::Sent(packet_id))));
+        if d.qos == QoS::ExactlyOnce {
+            self.journal.record(change);
+        } else {
+            self.journal.record_quietly(change);
+        }
     }
 
     /// PUBREC came for a stored QoS 2 delivery: the PUBREL waits for this.

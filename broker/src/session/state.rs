@@ -639,9 +639,7 @@ impl Session {
                             if stored != 0 {
                                 finished = 0;
                                 self.inflight.set_stored(p.packet_id, stored);
-                                if qos == QoS::ExactlyOnce
-                                    && let Some(d) = self.durable.as_deref_mut().filter(|d| d.stored())
-                                {
+                                if let Some(d) = self.durable.as_deref_mut().filter(|d| d.stored()) {
                                     let terms =
                                         DeliveryTerms { message, qos, retain, subscription_ids: p.subscription_ids };
                                     d.sent(stored, &terms, p.packet_id);
@@ -853,6 +851,7 @@ impl Session {
                     self.queue.push_back(Queued::Boxed(Box::new(delivery(ids))));
                     continue;
                 }
+                DeliveryState::Sent(id) if r.qos == QoS::AtLeastOnce => (id, Awaiting::Puback),
                 DeliveryState::Sent(id) => (id, Awaiting::Pubrec),
                 DeliveryState::Released(id) => (id, Awaiting::Pubcomp),
             };

@@ -88,10 +88,9 @@ pub(crate) struct SubscriptionRecord {
 /// Where an outbound QoS 1/2 delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DeliveryState {
-    /// Queued; not sent yet (or a QoS 1 sent: its packet id is not kept,
-    /// and it is sent again as new after a restart, which QoS 1 allows).
+    /// Queued; not sent yet.
     Queued,
-    /// A QoS 2 PUBLISH sent with this packet id, PUBREC awaited.
+    /// Sent with this packet id; PUBACK (QoS 1) or PUBREC (QoS 2) awaited.
     Sent(u16),
     /// PUBREC received and PUBREL sent for this id, PUBCOMP awaited.
     Released(u16),
