@@ -46,7 +46,8 @@
 //! 3. `store`: what survives a restart (the `persistence` section): the
 //!    records (`record.rs`), group commit and waiting for durability
 //!    (`journal.rs`), the store on disk (`disk.rs`, redb) and in memory.
-//! 4. `session`: one client's state (`state.rs`), the QoS 1 and QoS 2
+//! 4. `session`: one client's state (`state.rs`), a delivery as its queue
+//!    holds it and as it is written (`delivery.rs`), the QoS 1 and QoS 2
 //!    flows (`inflight.rs`), all sessions and who owns them (`store.rs`),
 //!    what a subscription grants (`subscription.rs`), a shared
 //!    subscription's members (`shared_group.rs`), what a persistent

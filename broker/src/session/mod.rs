@@ -5,6 +5,7 @@
 //! grants ([`subscription`]); a shared subscription's group and its
 //! members ([`shared_group`]).
 
+pub(crate) mod delivery;
 pub(crate) mod durable;
 pub(crate) mod inflight;
 pub(crate) mod liveness;

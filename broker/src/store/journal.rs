@@ -38,10 +38,8 @@ use tracing::{error, info, warn};
 use crate::config::SyncMode;
 use crate::lock::Locked;
 use crate::stats::Stats;
-use crate::store::Store;
-#[cfg(test)]
-use crate::store::StoreError;
 use crate::store::batch::{Batch, Change};
+use crate::store::{Store, StoreError};
 
 /// The longest wait between two attempts of a failing commit.
 const RETRY_MAX: Duration = Duration::from_secs(5);
@@ -268,7 +266,12 @@ impl Inner {
         let mut failures = 0u64;
         loop {
             let started = Instant::now();
-            match self.store.commit(&batch) {
+            // A panic inside the store (a bug, or a damaged page it trips
+            // on) must not end this thread: nothing would be durable ever
+            // after, and every confirmation would wait forever.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.store.commit(&batch)))
+                .unwrap_or_else(|_| Err(StoreError::Io("the store panicked in a commit".into())));
+            match result {
                 Ok(()) => {
                     let s = &self.stats.store;
                     s.commit(started.elapsed());
