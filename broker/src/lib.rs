@@ -24,7 +24,8 @@
 //!   returns them: [`Message`], [`QoS`], [`MessageProperties`].
 //! - What a running broker reports: [`PluginListing`], [`PluginInfo`],
 //!   [`PluginOrigin`] and [`ApiVersion`] ([`Broker::plugins`]); [`Snapshot`]
-//!   with [`StoreFigures`] and [`Totals`] ([`Broker::snapshot`]).
+//!   with [`StoreFigures`], [`DROPPING_CLIENTS_SHOWN`] and [`Totals`]
+//!   ([`Broker::snapshot`]).
 //! - [`protocol`]: the `moth-protocol` crate, for programs that speak MQTT at
 //!   the byte level (packets, the codec, topic names and filters). It is
 //!   also where the types in [`Message`]'s own signatures live.
@@ -120,7 +121,7 @@ pub use crate::config::{
     OneOrMany, PersistenceConfig, PersistenceFile, PluginsConfig, Position, SessionOwner, SyncMode, TlsConfig,
     TopicCheckConfig, TopicCheckFile,
 };
-pub use crate::observability::sys::{Snapshot, StoreFigures};
+pub use crate::observability::sys::{DROPPING_CLIENTS_SHOWN, Snapshot, StoreFigures};
 pub use crate::plugin_host::registry::{PluginInfo, PluginOrigin};
 pub use crate::stats::Totals;
 pub use crate::transport::tls::TlsError;

@@ -868,3 +868,50 @@ async fn in_process_subscription_queue_is_bounded() {
     let m = tokio::time::timeout(EVENT_TIMEOUT, local.recv()).await.expect("next");
     assert_eq!(m.payload.as_ref(), b"next");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_qos1_messages_are_not_dropped_behind_a_retained_backlog() {
+    // 3,000 retained messages (three times max-queued-messages) queue for
+    // a subscriber to `#` at once; the live messages acknowledged to their
+    // publisher right after must all reach it too.
+    const RETAINED: usize = 3000;
+    const LIVE: u16 = 500;
+    let tb = TestBroker::start("").await;
+    for i in 0..RETAINED {
+        tb.broker.publish(&format!("old/{i}"), "r", moth::QoS::AtLeastOnce, true).unwrap();
+    }
+    let (mut sub, _) = RawClient::handshake(tb.addr, "backlog-sub", true).await;
+    sub.send(&Packet::Subscribe(Subscribe::new(1, vec![SubscribeFilter::new("#", moth::QoS::AtLeastOnce)]))).await;
+    // The subscriber reads nothing more until every live message is acknowledged.
+    let (mut publisher, _) = RawClient::handshake(tb.addr, "backlog-pub", true).await;
+    for id in 1..=LIVE {
+        let p = moth_protocol::packet::Publish::new(
+            "live/x",
+            Bytes::from(id.to_string()),
+            moth::QoS::AtLeastOnce,
+            false,
+            id,
+        );
+        publisher.send(&Packet::Publish(p)).await;
+        match publisher.recv().await {
+            Some(Packet::Puback(a)) if a.packet_id == id => {}
+            other => panic!("PUBACK {id}: {other:?}"),
+        }
+    }
+    let (mut live, mut retained) = (0u16, 0usize);
+    while live < LIVE || retained < RETAINED {
+        match sub.recv().await {
+            Some(Packet::Publish(p)) => {
+                if p.topic.starts_with("live/") {
+                    live += 1;
+                } else {
+                    retained += 1;
+                }
+                sub.send(&Packet::Puback(moth_protocol::packet::Ack::new(p.packet_id))).await;
+            }
+            Some(Packet::Suback(_)) => {}
+            other => panic!("after {live} live and {retained} retained: {other:?}"),
+        }
+    }
+    assert_eq!(tb.broker.dropped_messages(), 0, "nothing dropped");
+}

@@ -446,3 +446,38 @@ async fn a_server_disconnect_fits_the_clients_maximum_packet_size() {
     let _again = connected(&tb, "roomy").await;
     assert!(disconnected(&mut roomy).await.reason_string.is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_no_subscriber_has_room_for_is_refused_with_quota_exceeded() {
+    let tb = TestBroker::start("max-queued-messages: 2").await;
+    let mut away = connect5("full");
+    away.properties.session_expiry_interval = Some(300);
+    let (mut c, _) = open(&tb, away).await;
+    subscribe(&mut c, 1, SubscribeFilter::new("q/#", QoS::AtLeastOnce)).await;
+    c.send(&Packet::Disconnect(Disconnect::default())).await;
+    c.expect_closed().await;
+    let mut p = connected(&tb, "pub").await;
+    let mut reasons = Vec::new();
+    for id in 1..=3u16 {
+        p.send(&Packet::Publish(publish("q/x", QoS::AtLeastOnce, id, b"m"))).await;
+        match p.recv().await {
+            Some(Packet::Puback(a)) => reasons.push(a.reason),
+            other => panic!("expected PUBACK, got {other:?}"),
+        }
+    }
+    assert_eq!(reasons, [ReasonCode::SUCCESS, ReasonCode::SUCCESS, ReasonCode::QUOTA_EXCEEDED]);
+    // Counted for the client that dropped it.
+    let metrics = tb.broker.render_metrics();
+    assert!(metrics.contains("moth_client_messages_dropped_total{client_id=\"full\"} 1\n"), "{metrics}");
+    // QoS 2: a failure PUBREC ends the flow, so the id is free at once.
+    p.send(&Packet::Publish(publish("q/x", QoS::ExactlyOnce, 9, b"m"))).await;
+    match p.recv().await {
+        Some(Packet::Pubrec(a)) => assert_eq!(a.reason, ReasonCode::QUOTA_EXCEEDED),
+        other => panic!("expected PUBREC, got {other:?}"),
+    }
+    p.send(&Packet::Pubrel(Ack::new(9))).await;
+    match p.recv().await {
+        Some(Packet::Pubcomp(a)) => assert_eq!(a.reason, ReasonCode::PACKET_IDENTIFIER_NOT_FOUND),
+        other => panic!("expected PUBCOMP, got {other:?}"),
+    }
+}

@@ -105,6 +105,14 @@ pub(crate) fn render(s: &Snapshot, stats: &Stats) -> String {
     if let Some(store) = &s.store {
         render_store(&mut o, store, stats);
     }
+    o.header(
+        "moth_client_messages_dropped_total",
+        "counter",
+        "Messages a client's session dropped because its queue was full (the 100 that dropped most).",
+    );
+    for (client, n) in &s.dropped_by_client {
+        o.sample("moth_client_messages_dropped_total", &[("client_id", client)], *n);
+    }
     render_listeners(&mut o, stats);
     render_auth(&mut o, stats);
     o.0

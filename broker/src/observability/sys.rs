@@ -71,7 +71,14 @@ pub struct Snapshot {
     pub memory: Option<(u64, u64)>,
     /// The store's figures, with persistence on.
     pub store: Option<StoreFigures>,
+    /// The sessions that dropped messages (a full queue), with how many
+    /// over their life: the [`DROPPING_CLIENTS_SHOWN`] that dropped most.
+    pub dropped_by_client: Vec<(String, u64)>,
 }
+
+/// At most this many clients in [`Snapshot::dropped_by_client`]: a label
+/// per client would let a crowd of slow clients flood the metrics.
+pub const DROPPING_CLIENTS_SHOWN: usize = 100;
 
 /// What the store did since start (persistence on).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -116,6 +123,7 @@ impl Default for Snapshot {
             now: UNIX_EPOCH,
             memory: None,
             store: None,
+            dropped_by_client: Vec::new(),
         }
     }
 }
@@ -125,8 +133,12 @@ impl Snapshot {
     pub(crate) fn take(ctx: &Shared) -> Snapshot {
         let (mut inflight_in, mut inflight_out, mut queued) = (0u64, 0u64, 0u64);
         let (mut sessions, mut sessions_offline) = (0u64, 0u64);
+        let mut dropped_by_client = Vec::new();
         for s in ctx.sessions.sessions() {
             let state = s.lock();
+            if state.dropped() > 0 {
+                dropped_by_client.push((s.client_id().to_string(), state.dropped()));
+            }
             inflight_in += state.inflight().inbound_len() as u64;
             inflight_out += state.inflight().outbound_len() as u64;
             queued += state.queued() as u64;
@@ -152,6 +164,11 @@ impl Snapshot {
             uptime: stats.uptime(),
             now: SystemTime::now(),
             memory: resident_memory(),
+            dropped_by_client: {
+                dropped_by_client.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                dropped_by_client.truncate(DROPPING_CLIENTS_SHOWN);
+                dropped_by_client
+            },
             store: ctx.journal.as_ref().map(|_| {
                 let s = &stats.store;
                 StoreFigures {

@@ -61,6 +61,7 @@ fn shared_delivery(message: Arc<Message>, grant: Grant, group: Arc<Group>) -> De
         subscription_ids,
         group: Some(group),
         stored: 0,
+        backlog: false,
     }
 }
 
@@ -196,6 +197,7 @@ impl Router {
                         subscription_ids: merged.subscription_ids,
                         group: None,
                         stored: 0,
+                        backlog: false,
                     }
                     .into()
                 };

@@ -127,11 +127,23 @@ pub(crate) struct Delivery {
     pub group: Option<Arc<Group>>,
     /// Its sequence number in the store (`durable.rs`); 0 when not stored.
     pub stored: u64,
+    /// A retained message queued because of a new subscription: the
+    /// retained backlog, which does not count against the session's limit
+    /// for live messages (`state.rs`).
+    pub backlog: bool,
 }
 
 impl Delivery {
     pub(crate) fn new(message: Arc<Message>, qos: QoS, retain: bool) -> Delivery {
-        Delivery { message, qos, retain, subscription_ids: SubscriptionIds::None, group: None, stored: 0 }
+        Delivery {
+            message,
+            qos,
+            retain,
+            subscription_ids: SubscriptionIds::None,
+            group: None,
+            stored: 0,
+            backlog: false,
+        }
     }
 
     pub(super) fn terms(&self) -> DeliveryTerms<'_> {
@@ -192,6 +204,11 @@ impl Queued {
         }
     }
 
+    /// Whether it is part of the retained backlog (see [`Delivery::backlog`]).
+    pub(super) fn is_backlog(&self) -> bool {
+        matches!(self, Queued::Boxed(d) if d.backlog)
+    }
+
     pub(super) fn stored(&self) -> u64 {
         match self {
             Queued::Inline { .. } => 0,
@@ -222,7 +239,7 @@ impl Queued {
 
 impl From<Delivery> for Queued {
     fn from(d: Delivery) -> Queued {
-        if d.group.is_some() || d.stored != 0 {
+        if d.group.is_some() || d.stored != 0 || d.backlog {
             return Queued::Boxed(Box::new(d));
         }
         let subscription_id = match d.subscription_ids {
@@ -242,7 +259,7 @@ impl From<Queued> for Delivery {
                 if let Some(id) = subscription_id {
                     subscription_ids.push(id);
                 }
-                Delivery { message, qos, retain, subscription_ids, group: None, stored: 0 }
+                Delivery { message, qos, retain, subscription_ids, group: None, stored: 0, backlog: false }
             }
             Queued::Boxed(d) => *d,
         }

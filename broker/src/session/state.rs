@@ -69,6 +69,11 @@ pub(crate) struct Session {
     subscriptions: BTreeMap<String, Grant>,
     queue: VecDeque<Queued>,
     queued_qos0: usize,
+    /// Queued entries that are the retained backlog of a new subscription
+    /// ([`Delivery::backlog`]): `max_queued` bounds the others, so a
+    /// subscription to `#` over thousands of retained messages does not
+    /// make the session drop the live messages that follow it.
+    queued_backlog: usize,
     inflight: Inflight,
     /// Messages dropped because the queue was full, over the session's life.
     dropped: u64,
@@ -95,6 +100,7 @@ impl Session {
             subscriptions: BTreeMap::new(),
             queue: VecDeque::new(),
             queued_qos0: 0,
+            queued_backlog: 0,
             inflight: Inflight::new(),
             dropped: 0,
             oversized: 0,
@@ -214,6 +220,7 @@ impl Session {
             removed = std::mem::take(&mut self.subscriptions).into_keys().collect();
             self.queue.clear();
             self.queued_qos0 = 0;
+            self.queued_backlog = 0;
             self.inflight.clear();
         }
         if (clean || !keep)
@@ -241,6 +248,7 @@ impl Session {
         let removed = std::mem::take(&mut self.subscriptions).into_keys().collect();
         self.queue.clear();
         self.queued_qos0 = 0;
+        self.queued_backlog = 0;
         self.inflight.clear();
         self.persistent = false;
         if let Some(d) = self.durable.as_deref_mut() {
@@ -256,6 +264,7 @@ impl Session {
         if self.queued_qos0 > 0 {
             self.queue.retain(|d| d.qos() != QoS::AtMostOnce);
             self.queued_qos0 = 0;
+            self.queued_backlog = self.queue.iter().filter(|d| d.is_backlog()).count();
         }
     }
 
@@ -288,17 +297,20 @@ impl Session {
             return Enqueued::SkippedOffline;
         }
         let mut result = Enqueued::Queued;
-        if self.queue.len() >= self.limits.max_queued {
-            if self.queued_qos0 > 0 {
-                if let Some(i) = self.queue.iter().position(|d| d.qos() == QoS::AtMostOnce) {
-                    self.queue.remove(i);
-                    self.queued_qos0 -= 1;
-                }
-                result = Enqueued::QueuedDroppedOldest;
+        // Live messages only: the retained backlog has a room of its own.
+        if self.queue.len() - self.queued_backlog >= self.limits.max_queued {
+            let oldest_qos0 = if self.queued_qos0 > 0 {
+                self.queue.iter().position(|d| d.qos() == QoS::AtMostOnce && !d.is_backlog())
             } else {
+                None
+            };
+            let Some(i) = oldest_qos0 else {
                 self.dropped += 1;
                 return Enqueued::DroppedNew;
-            }
+            };
+            self.queue.remove(i);
+            self.queued_qos0 -= 1;
+            result = Enqueued::QueuedDroppedOldest;
             self.dropped += 1;
         }
         let delivery = match self.rec() {
@@ -333,6 +345,8 @@ impl Session {
         } else if let Some(d) = self.rec() {
             delivery.stored = d.queued(&delivery.terms());
         }
+        delivery.backlog = true;
+        self.queued_backlog += 1;
         self.queue.push_back(delivery.into());
         true
     }
@@ -419,6 +433,9 @@ impl Session {
             }
             if qos == QoS::AtMostOnce {
                 self.queued_qos0 -= 1;
+            }
+            if front.is_backlog() {
+                self.queued_backlog -= 1;
             }
             self.queue.pop_front();
             self.finished(finished);
@@ -577,6 +594,7 @@ impl Session {
                 subscription_ids: e.subscription_ids,
                 group: e.group,
                 stored: e.stored,
+                backlog: false,
             });
         }
         // They leave this session: so do their records (the member that
@@ -611,6 +629,7 @@ impl Session {
                 subscription_ids,
                 group: None,
                 stored: *seq,
+                backlog: false,
             };
             let (packet_id, state) = match r.state {
                 DeliveryState::Queued => {
@@ -651,6 +670,9 @@ impl Session {
             if d.qos() == QoS::AtMostOnce {
                 self.queued_qos0 -= 1;
             }
+            if d.is_backlog() {
+                self.queued_backlog -= 1;
+            }
             if self.queue.is_empty() {
                 self.dropping = false;
             }
@@ -688,6 +710,38 @@ mod tests {
             v.push(p);
         }
         v
+    }
+
+    #[test]
+    fn the_retained_backlog_does_not_take_the_room_of_live_messages() {
+        let mut s = online();
+        for i in 0..10 {
+            assert!(s.enqueue_retained(delivery(&format!("r{i}"), QoS::AtLeastOnce), 100));
+        }
+        // max_queued is 3: three live messages fit beside the ten retained.
+        for i in 0..3 {
+            assert_eq!(s.enqueue(delivery(&format!("l{i}"), QoS::AtLeastOnce)), Enqueued::Queued, "live {i}");
+        }
+        assert_eq!(s.enqueue(delivery("l3", QoS::AtLeastOnce)), Enqueued::DroppedNew, "the live limit holds");
+        // Draining the backlog frees nothing for live messages, and then
+        // the live queue drains as usual.
+        let mut out = BytesMut::new();
+        while s.drain_into(&mut out, usize::MAX) > 0 {
+            let ids: Vec<u16> = s
+                .inflight()
+                .resume()
+                .iter()
+                .filter_map(|r| match r {
+                    Resend::Publish { packet_id } => Some(*packet_id),
+                    Resend::Pubrel(_) => None,
+                })
+                .collect();
+            for id in ids {
+                s.on_puback(id);
+            }
+        }
+        assert_eq!((s.queued(), s.queued_backlog), (0, 0));
+        assert_eq!(s.enqueue(delivery("l4", QoS::AtLeastOnce)), Enqueued::Queued);
     }
 
     #[test]

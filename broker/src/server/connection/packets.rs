@@ -114,6 +114,14 @@ impl Live {
             let routed = self.ctx.router.publish_from(Arc::new(message), Some(self.client.session.id()));
             if routed.queued + routed.dropped == 0 {
                 reason = ReasonCode::NO_MATCHING_SUBSCRIBERS;
+            } else if routed.queued == 0 && qos != QoS::AtMostOnce {
+                // Every matching session's queue was full: nobody took it,
+                // and an MQTT 5 publisher is told so rather than thanked.
+                reason = ReasonCode::QUOTA_EXCEEDED;
+                if v5 && qos == QoS::ExactlyOnce {
+                    // A failure PUBREC ends the flow: the id is free again.
+                    self.client.session.lock().on_pubrel(packet_id);
+                }
             }
         }
         match qos {
