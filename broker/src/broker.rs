@@ -141,7 +141,7 @@ impl Broker {
             }
             None => (None, None),
         };
-        let router = Router::with_journal(stats.clone(), journal.clone());
+        let router = Router::with_journal(stats.clone(), journal.clone(), &config.limits);
         let sessions = SessionStore::with_journal(journal.clone());
         let wills = match (&journal, loaded) {
             (Some(j), Some(loaded)) => restore::rebuild(loaded, &router, &sessions, j, &config),
@@ -295,10 +295,7 @@ impl Broker {
         if !topic::is_valid_filter_string(filter) {
             return Err(BrokerError::InvalidFilter(filter.to_string()));
         }
-        let limits = SessionLimits {
-            max_inflight: self.ctx.config.limits.max_inflight,
-            max_queued: self.ctx.config.limits.max_queued_messages,
-        };
+        let limits = SessionLimits::of(&self.ctx.config.limits);
         let id = self.ctx.sessions.next_id();
         let session = Arc::new(SessionHandle::new(id, Arc::from(format!("$local/{id}")), limits));
         session.lock().attach(true, limits);

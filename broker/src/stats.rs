@@ -164,6 +164,10 @@ pub(crate) struct Stats {
     maximum: AtomicI64,
     disconnected: AtomicU64,
     sessions_expired: AtomicU64,
+    /// Retained messages not kept: `retained-max-count` or `-bytes` reached.
+    pub retained_refused: AtomicU64,
+    /// SUBSCRIBE filters refused by `max-subscriptions-per-client`.
+    pub subscriptions_refused: AtomicU64,
     listeners: Mutex<BTreeMap<String, Arc<ListenerStats>>>,
     auth: Mutex<BTreeMap<String, Arc<AuthPluginStats>>>,
     /// The store's journal; all zero while persistence is off.
@@ -180,6 +184,8 @@ impl Default for Stats {
             maximum: AtomicI64::new(0),
             disconnected: AtomicU64::new(0),
             sessions_expired: AtomicU64::new(0),
+            retained_refused: AtomicU64::new(0),
+            subscriptions_refused: AtomicU64::new(0),
             listeners: Mutex::new(BTreeMap::new()),
             auth: Mutex::new(BTreeMap::new()),
             store: StoreStats::default(),

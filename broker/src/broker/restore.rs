@@ -68,8 +68,7 @@ pub(crate) fn rebuild(
             router.restore_retained(m);
         }
     }
-    let limits =
-        SessionLimits { max_inflight: config.limits.max_inflight, max_queued: config.limits.max_queued_messages };
+    let limits = SessionLimits::of(&config.limits);
     let mut expired = 0usize;
     let mut restored = Vec::with_capacity(loaded.sessions.len());
     for stored in &loaded.sessions {

@@ -61,6 +61,12 @@ pub(super) fn resolve(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<Config, Conf
     };
     let mut limits = resolve_limits(raw.max_packet_size, raw.max_inflight, raw.max_queued_messages, ctx)?;
     resolve_mqtt5_limits(&mut limits, raw.receive_maximum, raw.topic_alias_maximum, ctx)?;
+    // 0 means no limit for each, as for Mosquitto's byte limits.
+    limits.max_queued_bytes = raw.max_queued_bytes.unwrap_or(limits.max_queued_bytes);
+    limits.max_subscriptions_per_client =
+        raw.max_subscriptions_per_client.unwrap_or(limits.max_subscriptions_per_client);
+    limits.retained_max_count = raw.retained_max_count.unwrap_or(limits.retained_max_count);
+    limits.retained_max_bytes = raw.retained_max_bytes.unwrap_or(limits.retained_max_bytes);
     let max_message_expiry_interval = match raw.max_message_expiry_interval {
         Some(v) => Some(ctx.seconds(&path(&["max-message-expiry-interval"]), v)?),
         None => None,

@@ -65,6 +65,18 @@ pub struct ConfigFile {
     /// `max-queued-messages`.
     #[serde(rename = "max-queued-messages")]
     pub max_queued_messages: Option<usize>,
+    /// `max-queued-bytes`: per session; 0 = no byte limit.
+    #[serde(rename = "max-queued-bytes")]
+    pub max_queued_bytes: Option<usize>,
+    /// `max-subscriptions-per-client`; 0 = no limit.
+    #[serde(rename = "max-subscriptions-per-client")]
+    pub max_subscriptions_per_client: Option<usize>,
+    /// `retained-max-count`; 0 = no limit.
+    #[serde(rename = "retained-max-count")]
+    pub retained_max_count: Option<usize>,
+    /// `retained-max-bytes`; 0 = no limit.
+    #[serde(rename = "retained-max-bytes")]
+    pub retained_max_bytes: Option<usize>,
     /// `receive-maximum` (MQTT 5).
     #[serde(rename = "receive-maximum")]
     pub receive_maximum: Option<u16>,

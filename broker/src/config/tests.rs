@@ -362,6 +362,7 @@ shared-subscriptions: off
         max_queued_messages: 0,
         receive_maximum: 5,
         topic_alias_maximum: 0,
+        ..Limits::default()
     };
     assert_eq!(config.limits, limits);
     assert_eq!(config.max_message_expiry_interval, Some(Duration::from_secs(90)));
@@ -967,4 +968,49 @@ fn log_level_and_format() {
 fn io_reason_drops_os_error_number() {
     let e = std::io::Error::from_raw_os_error(2);
     assert_eq!(io_reason(&e), "No such file or directory");
+}
+
+#[test]
+fn limits_against_one_client_read_their_keys_and_0_means_none() {
+    let l =
+        ok("max-queued-bytes: 0\nmax-subscriptions-per-client: 7\nretained-max-count: 3\nretained-max-bytes: 100\n")
+            .limits;
+    assert_eq!(
+        (l.max_queued_bytes, l.max_subscriptions_per_client, l.retained_max_count, l.retained_max_bytes),
+        (0, 7, 3, 100)
+    );
+    let d = ok("").limits;
+    assert_eq!(
+        (d.max_queued_bytes, d.max_subscriptions_per_client, d.retained_max_count, d.retained_max_bytes),
+        (32 << 20, 1000, 1_000_000, 256 << 20),
+        "the documented defaults"
+    );
+    assert!(err("max-queued-bytes: -1\n").contains("max-queued-bytes"));
+}
+
+#[test]
+fn the_persistence_section() {
+    use crate::config::{PersistenceConfig, SyncMode};
+    assert_eq!(ok("").persistence, None, "off unless asked for");
+    assert_eq!(ok("persistence:\n  enabled: false\n  path: /x\n").persistence, None);
+    let p = ok("persistence:\n  enabled: yes\n  path: /var/lib/moth\n").persistence;
+    assert_eq!(p, Some(PersistenceConfig { path: "/var/lib/moth".into(), sync: SyncMode::Batch }), "batch by default");
+    let p = ok("persistence:\n  enabled: true\n  path: d\n  sync: periodic\n  sync-interval: 2.5\n").persistence;
+    assert_eq!(p.map(|p| p.sync), Some(SyncMode::Periodic(Duration::from_millis(2500))));
+    let p = ok("persistence:\n  enabled: true\n  path: d\n  sync: periodic\n").persistence;
+    assert_eq!(p.map(|p| p.sync), Some(SyncMode::Periodic(Duration::from_secs(1))), "1 s by default");
+    assert_eq!(
+        ok("persistence:\n  enabled: true\n  path: d\n  sync: always\n").persistence.map(|p| p.sync),
+        Some(SyncMode::Always)
+    );
+    let e = err("persistence:\n  enabled: true\n");
+    assert!(e.contains("persistence") && e.contains("`path` is missing"), "{e}");
+    let e = err("persistence:\n  enabled: true\n  path: d\n  sync: sometimes\n");
+    assert!(e.contains("persistence.sync") && e.contains("`always`, `batch` or `periodic`"), "{e}");
+    let e = err("persistence:\n  enabled: true\n  path: d\n  sync: periodic\n  sync-interval: 0\n");
+    assert!(e.contains("sync-interval"), "{e}");
+    let c = ok("persistence:\n  enabled: true\n  path: d\n  sync-interval: 5\n");
+    assert!(has_warning(&c, "only read with `sync: periodic`"), "{:?}", c.warnings);
+    let c = ok("persistence:\n  enabled: true\n  path: d\n  synk: always\n");
+    assert!(has_warning(&c, "synk"), "an unknown key is named: {:?}", c.warnings);
 }

@@ -29,6 +29,14 @@ pub(crate) const DEFAULT_RECEIVE_MAXIMUM: u16 = 32;
 pub(crate) const DEFAULT_TOPIC_ALIAS_MAXIMUM: u16 = 10;
 /// Default of `max-queued-messages`.
 pub(crate) const DEFAULT_MAX_QUEUED_MESSAGES: usize = 1000;
+/// Default of `max-queued-bytes`: 32 MiB per session.
+pub(crate) const DEFAULT_MAX_QUEUED_BYTES: usize = 32 * 1024 * 1024;
+/// Default of `max-subscriptions-per-client`.
+pub(crate) const DEFAULT_MAX_SUBSCRIPTIONS_PER_CLIENT: usize = 1000;
+/// Default of `retained-max-count`.
+pub(crate) const DEFAULT_RETAINED_MAX_COUNT: usize = 1_000_000;
+/// Default of `retained-max-bytes`: 256 MiB.
+pub(crate) const DEFAULT_RETAINED_MAX_BYTES: usize = 256 * 1024 * 1024;
 /// Default of `plugin-timeout`.
 pub(crate) const DEFAULT_PLUGIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default of `plugin-concurrency`.
@@ -329,6 +337,22 @@ pub struct Limits {
     /// `topic-alias-maximum`: the highest topic alias an MQTT 5 client may
     /// use, announced in CONNACK. Default 10; 0 = no aliases.
     pub topic_alias_maximum: u16,
+    /// `max-queued-bytes`: bytes (topic and payload) of the live messages
+    /// one session may queue; at the limit the same rule as
+    /// `max-queued-messages` applies. Default 32 MiB; 0 = no byte limit
+    /// (Mosquitto's `max_queued_bytes`).
+    pub max_queued_bytes: usize,
+    /// `max-subscriptions-per-client`: subscriptions one session may hold;
+    /// a SUBSCRIBE beyond it is refused for that filter (SUBACK 0x97 for
+    /// MQTT 5, 0x80 for 3.1.1). Default 1000; 0 = no limit.
+    pub max_subscriptions_per_client: usize,
+    /// `retained-max-count`: retained topics the broker keeps; a new one
+    /// beyond it is delivered but not retained. Default 1 000 000; 0 = no limit.
+    pub retained_max_count: usize,
+    /// `retained-max-bytes`: bytes (topic and payload) of all retained
+    /// messages; one that would go beyond is delivered but not retained.
+    /// Default 256 MiB; 0 = no limit.
+    pub retained_max_bytes: usize,
 }
 
 impl Default for Limits {
@@ -339,6 +363,10 @@ impl Default for Limits {
             receive_maximum: DEFAULT_RECEIVE_MAXIMUM,
             topic_alias_maximum: DEFAULT_TOPIC_ALIAS_MAXIMUM,
             max_queued_messages: DEFAULT_MAX_QUEUED_MESSAGES,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
+            max_subscriptions_per_client: DEFAULT_MAX_SUBSCRIPTIONS_PER_CLIENT,
+            retained_max_count: DEFAULT_RETAINED_MAX_COUNT,
+            retained_max_bytes: DEFAULT_RETAINED_MAX_BYTES,
         }
     }
 }

@@ -96,6 +96,18 @@ pub(crate) fn render(s: &Snapshot, stats: &Stats) -> String {
         s.sessions_expired,
     );
     o.one("moth_retained_messages", "gauge", "Retained messages held.", s.retained);
+    o.one(
+        "moth_retained_refused_total",
+        "counter",
+        "Retained messages not kept: retained-max-count or retained-max-bytes reached.",
+        s.retained_refused,
+    );
+    o.one(
+        "moth_subscriptions_refused_total",
+        "counter",
+        "SUBSCRIBE filters refused by max-subscriptions-per-client.",
+        s.subscriptions_refused,
+    );
     o.one("moth_subscriptions", "gauge", "Subscriptions held.", s.subscriptions);
     if let Some((current, peak)) = s.memory {
         o.one("moth_resident_memory_bytes", "gauge", "Resident memory of the process.", current);

@@ -71,6 +71,11 @@ pub struct Snapshot {
     pub memory: Option<(u64, u64)>,
     /// The store's figures, with persistence on.
     pub store: Option<StoreFigures>,
+    /// Retained messages not kept because `retained-max-count` or
+    /// `retained-max-bytes` was reached, since start.
+    pub retained_refused: u64,
+    /// SUBSCRIBE filters refused by `max-subscriptions-per-client`, since start.
+    pub subscriptions_refused: u64,
     /// The sessions that dropped messages (a full queue), with how many
     /// over their life: the [`DROPPING_CLIENTS_SHOWN`] that dropped most.
     pub dropped_by_client: Vec<(String, u64)>,
@@ -124,6 +129,8 @@ impl Default for Snapshot {
             memory: None,
             store: None,
             dropped_by_client: Vec::new(),
+            retained_refused: 0,
+            subscriptions_refused: 0,
         }
     }
 }
@@ -164,6 +171,8 @@ impl Snapshot {
             uptime: stats.uptime(),
             now: SystemTime::now(),
             memory: resident_memory(),
+            retained_refused: stats.retained_refused.load(Ordering::Relaxed),
+            subscriptions_refused: stats.subscriptions_refused.load(Ordering::Relaxed),
             dropped_by_client: {
                 dropped_by_client.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
                 dropped_by_client.truncate(DROPPING_CLIENTS_SHOWN);
@@ -289,6 +298,8 @@ pub(crate) fn render(s: &Snapshot, loads: &LoadAverages) -> Vec<(String, String)
         ("publish/messages/dropped", t.publish_dropped.to_string()),
         ("clients/inactive", s.sessions_offline.to_string()),
         ("clients/expired", s.sessions_expired.to_string()),
+        ("retained/refused", s.retained_refused.to_string()),
+        ("subscriptions/refused", s.subscriptions_refused.to_string()),
     ];
     if let Some((current, maximum)) = s.memory {
         v.push(("heap/current", current.to_string()));

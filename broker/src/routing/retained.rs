@@ -20,6 +20,21 @@ pub(crate) struct RetainedStore {
     root: Node,
     /// Number of retained messages, kept so `len` is O(1).
     len: usize,
+    /// Number and bytes (topic and payload) of the retained messages that
+    /// count against `retained-max-count` and `retained-max-bytes`: all
+    /// but the broker's own `$SYS` ones.
+    counted: usize,
+    bytes: usize,
+}
+
+/// What a retained message counts against `retained-max-bytes`; the
+/// broker's own `$SYS` topics count nothing.
+fn bytes_of(m: &Message) -> usize {
+    if m.topic.starts_with("$SYS") { 0 } else { m.topic.len() + m.payload.len() }
+}
+
+fn counts(m: &Message) -> usize {
+    usize::from(!m.topic.starts_with("$SYS"))
 }
 
 /// A trie node: the topic spelled by the path from the root.
@@ -60,7 +75,7 @@ fn wildcard_may_match(first: bool, level: &str) -> bool {
 
 impl RetainedStore {
     pub(crate) fn new() -> Self {
-        RetainedStore { root: Node::default(), len: 0 }
+        RetainedStore { root: Node::default(), len: 0, counted: 0, bytes: 0 }
     }
 
     /// Stores `msg` as its topic's retained message [MQTT-3.3.1-5],
@@ -81,9 +96,41 @@ impl RetainedStore {
         for level in msg.topic.split('/') {
             node = node.children.entry(level.into()).or_default();
         }
-        if node.message.replace(msg).is_none() {
-            self.len += 1;
+        self.bytes += bytes_of(&msg);
+        self.counted += counts(&msg);
+        match node.message.replace(msg) {
+            None => self.len += 1,
+            Some(old) => {
+                self.bytes -= bytes_of(&old);
+                self.counted -= counts(&old);
+            }
         }
+    }
+
+    /// [`RetainedStore::set`] within `retained-max-count` and
+    /// `retained-max-bytes` (0: no limit): returns false, storing nothing,
+    /// when keeping `msg` would go beyond either. Clearing a topic is never
+    /// refused, nor is replacing a message by one no larger.
+    pub(crate) fn set_within(&mut self, msg: Arc<Message>, max_count: usize, max_bytes: usize) -> bool {
+        if !msg.payload.is_empty() {
+            let old = self.get(&msg.topic).map(|m| bytes_of(m));
+            let count = self.counted + usize::from(old.is_none()) * counts(&msg);
+            let bytes = self.bytes - old.unwrap_or(0) + bytes_of(&msg);
+            if (max_count != 0 && count > max_count) || (max_bytes != 0 && bytes > max_bytes) {
+                return false;
+            }
+        }
+        self.set(msg);
+        true
+    }
+
+    /// The retained message of `topic`, if any.
+    fn get(&self, topic: &str) -> Option<&Arc<Message>> {
+        let mut node = &self.root;
+        for level in topic.split('/') {
+            node = node.children.get(level)?;
+        }
+        node.message.as_ref()
     }
 
     /// Removes `topic`'s retained message if it has expired at `now` (MQTT
@@ -112,10 +159,10 @@ impl RetainedStore {
                 None => return,
             }
         }
-        if node.message.take().is_none() {
-            return;
-        }
+        let Some(old) = node.message.take() else { return };
         self.len -= 1;
+        self.bytes -= bytes_of(&old);
+        self.counted -= counts(&old);
 
         // The shallowest node from which the rest of the path is a bare
         // chain (no message, no other child); cutting the edge above it drops

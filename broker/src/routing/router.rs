@@ -10,6 +10,7 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::config::Limits;
 use crate::lock::RwLocked;
 use crate::message::Message;
 use crate::routing::retained::RetainedStore;
@@ -46,6 +47,8 @@ pub(crate) struct Router {
     stats: Arc<Stats>,
     /// With persistence on, where retained messages are recorded.
     journal: Option<Arc<Journal>>,
+    /// `retained-max-count` and `retained-max-bytes` (0: no limit).
+    retained_limits: (usize, usize),
 }
 
 /// A delivery through a shared subscription, on the picked member's terms.
@@ -96,9 +99,11 @@ impl Router {
         Router { stats, ..Self::default() }
     }
 
-    /// A router that also records retained messages in `journal`.
-    pub(crate) fn with_journal(stats: Arc<Stats>, journal: Option<Arc<Journal>>) -> Self {
-        Router { stats, journal, ..Self::default() }
+    /// A router that records retained messages in `journal` and keeps
+    /// them within `limits`' `retained-max-count` and `retained-max-bytes`.
+    pub(crate) fn with_journal(stats: Arc<Stats>, journal: Option<Arc<Journal>>, limits: &Limits) -> Self {
+        let retained_limits = (limits.retained_max_count, limits.retained_max_bytes);
+        Router { stats, journal, retained_limits, ..Self::default() }
     }
 
     /// Puts back a subscription loaded from the store (start-up), without
@@ -146,15 +151,30 @@ impl Router {
             // Kept for long: stored owning its bytes, not pinning the
             // publisher's read buffer.
             let compacted = Arc::new(message.compacted());
+            // `$SYS` topics are the broker's own: few, published anew at
+            // each start, and never refused.
+            let own = compacted.topic.starts_with("$SYS");
+            let (max_count, max_bytes) = if own { (0, 0) } else { self.retained_limits };
             let mut retained = self.retained_mut();
-            // `$SYS` topics are the broker's own, published anew at each start.
-            if let Some(journal) = self.journal.as_ref().filter(|_| !compacted.topic.starts_with("$SYS")) {
-                // Under the retained store's lock: the journal sees the
-                // changes of one topic in the order they were made.
-                let kept = (!compacted.payload.is_empty()).then(|| compacted.clone());
-                journal.record(Change::Retained(compacted.topic.clone(), kept));
+            if retained.set_within(compacted.clone(), max_count, max_bytes) {
+                if let Some(journal) = self.journal.as_ref().filter(|_| !own) {
+                    // Under the retained store's lock: the journal sees the
+                    // changes of one topic in the order they were made.
+                    let kept = (!compacted.payload.is_empty()).then(|| compacted.clone());
+                    journal.record(Change::Retained(compacted.topic.clone(), kept));
+                }
+            } else {
+                drop(retained);
+                let refused = self.stats.retained_refused.fetch_add(1, Ordering::Relaxed) + 1;
+                // The first refusal and then one in ten thousand: a flood
+                // of them must not flood the log.
+                if refused == 1 || refused.is_multiple_of(10_000) {
+                    tracing::warn!(
+                        topic = %compacted.topic, refused_total = refused, max_count, max_bytes,
+                        "retained message not kept: retained-max-count or retained-max-bytes reached (it is still delivered)"
+                    );
+                }
             }
-            retained.set(compacted);
         }
         MATCHES.with_borrow_mut(|matches| {
             self.tree().matches(&message.topic, matches);
@@ -375,7 +395,7 @@ mod tests {
     use crate::session::state::SessionLimits;
     use std::num::NonZeroU32;
 
-    const LIMITS: SessionLimits = SessionLimits { max_inflight: 4, max_queued: 2 };
+    const LIMITS: SessionLimits = SessionLimits { max_inflight: 4, max_queued: 2, max_queued_bytes: 0 };
 
     fn session(id: u64) -> Arc<SessionHandle> {
         let s = Arc::new(SessionHandle::new(id, Arc::from(format!("c{id}")), LIMITS));

@@ -95,7 +95,7 @@ mod tests {
     use crate::session::state::SessionLimits;
     use crate::session::store::SessionStore;
 
-    const LIMITS: SessionLimits = SessionLimits { max_inflight: 4, max_queued: 8 };
+    const LIMITS: SessionLimits = SessionLimits { max_inflight: 4, max_queued: 8, max_queued_bytes: 0 };
 
     fn session(store: &SessionStore, id: &str, conn: u64) -> Arc<SessionHandle> {
         match store.open(id, conn, None, crate::config::SessionOwner::User, LIMITS) {

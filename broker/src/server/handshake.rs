@@ -290,7 +290,7 @@ fn client_limits(ctx: &Shared, connect: &Connect) -> (SessionLimits, Outbound) {
 }
 
 fn session_limits(ctx: &Shared) -> SessionLimits {
-    SessionLimits { max_inflight: ctx.config.limits.max_inflight, max_queued: ctx.config.limits.max_queued_messages }
+    SessionLimits::of(&ctx.config.limits)
 }
 
 /// What the steps before CONNACK established.

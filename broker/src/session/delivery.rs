@@ -171,7 +171,7 @@ pub(crate) enum Queued {
 }
 
 impl Queued {
-    pub(super) fn message(&self) -> &Arc<Message> {
+    pub(crate) fn message(&self) -> &Arc<Message> {
         match self {
             Queued::Inline { message, .. } => message,
             Queued::Boxed(d) => &d.message,

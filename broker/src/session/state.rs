@@ -34,6 +34,24 @@ use crate::store::record::{DeliveryState, SessionRecord};
 pub(crate) struct SessionLimits {
     pub max_inflight: u16,
     pub max_queued: usize,
+    /// Bytes of live queued messages (topic and payload); 0: no limit.
+    pub max_queued_bytes: usize,
+}
+
+impl SessionLimits {
+    /// A session's limits as the configuration sets them.
+    pub(crate) fn of(l: &crate::config::Limits) -> SessionLimits {
+        SessionLimits {
+            max_inflight: l.max_inflight,
+            max_queued: l.max_queued_messages,
+            max_queued_bytes: l.max_queued_bytes,
+        }
+    }
+}
+
+/// What a queued message counts against `max_queued_bytes`.
+fn bytes_of(m: &Message) -> usize {
+    m.topic.len() + m.payload.len()
 }
 
 /// What `enqueue` did with a message.
@@ -69,6 +87,9 @@ pub(crate) struct Session {
     subscriptions: BTreeMap<String, Grant>,
     queue: VecDeque<Queued>,
     queued_qos0: usize,
+    /// Bytes (topic and payload) of the queued entries that are not the
+    /// retained backlog, for `max_queued_bytes`.
+    queued_bytes: usize,
     /// Queued entries that are the retained backlog of a new subscription
     /// ([`Delivery::backlog`]): `max_queued` bounds the others, so a
     /// subscription to `#` over thousands of retained messages does not
@@ -101,6 +122,7 @@ impl Session {
             queue: VecDeque::new(),
             queued_qos0: 0,
             queued_backlog: 0,
+            queued_bytes: 0,
             inflight: Inflight::new(),
             dropped: 0,
             oversized: 0,
@@ -114,6 +136,13 @@ impl Session {
     /// A session of a broker with persistence: it records its changes.
     pub(crate) fn with_durable(limits: SessionLimits, durable: Option<Durable>) -> Self {
         Session { durable: durable.map(Box::new), ..Session::new(limits) }
+    }
+
+    /// Counts the backlog entries and the live bytes again (after entries
+    /// were taken out of the middle of the queue).
+    fn recount(&mut self) {
+        self.queued_backlog = self.queue.iter().filter(|d| d.is_backlog()).count();
+        self.queued_bytes = self.queue.iter().filter(|d| !d.is_backlog()).map(|d| bytes_of(d.message())).sum();
     }
 
     /// Where the session's changes go, while it has a record on disk.
@@ -221,6 +250,7 @@ impl Session {
             self.queue.clear();
             self.queued_qos0 = 0;
             self.queued_backlog = 0;
+            self.queued_bytes = 0;
             self.inflight.clear();
         }
         if (clean || !keep)
@@ -249,6 +279,7 @@ impl Session {
         self.queue.clear();
         self.queued_qos0 = 0;
         self.queued_backlog = 0;
+        self.queued_bytes = 0;
         self.inflight.clear();
         self.persistent = false;
         if let Some(d) = self.durable.as_deref_mut() {
@@ -264,7 +295,7 @@ impl Session {
         if self.queued_qos0 > 0 {
             self.queue.retain(|d| d.qos() != QoS::AtMostOnce);
             self.queued_qos0 = 0;
-            self.queued_backlog = self.queue.iter().filter(|d| d.is_backlog()).count();
+            self.recount();
         }
     }
 
@@ -297,8 +328,17 @@ impl Session {
             return Enqueued::SkippedOffline;
         }
         let mut result = Enqueued::Queued;
+        let size = bytes_of(delivery.message());
+        let max_bytes = self.limits.max_queued_bytes;
+        if max_bytes != 0 && size > max_bytes {
+            // Larger than the whole queue may hold: making room is no use.
+            self.dropped += 1;
+            return Enqueued::DroppedNew;
+        }
         // Live messages only: the retained backlog has a room of its own.
-        if self.queue.len() - self.queued_backlog >= self.limits.max_queued {
+        while self.queue.len() - self.queued_backlog >= self.limits.max_queued
+            || (max_bytes != 0 && self.queued_bytes + size > max_bytes)
+        {
             let oldest_qos0 = if self.queued_qos0 > 0 {
                 self.queue.iter().position(|d| d.qos() == QoS::AtMostOnce && !d.is_backlog())
             } else {
@@ -308,11 +348,14 @@ impl Session {
                 self.dropped += 1;
                 return Enqueued::DroppedNew;
             };
-            self.queue.remove(i);
+            if let Some(old) = self.queue.remove(i) {
+                self.queued_bytes -= bytes_of(old.message());
+            }
             self.queued_qos0 -= 1;
             result = Enqueued::QueuedDroppedOldest;
             self.dropped += 1;
         }
+        self.queued_bytes += size;
         let delivery = match self.rec() {
             Some(d) if delivery.qos() != QoS::AtMostOnce => {
                 let mut stored = Delivery::from(delivery);
@@ -436,6 +479,8 @@ impl Session {
             }
             if front.is_backlog() {
                 self.queued_backlog -= 1;
+            } else {
+                self.queued_bytes -= bytes_of(message);
             }
             self.queue.pop_front();
             self.finished(finished);
@@ -586,6 +631,7 @@ impl Session {
             if d.group().is_some() && d.qos() != QoS::AtMostOnce { taken.push(d.into()) } else { kept.push_back(d) }
         }
         self.queue = kept;
+        self.recount();
         for e in self.inflight.take_shared(&[Awaiting::Puback, Awaiting::Pubrec]) {
             taken.push(Delivery {
                 message: e.message,
@@ -633,6 +679,7 @@ impl Session {
             };
             let (packet_id, state) = match r.state {
                 DeliveryState::Queued => {
+                    self.queued_bytes += bytes_of(&r.message);
                     self.queue.push_back(Queued::Boxed(Box::new(delivery(ids))));
                     continue;
                 }
@@ -672,6 +719,8 @@ impl Session {
             }
             if d.is_backlog() {
                 self.queued_backlog -= 1;
+            } else {
+                self.queued_bytes -= bytes_of(d.message());
             }
             if self.queue.is_empty() {
                 self.dropping = false;
@@ -692,7 +741,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::Instant;
 
-    const LIMITS: SessionLimits = SessionLimits { max_inflight: 2, max_queued: 3 };
+    const LIMITS: SessionLimits = SessionLimits { max_inflight: 2, max_queued: 3, max_queued_bytes: 0 };
 
     fn delivery(payload: &str, qos: QoS) -> Delivery {
         Delivery::new(Arc::new(Message::new("t", payload.to_owned(), qos, false)), qos, false)
@@ -789,7 +838,7 @@ mod tests {
 
     #[test]
     fn window_limits_inflight_and_keeps_order() {
-        let limits = SessionLimits { max_inflight: 2, max_queued: 10 };
+        let limits = SessionLimits { max_inflight: 2, max_queued: 10, max_queued_bytes: 0 };
         let mut s = Session::new(limits);
         s.attach(true, limits);
         s.enqueue(delivery("a", QoS::AtLeastOnce));
@@ -815,7 +864,7 @@ mod tests {
 
     #[test]
     fn refused_deliveries_are_dropped_not_in_flight() {
-        let limits = SessionLimits { max_inflight: 1, max_queued: 10 };
+        let limits = SessionLimits { max_inflight: 1, max_queued: 10, max_queued_bytes: 0 };
         let mut s = Session::new(limits);
         s.attach(true, limits);
         s.enqueue(delivery("no", QoS::AtLeastOnce));

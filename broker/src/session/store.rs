@@ -419,7 +419,7 @@ mod tests {
     use super::*;
     use std::task::{Context, Waker};
 
-    const LIMITS: SessionLimits = SessionLimits { max_inflight: 4, max_queued: 4 };
+    const LIMITS: SessionLimits = SessionLimits { max_inflight: 4, max_queued: 4, max_queued_bytes: 0 };
 
     /// `open` for a user under the default rule, expecting a session.
     fn open_as(store: &SessionStore, client_id: &str, conn_id: u64, user: Option<&str>) -> Arc<SessionHandle> {

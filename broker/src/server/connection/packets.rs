@@ -148,6 +148,8 @@ impl Live {
         } else {
             HashMap::new()
         };
+        let max_subscriptions = self.ctx.config.limits.max_subscriptions_per_client;
+        let mut over_limit = 0u64;
         for (i, f) in s.filters.iter().enumerate() {
             let repeated = last.get(f.filter.as_str()).is_some_and(|&at| at != i);
             if !self.ctx.config.shared_subscriptions && crate::topic::shared(&f.filter).is_some() {
@@ -159,6 +161,17 @@ impl Live {
                 conn_log!(info, self.client, client_id = %self.client.client_id(), filter = %f.filter, "subscription refused: {reason}");
                 codes.push(SubackCode::Failure(ReasonCode::NOT_AUTHORIZED));
                 continue;
+            }
+            if max_subscriptions != 0 {
+                let state = self.client.session.lock();
+                let subscriptions = state.subscriptions();
+                let full = subscriptions.len() >= max_subscriptions && !subscriptions.contains_key(&f.filter);
+                drop(state);
+                if full {
+                    over_limit += 1;
+                    codes.push(SubackCode::Failure(ReasonCode::QUOTA_EXCEEDED));
+                    continue;
+                }
             }
             let granted = f.qos.min(self.ctx.config.max_qos);
             let grant = Grant {
@@ -179,6 +192,12 @@ impl Live {
             }
             debug!(client_id = %self.client.client_id(), filter = %f.filter, qos = granted as u8, "subscribed");
             codes.push(SubackCode::Granted(granted));
+        }
+        if over_limit > 0 {
+            // Once per SUBSCRIBE, however many filters it carried.
+            self.ctx.stats.subscriptions_refused.fetch_add(over_limit, std::sync::atomic::Ordering::Relaxed);
+            conn_log!(info, self.client, client_id = %self.client.client_id(), refused = over_limit, max_subscriptions,
+                "subscriptions refused: max-subscriptions-per-client reached");
         }
         self.io.emit(&Packet::Suback(Suback::new(s.packet_id, codes)));
         // Retained messages go after the SUBACK, with RETAIN set
