@@ -158,6 +158,7 @@ impl Broker {
                 journal,
                 next_conn: AtomicU64::new(0),
                 stopping: AtomicBool::new(false),
+                over_memory: AtomicBool::new(false),
             }),
             wills: Arc::new(Mutex::new(wills)),
             running: Arc::new(tokio::sync::Mutex::new(None)),

@@ -30,6 +30,9 @@ pub(crate) struct Shared {
     /// With persistence on: where changes are recorded, and what
     /// connections wait on before they confirm them.
     pub journal: Option<Arc<Journal>>,
+    /// Set by the sweeper while the resident size is above `memory-limit`:
+    /// new PUBLISHes are refused meanwhile.
+    pub(crate) over_memory: AtomicBool,
     pub(crate) next_conn: AtomicU64,
     /// Set by `Broker::shutdown` (and cleared by `start`): attached
     /// connections look at it when woken, instead of each holding a future
@@ -40,6 +43,11 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn next_conn_id(&self) -> u64 {
         self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Whether `memory-limit` is reached (one relaxed load per PUBLISH).
+    pub(crate) fn over_memory(&self) -> bool {
+        self.over_memory.load(Ordering::Relaxed)
     }
 
     /// Whether the broker is shutting down.

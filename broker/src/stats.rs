@@ -168,6 +168,8 @@ pub(crate) struct Stats {
     pub retained_refused: AtomicU64,
     /// SUBSCRIBE filters refused by `max-subscriptions-per-client`.
     pub subscriptions_refused: AtomicU64,
+    /// PUBLISHes refused while `memory-limit` was reached.
+    pub publish_refused: AtomicU64,
     listeners: Mutex<BTreeMap<String, Arc<ListenerStats>>>,
     auth: Mutex<BTreeMap<String, Arc<AuthPluginStats>>>,
     /// The store's journal; all zero while persistence is off.
@@ -186,6 +188,7 @@ impl Default for Stats {
             sessions_expired: AtomicU64::new(0),
             retained_refused: AtomicU64::new(0),
             subscriptions_refused: AtomicU64::new(0),
+            publish_refused: AtomicU64::new(0),
             listeners: Mutex::new(BTreeMap::new()),
             auth: Mutex::new(BTreeMap::new()),
             store: StoreStats::default(),

@@ -113,3 +113,38 @@ async fn max_queued_bytes_bounds_what_an_offline_session_keeps() {
     }
     assert_eq!(got, 10, "what fitted in 10,000 bytes, the first ones");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_memory_limit_new_publishes_are_refused_and_the_broker_keeps_serving() {
+    // A limit below what any broker process takes: reached at the first
+    // sweep (twice a second).
+    let tb = TestBroker::start("memory-limit: 1048576").await;
+    let mut v5 = RawClient::connect(tb.addr).await;
+    v5.protocol = Protocol::V5;
+    v5.send(&Packet::Connect(Box::new(Connect { protocol: Protocol::V5, ..connect_packet("v5-pub", true) }))).await;
+    assert!(matches!(v5.recv().await, Some(Packet::Connack(_))));
+    // Event: the first refusal, once the sweep has flagged the limit.
+    let deadline = tokio::time::Instant::now() + moth_tests::EVENT_TIMEOUT;
+    let mut id = 0u16;
+    loop {
+        assert!(tokio::time::Instant::now() < deadline, "never refused");
+        id += 1;
+        v5.send(&Packet::Publish(Publish::new("m/x", Bytes::from_static(b"x"), QoS::AtLeastOnce, false, id))).await;
+        match v5.recv().await {
+            Some(Packet::Puback(a)) if a.reason == ReasonCode::QUOTA_EXCEEDED => break,
+            Some(Packet::Puback(_)) => tokio::time::sleep(std::time::Duration::from_millis(50)).await, // until the next sweep
+            other => panic!("expected PUBACK, got {other:?}"),
+        }
+    }
+    // A 3.1.1 QoS 1 PUBLISH can be neither refused nor kept: the
+    // connection ends, and nothing is acknowledged.
+    let (mut old, _) = RawClient::handshake(tb.addr, "v3-pub", true).await;
+    old.send(&Packet::Publish(Publish::new("m/x", Bytes::from_static(b"x"), QoS::AtLeastOnce, false, 1))).await;
+    old.expect_closed().await;
+    // Clients are still served otherwise: a ping is answered.
+    let (mut other, _) = RawClient::handshake(tb.addr, "pinger", true).await;
+    other.send(&Packet::Pingreq).await;
+    assert!(matches!(other.recv().await, Some(Packet::Pingresp)));
+    assert!(tb.broker.snapshot().publish_refused >= 2);
+    assert!(tb.broker.render_metrics().contains("moth_publish_refused_total"));
+}

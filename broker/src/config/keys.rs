@@ -110,6 +110,7 @@ pub(super) const KEYS: &[Key] = &[
     key(Top, &["max-subscriptions-per-client"], "a non-negative integer", Nothing),
     key(Top, &["retained-max-count"], "a non-negative integer", Nothing),
     key(Top, &["retained-max-bytes"], "a non-negative number of bytes", Nothing),
+    key(Top, &["memory-limit"], "a non-negative number of bytes", Nothing),
     key(Top, &["receive-maximum"], "an integer from 1 to 65535", Nothing),
     key(Top, &["topic-alias-maximum"], "an integer from 0 to 65535", Nothing),
     key(Top, &["max-message-expiry-interval"], SECONDS_OR_NULL, Nothing),

@@ -67,6 +67,7 @@ pub(super) fn resolve(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<Config, Conf
         raw.max_subscriptions_per_client.unwrap_or(limits.max_subscriptions_per_client);
     limits.retained_max_count = raw.retained_max_count.unwrap_or(limits.retained_max_count);
     limits.retained_max_bytes = raw.retained_max_bytes.unwrap_or(limits.retained_max_bytes);
+    limits.memory_limit = raw.memory_limit.unwrap_or(limits.memory_limit);
     let max_message_expiry_interval = match raw.max_message_expiry_interval {
         Some(v) => Some(ctx.seconds(&path(&["max-message-expiry-interval"]), v)?),
         None => None,

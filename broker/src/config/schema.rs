@@ -77,6 +77,9 @@ pub struct ConfigFile {
     /// `retained-max-bytes`; 0 = no limit.
     #[serde(rename = "retained-max-bytes")]
     pub retained_max_bytes: Option<usize>,
+    /// `memory-limit`, bytes; 0 = none.
+    #[serde(rename = "memory-limit")]
+    pub memory_limit: Option<u64>,
     /// `receive-maximum` (MQTT 5).
     #[serde(rename = "receive-maximum")]
     pub receive_maximum: Option<u16>,

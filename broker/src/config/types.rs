@@ -353,6 +353,11 @@ pub struct Limits {
     /// messages; one that would go beyond is delivered but not retained.
     /// Default 256 MiB; 0 = no limit.
     pub retained_max_bytes: usize,
+    /// `memory-limit` (Mosquitto's `memory_limit`): above this resident
+    /// size, new PUBLISHes are refused until it falls again: QoS 0 dropped,
+    /// QoS 1/2 answered 0x97 (MQTT 5) or the connection closed (3.1.1,
+    /// which cannot refuse); checked twice a second. Default 0: none.
+    pub memory_limit: u64,
 }
 
 impl Default for Limits {
@@ -367,6 +372,7 @@ impl Default for Limits {
             max_subscriptions_per_client: DEFAULT_MAX_SUBSCRIPTIONS_PER_CLIENT,
             retained_max_count: DEFAULT_RETAINED_MAX_COUNT,
             retained_max_bytes: DEFAULT_RETAINED_MAX_BYTES,
+            memory_limit: 0,
         }
     }
 }

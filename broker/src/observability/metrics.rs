@@ -103,6 +103,12 @@ pub(crate) fn render(s: &Snapshot, stats: &Stats) -> String {
         s.retained_refused,
     );
     o.one(
+        "moth_publish_refused_total",
+        "counter",
+        "PUBLISH packets refused while memory-limit was reached.",
+        s.publish_refused,
+    );
+    o.one(
         "moth_subscriptions_refused_total",
         "counter",
         "SUBSCRIBE filters refused by max-subscriptions-per-client.",

@@ -76,6 +76,8 @@ pub struct Snapshot {
     pub retained_refused: u64,
     /// SUBSCRIBE filters refused by `max-subscriptions-per-client`, since start.
     pub subscriptions_refused: u64,
+    /// PUBLISHes refused while `memory-limit` was reached, since start.
+    pub publish_refused: u64,
     /// The sessions that dropped messages (a full queue), with how many
     /// over their life: the [`DROPPING_CLIENTS_SHOWN`] that dropped most.
     pub dropped_by_client: Vec<(String, u64)>,
@@ -131,6 +133,7 @@ impl Default for Snapshot {
             dropped_by_client: Vec::new(),
             retained_refused: 0,
             subscriptions_refused: 0,
+            publish_refused: 0,
         }
     }
 }
@@ -173,6 +176,7 @@ impl Snapshot {
             memory: resident_memory(),
             retained_refused: stats.retained_refused.load(Ordering::Relaxed),
             subscriptions_refused: stats.subscriptions_refused.load(Ordering::Relaxed),
+            publish_refused: stats.publish_refused.load(Ordering::Relaxed),
             dropped_by_client: {
                 dropped_by_client.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
                 dropped_by_client.truncate(DROPPING_CLIENTS_SHOWN);
@@ -300,6 +304,7 @@ pub(crate) fn render(s: &Snapshot, loads: &LoadAverages) -> Vec<(String, String)
         ("clients/expired", s.sessions_expired.to_string()),
         ("retained/refused", s.retained_refused.to_string()),
         ("subscriptions/refused", s.subscriptions_refused.to_string()),
+        ("publish/messages/refused", s.publish_refused.to_string()),
     ];
     if let Some((current, maximum)) = s.memory {
         v.push(("heap/current", current.to_string()));

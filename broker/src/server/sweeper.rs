@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::MissedTickBehavior;
-use tracing::debug;
+use tracing::{debug, info, warn};
 
 use crate::session::liveness::now_ms;
 use crate::shared::Shared;
@@ -46,6 +46,25 @@ pub(crate) async fn run(ctx: Arc<Shared>, mut shutdown: Shutdown) {
             }
         });
         expire_sessions(&ctx, now);
+        check_memory(&ctx);
+    }
+}
+
+/// Flags the broker over `memory-limit` (or back under it), by its
+/// resident size.
+fn check_memory(ctx: &Shared) {
+    let limit = ctx.config.limits.memory_limit;
+    if limit == 0 {
+        return;
+    }
+    let Some((rss, _)) = crate::observability::sys::resident_memory() else { return };
+    let over = rss > limit;
+    if ctx.over_memory.swap(over, std::sync::atomic::Ordering::Relaxed) != over {
+        if over {
+            warn!(rss, limit, "memory-limit reached: refusing new PUBLISHes until memory falls");
+        } else {
+            info!(rss, limit, "back under memory-limit: PUBLISHes accepted again");
+        }
     }
 }
 

@@ -29,6 +29,7 @@ pub(crate) fn shared_with(config: Config) -> Arc<Shared> {
         journal: None,
         next_conn: AtomicU64::new(0),
         stopping: AtomicBool::new(false),
+        over_memory: AtomicBool::new(false),
     })
 }
 

@@ -17,6 +17,11 @@ pub(super) enum Close {
     KeepAlive,
     TakenOver,
     Shutdown,
+    /// `memory-limit` reached: an MQTT 3.1.1 client's QoS 1/2 PUBLISH can
+    /// be neither refused (3.1.1 has no negative acknowledgement) nor
+    /// acknowledged (the broker would lose it), so its connection ends and
+    /// the client sends it again later.
+    Overloaded,
 }
 
 impl Close {
@@ -42,6 +47,7 @@ impl Close {
             Close::KeepAlive => (ReasonCode::KEEP_ALIVE_TIMEOUT, "keep-alive timeout"),
             Close::TakenOver => (ReasonCode::SESSION_TAKEN_OVER, "another connection took the session over"),
             Close::Shutdown => (ReasonCode::SERVER_SHUTTING_DOWN, "the broker is shutting down"),
+            Close::Overloaded => (ReasonCode::QUOTA_EXCEEDED, "memory-limit reached"),
         };
         let mut d = Disconnect::new(reason);
         // A reason string is always allowed on DISCONNECT [MQTT-3.14.2-3];
@@ -62,6 +68,7 @@ impl std::fmt::Display for Close {
             Close::KeepAlive => f.write_str("keep-alive timeout"),
             Close::TakenOver => f.write_str("session taken over by a new connection with the same client id"),
             Close::Shutdown => f.write_str("broker shutting down"),
+            Close::Overloaded => f.write_str("memory-limit reached: a QoS 1/2 PUBLISH that 3.1.1 cannot refuse"),
         }
     }
 }

@@ -94,6 +94,10 @@ impl Live {
                 }
             }
         }
+        // After the alias is resolved: a refused PUBLISH still sets it.
+        if self.ctx.over_memory() {
+            return self.refuse_for_memory(&p);
+        }
         let v5 = self.io.protocol.is_v5();
         let mut reason = if !publish_allowed(&self.ctx, &self.client, &p.topic) {
             ReasonCode::NOT_AUTHORIZED
@@ -133,6 +137,30 @@ impl Live {
             QoS::ExactlyOnce => self.io.emit(&Packet::Pubrec(Ack::with_reason(packet_id, reason))),
         }
         Ok(())
+    }
+
+    /// A PUBLISH while `memory-limit` is reached: not routed. QoS 0 is
+    /// dropped; MQTT 5 is told 0x97 (quota exceeded); an MQTT 3.1.1 QoS 1/2
+    /// one ends the connection, as it can be neither refused nor kept.
+    fn refuse_for_memory(&mut self, p: &Publish) -> Result<(), Close> {
+        let refused = self.ctx.stats.publish_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if refused == 1 || refused.is_multiple_of(10_000) {
+            conn_log!(warn, self.client, client_id = %self.client.client_id(), refused_total = refused,
+                "PUBLISH refused: memory-limit reached");
+        }
+        let reason = ReasonCode::QUOTA_EXCEEDED;
+        match p.qos {
+            QoS::AtMostOnce => Ok(()),
+            _ if !self.io.protocol.is_v5() => Err(Close::Overloaded),
+            QoS::AtLeastOnce => {
+                self.io.emit(&Packet::Puback(Ack::with_reason(p.packet_id, reason)));
+                Ok(())
+            }
+            QoS::ExactlyOnce => {
+                self.io.emit(&Packet::Pubrec(Ack::with_reason(p.packet_id, reason)));
+                Ok(())
+            }
+        }
     }
 
     fn on_subscribe(&mut self, s: Subscribe) {
