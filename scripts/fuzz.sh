@@ -18,13 +18,14 @@ cd broker/protocol/fuzz
 for target in decode connect; do
   scratch=$(mktemp -d)
   echo "==> fuzz $target for ${SECONDS_PER_TARGET}s"
-  cargo fuzz run -s none "$target" "$scratch" "corpus/$target" -- \
-    -max_total_time="$SECONDS_PER_TARGET" -rss_limit_mb=2048 -artifact_prefix="$artifacts/$target-" -print_final_stats=1 \
-    2>&1 | grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|==[0-9]+==|.*panicked|SUMMARY|Done)" || true
-  status=${PIPESTATUS[0]}
-  rm -rf "$scratch"
-  if [ "$status" -ne 0 ]; then
-    echo "fuzz target $target failed; inputs in $artifacts" >&2
-    exit "$status"
+  log=$scratch.log
+  if ! cargo fuzz run -s none "$target" "$scratch" "corpus/$target" -- \
+    -max_total_time="$SECONDS_PER_TARGET" -rss_limit_mb=2048 -artifact_prefix="$artifacts/$target-" \
+    -print_final_stats=1 >"$log" 2>&1; then
+    tail -40 "$log" >&2
+    echo "fuzz target $target failed; its input is in $artifacts" >&2
+    exit 1
   fi
+  grep -E "^Done|number_of_executed_units" "$log" || true
+  rm -rf "$scratch" "$log"
 done

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs moth's whole test suite on a fresh machine: installs what the tests
 # drive (mosquitto clients, openssl, Python paho-mqtt, Node.js with MQTT.js,
-# Chromium), then runs every test of the workspace. This is the README's test command; .ci/run calls it.
+# Chromium), then runs every test of the workspace and a short fuzz pass
+# (scripts/fuzz.sh, which installs cargo-fuzz). This is the README's test
+# command; .ci/run calls it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,3 +50,7 @@ fi
 
 echo "==> cargo test --workspace"
 cargo test --workspace "$@"
+
+# A bounded fuzz pass over the codec from the committed corpus (installs
+# cargo-fuzz when missing); a crash fails the run.
+./scripts/fuzz.sh 30
