@@ -8,6 +8,9 @@
 //   --v5  speak MQTT 5: the message carries user properties and a content
 //         type, which must come back unchanged with the subscription
 //         identifier
+//   --aliases  with --v5: accept topic aliases from the broker; the message
+//         is published three times and must arrive three times under its
+//         topic, the repeats as an alias alone
 // Prints `OK <payload>` and exits 0 on success; exits non-zero otherwise.
 'use strict';
 const fs = require('fs');
@@ -29,6 +32,13 @@ const v5 = args.includes('--v5');
 if (v5) {
   options.protocolVersion = 5;
 }
+const aliases = v5 && args.includes('--aliases');
+if (aliases) {
+  options.properties = { topicAliasMaximum: 5 };
+}
+const copies = aliases ? 3 : 1;
+let received = 0;
+let aliasOnly = 0;
 const payload = `hello from MQTT.js ${process.version}`;
 
 const timer = setTimeout(() => {
@@ -48,7 +58,7 @@ client.on('connect', () => {
     if (v5) {
       pubOptions.properties = { userProperties: { origin: 'node' }, contentType: 'text/plain' };
     }
-    client.publish(topic, payload, pubOptions);
+    for (let i = 0; i < copies; i++) client.publish(topic, payload, pubOptions);
   });
 });
 client.on('message', (t, message, packet) => {
@@ -61,6 +71,12 @@ client.on('message', (t, message, packet) => {
         console.error(`MQTT 5 properties did not come back: ${JSON.stringify(p)}`);
         process.exit(2);
       }
+      if (aliases && packet.topic === '' && p.topicAlias) aliasOnly++;
+    }
+    if (++received < copies) return;
+    if (aliases && aliasOnly !== copies - 1) {
+      console.error(`expected ${copies - 1} deliveries by alias alone, got ${aliasOnly}`);
+      process.exit(2);
     }
     console.log(`OK ${message}`);
     clearTimeout(timer);

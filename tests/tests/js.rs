@@ -74,6 +74,8 @@ async fn mqtt_js_from_node_over_ws() {
     node_round_trip(&[&url, "js/ws31", "--v31"]).await;
     // MQTT 5: properties and the subscription identifier come back.
     node_round_trip(&[&url, "js/ws5", "--v5"]).await;
+    // Topic aliases from the broker, resolved by MQTT.js.
+    node_round_trip(&[&url, "js/ws5/aliased/topic", "--v5", "--aliases"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -481,3 +481,42 @@ async fn a_message_no_subscriber_has_room_for_is_refused_with_quota_exceeded() {
         other => panic!("expected PUBCOMP, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_aliases_towards_a_client_that_takes_them() {
+    let tb = TestBroker::start("").await;
+    let mut asks = connect5("alias-taker");
+    asks.properties.topic_alias_maximum = Some(2);
+    let (mut sub, _) = open(&tb, asks).await;
+    subscribe(&mut sub, 1, SubscribeFilter::new("t/#", QoS::AtMostOnce)).await;
+    for topic in ["t/first/long/topic", "t/first/long/topic", "t/second", "t/third", "t/second"] {
+        tb.broker.publish(topic, "x", QoS::AtMostOnce, false).unwrap();
+    }
+    // (topic on the wire, alias): the first sending of each of the first two
+    // topics carries topic and alias, a repeat only the alias; the third
+    // topic, with no alias left, goes in full.
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let p = expect_publish(&mut sub).await;
+        seen.push((p.topic.to_string(), p.topic_alias));
+    }
+    assert_eq!(
+        seen,
+        [
+            ("t/first/long/topic".to_string(), Some(1)),
+            (String::new(), Some(1)),
+            ("t/second".to_string(), Some(2)),
+            ("t/third".to_string(), None),
+            (String::new(), Some(2)),
+        ]
+    );
+    // A client that did not ask for aliases gets none.
+    let mut plain = connected(&tb, "alias-none").await;
+    subscribe(&mut plain, 1, SubscribeFilter::new("t/#", QoS::AtMostOnce)).await;
+    tb.broker.publish("t/first/long/topic", "x", QoS::AtMostOnce, false).unwrap();
+    tb.broker.publish("t/first/long/topic", "x", QoS::AtMostOnce, false).unwrap();
+    for _ in 0..2 {
+        let p = expect_publish(&mut plain).await;
+        assert_eq!((&*p.topic, p.topic_alias), ("t/first/long/topic", None));
+    }
+}

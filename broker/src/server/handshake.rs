@@ -285,6 +285,7 @@ fn client_limits(ctx: &Shared, connect: &Connect) -> (SessionLimits, Outbound) {
         let p = &connect.properties;
         limits.max_inflight = limits.max_inflight.min(p.receive_maximum.unwrap_or(u16::MAX));
         outbound.max_packet_size = p.maximum_packet_size.map_or(usize::MAX, |m| m as usize);
+        outbound.topic_alias_maximum = p.topic_alias_maximum.unwrap_or(0);
     }
     (limits, outbound)
 }

@@ -3,6 +3,7 @@
 //! written ([`Outgoing`], in the client's version and within its maximum
 //! packet size, [`Outbound`]).
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,11 +24,43 @@ pub(crate) struct Outbound {
     pub protocol: Protocol,
     /// The client's maximum packet size (MQTT 5); unlimited for 3.1.1.
     pub max_packet_size: usize,
+    /// The highest topic alias the client accepts (MQTT 5 CONNECT); 0: none.
+    pub topic_alias_maximum: u16,
 }
 
 impl Default for Outbound {
     fn default() -> Self {
-        Outbound { protocol: Protocol::V311, max_packet_size: usize::MAX }
+        Outbound { protocol: Protocol::V311, max_packet_size: usize::MAX, topic_alias_maximum: 0 }
+    }
+}
+
+/// The topic aliases moth has given one MQTT 5 connection [MQTT 5
+/// §3.3.2.3.4]: the first `max` distinct topics it is sent get aliases
+/// 1..=max, for the connection's life; later topics go in full. A
+/// repeated topic then costs two bytes instead of its length. New with
+/// each connection (aliases do not outlive it [MQTT-3.3.2-7]).
+#[derive(Debug)]
+pub(crate) struct OutAliases {
+    max: u16,
+    given: HashMap<Arc<str>, u16>,
+}
+
+impl OutAliases {
+    pub(crate) fn new(max: u16) -> OutAliases {
+        OutAliases { max, given: HashMap::new() }
+    }
+
+    /// The alias for `topic`, and whether the client knows it already.
+    fn alias(&mut self, topic: &Arc<str>) -> Option<(u16, bool)> {
+        if let Some(&a) = self.given.get(topic) {
+            return Some((a, true));
+        }
+        let next = u16::try_from(self.given.len()).ok()?.checked_add(1)?;
+        if next > self.max {
+            return None;
+        }
+        self.given.insert(topic.clone(), next);
+        Some((next, false))
     }
 }
 
@@ -70,10 +103,19 @@ impl Outbound {
         self.max_packet_size == usize::MAX || !self.protocol.is_v5() || p.v5().size() <= self.max_packet_size
     }
 
-    /// Appends the PUBLISH in the client's version.
-    pub(crate) fn encode(&self, p: &Outgoing<'_>, out: &mut BytesMut) {
+    /// Appends the PUBLISH in the client's version, with a topic alias
+    /// where `aliases` (an MQTT 5 client's) has one: the topic goes once
+    /// with its alias, then the alias alone.
+    pub(crate) fn encode_aliased(&self, p: &Outgoing<'_>, aliases: Option<&mut OutAliases>, out: &mut BytesMut) {
         if self.protocol.is_v5() {
-            codec::encode_publish_v5(&p.v5(), out);
+            let mut v5 = p.v5();
+            if let Some((alias, known)) = aliases.and_then(|a| a.alias(&p.message.topic)) {
+                v5.topic_alias = Some(alias);
+                if known {
+                    v5.topic = "";
+                }
+            }
+            codec::encode_publish_v5(&v5, out);
         } else {
             let m = p.message;
             codec::encode_publish(&m.topic, &m.payload, p.qos, p.retain, p.dup, p.packet_id, out);

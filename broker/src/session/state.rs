@@ -21,6 +21,7 @@ use bytes::BytesMut;
 use crate::codec;
 use crate::message::Message;
 use crate::packet::{Ack, Packet, QoS};
+use crate::session::delivery::OutAliases;
 pub(crate) use crate::session::delivery::{Delivery, Outbound, Outgoing, Queued};
 use crate::session::delivery::{LazyNow, owned_ids};
 use crate::session::durable::{DeliveryTerms, Durable, grant_of};
@@ -110,6 +111,8 @@ pub(crate) struct Session {
     dropping: bool,
     /// What the session records in the store; `None` without persistence.
     durable: Option<Box<Durable>>,
+    /// Topic aliases given to the attached MQTT 5 client, if it takes any.
+    aliases: Option<Box<OutAliases>>,
 }
 
 impl Session {
@@ -130,6 +133,7 @@ impl Session {
             outbound: Outbound::default(),
             dropping: false,
             durable: None,
+            aliases: None,
         }
     }
 
@@ -242,6 +246,8 @@ impl Session {
     ) -> (bool, Vec<String>) {
         self.limits = limits;
         self.outbound = outbound;
+        self.aliases = (outbound.protocol.is_v5() && outbound.topic_alias_maximum > 0)
+            .then(|| Box::new(OutAliases::new(outbound.topic_alias_maximum)));
         self.online = true;
         let present = !clean && self.persistent;
         let mut removed = Vec::new();
@@ -469,7 +475,7 @@ impl Session {
                                 }
                             }
                         }
-                        self.outbound.encode(&p, out);
+                        self.outbound.encode_aliased(&p, self.aliases.as_deref_mut(), out);
                         sent += 1;
                     }
                 }
@@ -495,7 +501,7 @@ impl Session {
     /// [MQTT-4.4.0-1]: unacknowledged PUBLISHes with DUP set, then PUBRELs,
     /// in their original order. Returns the number of PUBLISH and of PUBREL
     /// packets written (for the counters).
-    pub(crate) fn resume_into(&self, out: &mut BytesMut) -> (usize, usize) {
+    pub(crate) fn resume_into(&mut self, out: &mut BytesMut) -> (usize, usize) {
         let resend = self.inflight.resume();
         let (mut publishes, mut pubrels) = (0, 0);
         let mut now = LazyNow::default();
@@ -516,7 +522,7 @@ impl Session {
                             subscription_ids: e.subscription_ids.as_slice(),
                             expiry,
                         };
-                        self.outbound.encode(&p, out);
+                        self.outbound.encode_aliased(&p, self.aliases.as_deref_mut(), out);
                         publishes += 1;
                     }
                 }
@@ -942,7 +948,7 @@ mod tests {
     #[test]
     fn mqtt_3_1_2_24_nothing_above_the_clients_maximum_packet_size() {
         let mut s = Session::new(LIMITS);
-        s.attach_with(true, false, LIMITS, Outbound { protocol: Protocol::V5, max_packet_size: 20 });
+        s.attach_with(true, false, LIMITS, Outbound { protocol: Protocol::V5, max_packet_size: 20, ..Outbound::default() });
         s.enqueue(delivery("this payload makes the packet too large", QoS::AtLeastOnce));
         s.enqueue(delivery("small", QoS::AtLeastOnce));
         let mut out = BytesMut::new();
