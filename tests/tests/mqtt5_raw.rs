@@ -431,8 +431,9 @@ async fn shared_subscriptions_can_be_turned_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_disconnect_fits_the_clients_maximum_packet_size() {
     let tb = TestBroker::start("").await;
+    // Room for the CONNACK (16 bytes), not for a reason string.
     let mut tiny = connect5("tiny");
-    tiny.properties.maximum_packet_size = Some(8);
+    tiny.properties.maximum_packet_size = Some(24);
     let (mut first, _) = open(&tb, tiny.clone()).await;
     let _second = connected(&tb, "tiny").await;
     let d = disconnected(&mut first).await;
@@ -518,5 +519,34 @@ async fn topic_aliases_towards_a_client_that_takes_them() {
     for _ in 0..2 {
         let p = expect_publish(&mut plain).await;
         assert_eq!((&*p.topic, p.topic_alias), ("t/first/long/topic", None));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_larger_than_the_clients_maximum_packet_size_is_not_sent() {
+    let tb = TestBroker::start("").await;
+    let mut small = connect5("small-packets");
+    small.properties.maximum_packet_size = Some(30);
+    let (mut c, ack) = open(&tb, small).await;
+    assert_eq!(ack.code, ConnectReturnCode::Accepted, "the CONNACK fits in 30 bytes");
+    // 40 filters: the SUBACK would be 45 bytes.
+    let filters = (0..40).map(|i| SubscribeFilter::new(format!("f/{i}"), QoS::AtMostOnce)).collect();
+    c.send(&Packet::Subscribe(Subscribe::new(1, filters))).await;
+    let d = disconnected(&mut c).await;
+    assert_eq!(d.reason, ReasonCode::PACKET_TOO_LARGE);
+    assert!(d.reason_string.is_none(), "the reason string did not fit either");
+    // A client that allows too little for any CONNACK is not answered.
+    let mut tiny = connect5("tiny-packets");
+    tiny.properties.maximum_packet_size = Some(4);
+    let mut t = RawClient::connect(tb.addr).await;
+    t.protocol = Protocol::V5;
+    t.send(&Packet::Connect(Box::new(tiny))).await;
+    match t.recv().await {
+        None => {}
+        Some(Packet::Disconnect(d)) => {
+            assert_eq!(d.reason, ReasonCode::PACKET_TOO_LARGE);
+            t.expect_closed().await;
+        }
+        other => panic!("nothing larger than 4 bytes may come, got {other:?}"),
     }
 }

@@ -94,6 +94,32 @@ pub(super) const AUTH_READ_AHEAD: usize = 64 * 1024;
 /// worker thread, so one busy client cannot monopolise it.
 const EVENTS_PER_POLL: usize = 32;
 
+/// `packet` without the reason string and user properties it may drop to
+/// fit the client's maximum packet size; `None` when it has none to drop.
+fn without_diagnostics(packet: &Packet) -> Option<Packet> {
+    let mut p = packet.clone();
+    match &mut p {
+        Packet::Connack(c) => {
+            c.properties.reason_string = None;
+            c.properties.user_properties.clear();
+        }
+        Packet::Suback(s) => {
+            s.reason_string = None;
+            s.user_properties.clear();
+        }
+        Packet::Unsuback(u) => {
+            u.reason_string = None;
+            u.user_properties.clear();
+        }
+        Packet::Puback(a) | Packet::Pubrec(a) | Packet::Pubrel(a) | Packet::Pubcomp(a) => {
+            a.reason_string = None;
+            a.user_properties.clear();
+        }
+        _ => return None,
+    }
+    Some(p)
+}
+
 /// What the transport learned about the connection.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnInfo {
@@ -169,6 +195,11 @@ pub(super) struct Io {
     pub(super) pending: Pending,
     /// The client's protocol version, from its CONNECT (3.1.1 until then).
     pub(super) protocol: Protocol,
+    /// The largest packet the client accepts (MQTT 5 maximum packet size).
+    pub(super) max_out: usize,
+    /// Set when a packet other than a PUBLISH was larger than `max_out`
+    /// and not sent: the connection ends with 0x95 (packet too large).
+    pub(super) oversized: bool,
 }
 
 impl Io {
@@ -179,12 +210,30 @@ impl Io {
             outbuf: BytesMut::new(),
             pending: Pending::default(),
             protocol: Protocol::V311,
+            max_out: usize::MAX,
+            oversized: false,
         }
     }
 
     /// Encodes a packet for the client, in its version, and counts it.
+    /// Never one larger than the client's maximum packet size
+    /// [MQTT-3.1.2-24]: such a packet is sent again without its reason
+    /// string and user properties, which may go [MQTT-3.1.2-25]; if it is
+    /// still too large it is not sent and `oversized` is set.
     pub(super) fn emit(&mut self, packet: &Packet) {
+        let start = self.outbuf.len();
         codec::encode(packet, self.protocol, &mut self.outbuf);
+        if self.outbuf.len() - start > self.max_out {
+            self.outbuf.truncate(start);
+            if let Some(lean) = without_diagnostics(packet) {
+                codec::encode(&lean, self.protocol, &mut self.outbuf);
+            }
+            if self.outbuf.len() - start > self.max_out || self.outbuf.len() == start {
+                self.outbuf.truncate(start);
+                self.oversized = true;
+                return;
+            }
+        }
         bump(&mut self.pending.packets_sent, 1);
     }
 
@@ -327,6 +376,11 @@ async fn attach(start: Box<Start>) -> Option<Box<Live>> {
     });
     // The CONNACK waits for the session's record, if it made one.
     live.note_changes(mark);
+    if live.io.oversized {
+        let why = "the client's maximum packet size is too small for the CONNACK";
+        Box::pin(live.finish(Close::Protocol(ReasonCode::PACKET_TOO_LARGE, why.into()))).await;
+        return None;
+    }
     // Packets already buffered behind the CONNECT.
     if let Err(close) = live.process_input() {
         Box::pin(live.finish(close)).await;
@@ -615,6 +669,10 @@ impl Live {
             handled = true;
             bump(&mut self.io.pending.packets_received, 1);
             self.handle(packet)?;
+            if self.io.oversized {
+                let why = "an answer would be larger than the client's maximum packet size [MQTT-3.1.2-24]";
+                return Err(Close::Protocol(ReasonCode::PACKET_TOO_LARGE, why.into()));
+            }
         }
         if handled && self.io.outbuf.len() < OUT_HIGH_WATER {
             // Acknowledgements may have opened the in-flight window.

@@ -93,6 +93,10 @@ pub(super) async fn connect_and_attach(
     let listener = ctx.stats.listener(&info.listener);
     let steps = async {
         let mut connect = read_connect(ctx, io, info, shutdown).await?;
+        if connect.protocol.is_v5() {
+            // Nothing larger goes to this client, the CONNACK included.
+            io.max_out = connect.properties.maximum_packet_size.map_or(usize::MAX, |m| m as usize);
+        }
         identity_from_certificate(info, &mut connect)?;
         let (client_id, assigned) = match connect::check_client_id(&connect) {
             ConnectDecision::Accept { client_id, assigned } => (client_id, assigned),

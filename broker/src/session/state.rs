@@ -948,7 +948,12 @@ mod tests {
     #[test]
     fn mqtt_3_1_2_24_nothing_above_the_clients_maximum_packet_size() {
         let mut s = Session::new(LIMITS);
-        s.attach_with(true, false, LIMITS, Outbound { protocol: Protocol::V5, max_packet_size: 20, ..Outbound::default() });
+        s.attach_with(
+            true,
+            false,
+            LIMITS,
+            Outbound { protocol: Protocol::V5, max_packet_size: 20, ..Outbound::default() },
+        );
         s.enqueue(delivery("this payload makes the packet too large", QoS::AtLeastOnce));
         s.enqueue(delivery("small", QoS::AtLeastOnce));
         let mut out = BytesMut::new();
