@@ -107,8 +107,19 @@ fn main() -> ExitCode {
         Some(_) => LogFormat::Text,
         None => config.log_format,
     };
-    let log = init_logging(args.verbose, config.log_level.as_deref(), format);
     let origin = args.config.as_ref().map_or_else(|| "embedded default".to_string(), |p| p.display().to_string());
+    // The program serves clients: a file that binds nothing is a mistake
+    // (a misspelt `listeners:`, say), not a broker to start. An embedding
+    // application may run one without listeners; `moth plugins` only looks.
+    let plugins_only = matches!(args.command, Some(Command::Plugins { .. }));
+    if config.listeners.is_empty() && !plugins_only {
+        eprintln!("moth: {origin}: no listener has a `bind`, so no client could connect");
+        for w in &config.warnings {
+            eprintln!("moth: {w}");
+        }
+        return ExitCode::from(2);
+    }
+    let log = init_logging(args.verbose, config.log_level.as_deref(), format);
     for w in &config.warnings {
         warn!(config = %origin, "{w}");
     }
@@ -169,7 +180,7 @@ fn serve(broker: Broker, config: Option<&PathBuf>, origin: &str, log: &LogContro
             Err(e) => warn!("cannot raise the open-file limit: {e}"),
         }
         if let Err(e) = broker.start().await {
-            error!("{e}");
+            // One line (the log goes to stderr too: not both).
             eprintln!("moth: {e}");
             return ExitCode::FAILURE;
         }

@@ -222,6 +222,20 @@ fn check_without_config_checks_the_embedded_default() {
 }
 
 #[test]
+fn a_misspelt_listeners_key_stops_check_and_start_with_the_likely_fix() {
+    let dir = TempDir::new("typo");
+    let path = dir.file("typo.yaml", "listners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:1883\n");
+    for args in [&["--check", "-c", path.to_str().unwrap()][..], &["-c", path.to_str().unwrap()][..]] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?} must fail\n{}", describe(&out));
+        let err = text(&out.stderr);
+        assert!(err.contains("no listener has a `bind`"), "{err}");
+        assert!(err.contains("listners: unknown key") && err.contains("did you mean `listeners`?"), "{err}");
+        assert!(!text(&out.stdout).contains("configuration OK"), "{}", describe(&out));
+    }
+}
+
+#[test]
 fn check_reports_bad_yaml_with_file_and_line() {
     let dir = TempDir::new("bad-yaml");
     // Line 4 is indented less than its siblings and more than its parent.

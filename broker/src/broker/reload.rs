@@ -21,8 +21,47 @@ pub struct ReloadReport {
 
 fn changed<T: std::fmt::Debug + PartialEq>(out: &mut Vec<String>, key: &str, old: &T, new: &T) {
     if old != new {
-        out.push(format!("{key}: {old:?} -> {new:?}"));
+        out.push(format!("{key}: {} -> {}", plain(&format!("{old:?}")), plain(&format!("{new:?}"))));
     }
+}
+
+/// A value's debug text as an operator reads it: `Some(x)` is `x`, `None`
+/// is `none`, strings lose their quotes (`Some(["tiny_auth"])` reads
+/// `[tiny_auth]`).
+fn plain(debug: &str) -> String {
+    let mut out = String::with_capacity(debug.len());
+    // For each open parenthesis: whether it was a `Some(`, whose closing
+    // one goes too.
+    let mut opened: Vec<bool> = Vec::new();
+    let mut rest = debug;
+    while let Some(c) = rest.chars().next() {
+        let word_start = out.chars().last().is_none_or(|p| !p.is_alphanumeric() && p != '_');
+        if word_start && rest.starts_with("Some(") {
+            opened.push(true);
+            rest = &rest[5..];
+            continue;
+        }
+        if word_start && rest.starts_with("None") && !rest[4..].starts_with(|n: char| n.is_alphanumeric() || n == '_') {
+            out.push_str("none");
+            rest = &rest[4..];
+            continue;
+        }
+        match c {
+            '(' => {
+                opened.push(false);
+                out.push(c);
+            }
+            ')' => {
+                if !opened.pop().unwrap_or(false) {
+                    out.push(c);
+                }
+            }
+            '"' => {}
+            _ => out.push(c),
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    out
 }
 
 /// Compares `new` with the running configuration (for settings that need a
@@ -56,7 +95,7 @@ pub(crate) fn diff(running: &Config, applied: &Config, new: &Config) -> ReloadRe
         if old == new_names {
             restart.push("listeners: settings changed".to_string());
         } else {
-            restart.push(format!("listeners: {old:?} -> {new_names:?}"));
+            restart.push(format!("listeners: {} -> {}", plain(&format!("{old:?}")), plain(&format!("{new_names:?}"))));
         }
     }
     changed(restart, "timeout-disconnect-delay", &running.timeout_disconnect_delay, &new.timeout_disconnect_delay);
@@ -79,6 +118,19 @@ pub(crate) fn diff(running: &Config, applied: &Config, new: &Config) -> ReloadRe
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn values_read_plain_not_as_rust_debug_text() {
+        assert_eq!(super::plain(r#"Some(["tiny_auth"])"#), "[tiny_auth]");
+        assert_eq!(super::plain("None"), "none");
+        assert_eq!(super::plain(r#"Some("/etc/passwd")"#), "/etc/passwd");
+        assert_eq!(super::plain("Some(5s)"), "5s");
+        assert_eq!(
+            super::plain("MetricsConfig { bind: 1.2.3.4:9, path: \"/m\" }"),
+            "MetricsConfig { bind: 1.2.3.4:9, path: /m }"
+        );
+        assert_eq!(super::plain("NoneSuch(Somewhere(x))"), "NoneSuch(Somewhere(x))");
+    }
+
     use super::*;
 
     fn config(yaml: &str) -> Config {

@@ -172,10 +172,46 @@ fn find(section: Section, spelling: &str) -> Option<&'static Key> {
 /// differs only in case or in `_` for `-`.
 fn suggestion(section: Section, written: &str) -> Option<&'static str> {
     let wanted = normalise(written);
-    KEYS.iter()
-        .filter(|k| k.section == section)
-        .flat_map(|k| k.spellings.iter().copied())
-        .find(|spelling| normalise(spelling) == wanted)
+    let spellings = || KEYS.iter().filter(|k| k.section == section).flat_map(|k| k.spellings.iter().copied());
+    if let Some(same) = spellings().find(|spelling| normalise(spelling) == wanted) {
+        return Some(same);
+    }
+    // A typo: the one spelling within two edits (`listners`, `max-qso`),
+    // if exactly one key is that close; short keys need a closer match.
+    let allowed = if wanted.len() <= 4 { 1 } else { 2 };
+    let mut best: Option<(usize, &'static str)> = None;
+    let mut tied = false;
+    for spelling in spellings() {
+        let d = edit_distance(&normalise(spelling), &wanted);
+        match best {
+            _ if d > allowed => {}
+            Some((b, _)) if d > b => {}
+            Some((b, other)) if d == b => {
+                tied |= !KEYS.iter().any(|k| k.spellings.contains(&other) && k.spellings.contains(&spelling))
+            }
+            _ => {
+                best = Some((d, spelling));
+                tied = false;
+            }
+        }
+    }
+    best.filter(|_| !tied).map(|(_, s)| s)
+}
+
+/// Levenshtein distance over bytes (keys are ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != cb)).min(row[j] + 1).min(above + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 fn normalise(key: &str) -> String {
@@ -340,6 +376,12 @@ mod tests {
         assert_eq!(suggestion(Top, "max_inflight"), Some("max-inflight"));
         assert_eq!(suggestion(Top, "SYS_INTERVAL"), Some("sys_interval"));
         assert_eq!(suggestion(Auth, "secret"), None);
+        // Typos within two edits, when one key is the closest.
+        assert_eq!(suggestion(Top, "listners"), Some("listeners"));
+        assert_eq!(suggestion(Top, "max-qso"), Some("max-qos"));
+        assert_eq!(suggestion(Persistence, "synk"), Some("sync"));
+        assert_eq!(suggestion(Top, "completely-different"), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 
     fn keys(path: &[&str]) -> Vec<Seg> {

@@ -233,6 +233,15 @@ fn resolve_auth(auth: AuthFile, ctx: &mut Ctx<'_>) -> Result<AuthConfig, ConfigE
         )?
         .map(|(v, _)| v);
     check_plugin_names(&base, &auth.plugins, ctx)?;
+    if password_file.is_some()
+        && let Some(names) = &auth.plugins
+        && !names.iter().any(|n| n == "auth_file")
+    {
+        // Only auth_file reads it: set with a chain that lacks it, the
+        // file is silently unused, which a user who wrote it did not mean.
+        let spot = ctx.spot(&path(&["auth", "plugins"]), At::Key);
+        ctx.warn(&spot, "`password-file` is set but `auth_file` is not in the chain, so the file is not read");
+    }
     Ok(AuthConfig { plugins: auth.plugins, allow_anonymous, password_file, default: auth.default.unwrap_or_default() })
 }
 

@@ -195,7 +195,10 @@ fn seed_example_is_read_completely() {
         config.warnings,
         vec![
             "<string>:15:9: listeners.my-tcp-ssl-1.capath: key given twice; \
-                 the last value is used"
+                 the last value is used",
+            // Its chain names only auth.anonymous: hbmqtt would not read the file either.
+            "<string>:23:5: auth.plugins: `password-file` is set but `auth_file` is not in the chain, \
+                 so the file is not read",
         ]
     );
 }
@@ -813,7 +816,7 @@ topic_check:
             "<string>:5:5: listeners.a.Bind: unknown key, ignored (did you mean `bind`?)",
             "<string>:6:5: listeners.a.flavour: unknown key, ignored",
             "<string>:8:3: auth.secret: unknown key, ignored",
-            "<string>:10:3: topic_check.acls: unknown key, ignored",
+            "<string>:10:3: topic_check.acls: unknown key, ignored (did you mean `acl`?)",
         ]
     );
     assert_eq!(config.limits.max_inflight, DEFAULT_MAX_INFLIGHT);
@@ -1013,4 +1016,14 @@ fn the_persistence_section() {
     assert!(has_warning(&c, "only read with `sync: periodic`"), "{:?}", c.warnings);
     let c = ok("persistence:\n  enabled: true\n  path: d\n  synk: always\n");
     assert!(has_warning(&c, "synk"), "an unknown key is named: {:?}", c.warnings);
+}
+
+#[test]
+fn a_password_file_no_chain_reads_is_a_warning() {
+    let c = ok("auth:\n  plugins: [auth_anonymous]\n  password-file: passwd\n");
+    assert!(has_warning(&c, "`auth_file` is not in the chain"), "{:?}", c.warnings);
+    let c = ok("auth:\n  plugins: [auth_file]\n  password-file: passwd\n");
+    assert!(!has_warning(&c, "password-file"), "{:?}", c.warnings);
+    // hbmqtt's implicit chain asks auth_file.
+    assert!(!has_warning(&ok("auth:\n  password-file: passwd\n"), "password-file"));
 }

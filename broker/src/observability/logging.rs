@@ -39,9 +39,18 @@ impl LogControl {
         if self.source != FilterSource::Config {
             return Err(format!("log-level is overridden by {:?}", self.source));
         }
-        let filter = EnvFilter::builder().parse(level.unwrap_or("info")).map_err(|e| e.to_string())?;
+        let filter =
+            EnvFilter::builder().parse(with_quiet_rustls(level.unwrap_or("info"))).map_err(|e| e.to_string())?;
         self.handle.reload(filter).map_err(|e| e.to_string())
     }
+}
+
+/// `level` with rustls held to errors unless `level` names it: at warning
+/// level rustls reports what clients normally do (an IP address sent as
+/// the TLS server name, by every client that connects by address) once per
+/// connection; moth logs the TLS failures that matter itself.
+fn with_quiet_rustls(level: &str) -> String {
+    if level.contains("rustls") { level.to_string() } else { format!("{level},rustls=error") }
 }
 
 /// Installs the global subscriber. Call once, before anything logs.
@@ -52,7 +61,7 @@ pub fn init(verbose: u8, config_level: Option<&str>, format: LogFormat) -> LogCo
             0 => {
                 // The configuration was validated, so the filter parses.
                 let filter = EnvFilter::builder()
-                    .parse(config_level.unwrap_or("info"))
+                    .parse(with_quiet_rustls(config_level.unwrap_or("info")))
                     .unwrap_or_else(|_| EnvFilter::new("info"));
                 (filter, FilterSource::Config)
             }
@@ -80,4 +89,13 @@ pub fn init(verbose: u8, config_level: Option<&str>, format: LogFormat) -> LogCo
     };
     tracing_subscriber::registry().with(filter).with(output).init();
     LogControl { handle, source }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rustls_is_held_to_errors_unless_the_level_names_it() {
+        assert_eq!(super::with_quiet_rustls("info"), "info,rustls=error");
+        assert_eq!(super::with_quiet_rustls("moth=debug,rustls=warn"), "moth=debug,rustls=warn");
+    }
 }
