@@ -31,9 +31,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut readings = broker.subscribe("sensors/+/temperature", QoS::AtLeastOnce)?;
     broker.publish("sensors/kitchen/temperature", "21.5", QoS::AtLeastOnce, true)?;
 
-    let message = readings.recv().await;
+    let message = readings.recv().await.ok_or("the broker stopped")?;
     println!("{} = {}", message.topic, String::from_utf8_lossy(&message.payload));
 
     broker.shutdown().await;
+    // After the shutdown: the subscription's stream has ended, publishing fails.
+    assert!(readings.recv().await.is_none());
+    assert!(broker.publish("sensors/x/temperature", "0", QoS::AtMostOnce, false).is_err());
     Ok(())
 }

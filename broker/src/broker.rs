@@ -81,6 +81,9 @@ pub enum BrokerError {
     /// [`Broker::publish`] was given a payload too large for one PUBLISH (its size in bytes).
     #[error("payload of {0} bytes does not fit in an MQTT packet")]
     PayloadTooLarge(usize),
+    /// [`Broker::publish`] after [`Broker::shutdown`]: nobody would get it.
+    #[error("the broker has been shut down")]
+    Stopped,
     /// The store (`persistence`) could not be opened or read
     /// ([`Broker::new`]): held by another process, not writable, not a moth
     /// store, damaged. The message names the file.
@@ -159,6 +162,7 @@ impl Broker {
                 next_conn: AtomicU64::new(0),
                 stopping: AtomicBool::new(false),
                 over_memory: AtomicBool::new(false),
+                stopped: tokio::sync::Notify::new(),
             }),
             wills: Arc::new(Mutex::new(wills)),
             running: Arc::new(tokio::sync::Mutex::new(None)),
@@ -242,6 +246,7 @@ impl Broker {
         // Attached connections do not watch the signal: they see `stopping`
         // when their session wakes them.
         self.ctx.set_stopping(true);
+        self.ctx.stopped.notify_waiters();
         self.ctx.sessions.wake_all();
         r.stopper.stop().await;
         if let Some(journal) = &self.ctx.journal {
@@ -272,7 +277,12 @@ impl Broker {
     /// Publishes a message from the application into the broker, as a client
     /// would (retained when `retain`). Topic checks do not apply: the
     /// application is trusted.
+    /// After [`Broker::shutdown`] (and until the next `start`) it returns
+    /// [`BrokerError::Stopped`].
     pub fn publish(&self, topic: &str, payload: impl Into<Bytes>, qos: QoS, retain: bool) -> Result<(), BrokerError> {
+        if self.ctx.stopping() {
+            return Err(BrokerError::Stopped);
+        }
         // 65535 is the longest string MQTT can carry.
         if !topic::is_valid_name_string(topic) {
             return Err(BrokerError::InvalidTopic(topic.to_string()));
@@ -391,14 +401,25 @@ pub struct LocalSubscription {
 
 impl LocalSubscription {
     /// The next message. Its `qos` is the delivered QoS and `retain` is set
-    /// for retained messages sent because of the subscription.
-    pub async fn recv(&mut self) -> Message {
+    /// for retained messages sent because of the subscription. `None` once
+    /// the broker has been shut down and what was queued before is taken:
+    /// the end of the stream.
+    pub async fn recv(&mut self) -> Option<Message> {
         loop {
+            // Made before `stopping` is read: a shutdown in between still
+            // wakes it (`notify_waiters` wakes every future made before it).
+            let stopped = self.ctx.stopped.notified();
             if let Some(d) = self.session.lock().pop() {
                 let m = &d.message;
-                return Message { qos: d.qos, retain: d.retain, ..(**m).clone() };
+                return Some(Message { qos: d.qos, retain: d.retain, ..(**m).clone() });
             }
-            self.session.wake.wait().await;
+            if self.ctx.stopping() {
+                return None;
+            }
+            tokio::select! {
+                () = self.session.wake.wait() => {}
+                () = stopped => {}
+            }
         }
     }
 

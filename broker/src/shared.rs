@@ -38,6 +38,9 @@ pub(crate) struct Shared {
     /// connections look at it when woken, instead of each holding a future
     /// on the shutdown signal.
     pub(crate) stopping: AtomicBool,
+    /// Notified when `Broker::shutdown` begins: in-process subscribers
+    /// waiting in `recv` learn there is no more to come.
+    pub(crate) stopped: tokio::sync::Notify,
 }
 
 impl Shared {

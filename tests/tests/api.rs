@@ -8,7 +8,7 @@ use moth::{Broker, BrokerError, Config};
 use moth_protocol::packet::{
     Ack, ConnectReturnCode, Disconnect, Packet, Publish, QoS, SubackCode, Subscribe, SubscribeFilter,
 };
-use moth_tests::{EVENT_TIMEOUT, RawClient};
+use moth_tests::{EVENT_TIMEOUT, RawClient, TestBroker};
 use tokio::net::TcpStream;
 
 fn broker(yaml: &str) -> Broker {
@@ -79,7 +79,10 @@ async fn assert_refused(addr: SocketAddr) {
 }
 
 async fn recv_local(sub: &mut moth::LocalSubscription) -> moth::Message {
-    tokio::time::timeout(EVENT_TIMEOUT, sub.recv()).await.expect("a message on the local subscription")
+    tokio::time::timeout(EVENT_TIMEOUT, sub.recv())
+        .await
+        .expect("a message on the local subscription")
+        .expect("the broker is running")
 }
 
 // ---------------------------------------------------------------------------
@@ -333,4 +336,25 @@ async fn dropped_local_subscription_is_unsubscribed() {
     assert_eq!(&next_publish(&mut c).await.payload[..], b"to tcp");
     drop(kept);
     b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_shutdown_publish_fails_and_local_subscriptions_end() {
+    let tb = TestBroker::start("").await;
+    let mut sub = tb.broker.subscribe("end/#", QoS::AtMostOnce).expect("subscribe");
+    tb.broker.publish("end/a", "queued before", QoS::AtMostOnce, false).expect("publish while running");
+    // A recv that waits while the broker shuts down is woken with the end.
+    let mut waiting = tb.broker.subscribe("never/#", QoS::AtMostOnce).expect("subscribe");
+    let waiter = tokio::spawn(async move { waiting.recv().await });
+    tokio::task::yield_now().await;
+    tb.broker.shutdown().await;
+    let ended = tokio::time::timeout(EVENT_TIMEOUT, waiter).await.expect("woken by the shutdown").expect("task");
+    assert!(ended.is_none(), "no message: the end of the stream");
+    // What was queued before is still taken, then the stream ends.
+    assert_eq!(sub.recv().await.map(|m| m.payload), Some(bytes::Bytes::from_static(b"queued before")));
+    assert!(sub.recv().await.is_none());
+    assert!(matches!(tb.broker.publish("end/b", "x", QoS::AtMostOnce, false), Err(moth::BrokerError::Stopped)));
+    // Started again, it takes messages again.
+    tb.broker.start().await.expect("start again");
+    tb.broker.publish("end/c", "again", QoS::AtMostOnce, false).expect("publish after a new start");
 }

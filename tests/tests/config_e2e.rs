@@ -405,12 +405,18 @@ async fn topic_acl_denied_publish_is_not_delivered() {
     let mut anon = connect_ok(b.addr, "acl-pub-anon", None).await;
     publish0(&mut anon, "calendar/today", "denied").await;
     publish0(&mut anon, "message/public", "allowed").await;
-    let m = tokio::time::timeout(EVENT_TIMEOUT, watcher.recv()).await.expect("the allowed message is routed");
+    let m = tokio::time::timeout(EVENT_TIMEOUT, watcher.recv())
+        .await
+        .expect("the allowed message is routed")
+        .expect("the broker is running");
     assert_eq!(&*m.topic, "message/public", "the denied publish must not be delivered (got it first)");
 
     let mut alice = connect_ok(b.addr, "acl-pub-alice", Some("alice")).await;
     publish0(&mut alice, "calendar/today", "alice may").await;
-    let m = tokio::time::timeout(EVENT_TIMEOUT, watcher.recv()).await.expect("alice's message is routed");
+    let m = tokio::time::timeout(EVENT_TIMEOUT, watcher.recv())
+        .await
+        .expect("alice's message is routed")
+        .expect("the broker is running");
     assert_eq!(&*m.topic, "calendar/today");
     assert_eq!(&m.payload[..], b"alice may");
 }

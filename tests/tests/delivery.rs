@@ -590,7 +590,7 @@ async fn mqtt_3_14_4_3_no_will_after_disconnect() {
     // one been published, is now queued ahead of the marker.
     tb.broker.shutdown().await;
     tb.broker.publish("wd/marker", "marker", moth::QoS::AtLeastOnce, false).unwrap();
-    let m = tokio::time::timeout(EVENT_TIMEOUT, local.recv()).await.expect("marker");
+    let m = tokio::time::timeout(EVENT_TIMEOUT, local.recv()).await.expect("marker").expect("the broker is running");
     assert_eq!(&*m.topic, "wd/marker", "will published after DISCONNECT");
 }
 
@@ -607,9 +607,9 @@ async fn abrupt_close_will_is_queued_before_shutdown_marker() {
     assert_eq!(observer.recv_text().await.0, "wd/will");
     tb.broker.shutdown().await;
     tb.broker.publish("wd/marker", "marker", moth::QoS::AtLeastOnce, false).unwrap();
-    let m = tokio::time::timeout(EVENT_TIMEOUT, local.recv()).await.expect("will");
+    let m = tokio::time::timeout(EVENT_TIMEOUT, local.recv()).await.expect("will").expect("the broker is running");
     assert_eq!(&*m.topic, "wd/will");
-    let m = tokio::time::timeout(EVENT_TIMEOUT, local.recv()).await.expect("marker");
+    let m = tokio::time::timeout(EVENT_TIMEOUT, local.recv()).await.expect("marker").expect("the broker is running");
     assert_eq!(&*m.topic, "wd/marker");
 }
 
@@ -824,13 +824,15 @@ async fn in_process_publish_and_subscribe_with_network_clients() {
     let mut local = tb.broker.subscribe("app/#", moth::QoS::AtLeastOnce).unwrap();
     let mut c = Client::connect(&tb, "net").await;
     c.publish_acked("app/in", false, "from network").await;
-    let m = tokio::time::timeout(EVENT_TIMEOUT, local.recv()).await.expect("local message");
+    let m =
+        tokio::time::timeout(EVENT_TIMEOUT, local.recv()).await.expect("local message").expect("the broker is running");
     assert_eq!(
         (&*m.topic, m.payload.as_ref(), m.qos, m.retain),
         ("app/in", &b"from network"[..], moth::QoS::AtLeastOnce, false)
     );
     c.publish("app/q2", Q2, false, "two").await;
-    let m = tokio::time::timeout(EVENT_TIMEOUT, local.recv()).await.expect("local message");
+    let m =
+        tokio::time::timeout(EVENT_TIMEOUT, local.recv()).await.expect("local message").expect("the broker is running");
     assert_eq!(m.qos, moth::QoS::AtLeastOnce, "min(2, 1)");
 
     // Application -> network client.
@@ -843,7 +845,7 @@ async fn in_process_publish_and_subscribe_with_network_clients() {
     tb.broker.publish("dev/r", "kept", moth::QoS::AtLeastOnce, true).unwrap();
     assert_eq!(c.recv_text().await.1, "kept");
     let mut local2 = tb.broker.subscribe("dev/+", moth::QoS::AtMostOnce).unwrap();
-    let m = tokio::time::timeout(EVENT_TIMEOUT, local2.recv()).await.expect("retained");
+    let m = tokio::time::timeout(EVENT_TIMEOUT, local2.recv()).await.expect("retained").expect("the broker is running");
     assert_eq!((&*m.topic, m.qos, m.retain), ("dev/r", moth::QoS::AtMostOnce, true));
 
     // Invalid names and filters are refused.
@@ -865,7 +867,7 @@ async fn in_process_subscription_queue_is_bounded() {
     assert_eq!(got, vec!["0", "1", "2", "3", "4"]);
     // Drained: it keeps working.
     tb.broker.publish("lb/t", "next", moth::QoS::AtMostOnce, false).unwrap();
-    let m = tokio::time::timeout(EVENT_TIMEOUT, local.recv()).await.expect("next");
+    let m = tokio::time::timeout(EVENT_TIMEOUT, local.recv()).await.expect("next").expect("the broker is running");
     assert_eq!(m.payload.as_ref(), b"next");
 }
 

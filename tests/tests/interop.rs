@@ -308,7 +308,10 @@ async fn mosquitto_will_is_published_when_the_client_dies() {
     );
     dying.subscribed().await;
     dying.child.start_kill().expect("kill mosquitto_sub");
-    let m = tokio::time::timeout(EVENT_TIMEOUT, watcher.recv()).await.expect("the will is published");
+    let m = tokio::time::timeout(EVENT_TIMEOUT, watcher.recv())
+        .await
+        .expect("the will is published")
+        .expect("the broker is running");
     assert_eq!(&*m.topic, "interop/will/dying");
     assert_eq!(&m.payload[..], b"gone");
     assert_eq!(m.qos, QoS::AtLeastOnce);
@@ -331,7 +334,10 @@ async fn mosquitto_will_is_not_published_after_a_clean_disconnect() {
     // The clean session ends with the DISCONNECT; by then a will would have been sent.
     until("the session is gone", || b.broker.session_count() == 0).await;
     b.broker.publish("interop/will/marker", "marker", QoS::AtMostOnce, false).expect("publish");
-    let m = tokio::time::timeout(EVENT_TIMEOUT, watcher.recv()).await.expect("the marker arrives");
+    let m = tokio::time::timeout(EVENT_TIMEOUT, watcher.recv())
+        .await
+        .expect("the marker arrives")
+        .expect("the broker is running");
     assert_eq!(&*m.topic, "interop/will/marker", "no will after DISCONNECT, got {m:?}");
 }
 

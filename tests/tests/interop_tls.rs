@@ -69,7 +69,8 @@ async fn mosquitto_pub_over_tls_with_cafile() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run("mosquitto_pub", &args).await;
     assert!(out.ok, "mosquitto_pub failed\n{}\n{}", out.stdout, out.stderr);
-    let m = tokio::time::timeout(EVENT_TIMEOUT, sub.recv()).await.expect("message arrives");
+    let m =
+        tokio::time::timeout(EVENT_TIMEOUT, sub.recv()).await.expect("message arrives").expect("the broker is running");
     assert_eq!(&m.payload[..], b"hello over tls");
 }
 

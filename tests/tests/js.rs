@@ -187,7 +187,8 @@ async fn mqtt_js_in_headless_chromium_over_ws() {
 async fn expect_page_result(result: &mut moth::LocalSubscription, url: &str) -> String {
     let message = tokio::time::timeout(BROWSER_TIMEOUT, result.recv())
         .await
-        .unwrap_or_else(|_| panic!("the page reported nothing within {BROWSER_TIMEOUT:?} ({url})"));
+        .unwrap_or_else(|_| panic!("the page reported nothing within {BROWSER_TIMEOUT:?} ({url})"))
+        .expect("the broker is running");
     let text = String::from_utf8_lossy(&message.payload).into_owned();
     assert!(text.starts_with("RECEIVED hello from "), "the page's result: {text}");
     assert!(text.contains("Chrome"), "sent by Chromium itself: {text}");

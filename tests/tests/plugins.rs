@@ -153,7 +153,8 @@ async fn options_reach_the_plugin_and_topics_are_checked_on_subscribe_and_publis
     let mut everything = tb.broker.subscribe("#", QoS::AtLeastOnce).expect("local subscription");
     publish(&mut alice, 2, "secret/plans", b"no").await;
     publish(&mut alice, 3, "sensors/kitchen", b"yes").await;
-    let m = tokio::time::timeout(EVENT_TIMEOUT, everything.recv()).await.expect("the allowed message");
+    let m =
+        tokio::time::timeout(EVENT_TIMEOUT, everything.recv()).await.expect("the allowed message").expect("running");
     assert_eq!(&*m.topic, "sensors/kitchen");
     assert!(everything.try_recv().is_none());
     tb.broker.shutdown().await;

@@ -30,6 +30,7 @@ pub(crate) fn shared_with(config: Config) -> Arc<Shared> {
         next_conn: AtomicU64::new(0),
         stopping: AtomicBool::new(false),
         over_memory: AtomicBool::new(false),
+        stopped: tokio::sync::Notify::new(),
     })
 }
 
