@@ -340,14 +340,7 @@ fn kill_9_at_random_moments_loses_no_acknowledged_message() {
     let port = free_port();
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let store = dir.0.join("store");
-    let config = dir.file(
-        "moth.yaml",
-        &format!(
-            "listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:{port}\nmax-queued-messages: 1000000\n\
-             persistence:\n  enabled: true\n  path: {}\n  sync: batch\n",
-            store.display()
-        ),
-    );
+    let config = store_config_with(&dir, port, &store, "max-queued-messages: 1000000\n");
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
     eprintln!("seed {seed}");
     let mut rng = Rng(seed);
@@ -478,15 +471,21 @@ fn kill_9_at_random_moments_loses_no_acknowledged_message() {
     drop(broker);
 }
 
-fn store_config(dir: &TempDir, port: u16, store: &std::path::Path) -> std::path::PathBuf {
+/// A configuration file: one TCP listener on `port`, persistence in
+/// `store` (sync batch, the default), and `extra` top-level keys.
+fn store_config_with(dir: &TempDir, port: u16, store: &std::path::Path, extra: &str) -> std::path::PathBuf {
     dir.file(
         &format!("moth-{port}.yaml"),
         &format!(
-            "listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:{port}\n\
+            "listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:{port}\n{extra}\
              persistence:\n  enabled: true\n  path: {}\n",
             store.display()
         ),
     )
+}
+
+fn store_config(dir: &TempDir, port: u16, store: &std::path::Path) -> std::path::PathBuf {
+    store_config_with(dir, port, store, "")
 }
 
 /// Subscribes `c` to `filter` at QoS 1 and waits for the SUBACK.
@@ -756,14 +755,7 @@ fn a_full_disk_holds_acknowledgements_keeps_serving_and_recovers_without_a_resta
     let port = free_port();
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let store = dir.0.join("store");
-    let config = dir.file(
-        "moth.yaml",
-        &format!(
-            "listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:{port}\nsys_interval: 1\n\
-             persistence:\n  enabled: true\n  path: {}\n",
-            store.display()
-        ),
-    );
+    let config = store_config_with(&dir, port, &store, "sys_interval: 1\n");
     let broker = start(&config, addr);
     let (mut keeper, _) = Conn::open(addr, "keeper", false).expect("connect");
     subscribe_qos1(&mut keeper, "big/#");

@@ -146,3 +146,12 @@ pub fn connect_packet(client_id: &str, clean_session: bool) -> Connect {
         properties: Default::default(),
     }
 }
+
+/// This process's resident size in bytes (Linux `/proc/self/statm`), for
+/// the memory tests (`resources*.rs`, one test per file so nothing else
+/// runs in the process meanwhile).
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    pages * 4096
+}

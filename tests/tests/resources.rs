@@ -8,13 +8,7 @@ use bytes::Bytes;
 use moth::QoS;
 use moth_protocol::codec;
 use moth_protocol::packet::{Packet, Protocol, Publish, Subscribe, SubscribeFilter};
-use moth_tests::{EVENT_TIMEOUT, RawClient, TestBroker};
-
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
-    pages * 4096
-}
+use moth_tests::{EVENT_TIMEOUT, RawClient, TestBroker, rss_bytes};
 
 /// Issue 12, point 4: a small retained message read together with a large
 /// one kept the whole read buffer alive (1,000 such held 1.5 GB). Stored

@@ -7,13 +7,7 @@
 use bytes::Bytes;
 use moth::QoS;
 use moth_protocol::packet::{Packet, Publish, Subscribe, SubscribeFilter};
-use moth_tests::{RawClient, TestBroker};
-
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
-    pages * 4096
-}
+use moth_tests::{RawClient, TestBroker, rss_bytes};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offline_session_holds_at_most_max_queued_bytes() {

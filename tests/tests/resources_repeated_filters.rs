@@ -9,13 +9,7 @@
 use moth::QoS;
 use moth_protocol::codec;
 use moth_protocol::packet::{Packet, Protocol, Subscribe, SubscribeFilter};
-use moth_tests::{RawClient, TestBroker};
-
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
-    pages * 4096
-}
+use moth_tests::{RawClient, TestBroker, rss_bytes};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_filters_do_not_amplify_retained_messages_into_memory() {

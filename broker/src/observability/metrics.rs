@@ -6,7 +6,7 @@
 //! `metrics_http.rs` serves it.
 
 use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::observability::sys::Snapshot;
 use crate::stats::{AUTH_LATENCY_BUCKETS, AuthAnswer, AuthPluginStats, COMMIT_LATENCY_BUCKETS, ListenerStats, Stats};
@@ -151,15 +151,34 @@ fn render_store(o: &mut Out, f: &crate::observability::sys::StoreFigures, stats:
     let s = &stats.store;
     let name = "moth_store_commit_latency_seconds";
     o.header(name, "histogram", "Time one store commit took, fsync included.");
+    histogram(o, name, &[], &COMMIT_LATENCY_BUCKETS, &s.latency_buckets, &s.latency_sum_nanos);
+}
+
+/// One histogram's samples from per-bucket counts (the last for values
+/// above every bound), cumulated as Prometheus wants them.
+fn histogram(
+    o: &mut Out,
+    name: &str,
+    labels: &[(&str, &str)],
+    bounds: &[f64],
+    buckets: &[AtomicU64],
+    sum_nanos: &AtomicU64,
+) {
+    let bucket = format!("{name}_bucket");
     let mut cumulative = 0u64;
-    for (i, bound) in COMMIT_LATENCY_BUCKETS.iter().enumerate() {
-        cumulative += s.latency_buckets[i].load(Ordering::Relaxed);
-        o.sample(&format!("{name}_bucket"), &[("le", &bound.to_string())], cumulative);
+    for (i, bound) in bounds.iter().enumerate() {
+        cumulative += buckets[i].load(Ordering::Relaxed);
+        let le = bound.to_string();
+        let mut l = labels.to_vec();
+        l.push(("le", &le));
+        o.sample(&bucket, &l, cumulative);
     }
-    cumulative += s.latency_buckets[COMMIT_LATENCY_BUCKETS.len()].load(Ordering::Relaxed);
-    o.sample(&format!("{name}_bucket"), &[("le", "+Inf")], cumulative);
-    o.sample(&format!("{name}_sum"), &[], s.latency_sum_nanos.load(Ordering::Relaxed) as f64 / 1e9);
-    o.sample(&format!("{name}_count"), &[], cumulative);
+    cumulative += buckets[bounds.len()].load(Ordering::Relaxed);
+    let mut l = labels.to_vec();
+    l.push(("le", "+Inf"));
+    o.sample(&bucket, &l, cumulative);
+    o.sample(&format!("{name}_sum"), labels, sum_nanos.load(Ordering::Relaxed) as f64 / 1e9);
+    o.sample(&format!("{name}_count"), labels, cumulative);
 }
 
 /// The per-listener connection counters.
@@ -220,16 +239,8 @@ fn listener_metric(
 }
 
 fn auth_histogram(o: &mut Out, plugin: &str, p: &AuthPluginStats) {
-    let mut cumulative = 0u64;
-    for (i, bound) in AUTH_LATENCY_BUCKETS.iter().enumerate() {
-        cumulative += p.latency_buckets[i].load(Ordering::Relaxed);
-        o.sample("moth_auth_latency_seconds_bucket", &[("plugin", plugin), ("le", &bound.to_string())], cumulative);
-    }
-    cumulative += p.latency_buckets[AUTH_LATENCY_BUCKETS.len()].load(Ordering::Relaxed);
-    o.sample("moth_auth_latency_seconds_bucket", &[("plugin", plugin), ("le", "+Inf")], cumulative);
-    let sum = p.latency_sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-    o.sample("moth_auth_latency_seconds_sum", &[("plugin", plugin)], sum);
-    o.sample("moth_auth_latency_seconds_count", &[("plugin", plugin)], cumulative);
+    let labels = [("plugin", plugin)];
+    histogram(o, "moth_auth_latency_seconds", &labels, &AUTH_LATENCY_BUCKETS, &p.latency_buckets, &p.latency_sum_nanos);
 }
 
 #[cfg(test)]
