@@ -16,7 +16,7 @@
 //!   [`SessionOwner`], [`MetricsConfig`], [`PersistenceConfig`] with its
 //!   [`SyncMode`], [`LogFormat`]); the raw schema a
 //!   file is read into, for building a configuration in code or from another
-//!   serde format ([`ConfigFile`], [`ListenerFile`], [`AuthFile`],
+//!   serde format ([`ConfigFile`], [`ListenerFile`] with its [`ListenerType`], [`AuthFile`],
 //!   [`TopicCheckFile`], [`MetricsFile`], [`PersistenceFile`], [`OneOrMany`]; see
 //!   [`Config::from_raw`]); [`ConfigError`] with its [`Diagnostic`] and
 //!   [`Position`]; [`DEFAULT_YAML`] and [`MAX_CONFIG_FILE_BYTES`].
@@ -117,9 +117,9 @@ pub use crate::broker::reload::ReloadReport;
 pub use crate::broker::{Broker, BrokerError, LocalSubscription};
 pub use crate::config::{
     AuthConfig, AuthFile, ChainDefault, Config, ConfigError, ConfigFile, DEFAULT_YAML, Diagnostic, Limits,
-    ListenerConfig, ListenerFile, ListenerKind, LogFormat, MAX_CONFIG_FILE_BYTES, MetricsConfig, MetricsFile,
-    OneOrMany, PersistenceConfig, PersistenceFile, PluginsConfig, Position, SessionOwner, SyncMode, TlsConfig,
-    TopicCheckConfig, TopicCheckFile,
+    ListenerConfig, ListenerFile, ListenerKind, ListenerType, LogFormat, MAX_CONFIG_FILE_BYTES, MetricsConfig,
+    MetricsFile, OneOrMany, PersistenceConfig, PersistenceFile, PluginsConfig, Position, SessionOwner, SyncMode,
+    TlsConfig, TopicCheckConfig, TopicCheckFile,
 };
 pub use crate::observability::sys::{DROPPING_CLIENTS_SHOWN, Snapshot, StoreFigures};
 pub use crate::plugin_host::registry::{PluginInfo, PluginOrigin};

@@ -129,7 +129,7 @@ pub(super) const KEYS: &[Key] = &[
     Key { section: Top, spellings: &["plugins"], expected: None, holds: Nothing },
     // listeners.<name>
     key(Listener, &["bind"], "an address such as `0.0.0.0:1883`, `[::1]:1883`, `:1883` or `1883`", Nothing),
-    key(Listener, &["type"], "`tcp` or `ws`", Nothing),
+    key(Listener, &["type"], "`tcp`, `ws`, `tls` or `wss`", Nothing),
     key(Listener, &["max_connections", "max-connections"], "a non-negative integer (0 = no limit)", Nothing),
     key(Listener, &["ssl"], "`on` or `off` (also `true`/`false`, `yes`/`no`)", Nothing),
     key(Listener, &["cafile"], FILE_PATH, Nothing),

@@ -13,6 +13,7 @@ use super::diagnostics::{At, ConfigError, Ctx, Spot, one_line, show_num};
 use super::hbmqtt;
 use super::position::{Seg, child, display_path, path};
 use super::schema::ListenerFile;
+use super::schema::ListenerType;
 use super::types::{ListenerConfig, ListenerKind, TlsConfig};
 
 /// A listener value and where it was written (`listeners.<name>.<key>`).
@@ -26,7 +27,7 @@ pub(super) struct Written<T> {
 #[derive(Debug, Clone, Default)]
 pub(super) struct ListenerFields {
     pub(super) bind: Option<Written<String>>,
-    pub(super) kind: Option<Written<ListenerKind>>,
+    pub(super) kind: Option<Written<ListenerType>>,
     pub(super) max_connections: Option<Written<usize>>,
     pub(super) ssl: Option<Written<bool>>,
     pub(super) cafile: Option<Written<PathBuf>>,
@@ -170,8 +171,8 @@ fn build_listener(
         ctx.invalid(&bind_spot, format!("invalid address `{}`: {reason}", one_line(&bind_text.value)))
     })?;
     let max_connections = fields.max_connections.as_ref().map_or(0, |w| w.value);
-    let kind = fields.kind.as_ref().map_or(ListenerKind::Tcp, |w| w.value);
-    let tls = tls_settings(name, &fields, ctx)?;
+    let (kind, tls_by_type) = fields.kind.as_ref().map_or((ListenerKind::Tcp, false), |w| w.value.split());
+    let tls = tls_settings(name, &fields, tls_by_type, ctx)?;
     let ws_path = ws_path(name, kind, fields.path, ctx)?;
     let listener = ListenerConfig { name: name.to_owned(), bind, kind, max_connections, tls, ws_path };
     Ok(Some((listener, bind_spot)))
@@ -179,12 +180,21 @@ fn build_listener(
 
 /// The TLS settings of a listener with `ssl` on, `None` without. Settings
 /// that cannot work are refused here rather than at the first client.
-fn tls_settings(name: &str, fields: &ListenerFields, ctx: &Ctx<'_>) -> Result<Option<TlsConfig>, ConfigError> {
+fn tls_settings(
+    name: &str,
+    fields: &ListenerFields,
+    tls_by_type: bool,
+    ctx: &Ctx<'_>,
+) -> Result<Option<TlsConfig>, ConfigError> {
     let client_cert_options = [
         ("require_certificate", fields.require_certificate.as_ref()),
         ("use_identity_as_username", fields.use_identity_as_username.as_ref()),
     ];
-    if !fields.ssl.as_ref().is_some_and(|s| s.value) {
+    if tls_by_type && let Some(off) = fields.ssl.as_ref().filter(|s| !s.value && is_own(name, s)) {
+        let spot = listener_spot(ctx, name, "ssl", Some(off), At::Value);
+        return Err(ctx.invalid(&spot, "`type: tls` and `type: wss` mean TLS, but `ssl` is off"));
+    }
+    if !tls_by_type && !fields.ssl.as_ref().is_some_and(|s| s.value) {
         // Set on a plain listener itself, these are mistakes; inherited from
         // `default` (written for the TLS listeners), they just do not apply.
         for (key, written) in client_cert_options {

@@ -42,7 +42,9 @@ mod tests;
 
 pub use diagnostics::{ConfigError, Diagnostic};
 pub use position::Position;
-pub use schema::{AuthFile, ConfigFile, ListenerFile, MetricsFile, OneOrMany, PersistenceFile, TopicCheckFile};
+pub use schema::{
+    AuthFile, ConfigFile, ListenerFile, ListenerType, MetricsFile, OneOrMany, PersistenceFile, TopicCheckFile,
+};
 pub use types::{
     AuthConfig, ChainDefault, Config, Limits, ListenerConfig, ListenerKind, LogFormat, MetricsConfig,
     PersistenceConfig, PluginsConfig, SessionOwner, SyncMode, TlsConfig, TopicCheckConfig,

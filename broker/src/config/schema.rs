@@ -165,6 +165,34 @@ pub struct PersistenceFile {
     pub sync_interval: Option<f64>,
 }
 
+/// A listener's `type` as written: hbmqtt's `tcp` and `ws`, and the names
+/// moth itself gives TLS listeners (`moth --check` prints them), `tls`
+/// (`tcp` with `ssl: on`) and `wss` (`ws` with `ssl: on`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerType {
+    /// MQTT over TCP.
+    Tcp,
+    /// MQTT over WebSocket.
+    Ws,
+    /// `tcp` with TLS: `ssl` is on.
+    Tls,
+    /// `ws` with TLS: `ssl` is on.
+    Wss,
+}
+
+impl ListenerType {
+    /// The transport, and whether the type itself turns TLS on.
+    pub fn split(self) -> (ListenerKind, bool) {
+        match self {
+            ListenerType::Tcp => (ListenerKind::Tcp, false),
+            ListenerType::Ws => (ListenerKind::Ws, false),
+            ListenerType::Tls => (ListenerKind::Tcp, true),
+            ListenerType::Wss => (ListenerKind::Ws, true),
+        }
+    }
+}
+
 /// One entry under `listeners`, as written.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct ListenerFile {
@@ -172,9 +200,9 @@ pub struct ListenerFile {
     /// A bare number is read as its text.
     #[serde(default, deserialize_with = "de_bind")]
     pub bind: Option<String>,
-    /// `type`: `tcp` or `ws`.
+    /// `type`: `tcp` or `ws`, or `tls` / `wss` for those with `ssl` on.
     #[serde(rename = "type")]
-    pub kind: Option<ListenerKind>,
+    pub kind: Option<ListenerType>,
     /// `max_connections` (the spelling hbmqtt's code reads).
     pub max_connections: Option<usize>,
     /// `max-connections` (the spelling hbmqtt's documentation shows).

@@ -677,11 +677,11 @@ listeners:
 fn unknown_type_names_the_listener() {
     assert_eq!(
         err("listeners:\n  my-udp:\n    bind: 1883\n    type: udp\n"),
-        "<string>:4:11: listeners.my-udp.type: expected `tcp` or `ws`, found `udp`"
+        "<string>:4:11: listeners.my-udp.type: expected `tcp`, `ws`, `tls` or `wss`, found `udp`"
     );
     assert_eq!(
         err("listeners:\n  my-tcp:\n    bind: 1883\n    type: TCP\n"),
-        "<string>:4:11: listeners.my-tcp.type: expected `tcp` or `ws`, found `TCP`"
+        "<string>:4:11: listeners.my-tcp.type: expected `tcp`, `ws`, `tls` or `wss`, found `TCP`"
     );
 }
 
@@ -915,7 +915,7 @@ fn raw_schema_matches_yaml() {
     assert_eq!(listeners[0].0, "default");
     assert_eq!(listeners[0].1.max_connections_alt, Some(50000));
     assert_eq!(listeners[3].1.ssl, Some(true));
-    assert_eq!(listeners[4].1.kind, Some(ListenerKind::Ws));
+    assert_eq!(listeners[4].1.kind, Some(ListenerType::Ws));
     assert_eq!(loaded.raw.timeout_disconnect_delay, Some(2.0));
 }
 
@@ -1026,4 +1026,17 @@ fn a_password_file_no_chain_reads_is_a_warning() {
     assert!(!has_warning(&c, "password-file"), "{:?}", c.warnings);
     // hbmqtt's implicit chain asks auth_file.
     assert!(!has_warning(&ok("auth:\n  password-file: passwd\n"), "password-file"));
+}
+
+#[test]
+fn type_tls_and_wss_are_tcp_and_ws_with_ssl_on() {
+    let files = "    certfile: /c.pem\n    keyfile: /k.pem\n";
+    let c = ok(&format!("listeners:\n  a:\n    type: tls\n    bind: 127.0.0.1:8883\n{files}"));
+    assert_eq!((c.listeners[0].kind, c.listeners[0].tls.is_some()), (ListenerKind::Tcp, true));
+    let c = ok(&format!("listeners:\n  a:\n    type: wss\n    bind: 127.0.0.1:8884\n{files}"));
+    assert_eq!((c.listeners[0].kind, c.listeners[0].tls.is_some()), (ListenerKind::Ws, true));
+    let e = err(&format!("listeners:\n  a:\n    type: tls\n    ssl: off\n    bind: 127.0.0.1:8883\n{files}"));
+    assert!(e.contains("`ssl` is off"), "{e}");
+    let e = err("listeners:\n  a:\n    type: tls\n    bind: 127.0.0.1:8883\n");
+    assert!(e.contains("certfile"), "TLS without its files is refused as with `ssl: on`: {e}");
 }
