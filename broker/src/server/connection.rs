@@ -983,15 +983,19 @@ mod tests {
                 // Everything written decodes, whole.
                 let out = sent(live);
                 assert!(live.io.outbuf.is_empty(), "seed {seed} step {step}: undecodable bytes after {out:?}");
-                let state = live.client.session.lock();
-                let inflight = state.inflight();
-                assert!(inflight.outbound_len() <= max_inflight, "seed {seed} step {step}: in-flight window");
-                assert!(inflight.inbound_len() <= receive_maximum.max(8), "seed {seed} step {step}: inbound QoS 2 ids");
-                // Live messages up to max-queued-messages, beside a retained
-                // backlog of at most that plus the retained store.
-                let bound = 2 * limits.max_queued_messages + ctx.router.retained_count();
-                assert!(state.queued() <= bound, "seed {seed} step {step}: queue bound");
-                drop(state);
+                {
+                    let state = live.client.session.lock();
+                    let inflight = state.inflight();
+                    assert!(inflight.outbound_len() <= max_inflight, "seed {seed} step {step}: in-flight window");
+                    assert!(
+                        inflight.inbound_len() <= receive_maximum.max(8),
+                        "seed {seed} step {step}: inbound QoS 2 ids"
+                    );
+                    // Live messages up to max-queued-messages, beside a retained
+                    // backlog of at most that plus the retained store.
+                    let bound = 2 * limits.max_queued_messages + ctx.router.retained_count();
+                    assert!(state.queued() <= bound, "seed {seed} step {step}: queue bound");
+                }
                 if ended {
                     // A protocol violation closes the connection: connect again.
                     closes += 1;
