@@ -48,7 +48,7 @@ impl fmt::Display for Diagnostic {
 #[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read (missing, unreadable, not UTF-8, too large).
-    #[error("cannot read config file {}: {reason}", path.display())]
+    #[error("cannot read config file {}: {reason}", file_path(path))]
     Read {
         /// The path as given.
         path: PathBuf,
@@ -202,4 +202,14 @@ pub(super) fn show_num<T: fmt::Display>(v: &T) -> String {
 /// A path shown in a conflict message, on one line.
 pub(super) fn show_path(p: &Path) -> String {
     one_line(&p.display().to_string())
+}
+
+/// A path in an error about its file: as written, and where it resolved
+/// to when it is relative (against the working directory, the rule for
+/// every path of the configuration): `passwd (/etc/moth/passwd)`.
+pub(crate) fn file_path(p: &Path) -> String {
+    match std::path::absolute(p) {
+        Ok(abs) if !p.is_absolute() => format!("{} ({})", p.display(), abs.display()),
+        _ => p.display().to_string(),
+    }
 }

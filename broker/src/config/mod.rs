@@ -40,6 +40,7 @@ mod yaml;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use diagnostics::file_path;
 pub use diagnostics::{ConfigError, Diagnostic};
 pub use position::Position;
 pub use schema::{

@@ -1040,3 +1040,13 @@ fn type_tls_and_wss_are_tcp_and_ws_with_ssl_on() {
     let e = err("listeners:\n  a:\n    type: tls\n    bind: 127.0.0.1:8883\n");
     assert!(e.contains("certfile"), "TLS without its files is refused as with `ssl: on`: {e}");
 }
+
+#[test]
+fn a_relative_path_in_a_file_error_also_says_where_it_resolved() {
+    let e = Config::from_file(Path::new("no/such/broker.yaml")).expect_err("missing").to_string();
+    let cwd = std::env::current_dir().expect("cwd");
+    let abs = cwd.join("no/such/broker.yaml");
+    assert!(e.contains(&format!("no/such/broker.yaml ({})", abs.display())), "{e}");
+    let e = Config::from_file(Path::new("/no/such/broker.yaml")).expect_err("missing").to_string();
+    assert!(e.contains("/no/such/broker.yaml:"), "an absolute path stays as it is: {e}");
+}

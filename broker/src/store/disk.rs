@@ -50,7 +50,7 @@ pub(crate) struct DiskStore {
 
 /// Opens (or creates) the redb file, with every page checked.
 fn open_file(file: &Path) -> Result<Database, StoreError> {
-    let name = file.display();
+    let name = crate::config::file_path(file);
     let opened =
         catch_unwind(|| Database::builder().set_check_integrity_on_open(true).set_cache_size(CACHE_BYTES).create(file));
     match opened {
@@ -72,7 +72,7 @@ impl std::fmt::Debug for DiskStore {
 impl DiskStore {
     /// Opens (or creates) the store in directory `dir`.
     pub(crate) fn open(dir: &Path) -> Result<DiskStore, StoreError> {
-        let shown = dir.display();
+        let shown = crate::config::file_path(dir);
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Open(format!("{shown}: cannot create the persistence directory: {e}")))?;
         let file = dir.join(FILE_NAME);
@@ -94,7 +94,7 @@ impl DiskStore {
     }
 
     fn name(&self) -> String {
-        self.file.display().to_string()
+        crate::config::file_path(&self.file)
     }
 
     fn io(&self, what: &str, e: impl std::fmt::Display) -> StoreError {

@@ -11,6 +11,8 @@
 //! ambiguous as soon as a dependency enables another one.
 
 use std::path::{Path, PathBuf};
+
+use crate::config::file_path;
 use std::sync::Arc;
 
 use rustls::RootCertStore;
@@ -28,7 +30,7 @@ use crate::transport::cert_identity;
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A file or directory could not be read.
-    #[error("listener `{listener}`: cannot read {what} {}: {reason}", path.display())]
+    #[error("listener `{listener}`: cannot read {what} {}: {reason}", file_path(path))]
     Read {
         /// The listener's name in the configuration.
         listener: String,
@@ -40,7 +42,7 @@ pub enum TlsError {
         reason: String,
     },
     /// A file was read but holds no usable certificate or key.
-    #[error("listener `{listener}`: {what} {}: {reason}", path.display())]
+    #[error("listener `{listener}`: {what} {}: {reason}", file_path(path))]
     Content {
         /// The listener's name in the configuration.
         listener: String,

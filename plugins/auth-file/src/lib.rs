@@ -238,9 +238,18 @@ impl PasswordFile {
     }
 }
 
+/// The file as written and, when relative, where it resolved to (the
+/// working directory, as for every path of the configuration).
+fn shown(path: &Path) -> String {
+    match std::path::absolute(path) {
+        Ok(abs) if !path.is_absolute() => format!("{} ({})", path.display(), abs.display()),
+        _ => path.display().to_string(),
+    }
+}
+
 /// Reads and parses the file, logging its warnings.
 fn read(path: &Path, log: LogFn) -> Result<Users, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", shown(path)))?;
     let (users, warnings) = Users::parse(&text, &path.display().to_string());
     for w in warnings {
         emit(log, LogLevel::WARN, &w);
