@@ -230,29 +230,59 @@ fn print_check(broker: &Broker, origin: &str, persistence: &str) {
 /// Prints the registry and the chains, one plugin per line.
 fn print_plugins(broker: &Broker) {
     let listing = broker.plugins();
-    println!("{:<20} {:<9} {:<6} {:<40} {:<12} DESCRIPTION", "NAME", "VERSION", "API", "ORIGIN", "CHAINS");
-    for p in &listing.plugins {
-        let mut chains = Vec::new();
-        if listing.auth_chain.contains(&p.name) {
-            chains.push("auth");
-        }
-        if listing.topic_chain.as_ref().is_some_and(|t| t.contains(&p.name)) {
-            chains.push("topic-check");
-        }
-        let chains = if chains.is_empty() { "-".to_string() } else { chains.join(",") };
-        println!(
-            "{:<20} {:<9} {:<6} {:<40} {:<12} {}",
-            p.name,
-            p.plugin_version,
-            p.api_version.to_string(),
-            p.origin.to_string(),
-            chains,
-            p.description
-        );
+    let rows: Vec<[String; 6]> = listing
+        .plugins
+        .iter()
+        .map(|p| {
+            let mut chains = Vec::new();
+            if listing.auth_chain.contains(&p.name) {
+                chains.push("auth");
+            }
+            if listing.topic_chain.as_ref().is_some_and(|t| t.contains(&p.name)) {
+                chains.push("topic-check");
+            }
+            let chains = if chains.is_empty() { "-".to_string() } else { chains.join(",") };
+            [
+                p.name.clone(),
+                p.plugin_version.clone(),
+                p.api_version.to_string(),
+                p.origin.to_string(),
+                chains,
+                p.description.clone(),
+            ]
+        })
+        .collect();
+    for line in aligned(&rows) {
+        println!("{line}");
     }
     for f in &listing.failures {
         println!("skipped: {f}");
     }
+}
+
+/// The plugin table's lines: a header, then the rows, each column as wide
+/// as its widest cell, so no value pushes the next one out of line.
+fn aligned(rows: &[[String; 6]]) -> Vec<String> {
+    let header = ["NAME", "VERSION", "API", "ORIGIN", "CHAINS", "DESCRIPTION"].map(String::from);
+    let mut width = [0usize; 5];
+    for row in std::iter::once(&header).chain(rows) {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    std::iter::once(&header)
+        .chain(rows)
+        .map(|row| {
+            let mut line = String::new();
+            for (i, cell) in row.iter().enumerate() {
+                line.push_str(cell);
+                if let Some(w) = width.get(i) {
+                    line.push_str(&" ".repeat(w - cell.chars().count() + 1));
+                }
+            }
+            line.trim_end().to_string()
+        })
+        .collect()
 }
 
 /// The signal streams the program reacts to, registered once at start.
@@ -366,5 +396,19 @@ async fn reload(broker: &Broker, path: Option<&PathBuf>, log: &LogControl) {
                 info!(config = %path.display(), "reload: no setting changed (plugin chains rebuilt)");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_plugin_table_lines_up_whatever_the_cells() {
+        let row = |name: &str, chains: &str| {
+            [name, "1.0.0", "1.3", "/usr/lib/moth/libx.so", chains, "what it does"].map(String::from)
+        };
+        let lines = super::aligned(&[row("a", "-"), row("a_long_plugin_name", "auth,topic-check")]);
+        let at: Vec<Option<usize>> =
+            lines.iter().map(|l| l.find("DESCRIPTION").or_else(|| l.find("what it does"))).collect();
+        assert!(at.iter().all(|a| a.is_some() && *a == at[0]), "{lines:#?}");
     }
 }
