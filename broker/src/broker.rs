@@ -383,7 +383,15 @@ impl Broker {
         // Rebuilt even when the settings are the same: the plugins re-read
         // their files (a password file, say) when they are built.
         self.ctx.access.reload(new)?;
-        info!(auth = ?self.ctx.access.auth_chain(), "plugin chains reloaded");
+        let listing = self.ctx.access.describe();
+        for p in &listing.plugins {
+            if let crate::plugin_host::registry::PluginOrigin::Library(file) = &p.origin {
+                info!(plugin = %p.name, version = %p.plugin_version, api = %p.api_version, file = %file.display(),
+                    "plugin library loaded");
+            }
+        }
+        let topic = listing.topic_chain.as_ref().map_or_else(|| "off".to_string(), |t| t.join(", "));
+        info!(auth = %listing.auth_chain.join(", "), topic_check = %topic, "plugin chains reloaded");
         applied.auth = new.auth.clone();
         applied.topic_check = new.topic_check.clone();
         applied.plugins = new.plugins.clone();

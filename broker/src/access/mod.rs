@@ -270,11 +270,6 @@ impl AccessControl {
         self.current.read_locked().clone()
     }
 
-    /// Names of the authentication chain, in order.
-    pub(crate) fn auth_chain(&self) -> Vec<String> {
-        self.chains().auth.iter().map(|p| p.name.clone()).collect()
-    }
-
     /// Errors, panics and timeouts of plugins in the current chains.
     pub(crate) fn plugin_failures(&self) -> u64 {
         let c = self.chains();
