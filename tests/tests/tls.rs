@@ -271,6 +271,12 @@ async fn capath_and_cadata_give_client_cas_too() {
     for extra in [
         format!("    capath: {}\n    require_certificate: true\n", cadir.0.display()),
         format!("    cadata: |\n      {cadata}\n    require_certificate: true\n"),
+        // hbmqtt's documented example: a capath that does not exist beside
+        // another CA source is a warning, not a broker that will not start.
+        format!(
+            "    cadata: |\n      {cadata}\n    capath: {}\n    require_certificate: true\n",
+            dir.0.join("certificate data").display()
+        ),
     ] {
         let tb = tls_broker(&server, None, &extra, "").await;
         round_trip(tls_options(&tb, "ca-good", client_config(&ca.pem, Some(&good))), "ca/good", b"ok").await;

@@ -194,7 +194,20 @@ fn client_roots(listener: &str, config: &TlsConfig) -> Result<Option<RootCertSto
     if let Some(cafile) = &config.cafile {
         add(read_certs(listener, "cafile", cafile)?, "cafile", cafile)?;
     }
-    if let Some(capath) = &config.capath {
+    // hbmqtt's documented example names a capath that does not exist beside
+    // a cafile, and hbmqtt starts: with another CA source, a missing capath
+    // is a warning. As the only one, it stays an error: a listener that
+    // checks client certificates must have something to check them against.
+    let other_ca = config.cafile.is_some() || config.cadata.is_some();
+    let capath = config.capath.as_ref().filter(|p| {
+        let missing = other_ca && !p.exists();
+        if missing {
+            tracing::warn!(listener, capath = %crate::config::file_path(p),
+                "capath does not exist; the other CA settings (cafile, cadata) are used");
+        }
+        !missing
+    });
+    if let Some(capath) = capath {
         let entries = std::fs::read_dir(capath).map_err(|e| TlsError::Read {
             listener: listener.to_owned(),
             what: "capath",
