@@ -1050,3 +1050,9 @@ fn a_relative_path_in_a_file_error_also_says_where_it_resolved() {
     let e = Config::from_file(Path::new("/no/such/broker.yaml")).expect_err("missing").to_string();
     assert!(e.contains("/no/such/broker.yaml:"), "an absolute path stays as it is: {e}");
 }
+
+#[test]
+fn a_tab_is_reported_where_it_is() {
+    let e = err("listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:1883\n\tmax_connections: 5\n");
+    assert!(e.starts_with("<string>:5:1:") && e.contains("tab"), "{e}");
+}

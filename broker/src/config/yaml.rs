@@ -59,6 +59,19 @@ fn yaml_options(pass: Pass) -> serde_saphyr::Options {
     }
 }
 
+/// The first tab at or after `from` (1-based line and column), as a
+/// position.
+fn first_tab_from(text: &str, from: Position) -> Option<Position> {
+    for (n, line) in text.lines().enumerate().skip(usize::try_from(from.line).ok()?.saturating_sub(1)) {
+        let line_no = n as u64 + 1;
+        let skip = if line_no == from.line { usize::try_from(from.column).ok()?.saturating_sub(1) } else { 0 };
+        if let Some(col) = line.chars().skip(skip).position(|c| c == '\t') {
+            return Some(Position { line: line_no, column: (skip + col) as u64 + 1 });
+        }
+    }
+    None
+}
+
 fn saphyr_message(err: &serde_saphyr::Error) -> String {
     one_line(&UserMessageFormatter.format_message(err))
 }
@@ -81,12 +94,14 @@ pub(super) fn load_yaml(text: &str, origin: &str) -> Result<Loaded, ConfigError>
     // 1. A generic tree with the position of every key and value. Any YAML
     //    parses into it, so YAML syntax errors surface here.
     let tree: Option<Node> = serde_saphyr::from_str_with_options(text, yaml_options(Pass::Tree)).map_err(|err| {
-        ConfigError::Syntax(Diagnostic {
-            origin: origin.to_owned(),
-            position: err.location().and_then(Position::from_location),
-            key: String::new(),
-            message: saphyr_message(&err),
-        })
+        let message = saphyr_message(&err);
+        let mut position = err.location().and_then(Position::from_location);
+        if message.contains("found a tab") {
+            // The scanner reports where the scalar it was reading began;
+            // the user needs the tab itself.
+            position = position.map(|at| first_tab_from(text, at).unwrap_or(at));
+        }
+        ConfigError::Syntax(Diagnostic { origin: origin.to_owned(), position, key: String::new(), message })
     })?;
     let index = Index::build(tree.as_ref(), text);
     // 2. The typed schema. Its errors are type errors; the tree turns their
