@@ -63,10 +63,37 @@ pub(crate) struct Established {
 pub(crate) enum HandshakeError {
     #[error("no TLS handshake / WebSocket upgrade within {}s", HANDSHAKE_TIMEOUT.as_secs())]
     Timeout,
-    #[error("TLS handshake failed: {0}")]
+    #[error("TLS handshake failed: {}{}", .0, tls_hint(.0).map(|h| format!(" ({h})")).unwrap_or_default())]
     Tls(std::io::Error),
     #[error(transparent)]
     Ws(#[from] UpgradeError),
+}
+
+/// What a TLS handshake failure usually means, in words an operator can
+/// act on: rustls' own text (`received corrupt message of type
+/// InvalidContentType`) names the symptom, not the cause.
+fn tls_hint(e: &std::io::Error) -> Option<&'static str> {
+    let text = e.to_string();
+    let has = |needle: &str| text.contains(needle);
+    if has("InvalidContentType") || has("corrupt message") {
+        Some(
+            "the client does not speak TLS: plain MQTT sent to a TLS listener? Connect with TLS, or to a plain listener",
+        )
+    } else if has("UnknownIssuer") {
+        Some("the client's certificate is not signed by a CA in the listener's cafile, capath or cadata")
+    } else if has("UnsupportedCertVersion") {
+        Some("the client's certificate is not X.509 version 3, the only version accepted")
+    } else if has("NoCertificatesPresented") || has("CertificateRequired") || has("peer sent no certificates") {
+        Some("this listener requires a client certificate (require_certificate) and the client sent none")
+    } else if has("BadCertificate") || has("UnknownCA") || has("DecryptError") {
+        Some(
+            "the client refused the server's certificate: not trusted by the client, or not issued for the address it connected to",
+        )
+    } else if has("NoProtocolVersionsInCommon") || has("PeerIncompatible") {
+        Some("the client offers no TLS version or cipher the listener accepts (TLS 1.2 and 1.3)")
+    } else {
+        None
+    }
 }
 
 /// One listener's transport, built once with the broker.
@@ -125,6 +152,17 @@ mod tests {
     use crate::config::TlsConfig;
     use tokio::io::AsyncReadExt;
     use tokio::net::TcpListener;
+
+    #[test]
+    fn tls_failures_say_what_to_do() {
+        let plain = std::io::Error::other("received corrupt message of type InvalidContentType");
+        let e = HandshakeError::Tls(plain).to_string();
+        assert!(e.contains("InvalidContentType") && e.contains("plain MQTT sent to a TLS listener"), "{e}");
+        let issuer = std::io::Error::other("invalid peer certificate: UnknownIssuer");
+        assert!(HandshakeError::Tls(issuer).to_string().contains("not signed by a CA"));
+        let other = std::io::Error::other("something else");
+        assert_eq!(HandshakeError::Tls(other).to_string(), "TLS handshake failed: something else");
+    }
 
     fn listener(kind: ListenerKind, tls: Option<TlsConfig>) -> ListenerConfig {
         ListenerConfig {
