@@ -404,13 +404,23 @@ fn kill_9_at_random_moments_loses_no_acknowledged_message() {
         everyone.push(h.join().expect("subscriber thread"));
     }
     everyone.extend(away);
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let missing = |s: &Subscriber| {
+        let r = s.received.lock().unwrap();
+        let gone: Vec<String> =
+            expected.iter().filter(|(p, _)| !r.contains_key(p)).map(|(p, q)| format!("{p} ({q:?})")).collect();
+        format!("{} [{}]", gone.len(), gone.iter().take(10).cloned().collect::<Vec<_>>().join(", "))
+    };
+    let deadline = Instant::now() + Duration::from_secs(300);
     for s in &mut everyone {
         s.last_message = Instant::now();
         // Until it has them all, and then until the broker has been quiet
-        // for a moment (so duplicates would have come).
+        // for a moment (so duplicates would have come). A slow drain (the
+        // debug build, a loaded machine) is not a loss; a stall is: nothing
+        // for 20 s while messages are missing.
         s.run(addr, &|s| {
-            assert!(Instant::now() < deadline, "{}: acknowledged messages missing after 60 s", s.id);
+            let stalled = s.last_message.elapsed() > Duration::from_secs(20);
+            assert!(!stalled || has_all(s), "{}: {} acknowledged messages never came", s.id, missing(s));
+            assert!(Instant::now() < deadline, "{}: {} acknowledged messages missing after 300 s", s.id, missing(s));
             has_all(s) && s.last_message.elapsed() > Duration::from_millis(500)
         });
     }
@@ -687,6 +697,7 @@ fn mqtt5_session_and_message_expiry_run_on_while_the_broker_is_down() {
         }
     }
     kill9(broker);
+    let killed = Instant::now();
     // The passing of time is what is tested: both 1 s intervals run out
     // while no broker runs.
     std::thread::sleep(Duration::from_millis(2500));
@@ -695,7 +706,19 @@ fn mqtt5_session_and_message_expiry_run_on_while_the_broker_is_down() {
     assert!(!present, "a session whose expiry passed while the broker was down is gone");
     let (mut long, present) = Conn::open_as(addr, connect_v5("long", false, 3600, None)).expect("reconnect");
     assert!(present, "the long session is kept");
-    assert_eq!(next_publish(&mut long).0, "e/lasting", "the expired message is not delivered, the other one is");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let first = loop {
+        assert!(Instant::now() < deadline, "no PUBLISH within 10 s");
+        if let Ok(Some(Packet::Publish(p))) = long.recv() {
+            break p;
+        }
+    };
+    assert_eq!(
+        &*first.topic,
+        "e/lasting",
+        "the expired message is not delivered, the other one is (got {first:?}, {:?} after the kill)",
+        killed.elapsed()
+    );
     drop(broker);
 }
 

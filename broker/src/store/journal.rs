@@ -28,7 +28,7 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard};
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
 
 use crate::config::SyncMode;
-use crate::lock::Locked;
+use crate::lock::{Locked, RwLocked};
 use crate::stats::Stats;
 use crate::store::batch::{Batch, Change};
 use crate::store::{Store, StoreError};
@@ -76,6 +76,9 @@ struct Inner {
     closing: AtomicBool,
     /// Commit now, whatever the mode's timer says ([`Journal::flush`]).
     force: AtomicBool,
+    /// Held (shared) by a group of changes that must land in one commit;
+    /// the writer takes it (exclusively) to take the pending changes.
+    gate: RwLock<()>,
     stats: Arc<Stats>,
 }
 
@@ -103,6 +106,7 @@ impl Journal {
             waiters: Mutex::new(Vec::new()),
             closing: AtomicBool::new(false),
             force: AtomicBool::new(false),
+            gate: RwLock::new(()),
             stats,
         });
         let writer = {
@@ -133,6 +137,18 @@ impl Journal {
             self.inner.work.notify_one();
         }
         seq
+    }
+
+    /// While the guard lives, every change recorded (by this thread or
+    /// another) lands in the same commit as the others recorded meanwhile:
+    /// the writer does not take pending changes until it is dropped. An
+    /// inbound QoS 2 PUBLISH needs this: its packet id and the deliveries
+    /// it routed must be durable together, or a crash between two commits
+    /// would either lose the message (the id stored, a delivery not: the
+    /// re-sent PUBLISH is taken as a duplicate) or deliver it twice (the
+    /// other way round). Keep it short: routing only, no I/O.
+    pub(crate) fn atomically(&self) -> RwLockReadGuard<'_, ()> {
+        self.inner.gate.read_locked()
     }
 
     /// The sequence number of the newest change recorded.
@@ -242,6 +258,11 @@ impl Inner {
             let closing = self.closing.load(Ordering::Acquire);
             let due = deadline.is_none_or(|d| Instant::now() >= d) || self.force.swap(false, Ordering::AcqRel);
             if !p.changes.is_empty() && (due || closing) {
+                // Not in the middle of a group that must commit whole
+                // ([`Journal::atomically`]): let it finish first.
+                drop(p);
+                let _whole = self.gate.write_locked();
+                let mut p = self.pending.locked();
                 let last = p.last;
                 return Some((std::mem::take(&mut p.changes), last));
             }
