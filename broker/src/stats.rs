@@ -65,6 +65,19 @@ pub(crate) struct ListenerStats {
     pub refused: AtomicU64,
 }
 
+/// Resident memory of the process and its peak, in bytes, from
+/// `/proc/self/status` (`VmRSS`, `VmHWM`). `None` where there is no procfs.
+pub(crate) fn resident_memory() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kb: u64 = line[name.len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
+        Some(kb * 1024)
+    };
+    let rss = field("VmRSS:")?;
+    Some((rss, field("VmHWM:").unwrap_or(rss).max(rss)))
+}
+
 /// Upper bounds, in seconds, of the authentication latency histogram.
 pub(crate) const AUTH_LATENCY_BUCKETS: [f64; 10] = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
 

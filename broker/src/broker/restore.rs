@@ -5,6 +5,7 @@
 //! the wills of the clients that were connected when the broker stopped are
 //! published once it starts, as if their connections had dropped.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -70,14 +71,14 @@ pub(crate) fn rebuild(
     }
     let limits = SessionLimits::of(&config.limits);
     let mut expired = 0usize;
-    let mut restored = Vec::with_capacity(loaded.sessions.len());
+    let mut restored = HashMap::with_capacity(loaded.sessions.len());
     for stored in &loaded.sessions {
         match sessions.restore(stored, limits) {
             Some((session, subscriptions)) => {
                 for (filter, grant) in subscriptions {
                     router.restore_subscription(&session, &filter, grant);
                 }
-                restored.push(session);
+                restored.insert(stored.client_id.clone(), session);
             }
             None => {
                 journal.record_quietly(Change::SessionRemoved(stored.client_id.clone()));
@@ -90,7 +91,7 @@ pub(crate) fn rebuild(
     }
     let mut wills = Vec::with_capacity(loaded.wills.len());
     for (client_id, will) in loaded.wills {
-        let session = restored.iter().find(|s| s.client_id() == &*client_id).cloned();
+        let session = restored.get(&client_id).cloned();
         wills.push(PendingWill { client_id, will, session });
     }
     wills
@@ -114,7 +115,7 @@ pub(crate) fn publish_wills(ctx: &Arc<Shared>, wills: Vec<PendingWill>) {
                     }
                 });
             }
-            _ => publish(&ctx.clone(), &w),
+            _ => publish(ctx, &w),
         }
     }
 }

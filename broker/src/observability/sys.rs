@@ -21,7 +21,7 @@ use crate::message::Message;
 use crate::packet::{Protocol, QoS};
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
-use crate::stats::{PROTOCOLS, Totals};
+use crate::stats::{PROTOCOLS, Totals, resident_memory};
 
 /// Every topic starts with this.
 pub(crate) const PREFIX: &str = "$SYS/broker/";
@@ -369,19 +369,6 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// Resident memory of the process and its peak, in bytes, from
-/// `/proc/self/status` (`VmRSS`, `VmHWM`). `None` where there is no procfs.
-pub(crate) fn resident_memory() -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| -> Option<u64> {
-        let line = status.lines().find(|l| l.starts_with(name))?;
-        let kb: u64 = line[name.len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
-        Some(kb * 1024)
-    };
-    let rss = field("VmRSS:")?;
-    Some((rss, field("VmHWM:").unwrap_or(rss).max(rss)))
 }
 
 /// Publishes `$SYS/broker/version`, retained.

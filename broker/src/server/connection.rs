@@ -115,6 +115,10 @@ fn without_diagnostics(packet: &Packet) -> Option<Packet> {
             a.reason_string = None;
             a.user_properties.clear();
         }
+        Packet::Disconnect(d) => {
+            d.reason_string = None;
+            d.user_properties.clear();
+        }
         _ => return None,
     }
     Some(p)
@@ -355,7 +359,6 @@ async fn attach(start: Box<Start>) -> Option<Box<Live>> {
     let Start { ctx, stream, info, mut hold } = *start;
     let span = tracing::debug_span!("conn", listener = %info.listener, peer = %info.peer);
     let mut io = Io::new(stream);
-    let mark = journal::mark();
     let attached =
         handshake::connect_and_attach(&ctx, &mut io, &info, &mut hold.shutdown).instrument(span.clone()).await;
     let Some(a) = attached else {
@@ -375,7 +378,9 @@ async fn attach(start: Box<Start>) -> Option<Box<Live>> {
         span: (!span.is_disabled()).then(|| Box::new(span)),
     });
     // The CONNACK waits for the session's record, if it made one.
-    live.note_changes(mark);
+    if a.recorded {
+        live.wait_for_journal();
+    }
     if live.io.oversized {
         let why = "the client's maximum packet size is too small for the CONNACK";
         Box::pin(live.finish(Close::Protocol(ReasonCode::PACKET_TOO_LARGE, why.into()))).await;
@@ -396,6 +401,8 @@ pub(super) struct Attached {
     pub(super) conn_id: u64,
     pub(super) expiry: Expiry,
     pub(super) slot: SlotHeld,
+    /// The attach recorded changes its CONNACK confirms (persistence on).
+    pub(super) recorded: bool,
 }
 
 impl Live {
@@ -546,19 +553,11 @@ impl Live {
                 }
                 _ => true,
             };
+            // Never larger than the client allows: `emit` drops the reason
+            // string if it does not fit [MQTT-3.1.2-24].
             if io.protocol.is_v5()
-                && let Some(mut d) = close.disconnect()
+                && let Some(d) = close.disconnect()
             {
-                // Never larger than the client allows [MQTT-3.1.2-24]: the
-                // reason string is the part that may go.
-                let max = client.session.lock().outbound().max_packet_size;
-                if max != usize::MAX {
-                    let mut packet = BytesMut::new();
-                    codec::encode(&Packet::Disconnect(d.clone()), io.protocol, &mut packet);
-                    if packet.len() > max {
-                        d.reason_string = None;
-                    }
-                }
                 io.emit(&Packet::Disconnect(d));
             }
             // A final PUBACK, say.
@@ -630,10 +629,14 @@ impl Live {
     /// (this thread's [`journal::mark`] moved since `mark`): the output
     /// waits until everything recorded so far is durable.
     fn note_changes(&mut self, mark: u64) {
-        if let Some(j) = &self.ctx.journal
-            && j.waits()
-            && journal::mark() != mark
-        {
+        if journal::mark() != mark {
+            self.wait_for_journal();
+        }
+    }
+
+    /// The output waits until everything recorded so far is durable.
+    fn wait_for_journal(&mut self) {
+        if let Some(j) = self.ctx.journal.as_deref().filter(|j| j.waits()) {
             self.durable_wait = j.recorded();
         }
     }

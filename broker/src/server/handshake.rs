@@ -25,7 +25,7 @@ use crate::shared::Shared;
 use crate::shutdown::Shutdown;
 use crate::stats::{ListenerStats, bump};
 use crate::store::batch::Change;
-use crate::store::journal::Journal;
+use crate::store::journal::{self, Journal};
 use crate::store::record::WillRecord;
 use moth_plugin_api::TopicAction;
 
@@ -317,6 +317,9 @@ fn accept(
     a: Accepted,
 ) -> Attached {
     let Accepted { client_id, assigned, decided_by, taken: Taken { session, fresh, slot, conn_id } } = a;
+    // Synchronous from here: the thread's change count tells what this
+    // attach recorded (across an `.await` the task may change threads).
+    let mark = journal::mark();
     let username = connect.username.as_deref();
     let v5 = connect.protocol.is_v5();
     let (expiry, capped) = session_expiry(ctx, &connect);
@@ -384,6 +387,7 @@ fn accept(
         conn_id,
         expiry,
         slot,
+        recorded: journal::mark() != mark,
     }
 }
 

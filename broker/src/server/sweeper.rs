@@ -57,7 +57,7 @@ fn check_memory(ctx: &Shared) {
     if limit == 0 {
         return;
     }
-    let Some((rss, _)) = crate::observability::sys::resident_memory() else { return };
+    let Some((rss, _)) = crate::stats::resident_memory() else { return };
     let over = rss > limit;
     if ctx.over_memory.swap(over, std::sync::atomic::Ordering::Relaxed) != over {
         if over {

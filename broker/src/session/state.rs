@@ -213,11 +213,6 @@ impl Session {
         self.oversized
     }
 
-    /// How the attached client reads packets.
-    pub(crate) fn outbound(&self) -> Outbound {
-        self.outbound
-    }
-
     /// Queued messages that expired before they could be sent (MQTT 5).
     #[cfg(test)]
     pub(crate) fn expired(&self) -> u64 {

@@ -164,7 +164,15 @@ impl Journal {
     /// Ready once every change up to `seq` is durable; until then the
     /// task is woken when it is.
     pub(crate) fn poll_durable(&self, seq: u64, cx: &mut Context<'_>) -> Poll<()> {
-        if !self.waits() || self.inner.durable.load(Ordering::Acquire) >= seq {
+        if !self.waits() {
+            return Poll::Ready(());
+        }
+        self.poll_committed(seq, cx)
+    }
+
+    /// Ready once everything up to `seq` is committed, whatever the mode.
+    fn poll_committed(&self, seq: u64, cx: &mut Context<'_>) -> Poll<()> {
+        if self.inner.durable.load(Ordering::Acquire) >= seq {
             return Poll::Ready(());
         }
         let mut waiters = self.inner.waiters.locked();
@@ -193,18 +201,7 @@ impl Journal {
             let _p = self.inner.pending.locked();
             self.inner.work.notify_one();
         }
-        std::future::poll_fn(|cx| {
-            if self.inner.durable.load(Ordering::Acquire) >= last {
-                return Poll::Ready(());
-            }
-            let mut waiters = self.inner.waiters.locked();
-            if self.inner.durable.load(Ordering::Acquire) >= last {
-                return Poll::Ready(());
-            }
-            waiters.push((last, cx.waker().clone()));
-            Poll::Pending
-        })
-        .await;
+        std::future::poll_fn(|cx| self.poll_committed(last, cx)).await;
     }
 
     /// Commits what is pending and stops the writer (the journal's drop).

@@ -110,8 +110,7 @@ impl Live {
         let (qos, packet_id) = (p.qos, p.packet_id);
         // With persistence, an inbound QoS 2 id and the deliveries it routes
         // are one commit (`Journal::atomically`).
-        let journal = if qos == QoS::ExactlyOnce { self.ctx.journal.clone() } else { None };
-        let _whole = journal.as_deref().map(|j| j.atomically());
+        let _whole = self.ctx.journal.as_deref().filter(|_| qos == QoS::ExactlyOnce).map(|j| j.atomically());
         // Inbound QoS 2 is routed on its first PUBLISH only [MQTT-4.3.3-2].
         // A refused one starts a flow in 3.1.1, which acknowledges it as
         // if accepted; MQTT 5's failure PUBREC ends it at once.
