@@ -84,6 +84,17 @@ impl Conn {
         self.s.write_all(&out)
     }
 
+    /// Says DISCONNECT and waits for the broker to close the stream, which
+    /// it does once the session is detached: what is published after is
+    /// queued for the session, never sent to this connection.
+    fn disconnect(mut self) {
+        self.send(&Packet::Disconnect(Default::default())).expect("disconnect");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.recv().is_ok() {
+            assert!(Instant::now() < deadline, "the broker did not close the connection after DISCONNECT");
+        }
+    }
+
     /// The next packet; `Ok(None)` when none came within the read timeout.
     fn recv(&mut self) -> std::io::Result<Option<Packet>> {
         loop {
@@ -533,7 +544,7 @@ fn a_restart_after_kill_9_keeps_sessions_queues_in_order_and_retained_and_publis
         let (mut c, present) = Conn::open(addr, id, false).expect("connect");
         assert!(!present);
         subscribe_qos1(&mut c, filter);
-        c.send(&Packet::Disconnect(Default::default())).expect("disconnect");
+        c.disconnect();
     }
     // Gets a message and never acknowledges it: after the restart it must
     // come again with the same packet id and DUP [MQTT-4.4.0-1].
@@ -681,7 +692,7 @@ fn mqtt5_session_and_message_expiry_run_on_while_the_broker_is_down() {
     for (id, expiry) in [("short", 1), ("long", 3600)] {
         let (mut c, _) = Conn::open_as(addr, connect_v5(id, true, expiry, None)).expect("connect");
         subscribe_qos1(&mut c, "e/#");
-        c.send(&Packet::Disconnect(Default::default())).expect("disconnect");
+        c.disconnect();
     }
     let (mut publisher, _) = Conn::open_as(addr, connect_v5("pub", true, 0, None)).expect("connect");
     for (id, (topic, expiry)) in [("e/brief", Some(1)), ("e/lasting", None)].into_iter().enumerate() {
@@ -731,7 +742,7 @@ fn mqtt5_a_delayed_will_found_after_kill_9_waits_its_delay_unless_the_client_ret
     let broker = start(&config, addr);
     let (mut watcher, _) = Conn::open(addr, "watcher", false).expect("connect");
     subscribe_qos1(&mut watcher, "wills/#");
-    watcher.send(&Packet::Disconnect(Default::default())).expect("disconnect");
+    watcher.disconnect();
     // Connected until the broker dies.
     let mut held = Vec::new();
     for id in ["late", "back"] {
@@ -782,7 +793,7 @@ fn a_full_disk_holds_acknowledgements_keeps_serving_and_recovers_without_a_resta
     let broker = start(&config, addr);
     let (mut keeper, _) = Conn::open(addr, "keeper", false).expect("connect");
     subscribe_qos1(&mut keeper, "big/#");
-    keeper.send(&Packet::Disconnect(Default::default())).expect("disconnect");
+    keeper.disconnect();
     let (mut sys, _) = Conn::open(addr, "sys-watcher", true).expect("connect");
     subscribe_qos1(&mut sys, "$SYS/broker/store/errors");
 

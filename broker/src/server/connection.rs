@@ -567,7 +567,6 @@ impl Live {
                     bump(&mut io.pending.bytes_sent, io.outbuf.len());
                 }
             }
-            let _ = tokio::time::timeout(Duration::from_secs(1), io.stream.shutdown()).await;
             io.pending.flush(&ctx.stats);
 
             let session = &client.session;
@@ -596,6 +595,10 @@ impl Live {
                 let filters: Vec<String> = session.lock().subscriptions().keys().cloned().collect();
                 ctx.router.unsubscribe_all(session.id(), filters.iter().map(String::as_str));
             }
+            // Closed only now: a client that sees the end of the stream
+            // knows its session is detached, and what is published next is
+            // queued for it, never half sent to a connection going away.
+            let _ = tokio::time::timeout(Duration::from_secs(1), io.stream.shutdown()).await;
             drop(slot);
             ctx.stats.client_disconnected(&ctx.stats.listener(&client.listener), io.protocol);
             conn_log!(info, client, client_id = %client.client_id(), "client disconnected: {close}");
