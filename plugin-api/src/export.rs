@@ -14,6 +14,7 @@ use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RNone, ROption, RResult, RSome, RStr, RString};
 
 use crate::decision::Decision;
+use crate::enhanced_auth::{self, AuthReply, AuthStep};
 use crate::object::{Capabilities, PluginBox, PluginObject, PluginObject_TO};
 use crate::request::{AuthRequest, TopicRequest};
 
@@ -38,8 +39,18 @@ pub trait Plugin: Send + Sync + 'static {
         Decision::ignore()
     }
 
+    /// (1.4) One step of an MQTT 5 enhanced authentication exchange (see
+    /// [`crate::enhanced_auth`]); asked only with
+    /// [`Capabilities::ENHANCED_AUTHENTICATE`]. May block, like
+    /// `authenticate`. Default: [`AuthReply::NotMine`].
+    fn enhanced_auth(&self, _step: &AuthStep) -> AuthReply {
+        AuthReply::NotMine
+    }
+
     /// A named call added after 1.0 (see [`PluginObject::extension`]).
-    /// Default: `None`, "unknown call".
+    /// [`crate::enhanced_auth::EXTENSION`] never reaches it: the glue
+    /// answers that one with [`Plugin::enhanced_auth`]. Default: `None`,
+    /// "unknown call".
     fn extension(&self, _name: &str, _input: &str) -> Option<Result<String, String>> {
         None
     }
@@ -75,6 +86,12 @@ impl<P: Plugin> PluginObject for Guarded<P> {
     }
 
     fn extension(&self, name: RStr<'_>, input: RStr<'_>) -> ROption<RResult<RString, RString>> {
+        if name.as_str() == enhanced_auth::EXTENSION {
+            let step = || AuthStep::from_json(input.as_str()).map(|s| self.0.enhanced_auth(&s).to_json());
+            return RSome(
+                guard("enhanced_auth", step).and_then(|r| r).map(RString::from).map_err(RString::from).into(),
+            );
+        }
         match guard("extension", || self.0.extension(name.as_str(), input.as_str())) {
             Ok(None) => RNone,
             Ok(Some(r)) => RSome(r.map(RString::from).map_err(RString::from).into()),

@@ -19,6 +19,10 @@
 //! - [`PluginObject::check_topic`]: may this client subscribe to or publish
 //!   on this topic ([`TopicRequest`])?
 //!
+//! A plugin may also run MQTT 5 *enhanced authentication* methods (1.4):
+//! a challenge/response exchange across several AUTH packets, step by step
+//! through [`Plugin::enhanced_auth`]; [`enhanced_auth`] tells how.
+//!
 //! # How to write one
 //!
 //! Implement the plain-Rust [`Plugin`] trait and call [`export_plugin!`]. The
@@ -73,6 +77,7 @@
 #![allow(non_local_definitions)]
 
 pub mod decision;
+pub mod enhanced_auth;
 pub mod export;
 pub mod log;
 pub mod module;
@@ -81,6 +86,7 @@ pub mod request;
 pub mod version;
 
 pub use decision::{Decision, DecisionKind};
+pub use enhanced_auth::{AuthReply, AuthStep};
 pub use export::{Plugin, into_plugin_box};
 pub use log::LogLevel;
 pub use module::{HostContext, PluginMetadata, PluginMod, PluginModRef};

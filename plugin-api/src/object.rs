@@ -45,6 +45,14 @@ impl Capabilities {
     /// never throughput. Do not set it for a plugin that waits on a network
     /// or a disk: those need concurrency to overlap the waits.
     pub const CPU_BOUND_AUTHENTICATE: Capabilities = Capabilities(1 << 5);
+    /// (1.4) Runs MQTT 5 enhanced authentication methods: answers the
+    /// [`crate::enhanced_auth::EXTENSION`] call ([`crate::Plugin::enhanced_auth`]).
+    /// Asked only of plugins in `auth.plugins`, for clients whose CONNECT
+    /// names an authentication method; see [`crate::enhanced_auth`]. Goes
+    /// with [`Capabilities::AUTHENTICATE`] (a plugin in the auth chain has
+    /// it); `FAST_AUTHENTICATE` and `CPU_BOUND_AUTHENTICATE` apply to these
+    /// calls too.
+    pub const ENHANCED_AUTHENTICATE: Capabilities = Capabilities(1 << 6);
 
     /// The bits of both (what `|` does, usable in a `const`).
     pub const fn union(self, other: Capabilities) -> Capabilities {

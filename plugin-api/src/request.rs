@@ -20,11 +20,10 @@ use abi_stable::std_types::{ROption, RSlice, RStr};
 ///   CONNECT's order, the value as sent. `<name>` is the property's name,
 ///   any UTF-8 (dots included); a name that repeats gives several entries
 ///   with the same key. [`AuthRequest::user_properties`] lists them.
-/// - `mqtt5.authentication-method`: the enhanced authentication method the
-///   client names (moth offers none yet: such a client is refused or
-///   admitted by the plugins like any other).
-/// - `mqtt5.authentication-data`: its data, standard base64 with padding
-///   (RFC 4648 §4).
+/// - `mqtt5.authentication-method`, `mqtt5.authentication-data` (its
+///   data, standard base64 with padding, RFC 4648 §4): sent by 1.3 brokers
+///   only. From 1.4 a CONNECT that names a method is not given to
+///   `authenticate` at all but to the [`crate::enhanced_auth`] exchange.
 ///
 /// [`TopicRequest::extra`] has no key yet.
 #[repr(C)]

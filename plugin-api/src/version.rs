@@ -39,7 +39,13 @@ impl std::fmt::Display for ApiVersion {
 /// `extra` keys of [`crate::AuthRequest`] (an MQTT 5 CONNECT's properties,
 /// see [`crate::Property`]) and, in source only, the accessor
 /// [`crate::AuthRequest::user_properties`]; `protocol_level` may be 5.
-pub const API_VERSION: ApiVersion = ApiVersion { major: 1, minor: 3 };
+/// 1.4 added MQTT 5 enhanced authentication: the capability
+/// [`crate::Capabilities::ENHANCED_AUTHENTICATE`] and the extension call
+/// [`crate::enhanced_auth::EXTENSION`], and in source only the module
+/// [`crate::enhanced_auth`] and [`crate::Plugin::enhanced_auth`]. A CONNECT
+/// that names an authentication method is now refused (0x8C) unless such
+/// a plugin runs it: with 1.3 it went to the `authenticate` chain.
+pub const API_VERSION: ApiVersion = ApiVersion { major: 1, minor: 4 };
 
 /// The namespace moth looks for in plugin libraries unless the embedding
 /// application sets another (hbmqtt's `plugin_namespace`). A library that

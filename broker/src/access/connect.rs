@@ -105,8 +105,8 @@ pub(crate) async fn authenticate(
 
 /// The MQTT 5 CONNECT properties a plugin may want, as the request's
 /// `extra` list (plugin-api 1.3 documents the keys, `request.rs`): session
-/// expiry, user properties in order, the enhanced authentication method
-/// and its data (base64).
+/// expiry and user properties in order. A CONNECT that names an enhanced
+/// authentication method never comes here (`access/enhanced.rs`).
 fn mqtt5_properties(connect: &Connect) -> Vec<(String, String)> {
     let p = &connect.properties;
     let mut extra = Vec::new();
@@ -116,32 +116,7 @@ fn mqtt5_properties(connect: &Connect) -> Vec<(String, String)> {
     for (name, value) in &p.user_properties {
         extra.push((format!("mqtt5.user-property.{name}"), value.clone()));
     }
-    if let Some(m) = &p.authentication_method {
-        extra.push(("mqtt5.authentication-method".to_string(), m.clone()));
-    }
-    if let Some(d) = &p.authentication_data {
-        extra.push(("mqtt5.authentication-data".to_string(), base64(d)));
-    }
     extra
-}
-
-/// Standard base64 with padding (RFC 4648 §4), for binary data in a text
-/// property.
-fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -195,8 +170,6 @@ mod tests {
         let mut c = connect("c", true, Protocol::V5);
         c.properties.session_expiry_interval = Some(60);
         c.properties.user_properties = vec![("site".into(), "lab".into()), ("site".into(), "b=c".into())];
-        c.properties.authentication_method = Some("SCRAM-SHA-256".into());
-        c.properties.authentication_data = Some(bytes::Bytes::from_static(b"\x00\xffab"));
         let extra = mqtt5_properties(&c);
         let pairs: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(
@@ -205,14 +178,9 @@ mod tests {
                 ("mqtt5.session-expiry-interval", "60"),
                 ("mqtt5.user-property.site", "lab"),
                 ("mqtt5.user-property.site", "b=c"),
-                ("mqtt5.authentication-method", "SCRAM-SHA-256"),
-                ("mqtt5.authentication-data", "AP9hYg=="),
             ]
         );
         assert!(mqtt5_properties(&connect("c", true, Protocol::V311)).is_empty());
-        for (data, text) in [(&b""[..], ""), (b"f", "Zg=="), (b"fo", "Zm8="), (b"foo", "Zm9v"), (b"foob", "Zm9vYg==")] {
-            assert_eq!(base64(data), text);
-        }
     }
 
     #[test]

@@ -24,13 +24,17 @@
 //!   (`block_in_place`), so a slow one holds up only its own client;
 //! - delivery checks (`RECEIVE`) go only to topic plugins that declare
 //!   `CHECK_RECEIVE`, on the delivering connection's thread, and drop the
-//!   message for that client when refused.
+//!   message for that client when refused;
+//! - MQTT 5 enhanced authentication steps go to the auth plugins that
+//!   declare `ENHANCED_AUTHENTICATE`, called like `authenticate`
+//!   (`enhanced.rs` picks the plugin and runs the steps).
 //!
 //! A plugin error or panic (caught on the plugin's side by the export glue)
 //! refuses, is logged with the plugin's name and counted.
 
 pub(crate) mod chain;
 pub(crate) mod connect;
+pub(crate) mod enhanced;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -234,10 +238,18 @@ impl AccessControl {
     #[cfg(test)]
     pub(crate) fn allow_all() -> Self {
         let object = moth_plugin_api::into_plugin_box(moth_auth_anonymous::AnonymousAuth::new(true));
-        let name = moth_auth_anonymous::AnonymousAuth::NAME.into();
-        let anonymous = ChainPlugin::new(name, object, crate::config::DEFAULT_PLUGIN_CONCURRENCY);
+        Self::with_auth_chain(vec![(moth_auth_anonymous::AnonymousAuth::NAME, object)])
+    }
+
+    /// An access control whose auth chain is `plugins`, in order, with no
+    /// topic checks.
+    #[cfg(test)]
+    pub(crate) fn with_auth_chain(plugins: Vec<(&str, moth_plugin_api::PluginBox)>) -> Self {
+        let concurrency = crate::config::DEFAULT_PLUGIN_CONCURRENCY;
+        let auth =
+            plugins.into_iter().map(|(name, o)| Arc::new(ChainPlugin::new(name.into(), o, concurrency))).collect();
         let chains = Chains {
-            auth: vec![Arc::new(anonymous)],
+            auth,
             topic: None,
             auth_default: ChainDefault::Deny,
             topic_default: ChainDefault::Deny,

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use moth_plugin_api::enhanced_auth::{self, AuthReply, AuthStep};
+use moth_plugin_api::std_types::{RNone, RSome, RStr, RString};
 use moth_plugin_api::{Capabilities, Decision, PluginBox, TopicAction, TopicRequest};
 use tokio::sync::Semaphore;
 
@@ -91,6 +93,29 @@ pub(crate) async fn call_authenticate(p: &Arc<ChainPlugin>, input: &Arc<AuthInpu
     .await
 }
 
+/// One step of an enhanced authentication exchange (plugin-api 1.4), called
+/// like `authenticate`: in place for a `FAST_AUTHENTICATE` plugin, else on
+/// the blocking pool under the same bounds. A plugin that does not know the
+/// call (it declared the capability but answers `RNone`) and a reply that
+/// cannot be read are errors.
+pub(crate) async fn call_enhanced_auth(
+    p: &Arc<ChainPlugin>,
+    step: AuthStep,
+    timeout: Duration,
+) -> Result<AuthReply, String> {
+    fn call(plugin: &ChainPlugin, step: &AuthStep) -> Result<AuthReply, String> {
+        let input = step.to_json();
+        match plugin.object.extension(RStr::from_str(enhanced_auth::EXTENSION), RStr::from_str(&input)) {
+            RSome(answer) => AuthReply::from_json(answer.into_result().map_err(RString::into_string)?.as_str()),
+            RNone => Err(format!("declares ENHANCED_AUTHENTICATE but does not answer {}", enhanced_auth::EXTENSION)),
+        }
+    }
+    if p.caps.contains(Capabilities::FAST_AUTHENTICATE) {
+        return call(p, &step);
+    }
+    on_blocking_pool(p, timeout, move |plugin| call(plugin, &step)).await
+}
+
 /// One topic check. Plugins that declare themselves fast are called in
 /// place. Any other is called on the blocking pool like `authenticate`,
 /// while this worker thread hands its other tasks over (`block_in_place`),
@@ -126,11 +151,11 @@ pub(crate) fn call_check_topic(p: &Arc<ChainPlugin>, request: &TopicRequest<'_>,
 ///
 /// The permit is released when the plugin returns, not when the caller gives
 /// up waiting, so a hung backend cannot fill the pool.
-async fn on_blocking_pool(
+async fn on_blocking_pool<T: Send + 'static>(
     p: &Arc<ChainPlugin>,
     timeout: Duration,
-    f: impl FnOnce(&ChainPlugin) -> Answer + Send + 'static,
-) -> Answer {
+    f: impl FnOnce(&ChainPlugin) -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
     let timed_out = || Err(format!("no answer within {} ms (plugin-timeout)", timeout.as_millis()));
     let waiting_since = Instant::now();
     let stalled_at = || p.last_completion().map_or(waiting_since, |t| t.max(waiting_since)) + timeout;

@@ -51,6 +51,7 @@ use super::topic_alias::{AliasError, TopicAliases};
 
 mod close;
 mod packets;
+mod reauth;
 mod will;
 
 use crate::access::topic_request;
@@ -345,6 +346,11 @@ pub(super) struct V5Client {
     pub(super) expiry_was_zero: bool,
     /// The will's delay interval, in seconds (0: published at once).
     pub(super) will_delay: u32,
+    /// The enhanced authentication method of the CONNECT, which every
+    /// re-authentication must use; `None`: the client cannot re-authenticate.
+    pub(super) auth_method: Option<Box<str>>,
+    /// A re-authentication under way (`connection/reauth.rs`).
+    pub(super) reauth: Option<Box<reauth::Reauth>>,
 }
 
 impl Client {
@@ -455,6 +461,11 @@ impl Live {
                 Poll::Ready(Err(e)) => return Poll::Ready(Some(Close::Io(e))),
                 Poll::Pending => {}
             }
+        }
+        match self.poll_reauth(cx) {
+            Poll::Ready(Err(close)) => return Poll::Ready(Some(close)),
+            Poll::Ready(Ok(())) => progressed = true,
+            Poll::Pending => {}
         }
         if self.durable_wait != 0
             && let Some(j) = &self.ctx.journal

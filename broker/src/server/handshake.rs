@@ -29,6 +29,10 @@ use crate::store::journal::{self, Journal};
 use crate::store::record::WillRecord;
 use moth_plugin_api::TopicAction;
 
+mod enhanced_auth;
+
+pub(super) use enhanced_auth::EnhancedAuth;
+
 /// Why the attach phase ended without a connected client.
 enum Ended {
     /// Refused with a CONNACK: logged, counted and answered by [`refuse`].
@@ -104,9 +108,17 @@ pub(super) async fn connect_and_attach(
                 return Err(Ended::Refused(Refusal::new(code, reason, &connect, &connect.client_id)));
             }
         };
-        let decided_by = authenticate(ctx, io, info, &connect, &client_id).await?;
+        // MQTT 5 enhanced authentication replaces the chain's checks.
+        let (decided_by, enhanced) = match connect.properties.authentication_method.clone() {
+            Some(method) => {
+                let (plugin, enhanced) =
+                    enhanced_auth::exchange(ctx, io, info, &mut connect, &client_id, method, shutdown).await?;
+                (Some(plugin), Some(enhanced))
+            }
+            None => (authenticate(ctx, io, info, &connect, &client_id).await?, None),
+        };
         let taken = take_session(ctx, info, &connect, &client_id, shutdown).await?;
-        Ok(accept(ctx, io, info, &listener, connect, Accepted { client_id, assigned, decided_by, taken }))
+        Ok(accept(ctx, io, info, &listener, connect, Accepted { client_id, assigned, decided_by, enhanced, taken }))
     };
     match steps.await {
         Ok(attached) => Some(attached),
@@ -303,6 +315,8 @@ struct Accepted {
     client_id: String,
     assigned: bool,
     decided_by: Option<String>,
+    /// The MQTT 5 enhanced authentication the client went through.
+    enhanced: Option<EnhancedAuth>,
     taken: Taken,
 }
 
@@ -316,7 +330,7 @@ fn accept(
     mut connect: Connect,
     a: Accepted,
 ) -> Attached {
-    let Accepted { client_id, assigned, decided_by, taken: Taken { session, fresh, slot, conn_id } } = a;
+    let Accepted { client_id, assigned, decided_by, enhanced, taken: Taken { session, fresh, slot, conn_id } } = a;
     // Synchronous from here: the thread's change count tells what this
     // attach recorded (across an `.await` the task may change threads).
     let mark = journal::mark();
@@ -347,6 +361,10 @@ fn accept(
     let mut connack = Connack::new(present, ConnectReturnCode::Accepted);
     if v5 {
         connack.properties = connack_properties(ctx, &client_id, assigned, capped);
+        if let Some(e) = &enhanced {
+            connack.properties.authentication_method = Some(e.method.clone());
+            connack.properties.authentication_data = e.data.clone();
+        }
     }
     io.emit(&Packet::Connack(Box::new(connack)));
     ctx.stats.client_connected(listener, connect.protocol);
@@ -381,6 +399,8 @@ fn accept(
                     aliases: TopicAliases::new(ctx.config.limits.topic_alias_maximum),
                     expiry_was_zero: expiry == Expiry::AtClose,
                     will_delay: connect.will.as_ref().map_or(0, |w| w.delay_interval),
+                    auth_method: enhanced.map(|e| e.method.into_boxed_str()),
+                    reauth: None,
                 })
             }),
         },

@@ -17,6 +17,9 @@ pub(super) enum Close {
     KeepAlive,
     TakenOver,
     Shutdown,
+    /// A re-authentication failed: DISCONNECT 0x87. What the plugin said is
+    /// for the log; the client learns only that it is not authorized.
+    NotAuthorized(String),
     /// `memory-limit` reached: an MQTT 3.1.1 client's QoS 1/2 PUBLISH can
     /// be neither refused (3.1.1 has no negative acknowledgement) nor
     /// acknowledged (the broker would lose it), so its connection ends and
@@ -48,6 +51,7 @@ impl Close {
             Close::TakenOver => (ReasonCode::SESSION_TAKEN_OVER, "another connection took the session over"),
             Close::Shutdown => (ReasonCode::SERVER_SHUTTING_DOWN, "the broker is shutting down"),
             Close::Overloaded => (ReasonCode::QUOTA_EXCEEDED, "memory-limit reached"),
+            Close::NotAuthorized(_) => (ReasonCode::NOT_AUTHORIZED, "re-authentication failed"),
         };
         let mut d = Disconnect::new(reason);
         // A reason string is always allowed on DISCONNECT [MQTT-3.14.2-3];
@@ -69,6 +73,7 @@ impl std::fmt::Display for Close {
             Close::TakenOver => f.write_str("session taken over by a new connection with the same client id"),
             Close::Shutdown => f.write_str("broker shutting down"),
             Close::Overloaded => f.write_str("memory-limit reached: a QoS 1/2 PUBLISH that 3.1.1 cannot refuse"),
+            Close::NotAuthorized(why) => write!(f, "re-authentication failed: {why}"),
         }
     }
 }

@@ -44,9 +44,7 @@ impl Live {
             Packet::Pingreq => self.io.emit(&Packet::Pingresp),
             Packet::Disconnect(d) => return Err(self.on_disconnect(&d)),
             Packet::Connect(_) => return Err(Close::protocol("second CONNECT [MQTT-3.1.0-2]")),
-            // moth offers no enhanced authentication method, so none is
-            // under way [MQTT-4.12.0-1].
-            Packet::Auth(_) => return Err(Close::protocol("AUTH without an authentication method in CONNECT")),
+            Packet::Auth(a) => return self.on_auth(a),
             other @ (Packet::Connack(_) | Packet::Suback(_) | Packet::Unsuback(_) | Packet::Pingresp) => {
                 return Err(Close::protocol(format!("{} is sent by servers only", other.name())));
             }
