@@ -483,3 +483,41 @@ fn on_a_terminal_the_password_is_asked_twice() {
     assert!(!shown.contains("Try-"), "a password was echoed: {shown:?}");
     assert_eq!(read(&f), before, "a mismatch changes nothing");
 }
+
+/// `-H scram-sha-256` writes PostgreSQL's SCRAM-SHA-256 form, which Python's
+/// hashlib, computing RFC 5802's keys on its own, agrees with; `-U` will
+/// not hash such a line again.
+#[test]
+fn scram_sha_256_credentials_are_what_rfc_5802_derives() {
+    let dir = TempDir::new("passwd-scram");
+    let f = dir.0.join("scram");
+    let file = f.to_str().unwrap();
+    ok(&passwd(&["-c", "-b", "-H", "scram-sha-256", "-I", "4096", file, "alice", "pencil"], ""));
+    let e = entries(&f);
+    assert_eq!(e.len(), 1);
+    let entry = &e[0].1;
+    assert!(entry.starts_with("SCRAM-SHA-256$4096:"), "{entry}");
+    let check = "import base64,hashlib,hmac,sys\n\
+        head, keys = sys.argv[1].split('$')[1:]\n\
+        iterations, salt = head.split(':')\n\
+        stored, server = keys.split(':')\n\
+        salted = hashlib.pbkdf2_hmac('sha256', b'pencil', base64.b64decode(salt), int(iterations))\n\
+        client = hmac.new(salted, b'Client Key', 'sha256').digest()\n\
+        ok = base64.b64decode(stored) == hashlib.sha256(client).digest() and \
+             base64.b64decode(server) == hmac.new(salted, b'Server Key', 'sha256').digest()\n\
+        print('ok' if ok else 'mismatch')\n";
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(check)
+        .arg(entry)
+        .output()
+        .expect("python3 (scripts/test.sh installs it)");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok", "{}", String::from_utf8_lossy(&out.stderr));
+    // Fewer iterations than RFC 7677 allows are refused, as a usage error.
+    let (code, err) = outcome(&passwd(&["-b", "-H", "scram-sha-256", "-I", "100", file, "bob", "pw"], ""));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("4096"), "{err}");
+    let (code, err) = outcome(&passwd(&["-U", file], ""));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("already has a SCRAM-SHA-256$ hash"), "{err}");
+}

@@ -44,22 +44,37 @@ pub(crate) enum Scheme {
     /// Mosquitto's `$7$`, PBKDF2-HMAC-SHA512 (`-H sha512-pbkdf2`), so that
     /// one file serves moth and Mosquitto 2.0 (which has no argon2).
     MosquittoPbkdf2 { iterations: u32 },
+    /// SCRAM-SHA-256 credentials in PostgreSQL's form (`-H scram-sha-256`),
+    /// for the `scram` plugin's MQTT 5 enhanced authentication.
+    ScramSha256 { iterations: u32 },
 }
+
+/// PBKDF2 iterations of SCRAM-SHA-256 credentials by default: MongoDB's.
+/// Every SCRAM client computes them too, on every login, so a device's CPU
+/// sets the bound (RFC 7677 asks for at least 4096, PostgreSQL's default).
+pub(crate) const DEFAULT_SCRAM_ITERATIONS: u32 = 15_000;
 
 impl Scheme {
     /// Hashes `password` with a fresh random salt.
     pub(crate) fn hash(self, password: &str) -> Result<String, PasswdError> {
         match self {
             Scheme::Argon2id(params) => hash_password(password, params),
-            Scheme::MosquittoPbkdf2 { iterations } => {
+            Scheme::MosquittoPbkdf2 { iterations } | Scheme::ScramSha256 { iterations } => {
                 if password.is_empty() {
                     return Err(PasswdError::EmptyPassword);
                 }
-                if iterations == 0 {
+                let scram = matches!(self, Scheme::ScramSha256 { .. });
+                // The scram plugin reads no fewer (RFC 7677) and no more.
+                let allowed = if scram { 4096..=10_000_000 } else { 1..=u32::MAX };
+                if !allowed.contains(&iterations) {
                     return Err(PasswdError::BadIterations(iterations));
                 }
-                moth_auth_file::hash::mosquitto_pbkdf2(password.as_bytes(), iterations)
-                    .ok_or_else(|| PasswdError::Hash("the system gave no random bytes for a salt".into()))
+                let hashed = if scram {
+                    moth_auth_file::hash::scram_sha256(password.as_bytes(), iterations)
+                } else {
+                    moth_auth_file::hash::mosquitto_pbkdf2(password.as_bytes(), iterations)
+                };
+                hashed.ok_or_else(|| PasswdError::Hash("the system gave no random bytes for a salt".into()))
             }
         }
     }
@@ -76,7 +91,7 @@ pub enum PasswdError {
         "invalid argon2 parameters (memory {memory_kib} KiB, iterations {iterations}, parallelism {parallelism}): {reason}"
     )]
     BadParams { memory_kib: u32, iterations: u32, parallelism: u32, reason: String },
-    #[error("invalid PBKDF2 iteration count {0}: it must be at least 1")]
+    #[error("invalid PBKDF2 iteration count {0}: at least 1 (scram-sha-256: 4096 to 10000000)")]
     BadIterations(u32),
     #[error("hashing the password failed: {0}")]
     Hash(String),
@@ -174,8 +189,20 @@ pub(crate) fn delete_user(text: &str, user: &str) -> Result<String, PasswdError>
 /// is that a plain-text password that itself starts like a hash (`$6$...`)
 /// cannot be upgraded; the error names its line so it can be set by hand.
 pub(crate) fn hash_scheme(value: &str) -> Option<&'static str> {
-    const SCHEMES: [&str; 11] =
-        ["$argon2id$", "$argon2i$", "$argon2d$", "$5$", "$6$", "$7$", "$2a$", "$2b$", "$2y$", "$pbkdf2", "$scrypt$"];
+    const SCHEMES: [&str; 12] = [
+        "$argon2id$",
+        "$argon2i$",
+        "$argon2d$",
+        "$5$",
+        "$6$",
+        "$7$",
+        "$2a$",
+        "$2b$",
+        "$2y$",
+        "$pbkdf2",
+        "$scrypt$",
+        "SCRAM-SHA-256$",
+    ];
     SCHEMES.into_iter().find(|s| value.starts_with(s))
 }
 

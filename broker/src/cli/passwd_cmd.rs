@@ -16,13 +16,13 @@ use clap::Args;
 use thiserror::Error;
 
 use crate::cli::file_replace::replace_file;
-use crate::cli::passwd::{self, DEFAULT_PBKDF2_ITERATIONS, HashParams, PasswdError, Scheme};
+use crate::cli::passwd::{self, DEFAULT_PBKDF2_ITERATIONS, DEFAULT_SCRAM_ITERATIONS, HashParams, PasswdError, Scheme};
 use crate::cli::tty_password::prompt_password;
 
 /// Arguments of `moth passwd`.
 #[derive(Args, Debug)]
 #[command(
-    about = "Create or edit a password file (argon2id, or Mosquitto's $7$ hashes), like mosquitto_passwd",
+    about = "Create or edit a password file (argon2id, Mosquitto's $7$ or SCRAM-SHA-256), like mosquitto_passwd",
     after_help = "Forms:\n  moth passwd [-c] FILE USER            add or update USER, the password asked twice\n  \
                   moth passwd [-c] -b FILE USER PASSWORD  batch mode: the password on the command line\n  \
                   moth passwd -D FILE USER              delete USER\n  \
@@ -44,15 +44,18 @@ pub struct PasswdArgs {
     /// line already hashed is refused unchanged, so running it twice is safe.
     #[arg(short = 'U')]
     pub upgrade: bool,
-    /// Hash algorithm: argon2id, or sha512-pbkdf2 (Mosquitto's `$7$`, for a
-    /// file shared with Mosquitto 2.0, which reads no argon2).
-    #[arg(short = 'H', value_name = "HASH", default_value = "argon2id", value_parser = ["argon2id", "sha512-pbkdf2"])]
+    /// Hash algorithm: argon2id, sha512-pbkdf2 (Mosquitto's `$7$`, for a
+    /// file shared with Mosquitto 2.0, which reads no argon2), or
+    /// scram-sha-256 (credentials for the `scram` plugin's MQTT 5 enhanced
+    /// authentication, in PostgreSQL's form).
+    #[arg(short = 'H', value_name = "HASH", default_value = "argon2id", value_parser = ["argon2id", "sha512-pbkdf2", "scram-sha-256"])]
     pub hash: String,
     /// Argon2 memory cost in KiB [default: 19456, OWASP].
     #[arg(long = "memory", value_name = "KiB")]
     pub memory: Option<u32>,
     /// Iterations: argon2's time cost [default: 2, OWASP], or with
-    /// -H sha512-pbkdf2 the PBKDF2 rounds [default: 210000, OWASP; mosquitto_passwd 2.0 writes 101].
+    /// -H sha512-pbkdf2 the PBKDF2 rounds [default: 210000, OWASP; mosquitto_passwd 2.0 writes 101],
+    /// or with -H scram-sha-256 its PBKDF2 rounds [default: 15000; 4096 to 10000000].
     #[arg(short = 'I', long = "iterations", value_name = "N")]
     pub iterations: Option<u32>,
     /// Argon2 parallelism (lanes) [default: 1, OWASP].
@@ -114,11 +117,14 @@ impl CmdError {
 
 /// The hash to write, from `-H` and the cost options.
 fn scheme(args: &PasswdArgs) -> Result<Scheme, CmdError> {
+    if args.hash != "argon2id" && (args.memory.is_some() || args.parallelism.is_some()) {
+        return Err(CmdError::Usage("--memory and --parallelism apply to -H argon2id only".into()));
+    }
     if args.hash == "sha512-pbkdf2" {
-        if args.memory.is_some() || args.parallelism.is_some() {
-            return Err(CmdError::Usage("--memory and --parallelism apply to -H argon2id only".into()));
-        }
         return Ok(Scheme::MosquittoPbkdf2 { iterations: args.iterations.unwrap_or(DEFAULT_PBKDF2_ITERATIONS) });
+    }
+    if args.hash == "scram-sha-256" {
+        return Ok(Scheme::ScramSha256 { iterations: args.iterations.unwrap_or(DEFAULT_SCRAM_ITERATIONS) });
     }
     let d = HashParams::default();
     Ok(Scheme::Argon2id(HashParams {

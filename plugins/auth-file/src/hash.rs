@@ -143,6 +143,37 @@ pub fn mosquitto_pbkdf2(password: &[u8], iterations: u32) -> Option<String> {
     Some(mosquitto_pbkdf2_with_salt(password, &salt, iterations))
 }
 
+/// SCRAM-SHA-256 credentials in PostgreSQL's form (RFC 5802 §3, RFC 5803's
+/// fields): `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`,
+/// standard base64, with `salt`. What the `scram` plugin reads; `auth_file`
+/// does not (a SCRAM client never sends its password).
+pub fn scram_sha256_with_salt(password: &[u8], salt: &[u8], iterations: u32) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut salted = [0u8; 32];
+    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password, salt, iterations, &mut salted);
+    let key = |label: &[u8]| -> Vec<u8> {
+        // HMAC takes a key of any length: the error cannot happen.
+        <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&salted)
+            .map(|mut mac| {
+                mac.update(label);
+                mac.finalize().into_bytes().to_vec()
+            })
+            .unwrap_or_default()
+    };
+    let stored_key = sha2::Sha256::digest(key(b"Client Key"));
+    let server_key = key(b"Server Key");
+    let b64 = |b: &[u8]| STANDARD.encode(b);
+    format!("SCRAM-SHA-256${iterations}:{}${}:{}", b64(salt), b64(&stored_key), b64(&server_key))
+}
+
+/// [`scram_sha256_with_salt`] with a fresh random 16-byte salt (PostgreSQL's
+/// length); `None` when the system has no randomness.
+pub fn scram_sha256(password: &[u8], iterations: u32) -> Option<String> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).ok()?;
+    Some(scram_sha256_with_salt(password, &salt, iterations))
+}
+
 /// Never prints salts or digests: a hash is still a secret worth guarding.
 impl std::fmt::Debug for PasswordHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -276,6 +307,21 @@ impl PasswordHash {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SCRAM_PENCIL: &str = "SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ==$\
+        WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=";
+
+    #[test]
+    fn scram_credentials_match_rfc_7677() {
+        // RFC 7677 §3's user (password "pencil"): its server signature is
+        // checked by the scram plugin's tests from these keys; here the
+        // form and a ServerKey computed independently with Python's
+        // hashlib/hmac.
+        let salt = STANDARD.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
+        let text = scram_sha256_with_salt(b"pencil", &salt, 4096);
+        assert_eq!(text, SCRAM_PENCIL);
+        assert!(scram_sha256(b"pencil", 4096).unwrap().starts_with("SCRAM-SHA-256$4096:"));
+    }
 
     impl PasswordHash {
         /// Verifies with a pool of its own (tests of one hash at a time).
