@@ -1,11 +1,12 @@
 //! Helpers shared by the end-to-end tests: start a broker on an ephemeral
 //! port, and a raw MQTT client for byte-level tests. `certs` makes test
 //! certificates; `clients` runs a rumqttc round trip over any transport;
-//! `plugins` builds the plugin libraries.
+//! `plugins` builds the plugin libraries; `scram` is a SCRAM-SHA-256 client.
 
 pub mod certs;
 pub mod clients;
 pub mod plugins;
+pub mod scram;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -34,7 +34,18 @@ fn cargo_build(args: &[&str]) {
 pub fn built_plugins() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
-        cargo_build(&["-p", "moth-auth-allowlist", "-p", "scripted-a", "-p", "scripted-b", "-p", "foreign"]);
+        cargo_build(&[
+            "-p",
+            "moth-auth-allowlist",
+            "-p",
+            "moth-auth-scram",
+            "-p",
+            "scripted-a",
+            "-p",
+            "scripted-b",
+            "-p",
+            "foreign",
+        ]);
         cargo_build(&["--manifest-path", "tests/fixtures/api-1.0/Cargo.toml"]);
         // Separately: the two need the 2.0 interface with different features.
         cargo_build(&["--manifest-path", "tests/fixtures/api-2.0/Cargo.toml", "-p", "from-the-future"]);

@@ -4,7 +4,8 @@
 //! loopback. The page reports what it received by publishing it back, to a
 //! topic the test subscribes to in-process. Node speaks 3.1.1, 3.1 and
 //! MQTT 5 (properties and a subscription identifier round trip); the browser
-//! speaks 3.1.1 over ws and MQTT 5 over wss.
+//! speaks 3.1.1 over ws and MQTT 5 over wss. Node also runs SCRAM-SHA-256
+//! enhanced authentication against the `scram` plugin (`tests/js/scram.js`).
 //!
 //! `scripts/test.sh` installs node, npm, chromium and `tests/js/node_modules`
 //! (`npm ci`); a missing piece fails the test with what to run.
@@ -16,6 +17,7 @@ use std::time::Duration;
 use moth::QoS;
 use moth_tests::TestBroker;
 use moth_tests::certs::{Ca, KeyKind, TempDir, tls_yaml};
+use moth_tests::plugins::PluginDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::process::Command;
@@ -37,9 +39,19 @@ fn mqtt_bundle() -> PathBuf {
 
 /// Runs `node roundtrip.js ARGS` and returns its stdout, failing on error.
 async fn node_round_trip(args: &[&str]) -> String {
+    let (status, stdout, stderr) = node("roundtrip.js", args).await;
+    assert!(
+        status.success() && stdout.starts_with("OK "),
+        "MQTT.js {args:?} failed ({status})\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    stdout
+}
+
+/// Runs `node SCRIPT ARGS` in `tests/js`: its exit status, stdout and stderr.
+async fn node(script: &str, args: &[&str]) -> (std::process::ExitStatus, String, String) {
     mqtt_bundle();
     let mut cmd = Command::new("node");
-    cmd.arg(js_dir().join("roundtrip.js"))
+    cmd.arg(js_dir().join(script))
         .args(args)
         .current_dir(js_dir())
         .stdin(Stdio::null())
@@ -49,16 +61,10 @@ async fn node_round_trip(args: &[&str]) -> String {
     let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run `node` ({e}): {HINT}"));
     let out = tokio::time::timeout(NODE_TIMEOUT, child.wait_with_output())
         .await
-        .unwrap_or_else(|_| panic!("node {args:?} did not finish in {NODE_TIMEOUT:?}"))
+        .unwrap_or_else(|_| panic!("node {script} {args:?} did not finish in {NODE_TIMEOUT:?}"))
         .expect("wait for node");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success() && stdout.starts_with("OK "),
-        "MQTT.js {args:?} failed ({})\nstdout: {stdout}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status, text(&out.stdout), text(&out.stderr))
 }
 
 async fn ws_broker(extra: &str) -> TestBroker {
@@ -87,6 +93,30 @@ async fn mqtt_js_from_node_over_wss() {
     let tb = ws_broker(&tls_yaml(&server, None)).await;
     let url = format!("wss://127.0.0.1:{}/mqtt", tb.port());
     node_round_trip(&[&url, "js/wss", "--ca", cafile.to_str().expect("utf-8 path")]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_js_authenticates_with_scram_sha_256_and_re_authenticates() {
+    let dir = PluginDir::with(&["moth_auth_scram"]);
+    let alice = moth_tests::scram::stored("wonderland", b"salt from js.rs", 4096);
+    let tb = TestBroker::start(&format!(
+        "{}auth:\n  plugins: [scram]\n  allow-anonymous: false\nplugins-config:\n  scram:\n    users: {{alice: '{alice}'}}\n",
+        dir.yaml()
+    ))
+    .await;
+    let url = format!("mqtt://127.0.0.1:{}", tb.port());
+    for (args, expected) in [
+        (vec!["alice", "wonderland"], "OK"),
+        (vec!["alice", "wonderland", "--reauth"], "OK"),
+        // 0x86: bad user name or password.
+        (vec!["alice", "looking-glass"], "REFUSED 134"),
+    ] {
+        let mut all = vec![url.as_str()];
+        all.extend(&args);
+        let (status, stdout, stderr) = node("scram.js", &all).await;
+        assert_eq!(stdout.trim(), expected, "MQTT.js {args:?} ({status})\nstderr: {stderr}");
+    }
+    tb.broker.shutdown().await;
 }
 
 /// Serves the test page and MQTT.js's browser bundle over http until dropped.

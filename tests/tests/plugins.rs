@@ -453,7 +453,7 @@ async fn a_library_whose_layout_differs_is_refused_with_a_summary_of_abi_stables
     let dir = PluginDir::with(&["layout_mismatch"]);
     let e = build_error(&format!("{}auth:\n  plugins: [layout_mismatch]\n", dir.yaml()));
     assert!(e.contains("liblayout_mismatch.so: built against an incompatible plugin-api"), "{e}");
-    assert!(e.contains("incompatible package versions (expected 1.3.0, found 2.0.0)"), "{e}");
+    assert!(e.contains("incompatible package versions (expected 1.4.0, found 2.0.0)"), "{e}");
     assert!(e.len() < 800, "short, not abi_stable's whole report ({} bytes): {e}", e.len());
 }
 
