@@ -550,3 +550,28 @@ async fn an_answer_larger_than_the_clients_maximum_packet_size_is_not_sent() {
         other => panic!("nothing larger than 4 bytes may come, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_information_goes_only_to_a_client_that_asks_and_only_when_configured() {
+    let asking = |id: &str| {
+        let mut c = connect5(id);
+        c.properties.request_response_information = Some(true);
+        c
+    };
+    let tb = TestBroker::start("response-information: 'reply/{client_id}'\n").await;
+    let (_a, ack) = open(&tb, asking("r1")).await;
+    assert_eq!(ack.properties.response_information.as_deref(), Some("reply/r1"));
+    // Not asked (absent, or 0): not sent [MQTT-3.1.2-28].
+    let (_b, ack) = open(&tb, connect5("r2")).await;
+    assert_eq!(ack.properties.response_information, None);
+    let mut declined = connect5("r3");
+    declined.properties.request_response_information = Some(false);
+    let (_c, ack) = open(&tb, declined).await;
+    assert_eq!(ack.properties.response_information, None);
+    tb.broker.shutdown().await;
+
+    let tb = TestBroker::start("").await;
+    let (_d, ack) = open(&tb, asking("r4")).await;
+    assert_eq!(ack.properties.response_information, None, "none configured: none sent");
+    tb.broker.shutdown().await;
+}

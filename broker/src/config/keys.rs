@@ -115,6 +115,7 @@ pub(super) const KEYS: &[Key] = &[
     key(Top, &["topic-alias-maximum"], "an integer from 0 to 65535", Nothing),
     key(Top, &["max-message-expiry-interval"], SECONDS_OR_NULL, Nothing),
     key(Top, &["shared-subscriptions"], BOOLEAN, Nothing),
+    key(Top, &["response-information"], "a topic prefix (`{client_id}` is replaced)", Nothing),
     key(Top, &["session-owner"], "`user` or `client-id`", Nothing),
     key(Top, &["session-expiry-interval", "session_expiry_interval"], SECONDS_OR_NULL, Nothing),
     key(Top, &["metrics"], "a mapping of metrics settings (`bind`, `path`)", Keys(Metrics)),

@@ -101,6 +101,7 @@ pub(super) fn resolve(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<Config, Conf
         session_expiry_interval,
         max_message_expiry_interval,
         shared_subscriptions: raw.shared_subscriptions.unwrap_or(true),
+        response_information: raw.response_information.filter(|r| !r.is_empty()),
         metrics,
         persistence,
         log_level: raw.log_level,

@@ -92,6 +92,9 @@ pub struct ConfigFile {
     /// `shared-subscriptions`: on or off.
     #[serde(rename = "shared-subscriptions")]
     pub shared_subscriptions: Option<bool>,
+    /// `response-information` (MQTT 5): what CONNACK tells a client that asks.
+    #[serde(rename = "response-information")]
+    pub response_information: Option<String>,
     /// `session-owner`: `user` or `client-id`.
     #[serde(rename = "session-owner")]
     pub session_owner: Option<SessionOwner>,

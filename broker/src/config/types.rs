@@ -81,6 +81,13 @@ pub struct Config {
     /// subscriptions are allowed. Default true; false refuses them (SUBACK
     /// 0x9E for MQTT 5, 0x80 for 3.1.1) and says so in CONNACK.
     pub shared_subscriptions: bool,
+    /// `response-information` (moth only, MQTT 5): the Response Information
+    /// CONNACK gives a client whose CONNECT asks for it (request response
+    /// information 1), with `{client_id}` replaced by the client's id: the
+    /// prefix its response topics should use. `None` (the default): none is
+    /// sent, which the standard allows. Topic checks still decide what the
+    /// client may use.
+    pub response_information: Option<String>,
     /// The `metrics` section: `Some` when the Prometheus endpoint is on.
     pub metrics: Option<MetricsConfig>,
     /// The `persistence` section: `Some` when state is kept on disk.

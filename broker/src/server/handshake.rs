@@ -361,6 +361,12 @@ fn accept(
     let mut connack = Connack::new(present, ConnectReturnCode::Accepted);
     if v5 {
         connack.properties = connack_properties(ctx, &client_id, assigned, capped);
+        if connect.properties.request_response_information == Some(true)
+            && let Some(template) = &ctx.config.response_information
+        {
+            // Only when asked [MQTT-3.1.2-28].
+            connack.properties.response_information = Some(template.replace("{client_id}", &client_id));
+        }
         if let Some(e) = &enhanced {
             connack.properties.authentication_method = Some(e.method.clone());
             connack.properties.authentication_data = e.data.clone();
