@@ -17,7 +17,7 @@
 //!   [`SyncMode`], [`LogFormat`]); the raw schema a
 //!   file is read into, for building a configuration in code or from another
 //!   serde format ([`ConfigFile`], [`ListenerFile`] with its [`ListenerType`], [`AuthFile`],
-//!   [`TopicCheckFile`], [`MetricsFile`], [`PersistenceFile`], [`OneOrMany`]; see
+//!   [`TopicCheckFile`], [`MetricsFile`], [`PersistenceFile`], [`OneOrMany`], [`SecondsOrText`]; see
 //!   [`Config::from_raw`]); [`ConfigError`] with its [`Diagnostic`] and
 //!   [`Position`]; [`DEFAULT_YAML`] and [`MAX_CONFIG_FILE_BYTES`].
 //! - Messages, as [`Broker::publish`] takes and [`LocalSubscription::recv`]
@@ -118,8 +118,8 @@ pub use crate::broker::{Broker, BrokerError, LocalSubscription};
 pub use crate::config::{
     AuthConfig, AuthFile, ChainDefault, Config, ConfigError, ConfigFile, DEFAULT_YAML, Diagnostic, Limits,
     ListenerConfig, ListenerFile, ListenerKind, ListenerType, LogFormat, MAX_CONFIG_FILE_BYTES, MetricsConfig,
-    MetricsFile, OneOrMany, PersistenceConfig, PersistenceFile, PluginsConfig, Position, SessionOwner, SyncMode,
-    TlsConfig, TopicCheckConfig, TopicCheckFile,
+    MetricsFile, OneOrMany, PersistenceConfig, PersistenceFile, PluginsConfig, Position, SecondsOrText, SessionOwner,
+    SyncMode, TlsConfig, TopicCheckConfig, TopicCheckFile,
 };
 pub use crate::observability::sys::{DROPPING_CLIENTS_SHOWN, Snapshot, StoreFigures};
 pub use crate::plugin_host::registry::{PluginInfo, PluginOrigin};

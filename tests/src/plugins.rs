@@ -40,6 +40,8 @@ pub fn built_plugins() -> &'static Path {
             "-p",
             "moth-auth-scram",
             "-p",
+            "moth-auth-http",
+            "-p",
             "scripted-a",
             "-p",
             "scripted-b",

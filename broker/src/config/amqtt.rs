@@ -69,6 +69,9 @@ pub(super) struct AmqttPlugins {
     pub(super) receive_acl: Option<Acl>,
     /// `BrokerSysPlugin`'s `sys_interval`, seconds, and where it is written.
     pub(super) sys_interval: Option<(f64, Vec<Seg>)>,
+    /// Options for plugin libraries the map names (the contrib HTTP plugins
+    /// become `auth_http`), as `plugins-config` would give them.
+    pub(super) library_options: BTreeMap<String, Value>,
 }
 
 /// The amqtt plugins moth runs, by class path.
@@ -81,6 +84,12 @@ enum Known {
     Sys,
     /// Logging only: moth's own log covers it.
     Logger,
+    /// `amqtt.contrib.http`: the `auth_http` plugin library, for
+    /// authentication, topic checks, or both.
+    Http {
+        auth: bool,
+        topic: bool,
+    },
 }
 
 const KNOWN: &[(&str, Known)] = &[
@@ -91,6 +100,10 @@ const KNOWN: &[(&str, Known)] = &[
     ("amqtt.plugins.sys.broker.BrokerSysPlugin", Known::Sys),
     ("amqtt.plugins.logging_amqtt.EventLoggerPlugin", Known::Logger),
     ("amqtt.plugins.logging_amqtt.PacketLoggerPlugin", Known::Logger),
+    ("amqtt.contrib.http.HttpAuthTopicPlugin", Known::Http { auth: true, topic: true }),
+    ("amqtt.contrib.http.HttpAuthPlugin", Known::Http { auth: true, topic: true }),
+    ("amqtt.contrib.http.UserAuthHttpPlugin", Known::Http { auth: true, topic: false }),
+    ("amqtt.contrib.http.TopicAuthHttpPlugin", Known::Http { auth: false, topic: true }),
 ];
 
 impl Known {
@@ -103,6 +116,8 @@ impl Known {
                 &["acl", "subscribe_acl", "subscribe-acl", "publish_acl", "publish-acl", "receive_acl", "receive-acl"]
             }
             Known::Sys => &["sys_interval", "sys-interval"],
+            // Checked by the plugin itself, which refuses what it does not know.
+            Known::Http { .. } => &[],
             Known::Taboo | Known::Logger => &[],
         }
     }
@@ -239,9 +254,36 @@ fn apply(
             Some((k, v)) => return Err(wrong(ctx, &child(at, k), v, "a non-negative number of seconds")),
         },
         Known::Logger => {}
+        Known::Http { auth, topic } => {
+            if auth {
+                plugins.auth.push(HTTP_LIBRARY.into());
+            }
+            if topic {
+                plugins.topic.push(HTTP_LIBRARY.into());
+            }
+            // UserAuthHttpPlugin and TopicAuthHttpPlugin side by side are one
+            // `auth_http`: their options merge, and must not disagree.
+            let merged =
+                plugins.library_options.entry(HTTP_LIBRARY.into()).or_insert_with(|| Value::Object(Default::default()));
+            let Value::Object(merged) = merged else { return Ok(()) };
+            for (k, v) in options {
+                match merged.get(k) {
+                    Some(old) if old != v => {
+                        let spot = ctx.spot(&child(at, k), At::Value);
+                        return Err(ctx.invalid(&spot, "differs from the same option of the other amqtt HTTP plugin; moth runs one `auth_http` for both"));
+                    }
+                    _ => {
+                        merged.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
     }
     Ok(())
 }
+
+/// The plugin library amqtt's `contrib.http` plugins run as (`plugins/auth-http`).
+const HTTP_LIBRARY: &str = "auth_http";
 
 /// One ACL option: a map from user names to lists of topic filters (a null
 /// list is empty); a null or absent option is no ACL.
@@ -297,7 +339,8 @@ fn known(class: &str, at: &[Seg], ctx: &mut Ctx<'_>) -> Result<Option<Known>, Co
         format!(
             "amqtt's contrib plugin `{}` has no moth equivalent yet; moth does not start without a plugin \
              that may decide who gets in. Use moth's `auth_file` and `topic_acl` (FileAuthPlugin, \
-             TopicAccessControlListPlugin), or a plugin library from `plugins-dir` named in `auth.plugins`",
+             TopicAccessControlListPlugin), or a plugin library from `plugins-dir` named in `auth.plugins` \
+             (amqtt's `contrib.http` plugins run as the `auth_http` library)",
             one_line(class)
         )
     } else {
@@ -324,6 +367,9 @@ fn plugin_options(
         _ => return Err(wrong(ctx, at, options, "a mapping of the plugin's options")),
     };
     let takes = known.options();
+    if matches!(known, Known::Http { .. }) {
+        return Ok(map);
+    }
     if let Some(key) = map.keys().find(|k| !takes.contains(&k.as_str())) {
         let spot = ctx.spot(&child(at, key), At::Key);
         let message = if takes.is_empty() {
@@ -427,12 +473,35 @@ mod tests {
         assert_eq!(c.sys_interval, Duration::from_secs(20), "BrokerSysPlugin's default");
     }
 
+    /// amqtt's HTTP plugins run as the `auth_http` library, options passed on.
+    #[test]
+    fn the_contrib_http_plugins_are_auth_http() {
+        let c = ok(
+            "plugins:\n  amqtt.contrib.http.HttpAuthTopicPlugin: {host: h, port: 8080, user_uri: /u, topic_uri: /t}\n",
+        );
+        assert_eq!(c.auth.plugins.as_deref(), Some(&["auth_http".to_string()][..]));
+        assert_eq!(c.topic_check.plugins.as_deref(), Some(&["auth_http".to_string()][..]));
+        assert_eq!(c.plugins.options["auth_http"]["user_uri"], "/u");
+        // The split pair is one plugin, options merged.
+        let c = ok("plugins:\n  amqtt.contrib.http.UserAuthHttpPlugin: {host: h, port: 1, user_uri: /u}\n  \
+            amqtt.contrib.http.TopicAuthHttpPlugin: {host: h, port: 1, topic_uri: /t}\n");
+        assert_eq!(c.plugins.options["auth_http"]["topic_uri"], "/t");
+        assert_eq!(c.plugins.options["auth_http"]["user_uri"], "/u");
+        let e = err("plugins:\n  amqtt.contrib.http.UserAuthHttpPlugin: {host: h, port: 1, user_uri: /u}\n  \
+            amqtt.contrib.http.TopicAuthHttpPlugin: {host: other, port: 1, topic_uri: /t}\n");
+        assert!(e.contains("moth runs one `auth_http` for both"), "{e}");
+        let e = err(
+            "plugins:\n  amqtt.contrib.http.HttpAuthPlugin: {host: h, port: 1, user_uri: /u}\nplugins-config:\n  auth_http: {host: x}\n",
+        );
+        assert!(e.contains("plugins-config.auth_http"), "{e}");
+    }
+
     /// Fail closed: what moth cannot honour stops the start, naming it.
     #[test]
     fn what_moth_cannot_honour_is_an_error() {
-        let e = err("plugins:\n  amqtt.contrib.http.HttpAuthPlugin: {host: x}\n");
+        let e = err("plugins:\n  amqtt.contrib.ldap.UserAuthLdapPlugin: {server: x}\n");
         assert!(
-            e.starts_with("<string>:2:3: plugins.amqtt.contrib.http.HttpAuthPlugin: amqtt's contrib plugin"),
+            e.starts_with("<string>:2:3: plugins.amqtt.contrib.ldap.UserAuthLdapPlugin: amqtt's contrib plugin"),
             "{e}"
         );
         let e = err("plugins:\n  mycompany.auth.LdapPlugin:\n");

@@ -118,6 +118,7 @@ pub(super) const KEYS: &[Key] = &[
     key(Top, &["response-information"], "a topic prefix (`{client_id}` is replaced)", Nothing),
     key(Top, &["session-owner"], "`user` or `client-id`", Nothing),
     key(Top, &["session-expiry-interval", "session_expiry_interval"], SECONDS_OR_NULL, Nothing),
+    key(Top, &["persistent-client-expiration"], "seconds, or Mosquitto's `<n>h`, `d`, `w`, `m` or `y`", Nothing),
     key(Top, &["metrics"], "a mapping of metrics settings (`bind`, `path`)", Keys(Metrics)),
     key(Top, &["persistence"], "a mapping of persistence settings (`enabled`, `path`, `sync`)", Keys(Persistence)),
     key(Top, &["log-level"], "a log filter such as `info` or `moth=debug`", Nothing),

@@ -44,7 +44,8 @@ pub(crate) use diagnostics::file_path;
 pub use diagnostics::{ConfigError, Diagnostic};
 pub use position::Position;
 pub use schema::{
-    AuthFile, ConfigFile, ListenerFile, ListenerType, MetricsFile, OneOrMany, PersistenceFile, TopicCheckFile,
+    AuthFile, ConfigFile, ListenerFile, ListenerType, MetricsFile, OneOrMany, PersistenceFile, SecondsOrText,
+    TopicCheckFile,
 };
 pub use types::{
     AuthConfig, ChainDefault, Config, Limits, ListenerConfig, ListenerKind, LogFormat, MetricsConfig,

@@ -15,7 +15,7 @@ use super::bind::parse_bind;
 use super::diagnostics::{At, ConfigError, Ctx, one_line, show_num, show_path};
 use super::listeners::resolve_listeners;
 use super::position::{Seg, child, path};
-use super::schema::{AuthFile, ConfigFile, MetricsFile, OneOrMany, PersistenceFile, TopicCheckFile};
+use super::schema::{AuthFile, ConfigFile, MetricsFile, OneOrMany, PersistenceFile, SecondsOrText, TopicCheckFile};
 use super::types::{
     AuthConfig, ChainDefault, Config, DEFAULT_SYNC_INTERVAL, DEFAULT_TIMEOUT_DISCONNECT_DELAY, Limits, ListenerConfig,
     MAX_PACKET_SIZE_CAP, MetricsConfig, PersistenceConfig, PluginsConfig, SyncMode, TopicCheckConfig,
@@ -45,8 +45,10 @@ pub(super) fn resolve(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<Config, Conf
         sys_interval = ctx.seconds(&at, seconds)?;
     }
     let max_qos = resolve_max_qos(raw.max_qos, raw.max_qos_alt, ctx)?;
+    let mut library_options = BTreeMap::new();
     let (auth, topic_check) = match amqtt {
-        Some(plugins) => {
+        Some(mut plugins) => {
+            library_options = std::mem::take(&mut plugins.library_options);
             let beside = [
                 ("auth", raw.auth.is_some()),
                 ("topic-check", raw.topic_check.is_some()),
@@ -77,6 +79,8 @@ pub(super) fn resolve(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<Config, Conf
         ("session_expiry_interval", raw.session_expiry_interval_alt),
         ctx,
     )?;
+    let session_expiry_interval =
+        with_persistent_client_expiration(session_expiry_interval, raw.persistent_client_expiration, ctx)?;
     let metrics = match raw.metrics {
         Some(section) => resolve_metrics(section, &listeners, ctx)?,
         None => None,
@@ -86,8 +90,16 @@ pub(super) fn resolve(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<Config, Conf
         None => None,
     };
     check_log_level(raw.log_level.as_deref(), ctx)?;
-    let plugins =
+    let mut plugins =
         resolve_plugins(raw.plugins_dir, raw.plugins_config, raw.plugin_timeout, raw.plugin_concurrency, ctx)?;
+    for (name, options) in library_options {
+        if plugins.options.contains_key(&name) {
+            let spot = ctx.spot(&path(&["plugins-config", &name]), At::Key);
+            let why = "given twice: amqtt's `plugins:` map already configures this plugin; keep one";
+            return Err(ctx.invalid(&spot, why.to_string()));
+        }
+        plugins.options.insert(name, options);
+    }
 
     let config = Config {
         listeners,
@@ -122,6 +134,53 @@ fn seconds_of(
         Some((v, key)) => ctx.seconds(&path(&[key]), v).map(Some),
         None => Ok(None),
     }
+}
+
+/// Mosquitto's `persistent_client_expiration` habit, as another name of
+/// `session-expiry-interval`: seconds, or `<n>h`, `d`, `w`, `m` (30 days) or
+/// `y` (365 days), as `mosquitto.conf` writes it. Both given is an error:
+/// they are one setting.
+fn with_persistent_client_expiration(
+    session_expiry: Option<Duration>,
+    mosquitto: Option<SecondsOrText>,
+    ctx: &mut Ctx<'_>,
+) -> Result<Option<Duration>, ConfigError> {
+    const KEY: &str = "persistent-client-expiration";
+    let Some(value) = mosquitto else { return Ok(session_expiry) };
+    let spot = ctx.spot(&path(&[KEY]), At::Value);
+    if session_expiry.is_some() {
+        let why = "says what `session-expiry-interval` says (Mosquitto's name for it); keep one";
+        return Err(ctx.invalid(&ctx.spot(&path(&[KEY]), At::Key), why.to_string()));
+    }
+    let seconds = match value {
+        SecondsOrText::Seconds(s) => s,
+        SecondsOrText::Text(text) => match mosquitto_duration(&text) {
+            Some(s) => s,
+            None => {
+                let why = format!("expected seconds or a count with h, d, w, m or y (`1d`), found `{text}`");
+                return Err(ctx.invalid(&spot, why));
+            }
+        },
+    };
+    ctx.seconds(&path(&[KEY]), seconds).map(Some)
+}
+
+/// Seconds of a Mosquitto duration: `<n>` followed by `h`, `d`, `w`, `m`
+/// (a month, 30 days) or `y` (365 days).
+fn mosquitto_duration(text: &str) -> Option<f64> {
+    let text = text.trim();
+    let unit = text.chars().last()?;
+    let n: u32 = text[..text.len() - unit.len_utf8()].parse().ok()?;
+    let hour = 3600.0;
+    let per = match unit {
+        'h' => hour,
+        'd' => 24.0 * hour,
+        'w' => 7.0 * 24.0 * hour,
+        'm' => 30.0 * 24.0 * hour,
+        'y' => 365.0 * 24.0 * hour,
+        _ => return None,
+    };
+    Some(f64::from(n) * per)
 }
 
 fn resolve_max_qos(first: Option<u8>, second: Option<u8>, ctx: &mut Ctx<'_>) -> Result<QoS, ConfigError> {

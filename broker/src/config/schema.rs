@@ -101,6 +101,10 @@ pub struct ConfigFile {
     /// `session-expiry-interval`, seconds; null = never.
     #[serde(rename = "session-expiry-interval")]
     pub session_expiry_interval: Option<f64>,
+    /// `persistent-client-expiration` (Mosquitto's name): seconds, or
+    /// Mosquitto's `<n>h|d|w|m|y` text.
+    #[serde(rename = "persistent-client-expiration")]
+    pub persistent_client_expiration: Option<SecondsOrText>,
     /// `session_expiry_interval` (amqtt's spelling), seconds.
     #[serde(rename = "session_expiry_interval")]
     pub session_expiry_interval_alt: Option<f64>,
@@ -373,4 +377,14 @@ fn de_ssl<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
 fn de_acl<'de, D: Deserializer<'de>>(d: D) -> Result<Option<BTreeMap<String, Vec<String>>>, D::Error> {
     let raw = Option::<BTreeMap<String, Option<Vec<String>>>>::deserialize(d)?;
     Ok(raw.map(|m| m.into_iter().map(|(user, filters)| (user, filters.unwrap_or_default())).collect()))
+}
+
+/// A duration written as seconds or as text (`persistent-client-expiration`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum SecondsOrText {
+    /// A number of seconds.
+    Seconds(f64),
+    /// Mosquitto's `<n>h|d|w|m|y`.
+    Text(String),
 }

@@ -1056,3 +1056,17 @@ fn a_tab_is_reported_where_it_is() {
     let e = err("listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:1883\n\tmax_connections: 5\n");
     assert!(e.starts_with("<string>:5:1:") && e.contains("tab"), "{e}");
 }
+
+#[test]
+fn mosquittos_persistent_client_expiration_is_another_name_of_session_expiry() {
+    let expiry = |yaml: &str| ok(yaml).session_expiry_interval;
+    assert_eq!(expiry("persistent-client-expiration: 2d\n"), Some(Duration::from_secs(2 * 86_400)));
+    assert_eq!(expiry("persistent-client-expiration: 1m\n"), Some(Duration::from_secs(30 * 86_400)));
+    assert_eq!(expiry("persistent-client-expiration: 3h\n"), Some(Duration::from_secs(3 * 3600)));
+    assert_eq!(expiry("persistent-client-expiration: 90\n"), Some(Duration::from_secs(90)));
+    assert_eq!(expiry("session_expiry_interval: 60\n"), Some(Duration::from_secs(60)));
+    let e = err("persistent-client-expiration: 2 days\n");
+    assert!(e.contains("expected seconds or a count with h, d, w, m or y"), "{e}");
+    let e = err("session-expiry-interval: 60\npersistent-client-expiration: 1d\n");
+    assert!(e.contains("keep one"), "{e}");
+}
