@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# A bounded fuzz pass over the codec (broker/protocol/fuzz): each target runs
+# A bounded fuzz pass over the codec and the session state machine
+# (broker/protocol/fuzz): each target runs
 # SECONDS seconds (default 30) from the committed corpus, with no sanitizer
 # (`-s none`, which stable Rust allows; safe Rust's bugs are panics, which
 # libFuzzer catches). New inputs go to a scratch directory, so the committed
@@ -15,7 +16,7 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.2 --
 artifacts=$PWD/target/fuzz-artifacts
 mkdir -p "$artifacts"
 cd broker/protocol/fuzz
-for target in decode connect; do
+for target in decode connect session; do
   scratch=$(mktemp -d)
   echo "==> fuzz $target for ${SECONDS_PER_TARGET}s"
   log=$scratch.log

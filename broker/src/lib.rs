@@ -87,6 +87,14 @@ mod store;
 mod testing;
 mod transport;
 
+/// Not part of the API: the session state machine for the `session` fuzz
+/// target (`broker/protocol/fuzz`), compiled only under cargo-fuzz.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::session::fuzz::session;
+}
+
 // The protocol layer, under the names the other layers use (`crate::packet`).
 use moth_protocol::{codec, message, packet, topic};
 

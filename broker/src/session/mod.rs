@@ -7,6 +7,8 @@
 
 pub(crate) mod delivery;
 pub(crate) mod durable;
+#[cfg(any(test, fuzzing))]
+pub(crate) mod fuzz;
 pub(crate) mod inflight;
 pub(crate) mod liveness;
 pub(crate) mod shared_group;
