@@ -22,7 +22,11 @@ ROUNDS=${ROUNDS:-5}
 # again: seconds until it answers CONNECT, its memory, the store's size.
 RESTART_RETAINED=${RESTART_RETAINED:-1000000}
 RESTART_SESSIONS=${RESTART_SESSIONS:-100000}
-SCENARIOS=${SCENARIOS:-"fanin-qos0 fanin-qos0-v5 fanin-qos1 fanin-qos1-v5 fanout-qos0 fanout-qos0-v5 fanout-qos1 fanout-qos1-v5 pairs-qos1 pairs-qos1-v5 fanin-qos1-persistent fanin-qos1-disk-batch fanin-qos1-disk-always pairs-qos1-persistent pairs-qos1-disk-batch pairs-qos1-disk-always latency latency-v5 connect idle idle-v5 connect-auth restart"}
+# `connect-auth-http`: the connect-auth storm against moth whose
+# `auth_http` plugin asks a local HTTP service (loadgen's, which answers
+# every request at once), each login an HTTP request; its `-warm` row is the
+# second storm, answered from the plugin's cache.
+SCENARIOS=${SCENARIOS:-"fanin-qos0 fanin-qos0-v5 fanin-qos1 fanin-qos1-v5 fanout-qos0 fanout-qos0-v5 fanout-qos1 fanout-qos1-v5 pairs-qos1 pairs-qos1-v5 fanin-qos1-persistent fanin-qos1-disk-batch fanin-qos1-disk-always pairs-qos1-persistent pairs-qos1-disk-batch pairs-qos1-disk-always latency latency-v5 connect idle idle-v5 connect-auth connect-auth-http restart"}
 IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}
 AUTH_USERS=${AUTH_USERS:-5000}
 
@@ -33,7 +37,7 @@ if ! command -v mosquitto >/dev/null; then
 fi
 # rumqttd: `--locked` fails on this toolchain, so it is not used.
 command -v rumqttd >/dev/null || cargo install rumqttd
-cargo build --release -q -p moth -p moth-bench
+cargo build --release -q -p moth -p moth-bench -p moth-auth-http
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # connect-auth: AUTH_USERS users user0..N with the password the generator
@@ -56,6 +60,16 @@ sed "s|^auth:|auth:\n  plugins: [auth_file]\n  password-file: $auth/moth.passwd|
 { cat bench/mosquitto.conf; echo "password_file $auth/mosquitto.passwd"; } \
   | sed 's/^allow_anonymous true/allow_anonymous false/' > "$auth/mosquitto.conf"
 
+# auth_http against loadgen's HTTP service, for the whole run.
+HTTP_PORT=18899
+mkdir -p "$auth/plugins"
+cp target/release/libmoth_auth_http.so "$auth/plugins/"
+./target/release/loadgen http-ok --port "$HTTP_PORT" &
+HTTP_PID=$!
+trap 'kill "$HTTP_PID" 2>/dev/null || true' EXIT
+sed "s|^auth:|plugins-dir: $auth/plugins\nplugins-config:\n  auth_http: {host: 127.0.0.1, port: $HTTP_PORT, user_uri: /user, request_method: post, auth-cache-ttl: 600}\nauth:\n  plugins: [auth_http]|; s|allow-anonymous: true|allow-anonymous: false|" \
+  bench/moth.yaml > "$auth/moth-http.yaml"
+
 # Persistence: a fresh store per run, on the disk the repository is on.
 store=$PWD/target/bench-store
 persist_configs() { # persist_configs SYNC: moth and Mosquitto with their stores emptied
@@ -72,6 +86,7 @@ start() { # start BROKER [auth]
   case $1${2:+-$2} in
     moth) ./target/release/moth -c bench/moth.yaml >/dev/null 2>&1 & ;;
     moth-auth) ./target/release/moth -c "$auth/moth.yaml" >/dev/null 2>&1 & ;;
+    moth-auth-http) ./target/release/moth -c "$auth/moth-http.yaml" >/dev/null 2>&1 & ;;
     mosquitto) mosquitto -c bench/mosquitto.conf >/dev/null 2>&1 & ;;
     mosquitto-auth) mosquitto -c "$auth/mosquitto.conf" >/dev/null 2>&1 & ;;
     moth-disk-*) persist_configs "${2#disk-}"; ./target/release/moth -c "$store/moth.yaml" >/dev/null 2>&1 & ;;
@@ -111,6 +126,7 @@ for round in $(seq "$ROUNDS"); do
     brokers="moth mosquitto rumqttd" mode="" connections=$IDLE_CONNECTIONS
     # rumqttd keeps plain-text passwords in its config: nothing to compare.
     [ "$scenario" = connect-auth ] && brokers="moth mosquitto" mode=auth connections=$AUTH_USERS
+    [ "$scenario" = connect-auth-http ] && brokers="moth" mode=auth-http connections=$AUTH_USERS
     # rumqttd keeps nothing on disk.
     case $scenario in *-disk-batch) brokers="moth mosquitto" mode=disk-batch ;; *-disk-always) brokers="moth mosquitto" mode=disk-always ;; esac
     # Each round starts with another broker: the first run after a heavy

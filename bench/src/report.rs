@@ -14,7 +14,7 @@ const BROKERS: [&str; 3] = ["moth", "mosquitto", "rumqttd"];
 /// persistent session, brokers in memory; `-disk-batch` and `-disk-always`:
 /// the same against moth with persistence (`sync: batch`, `always`) and
 /// Mosquitto with `persistence true` (rumqttd has none).
-const ORDER: [&str; 30] = [
+const ORDER: [&str; 42] = [
     "fanin-qos0",
     "fanin-qos0-v5",
     "fanin-qos1",
@@ -25,6 +25,16 @@ const ORDER: [&str; 30] = [
     "fanout-qos1-v5",
     "pairs-qos1",
     "pairs-qos1-v5",
+    "fanin-qos0-cpu",
+    "fanin-qos0-v5-cpu",
+    "fanin-qos1-cpu",
+    "fanin-qos1-v5-cpu",
+    "fanout-qos0-cpu",
+    "fanout-qos0-v5-cpu",
+    "fanout-qos1-cpu",
+    "fanout-qos1-v5-cpu",
+    "pairs-qos1-cpu",
+    "pairs-qos1-v5-cpu",
     "fanin-qos1-persistent",
     "fanin-qos1-disk-batch",
     "fanin-qos1-disk-always",
@@ -42,6 +52,8 @@ const ORDER: [&str; 30] = [
     "idle",
     "idle-v5",
     "connect-auth",
+    "connect-auth-http",
+    "connect-auth-http-warm",
     "restart",
     "restart-rss",
     "restart-store",
@@ -122,6 +134,16 @@ pub fn report(input: &Path, markdown: Option<&Path>, svg: Option<&Path>) -> std:
                 (format!("{s}-cpu"), cpu_us_per(broker_cpu, secs, received)),
             ],
             "connect" => vec![("connect-cpu".to_string(), cpu_us_per(broker_cpu, secs, received))],
+            "connect-auth-http" => {
+                vec![("connect-auth-http-warm".to_string(), extra(extras, "second_s").unwrap_or(f64::NAN))]
+            }
+            // What the broker spends per message delivered, over the whole
+            // run: the v5 rows against their 3.1.1 rows, whatever share of
+            // the two cores the generator took.
+            s if ["fanin", "fanout", "pairs"].iter().any(|p| s.starts_with(p)) => {
+                let wall = extra(extras, "wall").unwrap_or(f64::NAN);
+                vec![(format!("{s}-cpu"), 1000.0 * cpu_us_per(broker_cpu, wall, received))]
+            }
             "restart" => vec![
                 ("restart-rss".to_string(), extra(extras, "rss_mb").unwrap_or(f64::NAN)),
                 ("restart-store".to_string(), extra(extras, "store_mb").unwrap_or(f64::NAN)),
