@@ -164,11 +164,8 @@ fn json_ok(ok: &str) -> Reply {
 /// A broker whose chains are `auth_http` with `options`: the auth chain,
 /// and the topic chain when the options name a `topic_uri`.
 async fn broker(dir: &PluginDir, service: &Service, options: &str) -> TestBroker {
-    let topics = if options.contains("topic_uri") {
-        "topic-check:\n  enabled: true\n  plugins: [auth_http]\n"
-    } else {
-        ""
-    };
+    let topics =
+        if options.contains("topic_uri") { "topic-check:\n  enabled: true\n  plugins: [auth_http]\n" } else { "" };
     TestBroker::start(&format!(
         "{}auth:\n  plugins: [auth_http]\n  allow-anonymous: false\n{topics}\
          plugins-config:\n  auth_http: {{host: 127.0.0.1, port: {}, {options}}}\n",
