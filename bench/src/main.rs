@@ -183,6 +183,17 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
     }
 }
 
+/// The exit code of a subcommand that prints nothing on success.
+fn done(what: &str, result: std::io::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("loadgen {what}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Bytes of the files in `dir` and below.
 fn dir_bytes(dir: &std::path::Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
@@ -199,23 +210,13 @@ fn dir_bytes(dir: &std::path::Path) -> u64 {
 fn main() -> ExitCode {
     let args = Args::parse();
     match args.command {
-        Command::Report { input, markdown, svg } => match report::report(&input, markdown.as_deref(), svg.as_deref()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("loadgen report: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Fill { addr, retained, sessions } => {
-            match runtime().map(|rt| rt.block_on(restart::fill(addr, retained, sessions))) {
-                Some(Ok(())) => ExitCode::SUCCESS,
-                Some(Err(e)) => {
-                    eprintln!("loadgen fill: {e}");
-                    ExitCode::FAILURE
-                }
-                None => ExitCode::FAILURE,
-            }
+        Command::Report { input, markdown, svg } => {
+            done("report", report::report(&input, markdown.as_deref(), svg.as_deref()))
         }
+        Command::Fill { addr, retained, sessions } => match runtime() {
+            Some(rt) => done("fill", rt.block_on(restart::fill(addr, retained, sessions))),
+            None => ExitCode::FAILURE,
+        },
         Command::Ready { addr, broker, pid, store } => {
             let Some(rt) = runtime() else { return ExitCode::FAILURE };
             match rt.block_on(restart::ready(addr, std::time::Duration::from_secs(120))) {
@@ -231,21 +232,9 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::HttpOk { port } => match http_ok::serve(port) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("loadgen http-ok: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::HttpOk { port } => done("http-ok", http_ok::serve(port)),
         Command::Run { addr, broker, pid, sources, scenario, connections } => {
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("loadgen: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
+            let Some(runtime) = runtime() else { return ExitCode::FAILURE };
             let target = Target { addr, sources };
             let (gen0, broker0) = (scenarios::cpu_seconds(None), scenarios::cpu_seconds(pid));
             let wall = std::time::Instant::now();

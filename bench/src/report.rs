@@ -105,6 +105,37 @@ fn advantage(moth: f64, other: f64, higher_better: bool) -> f64 {
     if higher_better { moth / other } else { other / moth }
 }
 
+/// Rows of their own, derived from a scenario's line (`scenario`, the
+/// broker's CPU share, the messages received, the extras): the latency
+/// scenario's p99.9, and the broker's CPU per message, delivery or CONNECT
+/// (what the broker spends, which a rate shared with the generator on two
+/// cores hides).
+fn derived_rows(scenario: &str, broker_cpu: f64, received: f64, extras: &str) -> Vec<(String, f64)> {
+    let secs = extra(extras, "secs").unwrap_or(f64::NAN);
+    match scenario {
+        s @ ("latency" | "latency-v5") => vec![
+            (format!("{s}-p999"), extra(extras, "p999_us").unwrap_or(f64::NAN)),
+            (format!("{s}-cpu"), cpu_us_per(broker_cpu, secs, received)),
+        ],
+        "connect" => vec![("connect-cpu".to_string(), cpu_us_per(broker_cpu, secs, received))],
+        "connect-auth-http" => {
+            vec![("connect-auth-http-warm".to_string(), extra(extras, "second_s").unwrap_or(f64::NAN))]
+        }
+        // What the broker spends per message delivered, over the whole
+        // run: the v5 rows against their 3.1.1 rows, whatever share of the
+        // two cores the generator took.
+        s if ["fanin", "fanout", "pairs"].iter().any(|p| s.starts_with(p)) => {
+            let wall = extra(extras, "wall").unwrap_or(f64::NAN);
+            vec![(format!("{s}-cpu"), 1000.0 * cpu_us_per(broker_cpu, wall, received))]
+        }
+        "restart" => vec![
+            ("restart-rss".to_string(), extra(extras, "rss_mb").unwrap_or(f64::NAN)),
+            ("restart-store".to_string(), extra(extras, "store_mb").unwrap_or(f64::NAN)),
+        ],
+        _ => vec![],
+    }
+}
+
 pub fn report(input: &Path, markdown: Option<&Path>, svg: Option<&Path>) -> std::io::Result<()> {
     let text = std::fs::read_to_string(input)?;
     let mut cells: BTreeMap<(String, String), Cell> = BTreeMap::new();
@@ -120,36 +151,8 @@ pub fn report(input: &Path, markdown: Option<&Path>, svg: Option<&Path>) -> std:
         if f[7] != "-" {
             cell.errors.push(f[7].to_string());
         }
-        // Rows of their own, derived from a scenario's line: the latency
-        // scenario's p99.9, and the broker's CPU per message or CONNECT
-        // (what the broker spends, which a rate shared with the generator
-        // on two cores hides).
         let broker_cpu: f64 = f[6].parse().unwrap_or(f64::NAN);
-        let received: f64 = f[4].parse().unwrap_or(f64::NAN);
-        let extras = f.get(8).copied().unwrap_or("");
-        let secs = extra(extras, "secs").unwrap_or(f64::NAN);
-        let derived = match f[1] {
-            s @ ("latency" | "latency-v5") => vec![
-                (format!("{s}-p999"), extra(extras, "p999_us").unwrap_or(f64::NAN)),
-                (format!("{s}-cpu"), cpu_us_per(broker_cpu, secs, received)),
-            ],
-            "connect" => vec![("connect-cpu".to_string(), cpu_us_per(broker_cpu, secs, received))],
-            "connect-auth-http" => {
-                vec![("connect-auth-http-warm".to_string(), extra(extras, "second_s").unwrap_or(f64::NAN))]
-            }
-            // What the broker spends per message delivered, over the whole
-            // run: the v5 rows against their 3.1.1 rows, whatever share of
-            // the two cores the generator took.
-            s if ["fanin", "fanout", "pairs"].iter().any(|p| s.starts_with(p)) => {
-                let wall = extra(extras, "wall").unwrap_or(f64::NAN);
-                vec![(format!("{s}-cpu"), 1000.0 * cpu_us_per(broker_cpu, wall, received))]
-            }
-            "restart" => vec![
-                ("restart-rss".to_string(), extra(extras, "rss_mb").unwrap_or(f64::NAN)),
-                ("restart-store".to_string(), extra(extras, "store_mb").unwrap_or(f64::NAN)),
-            ],
-            _ => vec![],
-        };
+        let derived = derived_rows(f[1], broker_cpu, f[4].parse().unwrap_or(f64::NAN), f.get(8).copied().unwrap_or(""));
         for (row, value) in derived {
             let cell = cells.entry((row, f[0].to_string())).or_default();
             cell.values.push(value);

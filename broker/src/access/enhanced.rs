@@ -23,11 +23,17 @@ use crate::plugin_host::call::{ChainPlugin, call_enhanced_auth};
 use crate::stats::AuthAnswer;
 
 /// What a step of an exchange came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Outcome {
+pub(crate) enum Step {
     /// Send the client this challenge (AUTH 0x18) and go on with its answer
     /// ([`Exchange::next`]).
-    Continue(Vec<u8>),
+    Challenge(Exchange, Vec<u8>),
+    /// The exchange is over.
+    Done(Outcome),
+}
+
+/// How an exchange ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
     /// The client is who it says: admit it (CONNACK 0 or AUTH 0x00 with the data).
     Success {
         data: Option<Vec<u8>>,
@@ -55,14 +61,13 @@ pub(crate) struct Exchange {
 impl AccessControl {
     /// Step 1 of an exchange: asks the chain's enhanced-authentication
     /// plugins in order with `first` (its `step`, `state` and `data` are
-    /// set here from `data`). Returns the exchange to go on with when the
-    /// outcome is [`Outcome::Continue`].
+    /// set here from `data`).
     pub(crate) async fn enhanced_start(
         &self,
         mut first: AuthStep,
         data: Option<Vec<u8>>,
         mut record: impl FnMut(&str, AuthAnswer, Duration),
-    ) -> (Option<Exchange>, Outcome) {
+    ) -> Step {
         let chains = self.chains();
         first.step = 1;
         first.state = None;
@@ -75,22 +80,20 @@ impl AccessControl {
                 record(&p.name, AuthAnswer::Ignored, started.elapsed());
                 continue;
             }
-            let mut exchange = Exchange { plugin: p.clone(), timeout: chains.timeout, last: first };
-            let outcome = exchange.settle(reply, started, &mut record);
-            let going_on = matches!(outcome, Outcome::Continue(_));
-            return (going_on.then_some(exchange), outcome);
+            let exchange = Exchange { plugin: p.clone(), timeout: chains.timeout, last: first };
+            return exchange.settle(reply, started, &mut record);
         }
-        (None, Outcome::UnknownMethod)
+        Step::Done(Outcome::UnknownMethod)
     }
 }
 
 impl Exchange {
     /// The next step, with the client's answer to the last challenge.
     pub(crate) async fn next(
-        &mut self,
+        mut self,
         data: Option<Vec<u8>>,
         mut record: impl FnMut(&str, AuthAnswer, Duration),
-    ) -> Outcome {
+    ) -> Step {
         let started = Instant::now();
         if self.last.step >= MAX_STEPS {
             let reason = format!("the exchange took more than {MAX_STEPS} steps");
@@ -107,11 +110,11 @@ impl Exchange {
     /// What a reply means; keeps a challenge's state for the next step,
     /// counts and logs the end of the exchange.
     fn settle(
-        &mut self,
+        mut self,
         reply: Result<AuthReply, String>,
         started: Instant,
         record: &mut impl FnMut(&str, AuthAnswer, Duration),
-    ) -> Outcome {
+    ) -> Step {
         let reply = match reply {
             Ok(AuthReply::Continue { state, .. }) if state.len() > MAX_STATE => {
                 Err(format!("its state of {} bytes is over the {MAX_STATE}-byte limit", state.len()))
@@ -122,7 +125,7 @@ impl Exchange {
         let (answer, outcome) = match reply {
             Ok(AuthReply::Continue { data, state }) => {
                 self.last.state = Some(state);
-                return Outcome::Continue(data);
+                return Step::Challenge(self, data);
             }
             Ok(AuthReply::Success { data, username }) => {
                 (AuthAnswer::Allowed, Outcome::Success { data, username, plugin })
@@ -138,7 +141,7 @@ impl Exchange {
             Err(e) => self.failed(e),
         };
         record(&self.plugin.name, answer, started.elapsed());
-        outcome
+        Step::Done(outcome)
     }
 
     /// An error, a panic, a timeout or a reply that breaks the rules: a
@@ -218,14 +221,17 @@ mod tests {
     /// Runs an exchange to its end, the client answering each challenge
     /// with `[step]`; the outcome and how many challenges came.
     async fn run(access: &AccessControl, method: &str) -> (Outcome, u32) {
-        let (mut exchange, mut outcome) = access.enhanced_start(first(method), Some(vec![0]), |_, _, _| {}).await;
+        let mut step = access.enhanced_start(first(method), Some(vec![0]), |_, _, _| {}).await;
         let mut challenges = 0;
-        while let Outcome::Continue(data) = &outcome {
-            challenges += 1;
-            let ex = exchange.as_mut().expect("an exchange goes on after a challenge");
-            outcome = ex.next(Some(data.clone()), |_, _, _| {}).await;
+        loop {
+            match step {
+                Step::Challenge(exchange, data) => {
+                    challenges += 1;
+                    step = exchange.next(Some(data), |_, _, _| {}).await;
+                }
+                Step::Done(outcome) => return (outcome, challenges),
+            }
         }
-        (outcome, challenges)
     }
 
     #[tokio::test]

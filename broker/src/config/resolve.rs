@@ -45,10 +45,8 @@ pub(super) fn resolve(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<Config, Conf
         sys_interval = ctx.seconds(&at, seconds)?;
     }
     let max_qos = resolve_max_qos(raw.max_qos, raw.max_qos_alt, ctx)?;
-    let mut library_options = BTreeMap::new();
-    let (auth, topic_check) = match amqtt {
-        Some(mut plugins) => {
-            library_options = std::mem::take(&mut plugins.library_options);
+    let (auth, topic_check, library_options) = match amqtt {
+        Some(plugins) => {
             let beside = [
                 ("auth", raw.auth.is_some()),
                 ("topic-check", raw.topic_check.is_some()),
@@ -58,7 +56,7 @@ pub(super) fn resolve(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<Config, Conf
         }
         None => {
             let auth = resolve_auth(raw.auth.unwrap_or_default(), ctx)?;
-            (auth, resolve_topic_check_section(raw.topic_check, raw.topic_check_alt, ctx)?)
+            (auth, resolve_topic_check_section(raw.topic_check, raw.topic_check_alt, ctx)?, BTreeMap::new())
         }
     };
     let mut limits = resolve_limits(raw.max_packet_size, raw.max_inflight, raw.max_queued_messages, ctx)?;
@@ -92,14 +90,7 @@ pub(super) fn resolve(raw: ConfigFile, ctx: &mut Ctx<'_>) -> Result<Config, Conf
     check_log_level(raw.log_level.as_deref(), ctx)?;
     let mut plugins =
         resolve_plugins(raw.plugins_dir, raw.plugins_config, raw.plugin_timeout, raw.plugin_concurrency, ctx)?;
-    for (name, options) in library_options {
-        if plugins.options.contains_key(&name) {
-            let spot = ctx.spot(&path(&["plugins-config", &name]), At::Key);
-            let why = "given twice: amqtt's `plugins:` map already configures this plugin; keep one";
-            return Err(ctx.invalid(&spot, why.to_string()));
-        }
-        plugins.options.insert(name, options);
-    }
+    add_library_options(&mut plugins, library_options, ctx)?;
 
     let config = Config {
         listeners,
@@ -225,7 +216,8 @@ fn show_section(_: &TopicCheckFile) -> String {
     "{...}".to_owned()
 }
 
-/// The chains of an amqtt `plugins:` map ([`amqtt`](super::amqtt)). The `auth` and
+/// The chains of an amqtt `plugins:` map ([`amqtt`](super::amqtt)), and the
+/// options it gives plugin libraries. The `auth` and
 /// `topic-check` sections beside it are an error: amqtt ignores them, and
 /// ignoring a section that asks for a password file would leave the broker
 /// more open than its author meant.
@@ -233,7 +225,7 @@ fn amqtt_chains(
     plugins: amqtt::AmqttPlugins,
     beside: &[(&str, bool)],
     ctx: &Ctx<'_>,
-) -> Result<(AuthConfig, TopicCheckConfig), ConfigError> {
+) -> Result<(AuthConfig, TopicCheckConfig, BTreeMap<String, serde_json::Value>), ConfigError> {
     if let Some((key, _)) = beside.iter().find(|(_, present)| *present) {
         let spot = ctx.spot(&path(&[key]), At::Key);
         return Err(ctx.invalid(
@@ -260,7 +252,25 @@ fn amqtt_chains(
         receive_acl: plugins.receive_acl,
         default: ChainDefault::Deny,
     };
-    Ok((auth, topic_check))
+    Ok((auth, topic_check, plugins.library_options))
+}
+
+/// The options amqtt's `plugins:` map gives plugin libraries (`auth_http`),
+/// beside `plugins-config`; one plugin configured in both is an error.
+fn add_library_options(
+    plugins: &mut PluginsConfig,
+    library_options: BTreeMap<String, serde_json::Value>,
+    ctx: &Ctx<'_>,
+) -> Result<(), ConfigError> {
+    for (name, options) in library_options {
+        if plugins.options.contains_key(&name) {
+            let spot = ctx.spot(&path(&["plugins-config", &name]), At::Key);
+            let why = "given twice: amqtt's `plugins:` map already configures this plugin; keep one";
+            return Err(ctx.invalid(&spot, why.to_string()));
+        }
+        plugins.options.insert(name, options);
+    }
+    Ok(())
 }
 
 fn check_plugin_names(base: &[Seg], plugins: &Option<Vec<String>>, ctx: &Ctx<'_>) -> Result<(), ConfigError> {

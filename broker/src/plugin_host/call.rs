@@ -82,15 +82,25 @@ impl ChainPlugin {
 /// One authentication call: off the async threads, bounded in time and in
 /// concurrency, unless the plugin declares `FAST_AUTHENTICATE`.
 pub(crate) async fn call_authenticate(p: &Arc<ChainPlugin>, input: &Arc<AuthInput>, timeout: Duration) -> Answer {
-    if p.caps.contains(Capabilities::FAST_AUTHENTICATE) {
-        // Declared non-blocking (the built-in auth_anonymous): in place.
-        return input.with_request(|r| p.object.authenticate(r)).into_result().map_err(|e| e.into_string());
-    }
     let input = input.clone();
-    on_blocking_pool(p, timeout, move |plugin| {
+    auth_call(p, timeout, move |plugin| {
         input.with_request(|r| plugin.object.authenticate(r)).into_result().map_err(|e| e.into_string())
     })
     .await
+}
+
+/// How every authentication-side call is made: in place for a plugin that
+/// declares `FAST_AUTHENTICATE` (the built-in auth_anonymous), else on the
+/// blocking pool under the plugin's bounds.
+async fn auth_call<T: Send + 'static>(
+    p: &Arc<ChainPlugin>,
+    timeout: Duration,
+    f: impl FnOnce(&ChainPlugin) -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    if p.caps.contains(Capabilities::FAST_AUTHENTICATE) {
+        return f(p);
+    }
+    on_blocking_pool(p, timeout, f).await
 }
 
 /// One step of an enhanced authentication exchange (plugin-api 1.4), called
@@ -110,10 +120,7 @@ pub(crate) async fn call_enhanced_auth(
             RNone => Err(format!("declares ENHANCED_AUTHENTICATE but does not answer {}", enhanced_auth::EXTENSION)),
         }
     }
-    if p.caps.contains(Capabilities::FAST_AUTHENTICATE) {
-        return call(p, &step);
-    }
-    on_blocking_pool(p, timeout, move |plugin| call(plugin, &step)).await
+    auth_call(p, timeout, move |plugin| call(plugin, &step)).await
 }
 
 /// One topic check. Plugins that declare themselves fast are called in

@@ -360,17 +360,8 @@ fn accept(
     }
     let mut connack = Connack::new(present, ConnectReturnCode::Accepted);
     if v5 {
-        connack.properties = connack_properties(ctx, &client_id, assigned, capped);
-        if connect.properties.request_response_information == Some(true)
-            && let Some(template) = &ctx.config.response_information
-        {
-            // Only when asked [MQTT-3.1.2-28].
-            connack.properties.response_information = Some(template.replace("{client_id}", &client_id));
-        }
-        if let Some(e) = &enhanced {
-            connack.properties.authentication_method = Some(e.method.clone());
-            connack.properties.authentication_data = e.data.clone();
-        }
+        let granted = Granted { client_id: &client_id, assigned, capped, enhanced: enhanced.as_ref() };
+        connack.properties = connack_properties(ctx, &connect, granted);
     }
     io.emit(&Packet::Connack(Box::new(connack)));
     ctx.stats.client_connected(listener, connect.protocol);
@@ -382,14 +373,7 @@ fn accept(
         auth = "allowed", tls_identity = info.tls_identity.as_deref(),
         plugin = decided_by.as_deref().unwrap_or("-"), "client connected"
     );
-    {
-        let mut state = session.lock();
-        let (publishes, pubrels) = state.resume_into(&mut io.outbuf);
-        let who = Who { client_id: &client_id, username, listener: &info.listener };
-        let drained = drain(ctx, &mut state, &mut io.outbuf, &who);
-        bump(&mut io.pending.packets_sent, publishes + pubrels + drained);
-        bump(&mut io.pending.publish_sent, publishes + drained);
-    }
+    resume(ctx, io, &session, &Who { client_id: &client_id, username, listener: &info.listener });
     let keep_alive = (connect.keep_alive > 0)
         .then(|| Duration::from_secs(u64::from(connect.keep_alive)) + ctx.config.timeout_disconnect_delay);
     session.liveness.arm(keep_alive);
@@ -417,6 +401,16 @@ fn accept(
     }
 }
 
+/// Behind the CONNACK: what a resumed session must send again, then what
+/// waits in its queue.
+fn resume(ctx: &Shared, io: &mut Io, session: &SessionHandle, who: &Who<'_>) {
+    let mut state = session.lock();
+    let (publishes, pubrels) = state.resume_into(&mut io.outbuf);
+    let drained = drain(ctx, &mut state, &mut io.outbuf, who);
+    bump(&mut io.pending.packets_sent, publishes + pubrels + drained);
+    bump(&mut io.pending.publish_sent, publishes + drained);
+}
+
 /// Records the connection's will, so that a crash publishes it at the next
 /// start; a connection without one clears what an earlier one left.
 fn store_will(journal: &Journal, session: &SessionHandle, will: Option<&Will>, user: Option<&str>, listener: &str) {
@@ -437,11 +431,33 @@ fn store_will(journal: &Journal, session: &SessionHandle, will: Option<&Will>, u
     }
 }
 
+/// What the attach granted an MQTT 5 client, for its CONNACK.
+struct Granted<'a> {
+    client_id: &'a str,
+    /// The broker made the client id up.
+    assigned: bool,
+    /// The session expiry granted, when less than asked.
+    capped: Option<u32>,
+    enhanced: Option<&'a EnhancedAuth>,
+}
+
 /// What moth tells an MQTT 5 client in CONNACK: the identifier it assigned,
-/// its own limits, what it does not support (absent means supported).
-fn connack_properties(ctx: &Shared, client_id: &str, assigned: bool, capped: Option<u32>) -> ConnackProperties {
+/// its own limits, what it does not support (absent means supported), the
+/// response information it asked for [MQTT-3.1.2-28: only when asked], and
+/// the end of its enhanced authentication.
+fn connack_properties(ctx: &Shared, connect: &Connect, g: Granted<'_>) -> ConnackProperties {
+    let Granted { client_id, assigned, capped, enhanced } = g;
     let limits = &ctx.config.limits;
+    let asks_response = connect.properties.request_response_information == Some(true);
     ConnackProperties {
+        response_information: ctx
+            .config
+            .response_information
+            .as_ref()
+            .filter(|_| asks_response)
+            .map(|template| template.replace("{client_id}", client_id)),
+        authentication_method: enhanced.map(|e| e.method.clone()),
+        authentication_data: enhanced.and_then(|e| e.data.clone()),
         session_expiry_interval: capped,
         receive_maximum: Some(limits.receive_maximum),
         maximum_packet_size: Some(u32::try_from(limits.max_packet_size).unwrap_or(u32::MAX)),

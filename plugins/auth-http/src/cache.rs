@@ -23,7 +23,23 @@ impl<K: Hash + Eq, V: Copy> Cache<K, V> {
         !self.ttl.is_zero() && self.size > 0
     }
 
-    pub(crate) fn get(&self, key: &K) -> Option<V> {
+    /// The answer kept for the key `key` builds, or else `ask`'s, kept when
+    /// it is one (an error is not kept). With the cache off, `key` is not
+    /// even built: no allocation, no hash per call.
+    pub(crate) fn get_or(&self, key: impl FnOnce() -> K, ask: impl FnOnce() -> Result<V, String>) -> Result<V, String> {
+        if !self.on() {
+            return ask();
+        }
+        let key = key();
+        if let Some(v) = self.get(&key) {
+            return Ok(v);
+        }
+        let v = ask()?;
+        self.put(key, v);
+        Ok(v)
+    }
+
+    fn get(&self, key: &K) -> Option<V> {
         if !self.on() {
             return None;
         }
@@ -31,7 +47,7 @@ impl<K: Hash + Eq, V: Copy> Cache<K, V> {
         entries.get(key).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, v)| *v)
     }
 
-    pub(crate) fn put(&self, key: K, value: V) {
+    fn put(&self, key: K, value: V) {
         if !self.on() {
             return;
         }

@@ -179,12 +179,19 @@ impl AuthHttp {
     }
 
     fn is_superuser(&self, uri: &str, username: &str) -> Result<bool, String> {
-        if let Some(a) = self.superusers.get(&username.to_string()) {
-            return Ok(a == Answer::Allow);
-        }
-        let a = self.ask(uri, &[("username", json!(username))])?;
-        self.superusers.put(username.to_string(), a);
+        let a = self.superusers.get_or(|| username.to_string(), || self.ask(uri, &[("username", json!(username))]))?;
         Ok(a == Answer::Allow)
+    }
+}
+
+/// The plugin's decision on the service's answer; `refused` says how a
+/// refusal is put (bad credentials for a login, a denial for a topic).
+fn decide(answer: Result<Answer, String>, refused: Decision) -> Decision {
+    match answer {
+        Ok(Answer::Allow) => Decision::allow(),
+        Ok(Answer::Refuse) => refused,
+        Ok(Answer::NoOpinion) => Decision::ignore(),
+        Err(e) => Decision::deny(format!("HTTP service: {e}")),
     }
 }
 
@@ -248,26 +255,25 @@ impl Plugin for AuthHttp {
             Some(Ok(p)) => Some(p),
             Some(Err(_)) => return Decision::deny("the password is not UTF-8 text, which the service cannot be sent"),
         };
-        let username = request.username().map(str::to_string);
-        let key =
-            (username.clone(), request.client_id().to_string(), self.password_mac(password.unwrap_or("").as_bytes()));
-        let answer = match self.logins.get(&key) {
-            Some(a) => Ok(a),
-            None => {
+        let username = request.username();
+        let answer = self.logins.get_or(
+            || {
+                (
+                    username.map(str::to_string),
+                    request.client_id().to_string(),
+                    self.password_mac(password.unwrap_or("").as_bytes()),
+                )
+            },
+            || {
                 let fields = [
                     ("username", json!(username)),
                     ("password", json!(password)),
                     ("client_id", json!(request.client_id())),
                 ];
-                self.ask(uri, &fields).inspect(|a| self.logins.put(key, *a))
-            }
-        };
-        match answer {
-            Ok(Answer::Allow) => Decision::allow(),
-            Ok(Answer::Refuse) => Decision::bad_credentials("refused by the HTTP service"),
-            Ok(Answer::NoOpinion) => Decision::ignore(),
-            Err(e) => Decision::deny(format!("HTTP service: {e}")),
-        }
+                self.ask(uri, &fields)
+            },
+        );
+        decide(answer, Decision::bad_credentials("refused by the HTTP service"))
     }
 
     fn check_topic(&self, request: &TopicRequest<'_>) -> Decision {
@@ -285,26 +291,20 @@ impl Plugin for AuthHttp {
                 Err(e) => return Decision::deny(format!("HTTP service: {e}")),
             }
         }
-        let username = request.username().map(str::to_string);
-        let key = (acc, username.clone(), request.client_id().to_string(), request.topic().to_string());
-        let answer = match self.topics.get(&key) {
-            Some(a) => Ok(a),
-            None => {
+        let username = request.username();
+        let answer = self.topics.get_or(
+            || (acc, username.map(str::to_string), request.client_id().to_string(), request.topic().to_string()),
+            || {
                 let fields = [
                     ("username", json!(username)),
                     ("client_id", json!(request.client_id())),
                     ("topic", json!(request.topic())),
                     ("acc", json!(acc)),
                 ];
-                self.ask(uri, &fields).inspect(|a| self.topics.put(key, *a))
-            }
-        };
-        match answer {
-            Ok(Answer::Allow) => Decision::allow(),
-            Ok(Answer::Refuse) => Decision::deny("refused by the HTTP service"),
-            Ok(Answer::NoOpinion) => Decision::ignore(),
-            Err(e) => Decision::deny(format!("HTTP service: {e}")),
-        }
+                self.ask(uri, &fields)
+            },
+        );
+        decide(answer, Decision::deny("refused by the HTTP service"))
     }
 }
 

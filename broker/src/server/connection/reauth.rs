@@ -15,17 +15,17 @@ use std::future::Future;
 use moth_plugin_api::AuthStep;
 
 use super::*;
-use crate::access::enhanced::{Exchange, Outcome};
+use crate::access::enhanced::{Exchange, Outcome, Step};
 use crate::packet::Auth;
 
 /// The plugin's answer to one step, being worked out.
-type Step = Pin<Box<dyn Future<Output = (Option<Exchange>, Outcome)> + Send>>;
+type Pending = Pin<Box<dyn Future<Output = Step> + Send>>;
 
 /// A re-authentication under way; exists only while one is.
 pub(in crate::server) struct Reauth {
     /// The plugin's call; `None` while the client's answer to a challenge
     /// is awaited.
-    pending: Option<Step>,
+    pending: Option<Pending>,
     /// The exchange, between a challenge and the client's answer.
     exchange: Option<Exchange>,
     /// When the whole re-authentication must be over.
@@ -74,13 +74,10 @@ impl Live {
                 Err(Close::protocol("AUTH 0x19 while a re-authentication is under way"))
             }
             (ReasonCode::CONTINUE_AUTHENTICATION, Some(r)) if r.pending.is_none() => {
-                let Some(mut exchange) = r.exchange.take() else {
+                let Some(exchange) = r.exchange.take() else {
                     return Err(Close::protocol("AUTH 0x18 answers no challenge"));
                 };
-                let call = async move {
-                    let outcome = exchange.next(data, |p, answer, t| ctx.stats.record_auth(p, answer, t)).await;
-                    (Some(exchange), outcome)
-                };
+                let call = async move { exchange.next(data, |p, answer, t| ctx.stats.record_auth(p, answer, t)).await };
                 r.pending = Some(Box::pin(call));
                 Ok(())
             }
@@ -101,17 +98,21 @@ impl Live {
             return Poll::Ready(Err(Close::NotAuthorized(format!("not finished within {secs}s"))));
         }
         let Some(pending) = r.pending.as_mut() else { return Poll::Pending };
-        let Poll::Ready((exchange, outcome)) = pending.as_mut().poll(cx) else { return Poll::Pending };
+        let Poll::Ready(step) = pending.as_mut().poll(cx) else { return Poll::Pending };
         r.pending = None;
         let method = v5.auth_method.as_deref().map(str::to_string);
         let reply = |reason, data: Option<Vec<u8>>| {
             Packet::Auth(Auth { reason, method: method.clone(), data: data.map(Into::into), ..Auth::default() })
         };
-        match outcome {
-            Outcome::Continue(challenge) => {
-                r.exchange = exchange;
+        let outcome = match step {
+            Step::Challenge(exchange, challenge) => {
+                r.exchange = Some(exchange);
                 self.io.emit(&reply(ReasonCode::CONTINUE_AUTHENTICATION, Some(challenge)));
+                return Poll::Ready(Ok(()));
             }
+            Step::Done(outcome) => outcome,
+        };
+        match outcome {
             Outcome::Success { data, username, plugin } => {
                 if let Some(user) = username
                     && Some(user.as_str()) != self.client.username.as_deref()

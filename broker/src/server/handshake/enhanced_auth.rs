@@ -11,7 +11,7 @@ use moth_plugin_api::AuthStep;
 use tokio::io::AsyncWriteExt;
 
 use super::*;
-use crate::access::enhanced::Outcome;
+use crate::access::enhanced::{Outcome, Step};
 use crate::codec;
 use crate::packet::{Auth, Protocol, ReasonCode};
 
@@ -46,55 +46,63 @@ pub(super) async fn exchange(
     };
     let record = |p: &str, answer, t| ctx.stats.record_auth(p, answer, t);
     let data = connect.properties.authentication_data.as_deref().map(<[u8]>::to_vec);
-    let (mut exchange, mut outcome) = ctx.access.enhanced_start(first, data, record).await;
-    loop {
-        let refuse = |code, reason: String, plugin: Option<String>| {
-            let mut r = Refusal::new(code, reason, connect, client_id);
-            r.plugin = plugin;
-            Err(Ended::Refused(r))
-        };
-        match outcome {
-            Outcome::Continue(challenge) => {
-                let Some(ex) = exchange.as_mut() else {
-                    return refuse(ConnectReturnCode::UnspecifiedError, "exchange lost".into(), None);
-                };
+    let mut step = ctx.access.enhanced_start(first, data, record).await;
+    let outcome = loop {
+        match step {
+            Step::Done(outcome) => break outcome,
+            Step::Challenge(exchange, challenge) => {
                 let reason = ReasonCode::CONTINUE_AUTHENTICATION;
                 let auth =
                     Auth { reason, method: Some(method.clone()), data: Some(challenge.into()), ..Auth::default() };
                 send_now(io, info, &Packet::Auth(auth)).await?;
                 let answer = match read_auth(ctx, io, info, &method, shutdown).await {
                     Ok(answer) => answer,
-                    Err(Some(why)) => return refuse(ConnectReturnCode::ProtocolError, why, None),
+                    Err(Some(why)) => return refused(connect, client_id, ConnectReturnCode::ProtocolError, why, None),
                     Err(None) => return Err(Ended::Closed),
                 };
-                outcome = ex.next(answer, record).await;
-            }
-            Outcome::Success { data, username, plugin } => {
-                match username {
-                    // The certificate names the user: the method must agree.
-                    Some(user) if info.identity_as_username && connect.username.as_deref() != Some(&user) => {
-                        let why = format!("{method}: the method proved user `{user}`, the certificate another");
-                        return refuse(ConnectReturnCode::NotAuthorized, why, Some(plugin));
-                    }
-                    Some(user) => connect.username = Some(user),
-                    None => {}
-                }
-                return Ok((plugin, EnhancedAuth { method, data: data.map(Bytes::from) }));
-            }
-            Outcome::Refused { bad_credentials, reason, plugin } => {
-                let code = if bad_credentials {
-                    ConnectReturnCode::BadUsernameOrPassword
-                } else {
-                    ConnectReturnCode::NotAuthorized
-                };
-                return refuse(code, format!("{method}: {reason}"), Some(plugin));
-            }
-            Outcome::UnknownMethod => {
-                let why = format!("no authentication plugin runs the method `{method}`");
-                return refuse(ConnectReturnCode::BadAuthenticationMethod, why, None);
+                step = exchange.next(answer, record).await;
             }
         }
+    };
+    match outcome {
+        Outcome::Success { data, username, plugin } => {
+            match username {
+                // The certificate names the user: the method must agree.
+                Some(user) if info.identity_as_username && connect.username.as_deref() != Some(&user) => {
+                    let why = format!("{method}: the method proved user `{user}`, the certificate another");
+                    return refused(connect, client_id, ConnectReturnCode::NotAuthorized, why, Some(plugin));
+                }
+                Some(user) => connect.username = Some(user),
+                None => {}
+            }
+            Ok((plugin, EnhancedAuth { method, data: data.map(Bytes::from) }))
+        }
+        Outcome::Refused { bad_credentials, reason, plugin } => {
+            let code = if bad_credentials {
+                ConnectReturnCode::BadUsernameOrPassword
+            } else {
+                ConnectReturnCode::NotAuthorized
+            };
+            refused(connect, client_id, code, format!("{method}: {reason}"), Some(plugin))
+        }
+        Outcome::UnknownMethod => {
+            let why = format!("no authentication plugin runs the method `{method}`");
+            refused(connect, client_id, ConnectReturnCode::BadAuthenticationMethod, why, None)
+        }
     }
+}
+
+/// The exchange's refusal, with the plugin that decided.
+fn refused<T>(
+    connect: &Connect,
+    client_id: &str,
+    code: ConnectReturnCode,
+    reason: String,
+    plugin: Option<String>,
+) -> Result<T, Ended> {
+    let mut r = Refusal::new(code, reason, connect, client_id);
+    r.plugin = plugin;
+    Err(Ended::Refused(r))
 }
 
 /// Writes one packet at once: the client answers it before anything else
